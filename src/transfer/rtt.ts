@@ -1,0 +1,92 @@
+/**
+ * Round-trip estimator of RFC 6298 / RFC 9002 §5: smoothed RTT, variance and minimum,
+ * and a retransmission timeout with exponential backoff.
+ */
+export type RttOptions = {
+  /** Timeout before any sample (ms). @default 200 */
+  readonly initialRtoMs?: number;
+  /** Floor of the timeout: a LAN's, not TCP's 1 s; it also absorbs event-loop lag (ms). @default 30 */
+  readonly minRtoMs?: number;
+  /** Ceiling of the timeout, backoff included (ms). @default 2000 */
+  readonly maxRtoMs?: number;
+  /** Clock granularity term of RFC 6298 (ms). @default 4 */
+  readonly granularityMs?: number;
+};
+
+export class RttEstimator {
+  readonly #initialRto: number;
+  readonly #minRto: number;
+  readonly #maxRto: number;
+  readonly #granularity: number;
+  #srtt: number | undefined;
+  #rttvar = 0;
+  #minRtt = Number.POSITIVE_INFINITY;
+  #latest = 0;
+  /** Consecutive timeouts without progress; each doubles the timeout. */
+  #backoff = 0;
+
+  constructor(options: RttOptions = {}) {
+    this.#initialRto = options.initialRtoMs ?? 200;
+    this.#minRto = options.minRtoMs ?? 30;
+    this.#maxRto = options.maxRtoMs ?? 2000;
+    this.#granularity = options.granularityMs ?? 4;
+  }
+
+  get smoothed(): number | undefined {
+    return this.#srtt;
+  }
+
+  get variance(): number {
+    return this.#rttvar;
+  }
+
+  get min(): number | undefined {
+    return Number.isFinite(this.#minRtt) ? this.#minRtt : undefined;
+  }
+
+  get latest(): number {
+    return this.#latest;
+  }
+
+  get backoffCount(): number {
+    return this.#backoff;
+  }
+
+  /** Feeds one unambiguous sample (ms); resets the backoff (progress was made). */
+  sample(rttMs: number): void {
+    const r = Math.max(0, rttMs);
+    this.#latest = r;
+    this.#minRtt = Math.min(this.#minRtt, r);
+    if (this.#srtt === undefined) {
+      this.#srtt = r;
+      this.#rttvar = r / 2;
+    } else {
+      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - r);
+      this.#srtt = 0.875 * this.#srtt + 0.125 * r;
+    }
+    this.#backoff = 0;
+  }
+
+  /** The timeout before backoff. */
+  baseRto(): number {
+    if (this.#srtt === undefined) return this.#initialRto;
+    const rto = this.#srtt + Math.max(4 * this.#rttvar, this.#granularity);
+    return Math.min(this.#maxRto, Math.max(this.#minRto, rto));
+  }
+
+  /** The timeout to arm now: the base doubled once per unanswered expiry. */
+  rto(): number {
+    return Math.min(this.#maxRto, this.baseRto() * 2 ** this.#backoff);
+  }
+
+  /** A timer expired with no progress. */
+  onTimeout(): void {
+    this.#backoff = Math.min(this.#backoff + 1, 16);
+  }
+
+  /** Time-threshold loss delay of RFC 9002 §6.1.2: 9/8 of max(srtt, latest), at least granularity. */
+  lossDelay(): number {
+    const base = Math.max(this.#srtt ?? this.#initialRto, this.#latest);
+    return Math.max((9 / 8) * base, this.#granularity);
+  }
+}

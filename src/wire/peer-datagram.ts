@@ -1,0 +1,146 @@
+import { udpswarm } from "./gen/swarm.js";
+import { CHUNK_SIZE, MAX_CHUNKS_PER_REQUEST, MAX_DATAGRAM_BYTES } from "./limits.js";
+
+/** Peer-link datagram layout; see proto/swarm.proto (DatagramKind, ChunkHeader). */
+export const PROTOCOL_VERSION = udpswarm.ProtocolVersion.PROTOCOL_VERSION;
+export const KIND_MESSAGE = udpswarm.DatagramKind.KIND_MESSAGE;
+export const KIND_CHUNK = udpswarm.DatagramKind.KIND_CHUNK;
+/** Fixed chunk header: see ChunkHeader in proto/swarm.proto. */
+export const CHUNK_HEADER_BYTES = 24;
+/** Offset of the chunk bytes inside a chunk datagram. */
+export const CHUNK_DATA_OFFSET = CHUNK_HEADER_BYTES;
+
+export type ChunkDatagram = {
+  readonly kind: "chunk";
+  readonly seq: number;
+  readonly requestSeq: number;
+  readonly token: number;
+  readonly fileId: number;
+  readonly chunk: number;
+  /** A view into the datagram: copy it before the datagram buffer is reused. */
+  readonly data: Buffer;
+};
+
+export type RequestDatagram = {
+  readonly kind: "request";
+  readonly seq: number;
+  readonly fileId: number;
+  readonly first: number;
+  /** 0-based chunk indices named by the request, ascending. */
+  readonly chunks: number[];
+  readonly token: number;
+};
+
+export type PeerDatagram = ChunkDatagram | RequestDatagram;
+
+export type DecodeFailure = { readonly kind: "invalid"; readonly reason: DropReason };
+
+/** Why an incoming datagram was dropped (each is a counter). */
+export type DropReason = "short" | "oversize" | "kind" | "version" | "malformed" | "range";
+
+/** Writes the 24-byte chunk header at `offset` of `out`; the chunk bytes go right after it. */
+export function writeChunkHeader(
+  out: Buffer,
+  offset: number,
+  seq: number,
+  requestSeq: number,
+  token: number,
+  fileId: number,
+  chunk: number,
+): void {
+  out[offset] = KIND_CHUNK;
+  out[offset + 1] = PROTOCOL_VERSION;
+  out[offset + 2] = 0;
+  out[offset + 3] = 0;
+  out.writeUInt32BE(seq >>> 0, offset + 4);
+  out.writeUInt32BE(requestSeq >>> 0, offset + 8);
+  out.writeUInt32BE(token >>> 0, offset + 12);
+  out.writeUInt32BE(fileId >>> 0, offset + 16);
+  out.writeUInt32BE(chunk >>> 0, offset + 20);
+}
+
+/** Encodes one chunk datagram (header + data) into a fresh buffer. */
+export function encodeChunk(
+  seq: number,
+  requestSeq: number,
+  token: number,
+  fileId: number,
+  chunk: number,
+  data: Uint8Array,
+): Buffer {
+  const out = Buffer.allocUnsafe(CHUNK_HEADER_BYTES + data.length);
+  writeChunkHeader(out, 0, seq, requestSeq, token, fileId, chunk);
+  out.set(data, CHUNK_HEADER_BYTES);
+  return out;
+}
+
+export function encodeRequest(
+  seq: number,
+  fileId: number,
+  first: number,
+  chunks: readonly number[],
+  token: number,
+): Buffer {
+  const mask = new Uint8Array(Math.ceil(MAX_CHUNKS_PER_REQUEST / 8));
+  let last = 0;
+  for (const c of chunks) {
+    const bit = c - first;
+    if (bit < 0 || bit >= MAX_CHUNKS_PER_REQUEST) throw new RangeError(`chunk ${c} outside request window at ${first}`);
+    mask[bit >> 3] = (mask[bit >> 3] ?? 0) | (1 << (bit & 7));
+    last = Math.max(last, bit);
+  }
+  const body = udpswarm.PeerMessage.encode({
+    version: PROTOCOL_VERSION,
+    seq: seq >>> 0,
+    request: { fileId, first, mask: mask.subarray(0, (last >> 3) + 1), token: token >>> 0 },
+  }).finish();
+  const out = Buffer.allocUnsafe(1 + body.length);
+  out[0] = KIND_MESSAGE;
+  out.set(body, 1);
+  return out;
+}
+
+/**
+ * Decodes one datagram; never throws. Range checks that need swarm state (is the file
+ * known, is the chunk inside it) are the caller's.
+ */
+export function decodePeerDatagram(buf: Buffer): PeerDatagram | DecodeFailure {
+  if (buf.length < 2) return { kind: "invalid", reason: "short" };
+  if (buf.length > MAX_DATAGRAM_BYTES) return { kind: "invalid", reason: "oversize" };
+  const kind = buf[0];
+  if (kind === KIND_CHUNK) {
+    if (buf.length < CHUNK_DATA_OFFSET + 1) return { kind: "invalid", reason: "short" };
+    if (buf[1] !== PROTOCOL_VERSION) return { kind: "invalid", reason: "version" };
+    if (buf.length > CHUNK_DATA_OFFSET + CHUNK_SIZE) return { kind: "invalid", reason: "oversize" };
+    return {
+      kind: "chunk",
+      seq: buf.readUInt32BE(4),
+      requestSeq: buf.readUInt32BE(8),
+      token: buf.readUInt32BE(12),
+      fileId: buf.readUInt32BE(16),
+      chunk: buf.readUInt32BE(20),
+      data: buf.subarray(CHUNK_DATA_OFFSET),
+    };
+  }
+  if (kind === KIND_MESSAGE) {
+    let msg: udpswarm.PeerMessage;
+    try {
+      msg = udpswarm.PeerMessage.decode(buf.subarray(1));
+    } catch {
+      return { kind: "invalid", reason: "malformed" };
+    }
+    if (msg.version !== PROTOCOL_VERSION) return { kind: "invalid", reason: "version" };
+    const req = msg.request;
+    if (req === undefined || req === null) return { kind: "invalid", reason: "malformed" };
+    const mask = req.mask ?? new Uint8Array(0);
+    const first = req.first ?? 0;
+    if (mask.length === 0 || mask.length > MAX_CHUNKS_PER_REQUEST / 8) return { kind: "invalid", reason: "range" };
+    const chunks: number[] = [];
+    for (let bit = 0; bit < mask.length * 8; bit++) {
+      if (((mask[bit >> 3] ?? 0) >> (bit & 7)) & 1) chunks.push(first + bit);
+    }
+    if (chunks.length === 0) return { kind: "invalid", reason: "range" };
+    return { kind: "request", seq: msg.seq, fileId: req.fileId ?? 0, first, chunks, token: req.token ?? 0 };
+  }
+  return { kind: "invalid", reason: "kind" };
+}
