@@ -45,6 +45,11 @@ export class Bitmap {
     return added;
   }
 
+  clear(): void {
+    this.#bits.fill(0);
+    this.#count = 0;
+  }
+
   /** First clear index at or after `from`, or -1. */
   nextClear(from = 0): number {
     for (let i = Math.max(0, from); i < this.size; i++) {

@@ -1,0 +1,197 @@
+#!/usr/bin/env node
+import { resolve } from "node:path";
+import { formatOptions, type OptionSpec, parseArgs } from "../util/cli-args.js";
+import { ExitStatus, exitStatusFor, SwarmError } from "../util/errors.js";
+import { randomSeed } from "../util/random.js";
+import { logLine } from "../util/stdout.js";
+import { packageVersion } from "../util/version.js";
+import { DEFAULT_MAX_FILE_SIZE } from "../wire/limits.js";
+import type { FaultConfig } from "./faults.js";
+import { Peer } from "./peer.js";
+
+const OPTIONS: readonly OptionSpec[] = [
+  {
+    name: "loss",
+    kind: "number",
+    placeholder: "P",
+    env: "UDPSWARM_LOSS",
+    help: "drop this fraction of datagrams, each way (0..1)",
+  },
+  { name: "delay", kind: "number", placeholder: "MS", env: "UDPSWARM_DELAY", help: "delay every datagram, each way" },
+  { name: "jitter", kind: "number", placeholder: "MS", env: "UDPSWARM_JITTER", help: "add a random delay in [0, MS)" },
+  {
+    name: "dup",
+    kind: "number",
+    placeholder: "P",
+    env: "UDPSWARM_DUP",
+    help: "deliver this fraction of datagrams twice",
+  },
+  {
+    name: "reorder",
+    kind: "number",
+    placeholder: "P",
+    env: "UDPSWARM_REORDER",
+    help: "hold back this fraction so later ones overtake",
+  },
+  {
+    name: "corrupt",
+    kind: "number",
+    placeholder: "P",
+    env: "UDPSWARM_CORRUPT",
+    help: "flip one bit in this fraction of datagrams",
+  },
+  {
+    name: "seed",
+    kind: "number",
+    placeholder: "N",
+    env: "UDPSWARM_SEED",
+    help: "seed of every random choice (repeatable runs)",
+  },
+  {
+    name: "stats",
+    kind: "string",
+    placeholder: "FILE",
+    env: "UDPSWARM_STATS",
+    help: "write the counters as JSON to FILE at exit (default: stderr)",
+  },
+  {
+    name: "udp-port",
+    kind: "number",
+    placeholder: "PORT",
+    env: "UDPSWARM_UDP_PORT",
+    help: "UDP port to bind (default: any free port)",
+  },
+  {
+    name: "max-file-size",
+    kind: "number",
+    placeholder: "BYTES",
+    env: "UDPSWARM_MAX_FILE_SIZE",
+    help: `refuse files announced larger than this (default ${DEFAULT_MAX_FILE_SIZE})`,
+  },
+  {
+    name: "chunks-per-request",
+    kind: "number",
+    placeholder: "K",
+    env: "UDPSWARM_CHUNKS_PER_REQUEST",
+    help: "chunks named by one request, 1..64 (default 32)",
+  },
+  {
+    name: "max-inflight",
+    kind: "number",
+    placeholder: "N",
+    env: "UDPSWARM_MAX_INFLIGHT",
+    help: "chunks in flight from all peers together (default 3072)",
+  },
+  { name: "help", kind: "boolean", help: "show this help and exit" },
+  { name: "version", kind: "boolean", help: "show the version and exit" },
+];
+
+const USAGE = `usage: sh peer.sh TRACKER_IP TRACKER_PORT MIN_ALIVE_SECONDS [options]
+
+Joins the swarm of the tracker at TRACKER_IP:TRACKER_PORT (TRACKER_IP may be a host
+name), offers every regular, non-hidden file of ./Shared, fetches every file it lacks,
+serves what it holds, and leaves once everyone has everything and at least
+MIN_ALIVE_SECONDS (0 or more, decimals allowed) have passed. Prints its SHUTDOWN block on
+stdout; diagnostics go to stderr.
+
+options (each also from the environment variable shown):
+${formatOptions(OPTIONS)}
+
+exit status: 0 left the swarm normally, 2 usage error, 3 tracker unreachable,
+4 tracker lost, 5 I/O error, 6 refused by the tracker (protocol version)`;
+
+function probability(values: Map<string, string | number | boolean>, name: string): number {
+  const v = Number(values.get(name) ?? 0);
+  if (!(v >= 0 && v <= 1))
+    throw new SwarmError("ERR_USAGE", `--${name} must be a probability between 0 and 1, got ${v}`);
+  return v;
+}
+
+function milliseconds(values: Map<string, string | number | boolean>, name: string): number {
+  const v = Number(values.get(name) ?? 0);
+  if (!(v >= 0 && v <= 60_000)) throw new SwarmError("ERR_USAGE", `--${name} must be 0..60000 milliseconds, got ${v}`);
+  return v;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const args = parseArgs(argv, OPTIONS, process.env);
+  const v = args.values;
+  if (v.get("help") === true) {
+    process.stdout.write(`${USAGE}\n`);
+    return ExitStatus.ok;
+  }
+  if (v.get("version") === true) {
+    process.stdout.write(`udpswarm peer ${packageVersion()}\n`);
+    return ExitStatus.ok;
+  }
+  const [host, portText, minAliveText, ...extra] = args.positional;
+  if (host === undefined || portText === undefined || minAliveText === undefined) {
+    throw new SwarmError("ERR_USAGE", "expected TRACKER_IP TRACKER_PORT MIN_ALIVE_SECONDS (see --help)");
+  }
+  if (extra.length > 0) throw new SwarmError("ERR_USAGE", `unexpected argument ${JSON.stringify(extra[0])}`);
+  if (host.trim() === "") throw new SwarmError("ERR_USAGE", "TRACKER_IP must not be empty");
+  const port = /^\d+$/.test(portText) ? Number(portText) : Number.NaN;
+  if (!(port >= 1 && port <= 65535)) {
+    throw new SwarmError("ERR_USAGE", `TRACKER_PORT must be an integer 1..65535, got ${JSON.stringify(portText)}`);
+  }
+  const minAlive = /^\d+(\.\d*)?$|^\.\d+$/.test(minAliveText) ? Number(minAliveText) : Number.NaN;
+  if (!(minAlive >= 0 && Number.isFinite(minAlive))) {
+    throw new SwarmError(
+      "ERR_USAGE",
+      `MIN_ALIVE_SECONDS must be a non-negative number (e.g. 0, 2, 1.5), got ${JSON.stringify(minAliveText)}`,
+    );
+  }
+  const seedValue = v.get("seed");
+  const seed = seedValue === undefined ? randomSeed() : Number(seedValue) >>> 0;
+  const faults: FaultConfig = {
+    loss: probability(v, "loss"),
+    delayMs: milliseconds(v, "delay"),
+    jitterMs: milliseconds(v, "jitter"),
+    dup: probability(v, "dup"),
+    reorder: probability(v, "reorder"),
+    corrupt: probability(v, "corrupt"),
+    seed,
+  };
+  const udpPort = Number(v.get("udp-port") ?? 0);
+  if (!(Number.isInteger(udpPort) && udpPort >= 0 && udpPort <= 65535)) {
+    throw new SwarmError("ERR_USAGE", "--udp-port must be an integer 0..65535");
+  }
+  const maxFileSize = Number(v.get("max-file-size") ?? DEFAULT_MAX_FILE_SIZE);
+  if (!(Number.isSafeInteger(maxFileSize) && maxFileSize >= 0)) {
+    throw new SwarmError("ERR_USAGE", "--max-file-size must be a non-negative integer");
+  }
+  const perRequest = Number(v.get("chunks-per-request") ?? 32);
+  if (!(Number.isInteger(perRequest) && perRequest >= 1 && perRequest <= 64)) {
+    throw new SwarmError("ERR_USAGE", "--chunks-per-request must be an integer 1..64");
+  }
+  const maxInflight = Number(v.get("max-inflight") ?? 3072);
+  if (!(Number.isInteger(maxInflight) && maxInflight >= 1)) {
+    throw new SwarmError("ERR_USAGE", "--max-inflight must be a positive integer");
+  }
+  const stats = v.get("stats");
+  const log = (line: string) => logLine(`udpswarm peer: ${line}`);
+  const peer = new Peer({
+    trackerHost: host,
+    trackerPort: port,
+    minAliveSeconds: minAlive,
+    sharedDir: resolve("Shared"),
+    stagingRoot: resolve(".udpswarm-staging"),
+    udpPort,
+    maxFileSize,
+    faults,
+    statsFile: typeof stats === "string" ? resolve(stats) : undefined,
+    transfer: { chunksPerRequest: perRequest, maxInflight },
+    log,
+  });
+  process.on("SIGINT", () => process.exit(130));
+  process.on("SIGTERM", () => process.exit(143));
+  return peer.run();
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    logLine(`udpswarm peer: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(exitStatusFor(err));
+  },
+);

@@ -1,0 +1,381 @@
+import { createSocket, type Socket } from "node:dgram";
+import { writeFileSync } from "node:fs";
+import { parseRuns } from "../transfer/bitmap.js";
+import { type DatagramPort, TransferEngine, type TransferOptions } from "../transfer/engine.js";
+import { type Clock, RealClock, type TimerHandle } from "../util/clock.js";
+import { SwarmError } from "../util/errors.js";
+import { shutdownBlock } from "../util/output-lines.js";
+import { SeededRandom } from "../util/random.js";
+import { writeBlock } from "../util/stdout.js";
+import type { udpswarm } from "../wire/gen/swarm.js";
+import { checkManifest, type TrackerFrame } from "../wire/tracker-frame.js";
+import { type FaultConfig, FaultInjector, hasFaults } from "./faults.js";
+import { hashFile, type LocalFile, listShareable } from "./scan.js";
+import { FileStore } from "./store.js";
+import { TrackerClient } from "./tracker-client.js";
+
+export type PeerConfig = {
+  readonly trackerHost: string;
+  readonly trackerPort: number;
+  readonly minAliveSeconds: number;
+  readonly sharedDir: string;
+  readonly stagingRoot: string;
+  readonly udpPort: number;
+  readonly maxFileSize: number;
+  readonly faults: FaultConfig;
+  readonly statsFile: string | undefined;
+  readonly transfer: TransferOptions;
+  readonly log: (line: string) => void;
+};
+
+/** Socket buffers asked for: the default 208 KiB drops datagrams at full rate. */
+const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Completion reports are batched for this long (ms) so the tracker link stays light. */
+const HAVE_FLUSH_MS = 20;
+
+/**
+ * One peer process: binds the engine to a UDP socket, the file store, and the tracker
+ * link; follows the tracker's view of the swarm; leaves when the tracker grants it.
+ */
+export class Peer {
+  readonly #config: PeerConfig;
+  readonly #clock: Clock = new RealClock();
+  readonly #store: FileStore;
+  readonly #socket: Socket;
+  readonly #engine: TransferEngine;
+  readonly #faultsOut: FaultInjector | undefined;
+  readonly #faultsIn: FaultInjector | undefined;
+  #tracker: TrackerClient | undefined;
+  #peerId = 0;
+  readonly #local = new Map<string, LocalFile>();
+  readonly #pendingHave = new Map<number, Array<[number, number]>>();
+  #haveTimer: TimerHandle | undefined;
+  #finished: ((code: number) => void) | undefined;
+  #ended = false;
+  #badFrames = 0;
+  #sendErrors = 0;
+  readonly #startedAt: number;
+
+  constructor(config: PeerConfig) {
+    this.#config = config;
+    this.#startedAt = this.#clock.now();
+    this.#store = new FileStore(config.sharedDir, config.stagingRoot);
+    this.#socket = createSocket({ type: "udp4" });
+    const faulty = hasFaults(config.faults);
+    this.#faultsOut = faulty ? new FaultInjector(config.faults, this.#clock, 1) : undefined;
+    this.#faultsIn = faulty ? new FaultInjector(config.faults, this.#clock, 2) : undefined;
+    const socket = this.#socket;
+    const onSent = (err: Error | null) => {
+      if (err) this.#sendErrors++;
+    };
+    const raw: DatagramPort = { send: (bytes, host, port) => socket.send(bytes, port, host, onSent) };
+    const faultsOut = this.#faultsOut;
+    const port: DatagramPort =
+      faultsOut === undefined ? raw : { send: (bytes, host, p) => faultsOut.apply(bytes, (b) => raw.send(b, host, p)) };
+    this.#engine = new TransferEngine(
+      {
+        clock: this.#clock,
+        port,
+        store: this.#store,
+        random: new SeededRandom(config.faults.seed ^ process.pid),
+        defer: (fn) => setImmediate(fn),
+        events: {
+          acquired: (fileId, first, count) => this.#onAcquired(fileId, first, count),
+          fileComplete: (fileId) => this.#onFileComplete(fileId),
+          fatal: (err) => this.#fail(err),
+        },
+      },
+      config.transfer,
+    );
+  }
+
+  /** Runs the peer to the end; resolves with the exit status. */
+  async run(): Promise<number> {
+    const done = new Promise<number>((resolve) => {
+      this.#finished = resolve;
+    });
+    try {
+      await this.#start();
+    } catch (err) {
+      this.#fail(err);
+    }
+    return done;
+  }
+
+  async #start(): Promise<void> {
+    const names = listShareable(this.#config.sharedDir, (line) => this.#config.log(line));
+    for (const name of names) {
+      const local = hashFile(this.#config.sharedDir, name);
+      if (local.manifest.size > this.#config.maxFileSize) {
+        this.#config.log(`not offering ${JSON.stringify(name)}: larger than --max-file-size`);
+        continue;
+      }
+      this.#local.set(name, local);
+    }
+    const udpPort = await this.#bind();
+    this.#tracker = await TrackerClient.connect(this.#config.trackerHost, this.#config.trackerPort, this.#clock, {
+      frame: (frame) => this.#onFrame(frame),
+      lost: (err) => this.#fail(err),
+      badFrame: () => {
+        this.#badFrames++;
+      },
+    });
+    if (this.#ended) return;
+    this.#tracker.send({
+      hello: {
+        udpPort,
+        offers: [...this.#local.values()].map((f) => ({
+          name: f.manifest.name,
+          size: f.manifest.size,
+          chunkSize: 512,
+          chunksPerPiece: f.manifest.chunksPerPiece,
+          sha256: f.manifest.sha256,
+          pieceSha256: [...f.manifest.pieceSha256],
+        })),
+      },
+    });
+    this.#clock.setTimer(this.#config.minAliveSeconds * 1000, () => this.#tracker?.send({ readyToLeave: {} }));
+  }
+
+  #bind(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const socket = this.#socket;
+      socket.once("error", (err) => reject(new SwarmError("ERR_IO", `cannot bind UDP: ${err.message}`)));
+      socket.bind(this.#config.udpPort, () => {
+        socket.removeAllListeners("error");
+        socket.on("error", () => {
+          this.#sendErrors++;
+        });
+        try {
+          socket.setRecvBufferSize(SOCKET_BUFFER_BYTES);
+          socket.setSendBufferSize(SOCKET_BUFFER_BYTES);
+        } catch {
+          this.#config.log("could not enlarge the UDP socket buffers; expect more loss at high rates");
+        }
+        const faultsIn = this.#faultsIn;
+        const engine = this.#engine;
+        if (faultsIn === undefined) {
+          socket.on("message", (msg, rinfo) => engine.onDatagram(msg, rinfo.address, rinfo.port));
+        } else {
+          socket.on("message", (msg, rinfo) =>
+            faultsIn.apply(msg, (b) => engine.onDatagram(b, rinfo.address, rinfo.port)),
+          );
+        }
+        resolve(socket.address().port);
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------ tracker frames
+
+  #onFrame(frame: TrackerFrame): void {
+    if (this.#ended) return;
+    switch (frame.body) {
+      case "welcome":
+        if (frame.welcome) this.#onWelcome(frame.welcome);
+        return;
+      case "fileAdded":
+        if (frame.fileAdded?.file) this.#learnFile(frame.fileAdded.file);
+        return;
+      case "fileRemoved": {
+        const fileId = frame.fileRemoved?.fileId ?? 0;
+        const file = this.#engine.file(fileId);
+        if (file?.mode === "downloading") {
+          this.#config.log(`"${file.manifest.name}" is no longer available in the swarm; dropping the partial copy`);
+          this.#store.abandon(fileId);
+        }
+        this.#engine.removeFile(fileId);
+        this.#pendingHave.delete(fileId);
+        return;
+      }
+      case "holdersChanged":
+        if (frame.holdersChanged) this.#onHolders(frame.holdersChanged);
+        return;
+      case "peerJoined": {
+        const p = frame.peerJoined?.peer;
+        if (p && p.peerId !== this.#peerId) this.#engine.addRemote(p.peerId ?? 0, p.host ?? "", p.udpPort ?? 0);
+        return;
+      }
+      case "peerLeft":
+        this.#engine.removeRemote(frame.peerLeft?.peerId ?? 0);
+        return;
+      case "leaveGranted":
+        void this.#leave();
+        return;
+      case "refusal": {
+        const r = frame.refusal;
+        if (r?.reason === 1) {
+          this.#fail(new SwarmError("ERR_PROTOCOL_VERSION", `the tracker refused this peer: ${r.detail ?? ""}`));
+          return;
+        }
+        this.#config.log(
+          `the tracker refused ${r?.fileName ? JSON.stringify(r.fileName) : "a message"}: ${r?.detail ?? ""}`,
+        );
+        return;
+      }
+      default:
+        this.#badFrames++;
+        return;
+    }
+  }
+
+  #onWelcome(w: udpswarm.IWelcome): void {
+    this.#peerId = w.peerId ?? 0;
+    for (const r of w.refused ?? []) {
+      this.#config.log(
+        `peer ${this.#peerId}: the tracker refused ${JSON.stringify(r.fileName ?? "")}: ${r.detail ?? "conflict"}; keeping the local file, not fetching the other`,
+      );
+    }
+    const ours = new Set<number>();
+    for (const info of w.accepted ?? []) {
+      const local = this.#local.get(info.manifest?.name ?? "");
+      if (local === undefined) continue;
+      const id = info.fileId ?? 0;
+      ours.add(id);
+      this.#store.addSeed(id, local.manifest.name, local.manifest.size);
+      this.#engine.addFile(id, local.manifest, "seeding");
+    }
+    for (const info of w.files ?? []) if (!ours.has(info.fileId ?? 0)) this.#learnFile(info);
+    for (const p of w.peers ?? []) {
+      if (p.peerId !== this.#peerId) this.#engine.addRemote(p.peerId ?? 0, p.host ?? "", p.udpPort ?? 0);
+    }
+    for (const h of w.holders ?? []) this.#onHolders(h);
+  }
+
+  #learnFile(info: udpswarm.IFileInfo): void {
+    const id = info.fileId ?? 0;
+    if (this.#engine.file(id) !== undefined || info.manifest === undefined || info.manifest === null) return;
+    const checked = checkManifest(info.manifest, this.#config.maxFileSize);
+    if (typeof checked === "string") {
+      this.#config.log(`ignoring file ${id} from the tracker: ${checked}`);
+      return;
+    }
+    const local = this.#local.get(checked.name);
+    if (local !== undefined || this.#store.existsInShared(checked.name)) {
+      // Same name as a file we keep (the tracker refused ours): neither served nor fetched.
+      this.#engine.addFile(id, checked, "ignored");
+      return;
+    }
+    try {
+      this.#store.startDownload(id, checked.name, checked.size);
+    } catch (err) {
+      this.#fail(err);
+      return;
+    }
+    this.#engine.addFile(id, checked, "downloading");
+  }
+
+  #onHolders(h: udpswarm.IHoldersChanged): void {
+    const peerId = h.peerId ?? 0;
+    if (peerId === this.#peerId) return;
+    const file = this.#engine.file(h.fileId ?? 0);
+    if (file === undefined) return;
+    const runs = parseRuns(h.runs ?? [], file.chunks);
+    if (runs === undefined) {
+      this.#badFrames++;
+      return;
+    }
+    this.#engine.holdersChanged(peerId, file.id, runs, h.complete === true);
+  }
+
+  // ------------------------------------------------------------------ progress reports
+
+  #onAcquired(fileId: number, first: number, count: number): void {
+    let runs = this.#pendingHave.get(fileId);
+    if (runs === undefined) {
+      runs = [];
+      this.#pendingHave.set(fileId, runs);
+    }
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last[0] + last[1] === first) last[1] += count;
+    else runs.push([first, count]);
+    if (this.#haveTimer === undefined) {
+      this.#haveTimer = this.#clock.setTimer(HAVE_FLUSH_MS, () => {
+        this.#haveTimer = undefined;
+        this.#flushHave();
+      });
+    }
+  }
+
+  #flushHave(onlyFile?: number): void {
+    for (const [fileId, runs] of this.#pendingHave) {
+      if (onlyFile !== undefined && fileId !== onlyFile) continue;
+      this.#tracker?.send({ have: { fileId, runs: runs.flat() } });
+      this.#pendingHave.delete(fileId);
+    }
+  }
+
+  #onFileComplete(fileId: number): void {
+    const file = this.#engine.file(fileId);
+    if (file === undefined) return;
+    try {
+      this.#store.finalize(fileId, file.manifest);
+    } catch (err) {
+      this.#fail(err);
+      return;
+    }
+    // The last report goes out now, after the file is in Shared/: "complete" at the tracker
+    // then always means the file is whole where SHUTDOWN will look for it.
+    if (file.chunks === 0) this.#tracker?.send({ have: { fileId, runs: [] } });
+    else this.#flushHave(fileId);
+  }
+
+  // ------------------------------------------------------------------ the end
+
+  async #leave(): Promise<void> {
+    if (this.#ended) return;
+    this.#flushHave();
+    writeBlock(shutdownBlock(this.#peerId, this.#store.sharedNames()));
+    this.#ended = true;
+    await this.#tracker?.goodbye();
+    this.#finish(0);
+  }
+
+  #fail(err: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const message = err instanceof Error ? err.message : String(err);
+    this.#config.log(message);
+    const code = err instanceof SwarmError ? err.code : "ERR_IO";
+    this.#finish(
+      code === "ERR_TRACKER_UNREACHABLE" ? 3 : code === "ERR_PROTOCOL_VERSION" ? 6 : code === "ERR_IO" ? 5 : 4,
+    );
+  }
+
+  #finish(code: number): void {
+    this.#tracker?.close();
+    this.#engine.close();
+    try {
+      this.#socket.close();
+    } catch {
+      // not bound yet
+    }
+    this.#store.close();
+    this.#writeStats();
+    this.#finished?.(code);
+  }
+
+  stats(): Record<string, unknown> {
+    return {
+      peer: this.#peerId,
+      elapsedMs: Math.round(this.#clock.now() - this.#startedAt),
+      ...this.#engine.counters,
+      trackerBadFrames: this.#badFrames,
+      sendErrors: this.#sendErrors,
+      faultsOut: this.#faultsOut?.counters,
+      faultsIn: this.#faultsIn?.counters,
+      remotes: this.#engine.remoteStats(),
+    };
+  }
+
+  #writeStats(): void {
+    const json = JSON.stringify(this.stats());
+    if (this.#config.statsFile !== undefined) {
+      try {
+        writeFileSync(this.#config.statsFile, `${json}\n`);
+      } catch (err) {
+        this.#config.log(`cannot write stats to ${this.#config.statsFile}: ${(err as Error).message}`);
+      }
+    } else this.#config.log(`stats ${json}`);
+  }
+}

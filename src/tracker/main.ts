@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+import { writeFileSync } from "node:fs";
+import { formatOptions, type OptionSpec, parseArgs } from "../util/cli-args.js";
+import { RealClock } from "../util/clock.js";
+import { ExitStatus, exitStatusFor, SwarmError } from "../util/errors.js";
+import { logLine, writeBlock } from "../util/stdout.js";
+import { packageVersion } from "../util/version.js";
+import { DEFAULT_MAX_FILE_SIZE } from "../wire/limits.js";
+import { TrackerServer } from "./server.js";
+
+const OPTIONS: readonly OptionSpec[] = [
+  { name: "port", kind: "number", placeholder: "PORT", help: "TCP port to listen on (default: any free port)" },
+  { name: "host", kind: "string", placeholder: "ADDR", help: "address to listen on (default: all interfaces)" },
+  {
+    name: "max-file-size",
+    kind: "number",
+    placeholder: "BYTES",
+    help: `largest file a peer may offer (default ${DEFAULT_MAX_FILE_SIZE})`,
+  },
+  { name: "help", kind: "boolean", help: "show this help and exit" },
+  { name: "version", kind: "boolean", help: "show the version and exit" },
+];
+
+const USAGE = `usage: sh tracker.sh [options]
+
+Starts the udpswarm tracker: listens on TCP, writes the port to ./port.txt, prints
+CONNECT / ACQUIRED / DISCONNECT lines on stdout, and runs until SIGINT or SIGTERM.
+
+options:
+${formatOptions(OPTIONS)}
+
+exit status: 0 on SIGINT/SIGTERM, 2 usage error, 5 I/O error (port.txt, listen)`;
+
+async function main(argv: readonly string[]): Promise<void> {
+  const args = parseArgs(argv, OPTIONS, process.env);
+  if (args.values.get("help") === true) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (args.values.get("version") === true) {
+    process.stdout.write(`udpswarm tracker ${packageVersion()}\n`);
+    return;
+  }
+  if (args.positional.length > 0)
+    throw new SwarmError("ERR_USAGE", `unexpected argument ${JSON.stringify(args.positional[0])}`);
+  const port = Number(args.values.get("port") ?? 0);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SwarmError("ERR_USAGE", "--port must be 0..65535");
+  const maxFileSize = Number(args.values.get("max-file-size") ?? DEFAULT_MAX_FILE_SIZE);
+  if (!Number.isSafeInteger(maxFileSize) || maxFileSize < 0)
+    throw new SwarmError("ERR_USAGE", "--max-file-size must be a non-negative integer");
+
+  const clock = new RealClock();
+  const server = new TrackerServer(clock, { maxFileSize }, (lines) => writeBlock(lines), logLine);
+  const host = args.values.get("host");
+  let listenPort: number;
+  try {
+    listenPort = await server.listen(port, typeof host === "string" ? host : undefined);
+  } catch (err) {
+    throw new SwarmError("ERR_IO", `cannot listen: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    writeFileSync("port.txt", String(listenPort));
+  } catch (err) {
+    throw new SwarmError("ERR_IO", `cannot write port.txt: ${(err as Error).message}`, { cause: err });
+  }
+  logLine(`udpswarm tracker: listening on port ${listenPort}`);
+
+  const stop = () => {
+    server.close();
+    process.exit(ExitStatus.ok);
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  logLine(`udpswarm tracker: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(exitStatusFor(err));
+});

@@ -1,0 +1,378 @@
+import { Bitmap, flattenRuns, parseRuns } from "../transfer/bitmap.js";
+import { acquiredLine, byNameBytes, connectBlock, disconnectBlock } from "../util/output-lines.js";
+import type { udpswarm } from "../wire/gen/swarm.js";
+import { type CheckedManifest, type FrameBody, manifestToWire } from "../wire/tracker-frame.js";
+
+/**
+ * The tracker's knowledge of the swarm, free of I/O: who is alive, which files exist,
+ * which chunks each peer holds, and who may leave. Every change is turned into effects on
+ * the injected sink (stdout blocks, frames to peers, diagnostics). The registry could be
+ * rebuilt from what live peers re-announce: it holds nothing they do not tell it.
+ */
+export interface RegistrySink {
+  /** One whole block of stdout lines. */
+  print(lines: string[]): void;
+  send(peerId: number, body: FrameBody): void;
+  /** One diagnostic line (stderr). */
+  log(line: string): void;
+}
+
+export type PeerState = "active" | "ready" | "leaving";
+
+type Holding = {
+  /** Chunks held; undefined once complete (then every chunk is held). */
+  bits: Bitmap | undefined;
+  complete: boolean;
+};
+
+type PeerRecord = {
+  readonly id: number;
+  readonly host: string;
+  readonly udpPort: number;
+  state: PeerState;
+  /** File ids this peer offered at connect (accepted offers). */
+  readonly offered: Set<number>;
+  /** Names whose offer was refused (conflict): this peer neither serves nor fetches them. */
+  readonly refusedNames: Set<string>;
+  readonly holdings: Map<number, Holding>;
+  /** Names of files this peer received whole from others (the DISCONNECT block). */
+  readonly receivedWhole: Set<string>;
+};
+
+type FileRecord = {
+  readonly id: number;
+  readonly manifest: CheckedManifest;
+  /** Peers holding at least one chunk (or the whole of an empty file). */
+  readonly holders: Set<number>;
+  readonly completeHolders: Set<number>;
+};
+
+export type JoinResult = { readonly peerId: number };
+
+/** A read-only snapshot for observers (web view, tests). */
+export type RegistrySnapshot = {
+  peers: Array<{
+    id: number;
+    host: string;
+    udpPort: number;
+    state: PeerState;
+    files: Array<{ fileId: number; held: number; complete: boolean }>;
+  }>;
+  files: Array<{ id: number; name: string; size: number; chunks: number; completeHolders: number }>;
+};
+
+export class Registry {
+  readonly #sink: RegistrySink;
+  readonly #peers = new Map<number, PeerRecord>();
+  readonly #files = new Map<number, FileRecord>();
+  readonly #fileIdByName = new Map<string, number>();
+  #nextPeerId = 1;
+  #nextFileId = 1;
+
+  constructor(sink: RegistrySink) {
+    this.#sink = sink;
+  }
+
+  get peerCount(): number {
+    return this.#peers.size;
+  }
+
+  get fileCount(): number {
+    return this.#files.size;
+  }
+
+  hasPeer(peerId: number): boolean {
+    return this.#peers.has(peerId);
+  }
+
+  /**
+   * A peer connected and offered `offers` (already validated). Assigns its id, prints the
+   * CONNECT block, welcomes it with the whole swarm, and tells everyone else.
+   */
+  join(
+    host: string,
+    udpPort: number,
+    offers: readonly CheckedManifest[],
+    onAssigned?: (peerId: number) => void,
+  ): JoinResult {
+    const peer: PeerRecord = {
+      id: this.#nextPeerId++,
+      host,
+      udpPort,
+      state: "active",
+      offered: new Set(),
+      refusedNames: new Set(),
+      holdings: new Map(),
+      receivedWhole: new Set(),
+    };
+    const refusals: udpswarm.IRefusal[] = [];
+    const accepted: CheckedManifest[] = [];
+    const newFiles: FileRecord[] = [];
+    const seenNames = new Set<string>();
+    for (const offer of offers) {
+      if (seenNames.has(offer.name)) continue;
+      seenNames.add(offer.name);
+      const existingId = this.#fileIdByName.get(offer.name);
+      const existing = existingId === undefined ? undefined : this.#files.get(existingId);
+      if (existing !== undefined && !sameContent(existing.manifest, offer)) {
+        peer.refusedNames.add(offer.name);
+        refusals.push({
+          reason: 2, // REASON_NAME_CONFLICT
+          fileName: offer.name,
+          detail: `a different file named "${offer.name}" is already offered by the swarm`,
+        });
+        this.#sink.log(`peer ${peer.id}: refused "${offer.name}": name conflict (same name, different content)`);
+        continue;
+      }
+      const file = existing ?? this.#addFile(offer);
+      if (existing === undefined) newFiles.push(file);
+      peer.offered.add(file.id);
+      peer.holdings.set(file.id, { bits: undefined, complete: true });
+      file.holders.add(peer.id);
+      file.completeHolders.add(peer.id);
+      accepted.push(offer);
+    }
+    this.#peers.set(peer.id, peer);
+    onAssigned?.(peer.id);
+
+    this.#sink.print(connectBlock(peer.id, accepted));
+    this.#sink.send(peer.id, {
+      welcome: {
+        peerId: peer.id,
+        files: [...this.#files.values()].map(fileInfo),
+        peers: [...this.#peers.values()].filter((p) => p.id !== peer.id && p.state !== "leaving").map(peerAddress),
+        holders: this.#holdersSnapshot(peer.id),
+        refused: refusals,
+        accepted: [...peer.offered].map((id) => this.#files.get(id)).flatMap((f) => (f ? [fileInfo(f)] : [])),
+      },
+    });
+    for (const other of this.#peers.values()) {
+      if (other.id === peer.id || other.state === "leaving") continue;
+      this.#sink.send(other.id, { peerJoined: { peer: peerAddress(peer) } });
+      for (const file of newFiles) this.#sink.send(other.id, { fileAdded: { file: fileInfo(file) } });
+      for (const fileId of peer.offered) {
+        this.#sink.send(other.id, { holdersChanged: { peerId: peer.id, fileId, runs: [], complete: true } });
+      }
+    }
+    this.#evaluateDepartures();
+    return { peerId: peer.id };
+  }
+
+  /**
+   * The peer reports chunks it has verified and stored. Prints one ACQUIRED line per
+   * newly held chunk and tells the other peers. Returns a reason when the report is bad.
+   */
+  have(peerId: number, fileId: number, flatRuns: readonly number[]): string | undefined {
+    const peer = this.#peers.get(peerId);
+    if (peer === undefined) return "unknown peer";
+    const file = this.#files.get(fileId);
+    if (file === undefined) return undefined; // a file removed meanwhile: stale, not bad
+    const chunks = file.manifest.chunks;
+    const runs = parseRuns(flatRuns, chunks);
+    if (runs === undefined) return `bad chunk runs for file ${fileId}`;
+    if (peer.refusedNames.has(file.manifest.name)) return `report for refused file ${file.manifest.name}`;
+    let holding = peer.holdings.get(fileId);
+    if (holding === undefined) {
+      holding = { bits: new Bitmap(chunks), complete: false };
+      peer.holdings.set(fileId, holding);
+    }
+    if (holding.complete) return undefined;
+    if (holding.bits === undefined) holding.bits = new Bitmap(chunks);
+    const bits = holding.bits;
+    const newRuns: Array<[number, number]> = [];
+    const lines: string[] = [];
+    for (const [first, count] of runs) {
+      let runStart = -1;
+      for (let c = first; c <= first + count; c++) {
+        const added = c < first + count && bits.set(c);
+        if (added) {
+          lines.push(acquiredLine(peer.id, c, chunks, file.manifest.name));
+          if (runStart < 0) runStart = c;
+        } else if (runStart >= 0) {
+          newRuns.push([runStart, c - runStart]);
+          runStart = -1;
+        }
+      }
+    }
+    if (lines.length > 0) this.#sink.print(lines);
+    if (bits.count > 0 || chunks === 0) file.holders.add(peer.id);
+    const nowComplete = bits.complete;
+    if (nowComplete) {
+      holding.complete = true;
+      holding.bits = undefined;
+      file.completeHolders.add(peer.id);
+      if (!peer.offered.has(fileId)) peer.receivedWhole.add(file.manifest.name);
+    }
+    if (newRuns.length > 0 || nowComplete) {
+      for (const other of this.#peers.values()) {
+        if (other.id === peer.id || other.state === "leaving") continue;
+        this.#sink.send(other.id, {
+          holdersChanged: { peerId: peer.id, fileId, runs: flattenRuns(newRuns), complete: nowComplete },
+        });
+      }
+    }
+    if (nowComplete) this.#evaluateDepartures();
+    return undefined;
+  }
+
+  /** The peer's MIN_ALIVE has passed: it leaves as soon as no one depends on it. */
+  readyToLeave(peerId: number): void {
+    const peer = this.#peers.get(peerId);
+    if (peer === undefined || peer.state !== "active") return;
+    peer.state = "ready";
+    this.#evaluateDepartures();
+  }
+
+  /**
+   * The peer said goodbye or its connection was lost: prints its DISCONNECT block, forgets
+   * its chunks, and drops files no live peer can complete any more.
+   */
+  leave(peerId: number): void {
+    const peer = this.#peers.get(peerId);
+    if (peer === undefined) return;
+    this.#peers.delete(peerId);
+    this.#sink.print(disconnectBlock(peer.id, peer.receivedWhole));
+    const wasAnnounced = peer.state !== "leaving";
+    for (const other of this.#peers.values()) {
+      if (wasAnnounced && other.state !== "leaving") this.#sink.send(other.id, { peerLeft: { peerId } });
+    }
+    for (const fileId of peer.holdings.keys()) {
+      const file = this.#files.get(fileId);
+      if (file === undefined) continue;
+      file.holders.delete(peerId);
+      file.completeHolders.delete(peerId);
+      if (!this.#isAvailable(file)) this.#removeFile(file);
+    }
+    this.#evaluateDepartures();
+  }
+
+  snapshot(): RegistrySnapshot {
+    return {
+      peers: [...this.#peers.values()].map((p) => ({
+        id: p.id,
+        host: p.host,
+        udpPort: p.udpPort,
+        state: p.state,
+        files: [...p.holdings].flatMap(([fileId, h]) => {
+          const file = this.#files.get(fileId);
+          if (file === undefined) return [];
+          return [{ fileId, held: h.complete ? file.manifest.chunks : (h.bits?.count ?? 0), complete: h.complete }];
+        }),
+      })),
+      files: [...this.#files.values()]
+        .map((f) => ({
+          id: f.id,
+          name: f.manifest.name,
+          size: f.manifest.size,
+          chunks: f.manifest.chunks,
+          completeHolders: f.completeHolders.size,
+        }))
+        .sort((a, b) => byNameBytes(a.name, b.name)),
+    };
+  }
+
+  /** Chunk bitmap of one holding (for observers); undefined when the peer holds nothing of it. */
+  holding(peerId: number, fileId: number): { complete: boolean; runs: Array<[number, number]> } | undefined {
+    const h = this.#peers.get(peerId)?.holdings.get(fileId);
+    if (h === undefined) return undefined;
+    return { complete: h.complete, runs: h.complete ? [] : (h.bits?.runs() ?? []) };
+  }
+
+  #addFile(manifest: CheckedManifest): FileRecord {
+    const file: FileRecord = { id: this.#nextFileId++, manifest, holders: new Set(), completeHolders: new Set() };
+    this.#files.set(file.id, file);
+    this.#fileIdByName.set(manifest.name, file.id);
+    return file;
+  }
+
+  #removeFile(file: FileRecord): void {
+    this.#files.delete(file.id);
+    this.#fileIdByName.delete(file.manifest.name);
+    this.#sink.log(`file "${file.manifest.name}" is no longer available: no live peer can complete it`);
+    for (const peer of this.#peers.values()) {
+      peer.holdings.delete(file.id);
+      if (peer.state !== "leaving") this.#sink.send(peer.id, { fileRemoved: { fileId: file.id } });
+    }
+  }
+
+  /** A file is available while the live peers' chunks together cover it. */
+  #isAvailable(file: FileRecord): boolean {
+    if (file.completeHolders.size > 0) return true;
+    if (file.holders.size === 0) return false;
+    const union = new Bitmap(file.manifest.chunks);
+    for (const peerId of file.holders) {
+      const bits = this.#peers.get(peerId)?.holdings.get(file.id)?.bits;
+      if (bits === undefined) continue;
+      for (const [first, count] of bits.runs()) union.setRange(first, count);
+      if (union.complete) return true;
+    }
+    return union.complete;
+  }
+
+  #holdersSnapshot(exceptPeer: number): udpswarm.IHoldersChanged[] {
+    const out: udpswarm.IHoldersChanged[] = [];
+    for (const peer of this.#peers.values()) {
+      if (peer.id === exceptPeer || peer.state === "leaving") continue;
+      for (const [fileId, h] of peer.holdings) {
+        if (h.complete) out.push({ peerId: peer.id, fileId, runs: [], complete: true });
+        else if (h.bits !== undefined && h.bits.count > 0) {
+          out.push({ peerId: peer.id, fileId, runs: flattenRuns(h.bits.runs()), complete: false });
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Whether `peer` holds every available file it has not refused. */
+  #holdsEverything(peer: PeerRecord): boolean {
+    for (const file of this.#files.values()) {
+      if (peer.refusedNames.has(file.manifest.name)) continue;
+      if (!file.completeHolders.has(peer.id)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Grants departure to every ready peer that holds every available file while every other
+   * live peer holds them too (so nothing it holds is still lacked by anyone). Runs only on
+   * events that can change the answer: a join, a completed file, a departure, a new ready.
+   */
+  #evaluateDepartures(): void {
+    const ready = [...this.#peers.values()].filter((p) => p.state === "ready");
+    if (ready.length === 0) return;
+    for (const peer of ready) {
+      if (!this.#holdsEverything(peer)) continue;
+      let someoneLacks = false;
+      for (const other of this.#peers.values()) {
+        if (other.id === peer.id || other.state === "leaving") continue;
+        for (const file of this.#files.values()) {
+          if (other.refusedNames.has(file.manifest.name)) continue;
+          if (!file.completeHolders.has(other.id)) {
+            someoneLacks = true;
+            break;
+          }
+        }
+        if (someoneLacks) break;
+      }
+      if (someoneLacks) continue;
+      peer.state = "leaving";
+      this.#sink.send(peer.id, { leaveGranted: {} });
+      for (const other of this.#peers.values()) {
+        if (other.id !== peer.id && other.state !== "leaving")
+          this.#sink.send(other.id, { peerLeft: { peerId: peer.id } });
+      }
+    }
+  }
+}
+
+function sameContent(a: CheckedManifest, b: CheckedManifest): boolean {
+  return a.size === b.size && a.sha256.equals(b.sha256);
+}
+
+function fileInfo(file: FileRecord): udpswarm.IFileInfo {
+  return { fileId: file.id, manifest: manifestToWire(file.manifest) };
+}
+
+function peerAddress(peer: PeerRecord): udpswarm.IPeerAddress {
+  return { peerId: peer.id, host: peer.host, udpPort: peer.udpPort };
+}

@@ -1,0 +1,72 @@
+import type { DropReason } from "../wire/peer-datagram.js";
+
+/** Everything a peer counts: telemetry (--stats) and the oracle of the loss tests. */
+export type TransferCounters = {
+  datagramsSent: number;
+  datagramsReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  /** Chunk requests sent (one datagram each) and received. */
+  requestsSent: number;
+  requestsReceived: number;
+  /** Chunks named in requests we sent; above `chunksAcquired` by the re-requests. */
+  chunksRequested: number;
+  /** Chunks asked for again after being declared lost. */
+  retransmissions: number;
+  /** Chunk datagrams we sent in answer to requests. */
+  chunksSent: number;
+  /** Chunk datagrams received whose chunk we did not have yet. */
+  chunksReceived: number;
+  /** Chunks counted as acquired (their piece verified). */
+  chunksAcquired: number;
+  /** Chunk datagrams for a chunk we already had. */
+  duplicates: number;
+  /** Chunks declared lost: by reordering threshold, by time threshold, by timeout. */
+  lostByReorder: number;
+  lostByTime: number;
+  lostByTimeout: number;
+  /** A chunk declared lost that arrived after all. */
+  spuriousLosses: number;
+  timeouts: number;
+  piecesVerified: number;
+  pieceHashFailures: number;
+  /** Datagrams dropped, by reason. */
+  drops: Record<DropReason | "unknown-source" | "stale" | "bad-token" | "range" | "length" | "not-held", number>;
+};
+
+export function newCounters(): TransferCounters {
+  return {
+    datagramsSent: 0,
+    datagramsReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    requestsSent: 0,
+    requestsReceived: 0,
+    chunksRequested: 0,
+    retransmissions: 0,
+    chunksSent: 0,
+    chunksReceived: 0,
+    chunksAcquired: 0,
+    duplicates: 0,
+    lostByReorder: 0,
+    lostByTime: 0,
+    lostByTimeout: 0,
+    spuriousLosses: 0,
+    timeouts: 0,
+    piecesVerified: 0,
+    pieceHashFailures: 0,
+    drops: {
+      short: 0,
+      oversize: 0,
+      kind: 0,
+      version: 0,
+      malformed: 0,
+      range: 0,
+      "unknown-source": 0,
+      stale: 0,
+      "bad-token": 0,
+      length: 0,
+      "not-held": 0,
+    },
+  };
+}
