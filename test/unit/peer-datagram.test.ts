@@ -1,0 +1,398 @@
+import assert from "node:assert/strict";
+import test from "ava";
+import fc from "fast-check";
+import { udpswarm } from "../../src/wire/gen/swarm.js";
+import { CHUNK_SIZE, MAX_CHUNKS_PER_REQUEST, MAX_DATAGRAM_BYTES } from "../../src/wire/limits.js";
+import {
+  CHUNK_DATA_OFFSET,
+  CHUNK_HEADER_BYTES,
+  type DropReason,
+  decodePeerDatagram,
+  encodeChunk,
+  encodeRequest,
+  KIND_CHUNK,
+  KIND_MESSAGE,
+  type PeerDatagram,
+  PROTOCOL_VERSION,
+  writeChunkHeader,
+} from "../../src/wire/peer-datagram.js";
+import { checkProperty } from "../helpers/property.js";
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+
+test("constants match proto/swarm.proto", (t) => {
+  t.is(KIND_MESSAGE, 1);
+  t.is(KIND_CHUNK, 2);
+  t.is(PROTOCOL_VERSION, 1);
+  t.is(CHUNK_HEADER_BYTES, 24);
+  t.is(CHUNK_DATA_OFFSET, 24);
+  t.true(CHUNK_HEADER_BYTES + CHUNK_SIZE <= MAX_DATAGRAM_BYTES);
+});
+
+// ------------------------------------------------------------------ chunk datagrams
+
+test("encodeChunk: fixed 24-byte header, big-endian, then the data", (t) => {
+  const out = encodeChunk(0x01020304, 0x05060708, 0x090a0b0c, 0x0d0e0f10, 0x11121314, Uint8Array.of(0xaa, 0xbb, 0xcc));
+  t.is(
+    hex(out),
+    // kind ver  flags rsvd  seq       request_seq token     file_id   chunk     data
+    "02" + "01" + "00" + "00" + "01020304" + "05060708" + "090a0b0c" + "0d0e0f10" + "11121314" + "aabbcc",
+  );
+  t.is(out.length, 27);
+});
+
+test("encodeChunk: all-zero fields and a full 512-byte chunk", (t) => {
+  const data = Buffer.alloc(CHUNK_SIZE, 0x7e);
+  const out = encodeChunk(0, 0, 0, 0, 0, data);
+  t.is(out.length, 24 + 512);
+  t.is(hex(out.subarray(0, 24)), "020100000000000000000000000000000000000000000000");
+  t.true(out.subarray(24).equals(data));
+});
+
+test("encodeChunk: 32-bit maxima and negative numbers are written as unsigned", (t) => {
+  const out = encodeChunk(0xffffffff, -1, 0x80000000, 0xfffffffe, 0x7fffffff, Uint8Array.of(1));
+  t.is(hex(out), "02010000" + "ffffffff" + "ffffffff" + "80000000" + "fffffffe" + "7fffffff" + "01");
+});
+
+test("writeChunkHeader: writes exactly 24 bytes at the offset and nothing else", (t) => {
+  const out = Buffer.alloc(40, 0xee);
+  writeChunkHeader(out, 8, 1, 2, 3, 4, 5);
+  t.is(hex(out.subarray(0, 8)), "eeeeeeeeeeeeeeee");
+  t.is(hex(out.subarray(8, 32)), "02010000" + "00000001" + "00000002" + "00000003" + "00000004" + "00000005");
+  t.is(hex(out.subarray(32)), "eeeeeeeeeeeeeeee");
+});
+
+test("decodePeerDatagram: decodes the fixed chunk vector", (t) => {
+  const bytes = Buffer.from(
+    "02" + "01" + "00" + "00" + "01020304" + "05060708" + "090a0b0c" + "0d0e0f10" + "11121314" + "aabbcc",
+    "hex",
+  );
+  t.deepEqual(decodePeerDatagram(bytes), {
+    kind: "chunk",
+    seq: 0x01020304,
+    requestSeq: 0x05060708,
+    token: 0x090a0b0c,
+    fileId: 0x0d0e0f10,
+    chunk: 0x11121314,
+    data: Buffer.from("aabbcc", "hex"),
+  });
+});
+
+test("decodePeerDatagram: chunk round-trip for 1-byte and 512-byte chunks", (t) => {
+  for (const length of [1, 2, 511, 512]) {
+    const data = Buffer.alloc(length);
+    for (let i = 0; i < length; i++) data[i] = (i * 13 + length) & 0xff;
+    const decoded = decodePeerDatagram(encodeChunk(4000000000, 17, 0xdeadbeef, 3, 99999, data));
+    t.deepEqual(decoded, {
+      kind: "chunk",
+      seq: 4000000000,
+      requestSeq: 17,
+      token: 0xdeadbeef,
+      fileId: 3,
+      chunk: 99999,
+      data,
+    });
+  }
+});
+
+test("property: chunk datagrams round-trip", (t) => {
+  checkProperty(
+    t,
+    fc.property(
+      fc.record({
+        seq: fc.nat({ max: 0xffffffff }),
+        requestSeq: fc.nat({ max: 0xffffffff }),
+        token: fc.nat({ max: 0xffffffff }),
+        fileId: fc.nat({ max: 0xffffffff }),
+        chunk: fc.nat({ max: 0xffffffff }),
+        data: fc.uint8Array({ minLength: 1, maxLength: CHUNK_SIZE }),
+      }),
+      (c) => {
+        const wire = encodeChunk(c.seq, c.requestSeq, c.token, c.fileId, c.chunk, c.data);
+        assert.equal(wire.length, CHUNK_HEADER_BYTES + c.data.length);
+        assert.deepEqual(decodePeerDatagram(wire), { ...c, kind: "chunk", data: Buffer.from(c.data) });
+      },
+    ),
+  );
+});
+
+// ------------------------------------------------------------------ request datagrams
+
+test("encodeRequest: fixed protobuf bytes after the kind byte", (t) => {
+  // kind 01 | PeerMessage: version(1)=1, seq(2)=5, request(3)=LEN 9 {
+  //   file_id(1)=7, first(2)=10, mask(3)=LEN 1 [0b101], token(4)=9 }
+  const out = encodeRequest(5, 7, 10, [10, 12], 9);
+  t.is(hex(out), "01" + "0801" + "1005" + "1a09" + "0807" + "100a" + "1a0105" + "2009");
+});
+
+test("encodeRequest: the mask is as long as the highest bit needs", (t) => {
+  // chunks first+0 and first+9: mask [0x01, 0x02]
+  const out = encodeRequest(1, 2, 100, [100, 109], 3);
+  t.is(hex(out), "01" + "0801" + "1001" + "1a0a" + "0802" + "1064" + "1a020102" + "2003");
+  // chunk first+63: an 8-byte mask with only bit 7 of byte 7 set
+  const last = encodeRequest(1, 2, 0, [63], 3);
+  t.is(hex(last), "01" + "0801" + "1001" + "1a0e" + "0802" + "1a080000000000000080" + "2003");
+});
+
+test("encodeRequest: refuses a chunk outside the 64-chunk window", (t) => {
+  t.throws(() => encodeRequest(1, 1, 10, [9], 1), { instanceOf: RangeError });
+  t.throws(() => encodeRequest(1, 1, 10, [10 + MAX_CHUNKS_PER_REQUEST], 1), { instanceOf: RangeError });
+  t.notThrows(() => encodeRequest(1, 1, 10, [10 + MAX_CHUNKS_PER_REQUEST - 1], 1));
+});
+
+test("decodePeerDatagram: decodes the fixed request vector", (t) => {
+  const bytes = Buffer.from("01" + "0801" + "1005" + "1a09" + "0807" + "100a" + "1a0105" + "2009", "hex");
+  t.deepEqual(decodePeerDatagram(bytes), {
+    kind: "request",
+    seq: 5,
+    fileId: 7,
+    first: 10,
+    chunks: [10, 12],
+    token: 9,
+  });
+});
+
+test("decodePeerDatagram: request round-trip, 64 chunks and large numbers", (t) => {
+  const all = Array.from({ length: 64 }, (_, i) => 1000 + i);
+  t.deepEqual(decodePeerDatagram(encodeRequest(0xffffffff, 0xfffffff0, 1000, all, 0xcafebabe)), {
+    kind: "request",
+    seq: 0xffffffff,
+    fileId: 0xfffffff0,
+    first: 1000,
+    chunks: all,
+    token: 0xcafebabe,
+  });
+  // zero values are proto3 defaults, omitted on the wire: they still decode to 0
+  t.deepEqual(decodePeerDatagram(encodeRequest(0, 0, 0, [0], 0)), {
+    kind: "request",
+    seq: 0,
+    fileId: 0,
+    first: 0,
+    chunks: [0],
+    token: 0,
+  });
+});
+
+test("property: request datagrams round-trip and fit in a datagram", (t) => {
+  checkProperty(
+    t,
+    fc.property(
+      fc.record({
+        seq: fc.nat({ max: 0xffffffff }),
+        fileId: fc.nat({ max: 0xffffffff }),
+        first: fc.nat({ max: 0xffffffff - MAX_CHUNKS_PER_REQUEST }),
+        bits: fc.uniqueArray(fc.nat({ max: MAX_CHUNKS_PER_REQUEST - 1 }), { minLength: 1, maxLength: 64 }),
+        token: fc.nat({ max: 0xffffffff }),
+      }),
+      (r) => {
+        const chunks = r.bits.map((b) => r.first + b);
+        const wire = encodeRequest(r.seq, r.fileId, r.first, chunks, r.token);
+        assert.ok(wire.length <= MAX_DATAGRAM_BYTES);
+        assert.equal(wire[0], KIND_MESSAGE);
+        assert.deepEqual(decodePeerDatagram(wire), {
+          kind: "request",
+          seq: r.seq,
+          fileId: r.fileId,
+          first: r.first,
+          chunks: [...chunks].sort((a, b) => a - b),
+          token: r.token,
+        });
+      },
+    ),
+  );
+});
+
+// ------------------------------------------------------------------ invalid datagrams
+
+function message(props: udpswarm.PeerMessage.$Properties): Buffer {
+  return Buffer.concat([Uint8Array.of(KIND_MESSAGE), udpswarm.PeerMessage.encode(props).finish()]);
+}
+
+const INVALID: ReadonlyArray<readonly [string, Buffer, DropReason]> = [
+  ["empty datagram", Buffer.alloc(0), "short"],
+  ["one byte (chunk kind)", Buffer.of(KIND_CHUNK), "short"],
+  ["one byte (message kind)", Buffer.of(KIND_MESSAGE), "short"],
+  ["chunk header without data", encodeChunk(1, 2, 3, 4, 5, new Uint8Array(0)), "short"],
+  ["chunk header cut at 23 bytes", encodeChunk(1, 2, 3, 4, 5, Uint8Array.of(1)).subarray(0, 23), "short"],
+  ["1025 bytes of chunk", encodeChunk(1, 2, 3, 4, 5, new Uint8Array(MAX_DATAGRAM_BYTES + 1 - 24)), "oversize"],
+  ["1025 bytes of message kind", Buffer.concat([Buffer.of(KIND_MESSAGE), Buffer.alloc(1024)]), "oversize"],
+  ["1025 bytes of unknown kind", Buffer.alloc(MAX_DATAGRAM_BYTES + 1, 9), "oversize"],
+  ["chunk of 513 bytes", encodeChunk(1, 2, 3, 4, 5, new Uint8Array(CHUNK_SIZE + 1)), "oversize"],
+  ["kind 0", Buffer.concat([Buffer.of(0), encodeChunk(1, 2, 3, 4, 5, Uint8Array.of(1)).subarray(1)]), "kind"],
+  ["kind 3", Buffer.concat([Buffer.of(3), encodeChunk(1, 2, 3, 4, 5, Uint8Array.of(1)).subarray(1)]), "kind"],
+  ["kind 255", Buffer.of(0xff, 0x01), "kind"],
+  ["chunk version 0", Buffer.from("0200000000000001000000020000000300000004000000057f", "hex"), "version"],
+  ["chunk version 2", Buffer.from("0202000000000001000000020000000300000004000000057f", "hex"), "version"],
+  [
+    "request version 2",
+    message({ version: 2, seq: 1, request: { fileId: 1, first: 0, mask: Uint8Array.of(1), token: 1 } }),
+    "version",
+  ],
+  [
+    "request without version",
+    message({ seq: 1, request: { fileId: 1, first: 0, mask: Uint8Array.of(1), token: 1 } }),
+    "version",
+  ],
+  ["message without a request", message({ version: 1, seq: 3 }), "malformed"],
+  ["message of garbage", Buffer.of(KIND_MESSAGE, 0xff), "malformed"],
+  ["message with a truncated field", Buffer.from("01080110051a09080710", "hex"), "malformed"],
+  ["request with empty mask", message({ version: 1, seq: 1, request: { fileId: 1, first: 0, token: 1 } }), "range"],
+  [
+    "request with all-zero mask",
+    message({ version: 1, seq: 1, request: { fileId: 1, mask: Uint8Array.of(0, 0), token: 1 } }),
+    "range",
+  ],
+  [
+    "request with a 9-byte mask",
+    message({ version: 1, seq: 1, request: { fileId: 1, mask: Uint8Array.of(1, 0, 0, 0, 0, 0, 0, 0, 0), token: 1 } }),
+    "range",
+  ],
+];
+
+for (const [name, bytes, reason] of INVALID) {
+  test(`decodePeerDatagram: ${name} is invalid with reason "${reason}"`, (t) => {
+    t.deepEqual(decodePeerDatagram(bytes), { kind: "invalid", reason });
+  });
+}
+
+test("decodePeerDatagram: the largest valid chunk datagram (24 + 512) is accepted", (t) => {
+  const decoded = decodePeerDatagram(encodeChunk(1, 2, 3, 4, 5, new Uint8Array(CHUNK_SIZE)));
+  t.is(decoded.kind, "chunk");
+});
+
+// ------------------------------------------------------------------ fuzzing
+
+const REASONS: ReadonlySet<string> = new Set<DropReason>([
+  "short",
+  "oversize",
+  "kind",
+  "version",
+  "malformed",
+  "range",
+]);
+
+/** Decodes and checks the result is well-formed; any throw fails the property. */
+function decodeChecked(bytes: Buffer): ReturnType<typeof decodePeerDatagram> {
+  const result = decodePeerDatagram(bytes);
+  switch (result.kind) {
+    case "invalid":
+      assert.ok(REASONS.has(result.reason), `unknown reason ${result.reason}`);
+      break;
+    case "chunk":
+      assert.equal(bytes[0], KIND_CHUNK);
+      assert.ok(result.data.length >= 1 && result.data.length <= CHUNK_SIZE);
+      break;
+    case "request":
+      assert.equal(bytes[0], KIND_MESSAGE);
+      assert.ok(result.chunks.length >= 1 && result.chunks.length <= MAX_CHUNKS_PER_REQUEST);
+      for (const c of result.chunks) assert.ok(c >= result.first && c < result.first + MAX_CHUNKS_PER_REQUEST);
+      break;
+  }
+  return result;
+}
+
+test("property: random bytes never throw", (t) => {
+  checkProperty(
+    t,
+    fc.property(fc.uint8Array({ maxLength: MAX_DATAGRAM_BYTES + 40 }), (bytes) => {
+      decodeChecked(Buffer.from(bytes));
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+test("property: random bytes after each kind byte never throw", (t) => {
+  checkProperty(
+    t,
+    fc.property(fc.constantFrom(KIND_MESSAGE, KIND_CHUNK), fc.uint8Array({ maxLength: 600 }), (kind: number, rest) => {
+      const bytes = Buffer.concat([Uint8Array.of(kind), rest]);
+      const result = decodeChecked(bytes);
+      if (bytes.length < 2) assert.deepEqual(result, { kind: "invalid", reason: "short" });
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+const arbDatagram: fc.Arbitrary<Buffer> = fc.oneof(
+  fc
+    .record({
+      seq: fc.nat({ max: 0xffffffff }),
+      token: fc.nat({ max: 0xffffffff }),
+      chunk: fc.nat({ max: 0xffffffff }),
+      data: fc.uint8Array({ minLength: 1, maxLength: CHUNK_SIZE }),
+    })
+    .map((c) => encodeChunk(c.seq, 7, c.token, 1, c.chunk, c.data)),
+  fc
+    .record({
+      seq: fc.nat({ max: 0xffffffff }),
+      first: fc.nat({ max: 1_000_000 }),
+      bits: fc.uniqueArray(fc.nat({ max: 63 }), { minLength: 1, maxLength: 64 }),
+      token: fc.nat({ max: 0xffffffff }),
+    })
+    .map((r) =>
+      encodeRequest(
+        r.seq,
+        2,
+        r.first,
+        r.bits.map((b) => r.first + b),
+        r.token,
+      ),
+    ),
+);
+
+test("property: truncations of valid datagrams never throw", (t) => {
+  checkProperty(
+    t,
+    fc.property(arbDatagram, fc.nat(), (wire, rawCut) => {
+      const cut = rawCut % wire.length;
+      const result = decodeChecked(Buffer.from(wire.subarray(0, cut)));
+      if (cut < 2) assert.deepEqual(result, { kind: "invalid", reason: "short" });
+      else if (wire[0] === KIND_CHUNK) {
+        // A truncated chunk is either too short, or a shorter chunk with the same header.
+        if (cut < CHUNK_DATA_OFFSET + 1) assert.deepEqual(result, { kind: "invalid", reason: "short" });
+        else {
+          assert.equal(result.kind, "chunk");
+          assert.equal((result as Extract<PeerDatagram, { kind: "chunk" }>).data.length, cut - CHUNK_DATA_OFFSET);
+        }
+      } else {
+        // The request is the last field of PeerMessage: any cut leaves it missing or cut short.
+        assert.deepEqual(result, { kind: "invalid", reason: "malformed" });
+      }
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+test("property: bit flips of valid datagrams never throw, and a flipped chunk header is caught or read as written", (t) => {
+  checkProperty(
+    t,
+    fc.property(
+      arbDatagram,
+      fc.array(fc.tuple(fc.nat(), fc.nat({ max: 7 })), { minLength: 1, maxLength: 4 }),
+      (wire, flips) => {
+        const bytes = Buffer.from(wire);
+        for (const [pos, bit] of flips) {
+          const i = pos % bytes.length;
+          bytes[i] = (bytes[i] ?? 0) ^ (1 << bit);
+        }
+        const result = decodeChecked(bytes);
+        const kindIsKnown = bytes[0] === KIND_CHUNK || bytes[0] === KIND_MESSAGE;
+        if (!kindIsKnown) assert.deepEqual(result, { kind: "invalid", reason: "kind" });
+        else if (wire[0] === KIND_CHUNK && bytes[0] === KIND_CHUNK) {
+          if (bytes[1] !== PROTOCOL_VERSION) assert.deepEqual(result, { kind: "invalid", reason: "version" });
+          else
+            assert.deepEqual(result, {
+              kind: "chunk",
+              seq: bytes.readUInt32BE(4),
+              requestSeq: bytes.readUInt32BE(8),
+              token: bytes.readUInt32BE(12),
+              fileId: bytes.readUInt32BE(16),
+              chunk: bytes.readUInt32BE(20),
+              data: bytes.subarray(24),
+            });
+        }
+      },
+    ),
+    { numRuns: 1000 },
+  );
+});
