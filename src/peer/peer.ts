@@ -7,7 +7,9 @@ import { SwarmError } from "../util/errors.js";
 import { shutdownBlock } from "../util/output-lines.js";
 import { SeededRandom } from "../util/random.js";
 import { writeBlock } from "../util/stdout.js";
+import { requestAuth } from "../wire/auth.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
+import { CHUNK_SIZE } from "../wire/limits.js";
 import { checkManifest, type TrackerFrame } from "../wire/tracker-frame.js";
 import { type FaultConfig, FaultInjector, hasFaults } from "./faults.js";
 import { hashFile, type LocalFile, listShareable } from "./scan.js";
@@ -47,6 +49,7 @@ export class Peer {
   readonly #faultsIn: FaultInjector | undefined;
   #tracker: TrackerClient | undefined;
   #peerId = 0;
+  #secret: Uint8Array = new Uint8Array(0);
   readonly #local = new Map<string, LocalFile>();
   readonly #pendingHave = new Map<number, Array<[number, number]>>();
   #haveTimer: TimerHandle | undefined;
@@ -91,6 +94,9 @@ export class Peer {
 
   /** Runs the peer to the end; resolves with the exit status. */
   async run(): Promise<number> {
+    if (process.env.UDPSWARM_DEBUG) {
+      setInterval(() => this.#config.log(`debug ${JSON.stringify(this.#engine.debugState())}`), 2000).unref();
+    }
     const done = new Promise<number>((resolve) => {
       this.#finished = resolve;
     });
@@ -127,8 +133,9 @@ export class Peer {
         offers: [...this.#local.values()].map((f) => ({
           name: f.manifest.name,
           size: f.manifest.size,
-          chunkSize: 512,
+          chunkSize: CHUNK_SIZE,
           chunksPerPiece: f.manifest.chunksPerPiece,
+          chunksPerBlock: f.manifest.chunksPerBlock,
           sha256: f.manifest.sha256,
           pieceSha256: [...f.manifest.pieceSha256],
         })),
@@ -193,7 +200,7 @@ export class Peer {
         return;
       case "peerJoined": {
         const p = frame.peerJoined?.peer;
-        if (p && p.peerId !== this.#peerId) this.#engine.addRemote(p.peerId ?? 0, p.host ?? "", p.udpPort ?? 0);
+        if (p) this.#addRemote(p);
         return;
       }
       case "peerLeft":
@@ -221,6 +228,7 @@ export class Peer {
 
   #onWelcome(w: udpswarm.IWelcome): void {
     this.#peerId = w.peerId ?? 0;
+    this.#secret = w.secret ?? new Uint8Array(0);
     for (const r of w.refused ?? []) {
       this.#config.log(
         `peer ${this.#peerId}: the tracker refused ${JSON.stringify(r.fileName ?? "")}: ${r.detail ?? "conflict"}; keeping the local file, not fetching the other`,
@@ -236,10 +244,17 @@ export class Peer {
       this.#engine.addFile(id, local.manifest, "seeding");
     }
     for (const info of w.files ?? []) if (!ours.has(info.fileId ?? 0)) this.#learnFile(info);
-    for (const p of w.peers ?? []) {
-      if (p.peerId !== this.#peerId) this.#engine.addRemote(p.peerId ?? 0, p.host ?? "", p.udpPort ?? 0);
-    }
+    for (const p of w.peers ?? []) this.#addRemote(p);
     for (const h of w.holders ?? []) this.#onHolders(h);
+  }
+
+  #addRemote(p: udpswarm.IPeerAddress): void {
+    const id = p.peerId ?? 0;
+    if (id === this.#peerId || id === 0) return;
+    this.#engine.addRemote(id, p.host ?? "", p.udpPort ?? 0, {
+      inbound: p.expectedAuth ?? new Uint8Array(0),
+      outbound: requestAuth(this.#secret, id),
+    });
   }
 
   #learnFile(info: udpswarm.IFileInfo): void {

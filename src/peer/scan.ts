@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
 import { closeSync, lstatSync, openSync, readdirSync, readSync } from "node:fs";
 import { join } from "node:path";
+import { pieceHash } from "../transfer/piece-hash.js";
 import { SwarmError } from "../util/errors.js";
-import { CHUNK_SIZE, CHUNKS_PER_PIECE, chunkCount } from "../wire/limits.js";
+import { CHUNK_SIZE, CHUNKS_PER_BLOCK, CHUNKS_PER_PIECE, chunkCount } from "../wire/limits.js";
 import { checkFileName } from "../wire/names.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
 
@@ -27,7 +28,8 @@ export function listShareable(dir: string, warn: (line: string) => void): string
 const PIECE_BYTES = CHUNK_SIZE * CHUNKS_PER_PIECE;
 
 /**
- * Hashes a file into its manifest: SHA-256 of each 64 KiB piece and of the whole file,
+ * Hashes a file into its manifest: the hash of each 64 KiB piece (see pieceHash) and the
+ * SHA-256 of the whole file,
  * reading a piece at a time (memory stays bounded whatever the size).
  */
 export function hashFile(dir: string, name: string): LocalFile {
@@ -54,7 +56,7 @@ export function hashFile(dir: string, name: string): LocalFile {
       }
       const piece = buf.subarray(0, want);
       whole.update(piece);
-      pieces.push(createHash("sha256").update(piece).digest());
+      pieces.push(pieceHash(piece));
       offset += want;
     }
     return {
@@ -64,6 +66,7 @@ export function hashFile(dir: string, name: string): LocalFile {
         size,
         chunks: chunkCount(size),
         chunksPerPiece: CHUNKS_PER_PIECE,
+        chunksPerBlock: CHUNKS_PER_BLOCK,
         sha256: whole.digest(),
         pieceSha256: pieces,
       },

@@ -1,5 +1,7 @@
+import { randomBytes } from "node:crypto";
 import { Bitmap, flattenRuns, parseRuns } from "../transfer/bitmap.js";
 import { acquiredLine, byNameBytes, connectBlock, disconnectBlock } from "../util/output-lines.js";
+import { requestAuth, SECRET_BYTES } from "../wire/auth.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { type CheckedManifest, type FrameBody, manifestToWire } from "../wire/tracker-frame.js";
 
@@ -27,6 +29,8 @@ type Holding = {
 
 type PeerRecord = {
   readonly id: number;
+  /** Key of the proofs its requests carry (see wire/auth.ts). */
+  readonly secret: Buffer;
   readonly host: string;
   readonly udpPort: number;
   state: PeerState;
@@ -63,14 +67,17 @@ export type RegistrySnapshot = {
 
 export class Registry {
   readonly #sink: RegistrySink;
+  readonly #randomBytes: (n: number) => Buffer;
   readonly #peers = new Map<number, PeerRecord>();
   readonly #files = new Map<number, FileRecord>();
   readonly #fileIdByName = new Map<string, number>();
   #nextPeerId = 1;
   #nextFileId = 1;
 
-  constructor(sink: RegistrySink) {
+  /** `random` makes the peers' secrets (injectable so tests are repeatable). */
+  constructor(sink: RegistrySink, random: (n: number) => Buffer = randomBytes) {
     this.#sink = sink;
+    this.#randomBytes = random;
   }
 
   get peerCount(): number {
@@ -97,6 +104,7 @@ export class Registry {
   ): JoinResult {
     const peer: PeerRecord = {
       id: this.#nextPeerId++,
+      secret: this.#randomBytes(SECRET_BYTES),
       host,
       udpPort,
       state: "active",
@@ -140,15 +148,18 @@ export class Registry {
       welcome: {
         peerId: peer.id,
         files: [...this.#files.values()].map(fileInfo),
-        peers: [...this.#peers.values()].filter((p) => p.id !== peer.id && p.state !== "leaving").map(peerAddress),
+        peers: [...this.#peers.values()]
+          .filter((p) => p.id !== peer.id && p.state !== "leaving")
+          .map((p) => peerAddress(p, peer.id)),
         holders: this.#holdersSnapshot(peer.id),
         refused: refusals,
         accepted: [...peer.offered].map((id) => this.#files.get(id)).flatMap((f) => (f ? [fileInfo(f)] : [])),
+        secret: peer.secret,
       },
     });
     for (const other of this.#peers.values()) {
       if (other.id === peer.id || other.state === "leaving") continue;
-      this.#sink.send(other.id, { peerJoined: { peer: peerAddress(peer) } });
+      this.#sink.send(other.id, { peerJoined: { peer: peerAddress(peer, other.id) } });
       for (const file of newFiles) this.#sink.send(other.id, { fileAdded: { file: fileInfo(file) } });
       for (const fileId of peer.offered) {
         this.#sink.send(other.id, { holdersChanged: { peerId: peer.id, fileId, runs: [], complete: true } });
@@ -373,6 +384,12 @@ function fileInfo(file: FileRecord): udpswarm.IFileInfo {
   return { fileId: file.id, manifest: manifestToWire(file.manifest) };
 }
 
-function peerAddress(peer: PeerRecord): udpswarm.IPeerAddress {
-  return { peerId: peer.id, host: peer.host, udpPort: peer.udpPort };
+/** How `peer` is introduced to `receiverId`, with the proof its requests will carry. */
+function peerAddress(peer: PeerRecord, receiverId: number): udpswarm.IPeerAddress {
+  return {
+    peerId: peer.id,
+    host: peer.host,
+    udpPort: peer.udpPort,
+    expectedAuth: requestAuth(peer.secret, receiverId),
+  };
 }

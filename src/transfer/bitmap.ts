@@ -38,6 +38,14 @@ export class Bitmap {
     return true;
   }
 
+  /** Clears bit i; returns true when it was set before. */
+  unset(i: number): boolean {
+    if (!this.has(i)) return false;
+    this.#bits[i >> 3] = (this.#bits[i >> 3] ?? 0) & ~(1 << (i & 7));
+    this.#count--;
+    return true;
+  }
+
   /** Sets [first, first+count); returns how many bits were newly set. */
   setRange(first: number, count: number): number {
     let added = 0;

@@ -30,8 +30,24 @@ export type TransferCounters = {
   timeouts: number;
   piecesVerified: number;
   pieceHashFailures: number;
+  /** Chunks fetched again because their block failed verification. */
+  badChunksRefetched: number;
+  hashRequestsSent: number;
+  hashRepliesSent: number;
   /** Datagrams dropped, by reason. */
-  drops: Record<DropReason | "unknown-source" | "stale" | "bad-token" | "range" | "length" | "not-held", number>;
+  drops: Record<
+    | DropReason
+    | "unknown-source"
+    | "stale"
+    | "bad-token"
+    | "bad-auth"
+    | "bad-hashes"
+    | "amplification"
+    | "rate-limited"
+    | "length"
+    | "not-held",
+    number
+  >;
 };
 
 export function newCounters(): TransferCounters {
@@ -55,6 +71,9 @@ export function newCounters(): TransferCounters {
     timeouts: 0,
     piecesVerified: 0,
     pieceHashFailures: 0,
+    badChunksRefetched: 0,
+    hashRequestsSent: 0,
+    hashRepliesSent: 0,
     drops: {
       short: 0,
       oversize: 0,
@@ -65,6 +84,10 @@ export function newCounters(): TransferCounters {
       "unknown-source": 0,
       stale: 0,
       "bad-token": 0,
+      "bad-auth": 0,
+      "bad-hashes": 0,
+      amplification: 0,
+      "rate-limited": 0,
       length: 0,
       "not-held": 0,
     },

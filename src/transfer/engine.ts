@@ -1,3 +1,4 @@
+import { timingSafeEqual } from "node:crypto";
 import PQueue from "p-queue";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import type { SeededRandom } from "../util/random.js";
@@ -6,13 +7,18 @@ import {
   CHUNK_HEADER_BYTES,
   type ChunkDatagram,
   decodePeerDatagram,
+  encodeHashReply,
+  encodeHashRequest,
   encodeRequest,
+  type HashReplyDatagram,
+  type HashRequestDatagram,
   type RequestDatagram,
   writeChunkHeader,
 } from "../wire/peer-datagram.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
 import { newCounters, type TransferCounters } from "./counters.js";
 import { type FileMode, FileState, type PieceAssembly } from "./file-state.js";
+import { blockHashes } from "./piece-hash.js";
 import { addressKey, ChunkAnswer, type Outstanding, type RemoteOptions, RemotePeer } from "./remote.js";
 
 /** Where datagrams go: a UDP socket, a fault injector, or the fake network of the tests. */
@@ -43,8 +49,11 @@ export type TransferOptions = {
   readonly maxInflight?: number;
   /** Timeouts in a row after which a peer is suspect (no new work but a probe). @default 5 */
   readonly maxBackoffs?: number;
-  /** Pieces failing verification after which their source is never asked again. @default 3 */
-  readonly maxBadPieces?: number;
+  /**
+   * A peer is never asked again once this many of its chunks were in blocks that failed
+   * verification, and they are at least half of all it sent. @default 64
+   */
+  readonly maxBadChunks?: number;
   readonly remote?: RemoteOptions;
 };
 
@@ -59,6 +68,30 @@ export type TransferDeps = {
 };
 
 type Plan = { readonly file: FileState; readonly piece: PieceAssembly; readonly chunks: number[] };
+
+type PendingHashes = {
+  readonly token: number;
+  readonly file: FileState;
+  readonly piece: PieceAssembly;
+  readonly remote: RemotePeer;
+  readonly timer: TimerHandle;
+  readonly attempt: number;
+};
+
+/** Authentication of one remote peer's requests (values from the tracker). */
+export type RemoteAuth = {
+  /** What requests from that peer must carry. */
+  readonly inbound: Uint8Array;
+  /** What our requests to that peer carry. */
+  readonly outbound: Uint8Array;
+};
+
+/** HashRequests answered per peer per second at most (each costs a 64 KiB read and 32 hashes). */
+const HASH_REPLIES_PER_SECOND = 50;
+/** Attempts to get trusted block hashes before a failed piece is fetched again whole. */
+const HASH_ATTEMPTS = 4;
+/** An unauthenticated address gets at most this many bytes per byte it sent (RFC 9000 §8). */
+const AMPLIFICATION_LIMIT = 3;
 
 /** Late answers to retired requests are still recognised for a while (not as answers). */
 const RETIRED_MEMORY = 8192;
@@ -75,13 +108,15 @@ export class TransferEngine {
   readonly #perRequest: number;
   readonly #maxInflight: number;
   readonly #maxBackoffs: number;
-  readonly #maxBadPieces: number;
+  readonly #maxBadChunks: number;
   readonly #remoteOptions: RemoteOptions;
   readonly #files = new Map<number, FileState>();
   readonly #remotes = new Map<number, RemotePeer>();
   readonly #byAddress = new Map<string, RemotePeer>();
   readonly #outstanding = new Map<number, Outstanding>();
   readonly #retired = new Map<number, Outstanding>();
+  /** HashRequests out, by token. */
+  readonly #hashRequests = new Map<number, PendingHashes>();
   #inflight = 0;
   #requestSeq: number;
   #datagramSeq: number;
@@ -96,7 +131,7 @@ export class TransferEngine {
     this.#perRequest = Math.min(MAX_CHUNKS_PER_REQUEST, Math.max(1, options.chunksPerRequest ?? 32));
     this.#maxInflight = options.maxInflight ?? 3072;
     this.#maxBackoffs = options.maxBackoffs ?? 5;
-    this.#maxBadPieces = options.maxBadPieces ?? 3;
+    this.#maxBadChunks = options.maxBadChunks ?? 64;
     this.#remoteOptions = options.remote ?? {};
     this.#requestSeq = deps.random.u32();
     this.#datagramSeq = deps.random.u32();
@@ -131,10 +166,18 @@ export class TransferEngine {
     file.active.clear();
   }
 
-  addRemote(id: number, host: string, port: number): void {
+  /**
+   * A peer of the swarm at host:port. With `auth`, its requests must prove who they are
+   * from; without (tests), any request from its address is served.
+   */
+  addRemote(id: number, host: string, port: number, auth?: RemoteAuth): void {
     if (this.#remotes.has(id) || this.#closed) return;
     const queue = new PQueue({ concurrency: 1 });
     const remote = new RemotePeer(id, host, port, queue, this.#remoteOptions);
+    if (auth !== undefined) {
+      remote.inboundAuth = Buffer.from(auth.inbound);
+      remote.outboundAuth = auth.outbound;
+    }
     queue.concurrency = this.#requestSlots(remote);
     queue.on("next", () => this.#schedulePump());
     this.#remotes.set(id, remote);
@@ -149,6 +192,9 @@ export class TransferEngine {
     remote.queue.clear();
     for (const o of [...remote.inFlight()]) this.#abandon(o);
     for (const file of this.#files.values()) file.removeHolder(id);
+    for (const pending of [...this.#hashRequests.values()]) {
+      if (pending.remote === remote) this.#retryHashes(pending);
+    }
     this.#schedulePump();
   }
 
@@ -183,8 +229,43 @@ export class TransferEngine {
       reorderThreshold: r.reorderThreshold,
       suspect: r.suspect,
       banned: r.banned,
-      badPieces: r.badPieces,
+      badChunks: r.badChunks,
+      chunksFrom: r.chunksFrom,
+      proven: r.proven,
     }));
+  }
+
+  /** A snapshot of the download state, for diagnostics (--debug). */
+  debugState(): Record<string, unknown> {
+    return {
+      inflight: this.#inflight,
+      outstanding: this.#outstanding.size,
+      hashRequests: this.#hashRequests.size,
+      timerAt: this.#timerAt,
+      now: this.#deps.clock.now(),
+      files: [...this.#files.values()].map((f) => ({
+        id: f.id,
+        mode: f.mode,
+        done: f.done.count,
+        pieces: f.pieces,
+        retry: f.retry.length,
+        active: [...f.active.values()].map((p) => ({
+          piece: p.piece,
+          have: p.have.count,
+          of: p.chunkCount,
+          owner: p.owner,
+          awaiting: p.awaitingHashes,
+          inflight: p.inflight.reduce((a, b) => a + b, 0),
+          failures: p.failures,
+        })),
+      })),
+      remotes: this.remoteStats(),
+      queues: [...this.#remotes.values()].map((r) => ({
+        size: r.queue.size,
+        pending: r.queue.pending,
+        conc: r.queue.concurrency,
+      })),
+    };
   }
 
   /** Stops every timer and forgets every request. Safe to call twice. */
@@ -195,6 +276,8 @@ export class TransferEngine {
     this.#timer = undefined;
     for (const remote of this.#remotes.values()) remote.queue.clear();
     for (const o of [...this.#outstanding.values()]) this.#retire(o);
+    for (const pending of this.#hashRequests.values()) this.#deps.clock.clearTimer(pending.timer);
+    this.#hashRequests.clear();
   }
 
   // ------------------------------------------------------------------ input
@@ -216,19 +299,41 @@ export class TransferEngine {
         c.drops[d.reason]++;
         return;
       case "request":
-        this.#serve(remote, d);
+        this.#serve(remote, d, bytes.length);
         return;
       case "chunk":
         this.#onChunk(remote, d);
         return;
+      case "hash-request":
+        this.#serveHashes(remote, d, bytes.length);
+        return;
+      case "hash-reply":
+        this.#onHashes(remote, d);
+        return;
     }
+  }
+
+  /**
+   * How many bytes we may send in answer: unlimited for a request that proves it comes
+   * from the listed peer; otherwise three times what that address sent unproven.
+   */
+  #answerBudget(remote: RemotePeer, auth: Uint8Array, received: number): number {
+    const expected = remote.inboundAuth;
+    if (expected === undefined || (auth.length === expected.length && timingSafeEqual(auth, expected))) {
+      remote.proven = true;
+      return Number.POSITIVE_INFINITY;
+    }
+    this.counters.drops["bad-auth"]++;
+    remote.unprovenBytesIn += received;
+    return AMPLIFICATION_LIMIT * remote.unprovenBytesIn - remote.unprovenBytesOut;
   }
 
   // ------------------------------------------------------------------ serving
 
-  #serve(remote: RemotePeer, req: RequestDatagram): void {
+  #serve(remote: RemotePeer, req: RequestDatagram, received: number): void {
     const c = this.counters;
     c.requestsReceived++;
+    let budget = this.#answerBudget(remote, req.auth, received);
     const file = this.#files.get(req.fileId);
     if (file === undefined || file.mode === "ignored") {
       c.drops["not-held"]++;
@@ -262,6 +367,14 @@ export class TransferEngine {
       for (let k = 0; k < count; k++) {
         const chunk = start + k;
         const len = chunkLength(file.manifest.size, chunk);
+        if (CHUNK_HEADER_BYTES + len > budget) {
+          c.drops.amplification++;
+          return;
+        }
+        if (budget !== Number.POSITIVE_INFINITY) {
+          budget -= CHUNK_HEADER_BYTES + len;
+          remote.unprovenBytesOut += CHUNK_HEADER_BYTES + len;
+        }
         const out = Buffer.allocUnsafe(CHUNK_HEADER_BYTES + len);
         writeChunkHeader(out, 0, this.#datagramSeq++, req.seq, req.token, file.id, chunk);
         data.copy(out, CHUNK_HEADER_BYTES, k * CHUNK_SIZE, k * CHUNK_SIZE + len);
@@ -302,6 +415,7 @@ export class TransferEngine {
       return;
     }
     const now = this.#deps.clock.now();
+    remote.lastHeardAt = now;
     if (!o.answered) {
       o.answered = true;
       remote.rtt.sample(now - o.sentAt);
@@ -353,23 +467,19 @@ export class TransferEngine {
     data.copy(piece.data, local * CHUNK_SIZE);
     piece.have.set(local);
     piece.sources[local] = remote.id;
+    remote.chunksFrom++;
     this.counters.chunksReceived++;
     if (piece.have.complete) this.#completePiece(file, piece);
   }
 
   #completePiece(file: FileState, piece: PieceAssembly): void {
-    if (!file.verify(piece)) {
+    const verdict = file.verify(piece);
+    if (!verdict.ok) {
       this.counters.pieceHashFailures++;
-      const blamed = new Set<number>();
-      for (const src of piece.sources) if (src >= 0) blamed.add(src);
-      for (const id of blamed) {
-        const r = this.#remotes.get(id);
-        if (r === undefined) continue;
-        r.badPieces++;
-        if (r.badPieces >= this.#maxBadPieces) r.banned = true;
-      }
-      piece.reset();
-      piece.owner = undefined;
+      piece.failures++;
+      piece.localBlocks = verdict.blocks;
+      if (piece.trustedBlocks !== undefined) this.#dropBadBlocks(file, piece, piece.trustedBlocks);
+      else this.#requestHashes(file, piece, 0);
       return;
     }
     try {
@@ -384,6 +494,141 @@ export class TransferEngine {
     this.counters.chunksAcquired += piece.chunkCount;
     this.#deps.events.acquired(file.id, piece.firstChunk, piece.chunkCount);
     if (file.done.complete) this.#completeFile(file);
+  }
+
+  // ------------------------------------------------------------------ failed pieces
+
+  /**
+   * A whole piece failed: ask a holder for its block hashes (checked against the
+   * manifest) to find the bad blocks; with no holder left to ask, fetch it all again.
+   */
+  #requestHashes(file: FileState, piece: PieceAssembly, attempt: number): void {
+    const all = [...this.#remotes.values()].filter((r) => file.holds(r.id, piece.piece));
+    const trusted = all.filter((r) => !r.banned);
+    const holders = trusted.length > 0 ? trusted : all;
+    if (attempt >= HASH_ATTEMPTS || holders.length === 0) {
+      this.#blame(piece, undefined);
+      piece.reset();
+      piece.owner = undefined;
+      piece.awaitingHashes = false;
+      this.#schedulePump();
+      return;
+    }
+    const remote = holders[(attempt + piece.failures) % holders.length] ?? holders[0];
+    if (remote === undefined) return;
+    piece.awaitingHashes = true;
+    const token = this.#deps.random.u32();
+    const timer = this.#deps.clock.setTimer(remote.rtt.rto() * 2 ** attempt, () => {
+      const pending = this.#hashRequests.get(token);
+      if (pending !== undefined) this.#retryHashes(pending);
+    });
+    this.#hashRequests.set(token, { token, file, piece, remote, timer, attempt });
+    this.counters.hashRequestsSent++;
+    this.#sendDatagram(encodeHashRequest(this.#requestSeq, file.id, piece.piece, token, remote.outboundAuth), remote);
+    this.#requestSeq = (this.#requestSeq + 1) >>> 0;
+  }
+
+  #retryHashes(pending: PendingHashes): void {
+    this.#deps.clock.clearTimer(pending.timer);
+    this.#hashRequests.delete(pending.token);
+    if (this.#files.get(pending.file.id) !== pending.file || !pending.file.active.has(pending.piece.piece)) return;
+    this.#requestHashes(pending.file, pending.piece, pending.attempt + 1);
+  }
+
+  #onHashes(remote: RemotePeer, d: HashReplyDatagram): void {
+    const pending = this.#hashRequests.get(d.token);
+    if (
+      pending === undefined ||
+      pending.remote !== remote ||
+      pending.file.id !== d.fileId ||
+      pending.piece.piece !== d.piece
+    ) {
+      this.counters.drops.stale++;
+      return;
+    }
+    const { file, piece } = pending;
+    if (!file.trustBlocks(piece.piece, d.hashes) || d.hashes.length !== (piece.localBlocks?.length ?? -1)) {
+      // Corrupt in transit, or a lying holder: ask again (another holder if there is one).
+      this.counters.drops["bad-hashes"]++;
+      this.#retryHashes(pending);
+      return;
+    }
+    this.#deps.clock.clearTimer(pending.timer);
+    this.#hashRequests.delete(d.token);
+    piece.trustedBlocks = Buffer.from(d.hashes);
+    this.#dropBadBlocks(file, piece, piece.trustedBlocks);
+  }
+
+  /** Forgets the chunks of every block whose hash differs from the trusted one. */
+  #dropBadBlocks(file: FileState, piece: PieceAssembly, trusted: Buffer): void {
+    piece.awaitingHashes = false;
+    const local = piece.localBlocks ?? blockHashes(piece.data);
+    const perBlock = file.manifest.chunksPerBlock;
+    let bad = 0;
+    for (let b = 0; b * 32 < trusted.length; b++) {
+      if (local.compare(trusted, b * 32, b * 32 + 32, b * 32, b * 32 + 32) === 0) continue;
+      for (let i = b * perBlock; i < Math.min(piece.chunkCount, (b + 1) * perBlock); i++) {
+        this.#blame(piece, i);
+        piece.forget(i);
+        file.retry.push(piece.firstChunk + i);
+        bad++;
+      }
+    }
+    this.counters.badChunksRefetched += bad;
+    if (bad === 0) {
+      // Every block matches yet the piece failed: cannot happen with honest hashes.
+      piece.reset();
+    }
+    this.#schedulePump();
+  }
+
+  /** Counts a bad chunk against its source (all sources of the piece when unknown). */
+  #blame(piece: PieceAssembly, localIndex: number | undefined): void {
+    const sources = localIndex === undefined ? [...new Set(piece.sources)] : [piece.sources[localIndex] ?? -1];
+    for (const src of sources) {
+      const r = src >= 0 ? this.#remotes.get(src) : undefined;
+      if (r === undefined) continue;
+      r.badChunks++;
+      if (r.badChunks >= this.#maxBadChunks && r.badChunks * 2 > r.chunksFrom) r.banned = true;
+    }
+  }
+
+  // ------------------------------------------------------------------ serving block hashes
+
+  #serveHashes(remote: RemotePeer, d: HashRequestDatagram, received: number): void {
+    const c = this.counters;
+    const budget = this.#answerBudget(remote, d.auth, received);
+    const file = this.#files.get(d.fileId);
+    if (file === undefined || d.piece >= file.pieces || !file.done.has(d.piece) || file.mode === "ignored") {
+      c.drops["not-held"]++;
+      return;
+    }
+    const now = this.#deps.clock.now();
+    remote.hashTokens = Math.min(
+      HASH_REPLIES_PER_SECOND,
+      remote.hashTokens + ((now - remote.hashTokensAt) / 1000) * HASH_REPLIES_PER_SECOND,
+    );
+    remote.hashTokensAt = now;
+    if (remote.hashTokens < 1) {
+      c.drops["rate-limited"]++;
+      return;
+    }
+    remote.hashTokens--;
+    let data: Buffer;
+    try {
+      data = this.#deps.store.read(file.id, file.firstChunkOf(d.piece), file.chunksIn(d.piece));
+    } catch (err) {
+      this.#deps.events.fatal(err);
+      return;
+    }
+    const reply = encodeHashReply(this.#datagramSeq++, file.id, d.piece, d.token, blockHashes(data));
+    if (reply.length > budget) {
+      c.drops.amplification++;
+      return;
+    }
+    if (budget !== Number.POSITIVE_INFINITY) remote.unprovenBytesOut += reply.length;
+    c.hashRepliesSent++;
+    this.#sendDatagram(reply, remote);
   }
 
   #completeFile(file: FileState): void {
@@ -434,15 +679,24 @@ export class TransferEngine {
     file.retry.push(chunk);
   }
 
+  /**
+   * The timer checks after the datagrams already waiting in the socket are handled (a
+   * late timer after a stalled event loop would otherwise blame the network).
+   */
   #onTimer(): void {
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
+    if (this.#closed) return;
+    this.#deps.defer(() => this.#checkTimers());
+  }
+
+  #checkTimers(): void {
     if (this.#closed) return;
     const now = this.#deps.clock.now();
     for (const remote of this.#remotes.values()) {
       this.#detectLosses(remote, now);
       for (let o = remote.front(); o !== undefined; o = remote.front()) {
-        if (now < o.sentAt + remote.rtt.rto()) break;
+        if (now < this.#deadline(remote, o)) break;
         this.counters.timeouts++;
         if (!o.answered) {
           remote.rtt.onTimeout();
@@ -470,13 +724,22 @@ export class TransferEngine {
     for (const remote of this.#remotes.values()) {
       const o = remote.front();
       if (o === undefined) continue;
-      at = Math.min(at, o.sentAt + remote.rtt.rto());
+      at = Math.min(at, this.#deadline(remote, o));
       if (remote.highestPos >= o.basePos) at = Math.min(at, o.sentAt + remote.rtt.lossDelay() + 0.001);
     }
     if (at === Number.POSITIVE_INFINITY || at >= this.#timerAt) return;
     if (this.#timer !== undefined) this.#deps.clock.clearTimer(this.#timer);
     this.#timerAt = at;
     this.#timer = this.#deps.clock.setTimer(Math.max(0, at - this.#deps.clock.now()), () => this.#onTimer());
+  }
+
+  /**
+   * A request times out when its peer has been silent for a whole RTO since it was sent
+   * (as TCP restarts its timer on every ACK): while answers flow, loss is found by the
+   * reordering and time thresholds, and only silence backs off and shrinks the window.
+   */
+  #deadline(remote: RemotePeer, o: Outstanding): number {
+    return Math.max(o.sentAt, remote.lastHeardAt) + remote.rtt.rto();
   }
 
   #retire(o: Outstanding): void {
@@ -527,10 +790,12 @@ export class TransferEngine {
     if (this.#closed) return;
     const remotes = [...this.#remotes.values()];
     if (remotes.length === 0) return;
+    // A peer that sent mostly bad data is used only while no trustworthy one is left.
+    const trusted = remotes.some((r) => !r.banned && !r.suspect);
     this.#rotate = (this.#rotate + 1) % remotes.length;
     for (let k = 0; k < remotes.length; k++) {
       const remote = remotes[(this.#rotate + k) % remotes.length];
-      if (remote === undefined || remote.banned) continue;
+      if (remote === undefined || (remote.banned && trusted)) continue;
       const queue = remote.queue;
       queue.concurrency = this.#requestSlots(remote);
       while (queue.pending + queue.size < queue.concurrency) {
@@ -682,7 +947,7 @@ export class TransferEngine {
   #send(o: Outstanding): Promise<void> {
     if (o.retired) return Promise.resolve();
     o.sentAt = this.#deps.clock.now();
-    const bytes = encodeRequest(o.seq, o.file.id, o.first, o.chunks, o.token);
+    const bytes = encodeRequest(o.seq, o.file.id, o.first, o.chunks, o.token, o.remote.outboundAuth);
     this.counters.requestsSent++;
     this.counters.chunksRequested += o.chunks.length;
     this.#sendDatagram(bytes, o.remote);

@@ -1,7 +1,7 @@
-import { createHash } from "node:crypto";
 import { CHUNK_SIZE, chunkLength, pieceCount } from "../wire/limits.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
 import { Bitmap } from "./bitmap.js";
+import { blockHashes, sha256 } from "./piece-hash.js";
 
 /** How this peer relates to a file of the swarm. */
 export type FileMode = "seeding" | "downloading" | "ignored";
@@ -19,6 +19,13 @@ export class PieceAssembly {
   readonly sources: Int32Array;
   /** The remote peer this piece is being fetched from; others join only in the endgame. */
   owner: number | undefined;
+  /** Block hashes of the last copy that failed verification. */
+  localBlocks: Buffer | undefined;
+  /** Block hashes a holder sent, checked against the manifest: they pinpoint bad blocks. */
+  trustedBlocks: Buffer | undefined;
+  /** Whole but failed, waiting for trusted block hashes (a HashRequest is out). */
+  awaitingHashes = false;
+  failures = 0;
   /** Chunks neither held nor in flight, lowest first from this hint. */
   #scanFrom = 0;
 
@@ -52,11 +59,18 @@ export class PieceAssembly {
     if (localIndex < this.#scanFrom) this.#scanFrom = localIndex;
   }
 
-  /** Forget every chunk (the piece failed verification). */
+  /** Forget every chunk (the piece failed verification and the bad blocks are unknown). */
   reset(): void {
     for (let i = 0; i < this.chunkCount; i++) this.sources[i] = -1;
     this.have.clear();
     this.#scanFrom = 0;
+  }
+
+  /** Forget one chunk (it was in a block that failed). */
+  forget(localIndex: number): void {
+    this.have.unset(localIndex);
+    this.sources[localIndex] = -1;
+    this.release(localIndex);
   }
 }
 
@@ -200,10 +214,17 @@ export class FileState {
     return assembly;
   }
 
-  /** Checks a whole piece against the manifest. */
-  verify(assembly: PieceAssembly): boolean {
+  /** Checks a whole piece against the manifest; returns its block hashes when it fails. */
+  verify(assembly: PieceAssembly): { ok: true } | { ok: false; blocks: Buffer } {
     const expected = this.manifest.pieceSha256[assembly.piece];
-    if (expected === undefined) return false;
-    return createHash("sha256").update(assembly.data).digest().equals(expected);
+    const blocks = blockHashes(assembly.data);
+    if (expected !== undefined && sha256(blocks).equals(expected)) return { ok: true };
+    return { ok: false, blocks };
+  }
+
+  /** Whether block hashes from the network are the ones the manifest commits to. */
+  trustBlocks(piece: number, hashes: Uint8Array): boolean {
+    const expected = this.manifest.pieceSha256[piece];
+    return expected !== undefined && hashes.length % 32 === 0 && sha256(hashes).equals(expected);
   }
 }

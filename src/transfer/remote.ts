@@ -53,13 +53,27 @@ export class RemotePeer {
   highestPos = -1;
   reorderThreshold = 3;
   inflightChunks = 0;
+  /** When the last valid answer from this peer was handled: timeouts count from here. */
+  lastHeardAt = Number.NEGATIVE_INFINITY;
   consecutiveTimeouts = 0;
   /** Stopped answering: no new work except one probe request at a time. */
   suspect = false;
-  /** Pieces that failed verification with a chunk from this peer. */
-  badPieces = 0;
-  /** Sent corrupt data too often: never asked again. */
+  /** Chunks from this peer in blocks that failed verification, and all chunks it sent us. */
+  badChunks = 0;
+  chunksFrom = 0;
+  /** Sent mostly corrupt data: asked only while no trustworthy peer is left. */
   banned = false;
+  /** What this peer's requests must carry (undefined: not checked), and what ours carry. */
+  inboundAuth: Buffer | undefined;
+  outboundAuth: Uint8Array = new Uint8Array(0);
+  /** A request from this address proved it is the listed peer. */
+  proven = false;
+  /** Bytes received in, and sent in answer to, requests that did not prove themselves. */
+  unprovenBytesIn = 0;
+  unprovenBytesOut = 0;
+  /** Token bucket limiting the HashReplies this peer can make us compute. */
+  hashTokens = 10;
+  hashTokensAt = 0;
 
   constructor(id: number, host: string, port: number, queue: PQueue, options: RemoteOptions = {}) {
     this.id = id;

@@ -2,10 +2,12 @@
 export const CHUNK_SIZE = 512;
 /** A piece is the unit of verification and of disk writes: 128 chunks = 64 KiB (README: "Pieces"). */
 export const CHUNKS_PER_PIECE = 128;
+/** A block is the unit of re-fetching after a piece fails: 4 chunks, so a piece has 32 blocks. */
+export const CHUNKS_PER_BLOCK = 4;
 /** Chunks one request may name (its mask is at most 8 bytes). */
 export const MAX_CHUNKS_PER_REQUEST = 64;
-/** Largest datagram we accept or send (chunk header + one chunk, with room to spare). */
-export const MAX_DATAGRAM_BYTES = 1024;
+/** Largest datagram we accept or send: a HashReply (32 block hashes + a small header). */
+export const MAX_DATAGRAM_BYTES = 1200;
 /** Largest tracker frame: manifests of big files are the largest messages. */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 /** Default bound on an announced file size (configurable with --max-file-size). */

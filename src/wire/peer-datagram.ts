@@ -29,9 +29,28 @@ export type RequestDatagram = {
   /** 0-based chunk indices named by the request, ascending. */
   readonly chunks: number[];
   readonly token: number;
+  readonly auth: Uint8Array;
 };
 
-export type PeerDatagram = ChunkDatagram | RequestDatagram;
+export type HashRequestDatagram = {
+  readonly kind: "hash-request";
+  readonly seq: number;
+  readonly fileId: number;
+  readonly piece: number;
+  readonly token: number;
+  readonly auth: Uint8Array;
+};
+
+export type HashReplyDatagram = {
+  readonly kind: "hash-reply";
+  readonly seq: number;
+  readonly fileId: number;
+  readonly piece: number;
+  readonly token: number;
+  readonly hashes: Uint8Array;
+};
+
+export type PeerDatagram = ChunkDatagram | RequestDatagram | HashRequestDatagram | HashReplyDatagram;
 
 export type DecodeFailure = { readonly kind: "invalid"; readonly reason: DropReason };
 
@@ -80,6 +99,7 @@ export function encodeRequest(
   first: number,
   chunks: readonly number[],
   token: number,
+  auth: Uint8Array = EMPTY,
 ): Buffer {
   const mask = new Uint8Array(Math.ceil(MAX_CHUNKS_PER_REQUEST / 8));
   let last = 0;
@@ -92,12 +112,66 @@ export function encodeRequest(
   const body = udpswarm.PeerMessage.encode({
     version: PROTOCOL_VERSION,
     seq: seq >>> 0,
-    request: { fileId, first, mask: mask.subarray(0, (last >> 3) + 1), token: token >>> 0 },
+    request: { fileId, first, mask: mask.subarray(0, (last >> 3) + 1), token: token >>> 0, auth },
   }).finish();
+  return withKind(body);
+}
+
+const EMPTY = new Uint8Array(0);
+
+function withKind(body: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(1 + body.length);
   out[0] = KIND_MESSAGE;
   out.set(body, 1);
   return out;
+}
+
+export function encodeHashRequest(
+  seq: number,
+  fileId: number,
+  piece: number,
+  token: number,
+  auth: Uint8Array = EMPTY,
+): Buffer {
+  return withKind(
+    udpswarm.PeerMessage.encode({
+      version: PROTOCOL_VERSION,
+      seq: seq >>> 0,
+      hashRequest: { fileId, piece, token: token >>> 0, auth },
+    }).finish(),
+  );
+}
+
+export function encodeHashReply(seq: number, fileId: number, piece: number, token: number, hashes: Uint8Array): Buffer {
+  return withKind(
+    udpswarm.PeerMessage.encode({
+      version: PROTOCOL_VERSION,
+      seq: seq >>> 0,
+      hashReply: { fileId, piece, token: token >>> 0, hashes },
+    }).finish(),
+  );
+}
+
+function decodeRequest(msg: udpswarm.PeerMessage): RequestDatagram | DecodeFailure {
+  const req = msg.request;
+  if (req === undefined || req === null) return { kind: "invalid", reason: "malformed" };
+  const mask = req.mask ?? EMPTY;
+  const first = req.first ?? 0;
+  if (mask.length === 0 || mask.length > MAX_CHUNKS_PER_REQUEST / 8) return { kind: "invalid", reason: "range" };
+  const chunks: number[] = [];
+  for (let bit = 0; bit < mask.length * 8; bit++) {
+    if (((mask[bit >> 3] ?? 0) >> (bit & 7)) & 1) chunks.push(first + bit);
+  }
+  if (chunks.length === 0) return { kind: "invalid", reason: "range" };
+  return {
+    kind: "request",
+    seq: msg.seq,
+    fileId: req.fileId ?? 0,
+    first,
+    chunks,
+    token: req.token ?? 0,
+    auth: req.auth ?? EMPTY,
+  };
 }
 
 /**
@@ -130,17 +204,38 @@ export function decodePeerDatagram(buf: Buffer): PeerDatagram | DecodeFailure {
       return { kind: "invalid", reason: "malformed" };
     }
     if (msg.version !== PROTOCOL_VERSION) return { kind: "invalid", reason: "version" };
-    const req = msg.request;
-    if (req === undefined || req === null) return { kind: "invalid", reason: "malformed" };
-    const mask = req.mask ?? new Uint8Array(0);
-    const first = req.first ?? 0;
-    if (mask.length === 0 || mask.length > MAX_CHUNKS_PER_REQUEST / 8) return { kind: "invalid", reason: "range" };
-    const chunks: number[] = [];
-    for (let bit = 0; bit < mask.length * 8; bit++) {
-      if (((mask[bit >> 3] ?? 0) >> (bit & 7)) & 1) chunks.push(first + bit);
+    switch (msg.body) {
+      case "request":
+        return decodeRequest(msg);
+      case "hashRequest": {
+        const h = msg.hashRequest;
+        if (h === null || h === undefined) return { kind: "invalid", reason: "malformed" };
+        return {
+          kind: "hash-request",
+          seq: msg.seq,
+          fileId: h.fileId ?? 0,
+          piece: h.piece ?? 0,
+          token: h.token ?? 0,
+          auth: h.auth ?? EMPTY,
+        };
+      }
+      case "hashReply": {
+        const h = msg.hashReply;
+        if (h === null || h === undefined) return { kind: "invalid", reason: "malformed" };
+        const hashes = h.hashes ?? EMPTY;
+        if (hashes.length === 0 || hashes.length % 32 !== 0) return { kind: "invalid", reason: "range" };
+        return {
+          kind: "hash-reply",
+          seq: msg.seq,
+          fileId: h.fileId ?? 0,
+          piece: h.piece ?? 0,
+          token: h.token ?? 0,
+          hashes,
+        };
+      }
+      default:
+        return { kind: "invalid", reason: "malformed" };
     }
-    if (chunks.length === 0) return { kind: "invalid", reason: "range" };
-    return { kind: "request", seq: msg.seq, fileId: req.fileId ?? 0, first, chunks, token: req.token ?? 0 };
   }
   return { kind: "invalid", reason: "kind" };
 }

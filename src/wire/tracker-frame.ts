@@ -1,6 +1,6 @@
 import { encodeFrame } from "./framing.js";
 import { udpswarm } from "./gen/swarm.js";
-import { CHUNK_SIZE, CHUNKS_PER_PIECE, chunkCount, pieceCount, SHA256_BYTES } from "./limits.js";
+import { CHUNK_SIZE, CHUNKS_PER_BLOCK, CHUNKS_PER_PIECE, chunkCount, pieceCount, SHA256_BYTES } from "./limits.js";
 import { checkFileName } from "./names.js";
 
 export type TrackerFrame = udpswarm.TrackerFrame;
@@ -38,6 +38,7 @@ export type CheckedManifest = {
   readonly size: number;
   readonly chunks: number;
   readonly chunksPerPiece: number;
+  readonly chunksPerBlock: number;
   readonly sha256: Buffer;
   readonly pieceSha256: readonly Buffer[];
 };
@@ -52,6 +53,7 @@ export function checkManifest(m: udpswarm.IManifest, maxFileSize: number): Check
   if (size > maxFileSize) return `size ${size} exceeds the limit of ${maxFileSize} bytes`;
   if (m.chunkSize !== CHUNK_SIZE) return `chunk size ${m.chunkSize} is not ${CHUNK_SIZE}`;
   if (m.chunksPerPiece !== CHUNKS_PER_PIECE) return `piece size ${m.chunksPerPiece} is not ${CHUNKS_PER_PIECE} chunks`;
+  if (m.chunksPerBlock !== CHUNKS_PER_BLOCK) return `block size ${m.chunksPerBlock} is not ${CHUNKS_PER_BLOCK} chunks`;
   const sha = m.sha256;
   if (sha === undefined || sha === null || sha.length !== SHA256_BYTES) return "bad file hash";
   const chunks = chunkCount(size);
@@ -64,6 +66,7 @@ export function checkManifest(m: udpswarm.IManifest, maxFileSize: number): Check
     size,
     chunks,
     chunksPerPiece: CHUNKS_PER_PIECE,
+    chunksPerBlock: CHUNKS_PER_BLOCK,
     sha256: Buffer.from(sha),
     pieceSha256: hashes.map((h) => Buffer.from(h)),
   };
@@ -75,6 +78,7 @@ export function manifestToWire(m: CheckedManifest): udpswarm.IManifest {
     size: m.size,
     chunkSize: CHUNK_SIZE,
     chunksPerPiece: m.chunksPerPiece,
+    chunksPerBlock: m.chunksPerBlock,
     sha256: m.sha256,
     pieceSha256: [...m.pieceSha256],
   };
