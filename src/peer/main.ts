@@ -183,8 +183,8 @@ async function main(argv: readonly string[]): Promise<number> {
     transfer: { chunksPerRequest: perRequest, maxInflight },
     log,
   });
-  process.on("SIGINT", () => process.exit(130));
-  process.on("SIGTERM", () => process.exit(143));
+  process.on("SIGINT", () => peer.interrupt("SIGINT", 130));
+  process.on("SIGTERM", () => peer.interrupt("SIGTERM", 143));
   return peer.run();
 }
 

@@ -53,6 +53,8 @@ export class Peer {
   readonly #local = new Map<string, LocalFile>();
   readonly #pendingHave = new Map<number, Array<[number, number]>>();
   #haveTimer: TimerHandle | undefined;
+  /** Files whole and verified piece by piece, being checked whole and moved into Shared/. */
+  readonly #finalizing = new Set<number>();
   #finished: ((code: number) => void) | undefined;
   #ended = false;
   #badFrames = 0;
@@ -315,6 +317,7 @@ export class Peer {
   #flushHave(onlyFile?: number): void {
     for (const [fileId, runs] of this.#pendingHave) {
       if (onlyFile !== undefined && fileId !== onlyFile) continue;
+      if (this.#finalizing.has(fileId)) continue;
       this.#tracker?.send({ have: { fileId, runs: runs.flat() } });
       this.#pendingHave.delete(fileId);
     }
@@ -323,16 +326,18 @@ export class Peer {
   #onFileComplete(fileId: number): void {
     const file = this.#engine.file(fileId);
     if (file === undefined) return;
-    try {
-      this.#store.finalize(fileId, file.manifest);
-    } catch (err) {
-      this.#fail(err);
-      return;
-    }
-    // The last report goes out now, after the file is in Shared/: "complete" at the tracker
+    // The last report goes out only once the file is in Shared/: "complete" at the tracker
     // then always means the file is whole where SHUTDOWN will look for it.
-    if (file.chunks === 0) this.#tracker?.send({ have: { fileId, runs: [] } });
-    else this.#flushHave(fileId);
+    this.#finalizing.add(fileId);
+    this.#store.finalize(fileId, file.manifest).then(
+      () => {
+        this.#finalizing.delete(fileId);
+        if (this.#ended) return;
+        if (file.chunks === 0) this.#tracker?.send({ have: { fileId, runs: [] } });
+        else this.#flushHave(fileId);
+      },
+      (err: unknown) => this.#fail(err),
+    );
   }
 
   // ------------------------------------------------------------------ the end
@@ -344,6 +349,14 @@ export class Peer {
     this.#ended = true;
     await this.#tracker?.goodbye();
     this.#finish(0);
+  }
+
+  /** SIGINT/SIGTERM: leave without a word, removing the staging folder; no SHUTDOWN block. */
+  interrupt(signal: string, code: number): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#config.log(`interrupted by ${signal}; partial downloads removed`);
+    this.#finish(code);
   }
 
   #fail(err: unknown): void {
@@ -366,7 +379,7 @@ export class Peer {
       // not bound yet
     }
     this.#store.close();
-    this.#writeStats();
+    this.#writeStats(code);
     this.#finished?.(code);
   }
 
@@ -383,7 +396,8 @@ export class Peer {
     };
   }
 
-  #writeStats(): void {
+  /** Counters go to --stats FILE, or to stderr after a normal exit (an error's one line stays alone). */
+  #writeStats(code: number): void {
     const json = JSON.stringify(this.stats());
     if (this.#config.statsFile !== undefined) {
       try {
@@ -391,6 +405,6 @@ export class Peer {
       } catch (err) {
         this.#config.log(`cannot write stats to ${this.#config.statsFile}: ${(err as Error).message}`);
       }
-    } else this.#config.log(`stats ${json}`);
+    } else if (code === 0) this.#config.log(`stats ${json}`);
   }
 }

@@ -7,6 +7,7 @@ import {
   linkSync,
   mkdirSync,
   openSync,
+  read,
   readdirSync,
   readSync,
   rmSync,
@@ -98,20 +99,27 @@ export class FileStore implements PieceStore {
 
   /**
    * Verifies the whole staging file against the manifest and moves it into Shared/.
-   * Never replaces a file already there (link + unlink, not rename).
+   * Never replaces a file already there (link + unlink, not rename). Reads asynchronously
+   * so a big file does not stall the data path; the file is served from staging meanwhile.
    */
-  finalize(fileId: number, manifest: CheckedManifest): void {
+  async finalize(fileId: number, manifest: CheckedManifest): Promise<void> {
     const e = this.#entry(fileId);
     if (!e.staging) return;
     const fd = this.#fd(e);
     const hash = createHash("sha256");
     const buf = Buffer.allocUnsafe(1 << 20);
     for (let offset = 0; offset < e.size; ) {
-      const n = this.#io(() => readSync(fd, buf, 0, Math.min(buf.length, e.size - offset), offset), `read ${e.path}`);
+      const want = Math.min(buf.length, e.size - offset);
+      const n = await new Promise<number>((resolve, reject) =>
+        read(fd, buf, 0, want, offset, (err, bytes) => (err ? reject(err) : resolve(bytes))),
+      ).catch((err: unknown) => {
+        throw new SwarmError("ERR_IO", `cannot read ${e.path}: ${(err as Error).message}`, { cause: err });
+      });
       if (n === 0) throw new SwarmError("ERR_IO", `${e.path} is shorter than expected`);
       hash.update(buf.subarray(0, n));
       offset += n;
     }
+    if (this.#entries.get(fileId) !== e) return; // abandoned meanwhile
     if (!hash.digest().equals(manifest.sha256)) {
       throw new SwarmError("ERR_IO", `${manifest.name}: whole-file hash mismatch after every piece verified`);
     }
