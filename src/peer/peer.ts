@@ -393,6 +393,8 @@ export class Peer {
       faultsOut: this.#faultsOut?.counters,
       faultsIn: this.#faultsIn?.counters,
       remotes: this.#engine.remoteStats(),
+      memory: process.memoryUsage(),
+      peakRssKiB: process.resourceUsage().maxRSS,
     };
   }
 

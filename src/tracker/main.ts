@@ -7,6 +7,7 @@ import { logLine, writeBlock } from "../util/stdout.js";
 import { packageVersion } from "../util/version.js";
 import { DEFAULT_MAX_FILE_SIZE } from "../wire/limits.js";
 import { TrackerServer } from "./server.js";
+import { startWebView, type WebView } from "./web/server.js";
 
 const OPTIONS: readonly OptionSpec[] = [
   { name: "port", kind: "number", placeholder: "PORT", help: "TCP port to listen on (default: any free port)" },
@@ -16,6 +17,20 @@ const OPTIONS: readonly OptionSpec[] = [
     kind: "number",
     placeholder: "BYTES",
     help: `largest file a peer may offer (default ${DEFAULT_MAX_FILE_SIZE})`,
+  },
+  {
+    name: "http",
+    kind: "number",
+    env: "UDPSWARM_HTTP",
+    placeholder: "PORT",
+    help: "also serve a live, read-only web view on this port (0: any free port; off by default)",
+  },
+  {
+    name: "http-host",
+    kind: "string",
+    env: "UDPSWARM_HTTP_HOST",
+    placeholder: "ADDR",
+    help: "address of the web view (default 127.0.0.1)",
   },
   { name: "help", kind: "boolean", help: "show this help and exit" },
   { name: "version", kind: "boolean", help: "show the version and exit" },
@@ -48,9 +63,22 @@ async function main(argv: readonly string[]): Promise<void> {
   const maxFileSize = Number(args.values.get("max-file-size") ?? DEFAULT_MAX_FILE_SIZE);
   if (!Number.isSafeInteger(maxFileSize) || maxFileSize < 0)
     throw new SwarmError("ERR_USAGE", "--max-file-size must be a non-negative integer");
+  const httpPort = args.values.get("http");
+  const httpHost = args.values.get("http-host");
+  if (httpPort !== undefined && (!Number.isInteger(httpPort) || Number(httpPort) < 0 || Number(httpPort) > 65535))
+    throw new SwarmError("ERR_USAGE", "--http must be 0..65535");
+  if (httpHost !== undefined && httpPort === undefined)
+    throw new SwarmError("ERR_USAGE", "--http-host needs --http PORT");
 
   const clock = new RealClock();
-  const server = new TrackerServer(clock, { maxFileSize }, (lines) => writeBlock(lines), logLine);
+  let web: WebView | undefined;
+  const server = new TrackerServer(
+    clock,
+    { maxFileSize },
+    (lines) => writeBlock(lines),
+    logLine,
+    () => web?.changed(),
+  );
   const host = args.values.get("host");
   let listenPort: number;
   try {
@@ -58,11 +86,23 @@ async function main(argv: readonly string[]): Promise<void> {
   } catch (err) {
     throw new SwarmError("ERR_IO", `cannot listen: ${(err as Error).message}`, { cause: err });
   }
+  if (httpPort !== undefined) {
+    try {
+      web = await startWebView(server, {
+        port: Number(httpPort),
+        host: typeof httpHost === "string" ? httpHost : "127.0.0.1",
+        clock,
+      });
+    } catch (err) {
+      throw new SwarmError("ERR_IO", `cannot start the web view: ${(err as Error).message}`, { cause: err });
+    }
+  }
   try {
     writeFileSync("port.txt", String(listenPort));
   } catch (err) {
     throw new SwarmError("ERR_IO", `cannot write port.txt: ${(err as Error).message}`, { cause: err });
   }
+  if (web !== undefined) logLine(`udpswarm tracker: web view at ${web.url}`);
   logLine(`udpswarm tracker: listening on port ${listenPort}`);
 
   const stop = () => {

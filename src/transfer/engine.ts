@@ -432,6 +432,7 @@ export class TransferEngine {
       // Declared lost, yet here: the reordering was deeper than the threshold allowed.
       c.spuriousLosses++;
       remote.reorderThreshold = Math.min(256, remote.reorderThreshold * 2);
+      remote.timeThreshold = Math.min(3, remote.timeThreshold + 1 / 8);
     } else {
       o.pending--;
       remote.inflightChunks--;
@@ -641,7 +642,7 @@ export class TransferEngine {
 
   /** Declares lost what the answers since prove lost (RFC 9002 §6.1), oldest first. */
   #detectLosses(remote: RemotePeer, now: number): void {
-    const lossDelay = remote.rtt.lossDelay();
+    const lossDelay = remote.rtt.lossDelay(remote.timeThreshold);
     for (let o = remote.front(); o !== undefined; o = remote.front()) {
       const cutoff = remote.highestPos - remote.reorderThreshold;
       const laterAnswered = remote.highestPos >= o.basePos;
@@ -725,7 +726,11 @@ export class TransferEngine {
       const o = remote.front();
       if (o === undefined) continue;
       at = Math.min(at, this.#deadline(remote, o));
-      if (remote.highestPos >= o.basePos) at = Math.min(at, o.sentAt + remote.rtt.lossDelay() + 0.001);
+      // The time threshold applies only to chunks an answer has overtaken.
+      const firstPending = o.states.indexOf(ChunkAnswer.pending);
+      if (firstPending >= 0 && o.basePos + firstPending < remote.highestPos) {
+        at = Math.min(at, o.sentAt + remote.rtt.lossDelay(remote.timeThreshold) + 0.001);
+      }
     }
     if (at === Number.POSITIVE_INFINITY || at >= this.#timerAt) return;
     if (this.#timer !== undefined) this.#deps.clock.clearTimer(this.#timer);
@@ -837,20 +842,25 @@ export class TransferEngine {
     const retry = file.retry;
     let piece: PieceAssembly | undefined;
     const chunks: number[] = [];
+    let low = Number.POSITIVE_INFINITY;
+    let high = Number.NEGATIVE_INFINITY;
     let w = 0;
     for (let r = 0; r < retry.length; r++) {
       const chunk = retry[r] ?? -1;
       const p = file.active.get(file.pieceOf(chunk));
       const local = p === undefined ? -1 : chunk - p.firstChunk;
       if (p === undefined || p.have.has(local) || (p.inflight[local] ?? 0) > 0) continue; // stale entry
+      // One request spans at most 64 chunks, whatever order the retry list is in.
       const fits =
         chunks.length < budget &&
         file.holds(remote.id, p.piece) &&
-        (piece === undefined || (p === piece && chunk - (chunks[0] ?? chunk) < MAX_CHUNKS_PER_REQUEST));
+        (piece === undefined || (p === piece && Math.max(high, chunk) - Math.min(low, chunk) < MAX_CHUNKS_PER_REQUEST));
       if (fits && !chunks.includes(chunk)) {
         piece = p;
         chunks.push(chunk);
-      } else retry[w++] = chunk;
+        low = Math.min(low, chunk);
+        high = Math.max(high, chunk);
+      } else if (!chunks.includes(chunk)) retry[w++] = chunk;
     }
     retry.length = w;
     if (piece === undefined || chunks.length === 0) return undefined;
@@ -892,7 +902,7 @@ export class TransferEngine {
       const chunks: number[] = [];
       for (let i = 0; i < piece.chunkCount && chunks.length < budget; i++) {
         if (piece.have.has(i) || (piece.inflight[i] ?? 0) >= 2) continue;
-        if (piece.owner === remote.id && (piece.inflight[i] ?? 0) > 0) continue;
+        if (piece.requestedFrom[i] === remote.id && (piece.inflight[i] ?? 0) > 0) continue;
         const chunk = piece.firstChunk + i;
         if (chunks.length > 0 && chunk - (chunks[0] ?? chunk) >= MAX_CHUNKS_PER_REQUEST) break;
         chunks.push(chunk);
@@ -919,7 +929,6 @@ export class TransferEngine {
       token: this.#deps.random.u32(),
       remote,
       file: plan.file,
-      piece: plan.piece,
       first,
       chunks: plan.chunks,
       states: new Uint8Array(plan.chunks.length),
@@ -937,6 +946,7 @@ export class TransferEngine {
     for (const chunk of plan.chunks) {
       const local = chunk - plan.piece.firstChunk;
       plan.piece.inflight[local] = (plan.piece.inflight[local] ?? 0) + 1;
+      plan.piece.requestedFrom[local] = remote.id;
     }
     this.#outstanding.set(o.seq, o);
     remote.push(o);

@@ -17,6 +17,8 @@ export class PieceAssembly {
   readonly inflight: Uint8Array;
   /** The remote peer each chunk came from (for blame when the piece fails). */
   readonly sources: Int32Array;
+  /** The remote peer each chunk was last asked of (the endgame asks someone else). */
+  readonly requestedFrom: Int32Array;
   /** The remote peer this piece is being fetched from; others join only in the endgame. */
   owner: number | undefined;
   /** Block hashes of the last copy that failed verification. */
@@ -37,6 +39,7 @@ export class PieceAssembly {
     this.have = new Bitmap(chunkCount);
     this.inflight = new Uint8Array(chunkCount);
     this.sources = new Int32Array(chunkCount).fill(-1);
+    this.requestedFrom = new Int32Array(chunkCount).fill(-1);
     this.owner = owner;
   }
 

@@ -1,5 +1,5 @@
 import type PQueue from "p-queue";
-import type { FileState, PieceAssembly } from "./file-state.js";
+import type { FileState } from "./file-state.js";
 import { RttEstimator, type RttOptions } from "./rtt.js";
 import { WindowController, type WindowOptions } from "./window.js";
 
@@ -12,7 +12,6 @@ export type Outstanding = {
   readonly token: number;
   readonly remote: RemotePeer;
   readonly file: FileState;
-  readonly piece: PieceAssembly;
   readonly first: number;
   /** Absolute chunk indices, ascending, all within [first, first + 64). */
   readonly chunks: readonly number[];
@@ -52,6 +51,11 @@ export class RemotePeer {
   nextPos = 0;
   highestPos = -1;
   reorderThreshold = 3;
+  /**
+   * Multiple of the RTT after which a chunk overtaken by a later answer is lost (RFC 9002
+   * §6.1.2's 9/8); raised, like the reordering threshold, each time a "lost" chunk arrives.
+   */
+  timeThreshold = 9 / 8;
   inflightChunks = 0;
   /** When the last valid answer from this peer was handled: timeouts count from here. */
   lastHeardAt = Number.NEGATIVE_INFINITY;

@@ -84,9 +84,9 @@ export class RttEstimator {
     this.#backoff = Math.min(this.#backoff + 1, 16);
   }
 
-  /** Time-threshold loss delay of RFC 9002 §6.1.2: 9/8 of max(srtt, latest), at least granularity. */
-  lossDelay(): number {
+  /** Time-threshold loss delay of RFC 9002 §6.1.2: 9/8 (or `factor`) of max(srtt, latest), at least granularity. */
+  lossDelay(factor = 9 / 8): number {
     const base = Math.max(this.#srtt ?? this.#initialRto, this.#latest);
-    return Math.max((9 / 8) * base, this.#granularity);
+    return Math.max(factor * base, this.#granularity);
   }
 }

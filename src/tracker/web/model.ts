@@ -1,0 +1,284 @@
+import { CHUNK_SIZE } from "../../wire/limits.js";
+import type { PeerState } from "../registry.js";
+
+/**
+ * The web view's model, free of I/O: turns what the registry knows (its snapshot and
+ * per-holding chunk runs) into the JSON the page draws. Time is passed in, so tests
+ * drive it with made-up clocks. Names travel as plain JSON strings; the page puts them
+ * into the DOM as text only.
+ */
+
+/** Most cells in one piece bar; a file with fewer chunks gets one cell per chunk. */
+export const MAX_BAR_CELLS = 200;
+/** Download rates are averaged over this long (ms). */
+export const RATE_WINDOW_MS = 3000;
+/** Departed peers kept for the "recently departed" table. */
+export const MAX_DEPARTED = 20;
+
+/** What the view needs from the registry (`Registry` fits). */
+export interface ViewSource {
+  snapshot(): SourceSnapshot;
+  holding(
+    peerId: number,
+    fileId: number,
+  ): { complete: boolean; runs: ReadonlyArray<readonly [number, number]> } | undefined;
+}
+
+/** The part of `RegistrySnapshot` the view reads. */
+export type SourceSnapshot = {
+  readonly peers: ReadonlyArray<{
+    readonly id: number;
+    readonly host: string;
+    readonly udpPort: number;
+    readonly state: PeerState;
+    readonly files: ReadonlyArray<{ readonly fileId: number; readonly held: number; readonly complete: boolean }>;
+    /** Names whose offer was refused (name conflict): such a peer never fetches them. Used when present. */
+    readonly refusedNames?: readonly string[];
+  }>;
+  readonly files: ReadonlyArray<{
+    readonly id: number;
+    readonly name: string;
+    readonly size: number;
+    readonly chunks: number;
+    readonly completeHolders: number;
+  }>;
+};
+
+export type PeerView = {
+  id: number;
+  /** host:udpPort ([host]:udpPort for IPv6). */
+  address: string;
+  state: PeerState;
+  filesComplete: number;
+  /** Files this peer is meant to hold (every file, less those refused to it). */
+  filesTotal: number;
+  chunksHeld: number;
+  chunksTotal: number;
+  /** Chunks this peer reported acquired per second (from its ACQUIRED reports), over RATE_WINDOW_MS. */
+  downloadChunksPerSec: number;
+};
+
+export type BarView = {
+  peerId: number;
+  held: number;
+  /** 0..100, floored: 100 only when the peer holds the whole file. */
+  percent: number;
+  /**
+   * One character per cell, "0" (no chunk of the cell held) to "9" (every chunk held),
+   * "1".."8" in between; "" when the bar is uniform (nothing held, or complete).
+   */
+  cells: string;
+};
+
+export type FileView = {
+  id: number;
+  name: string;
+  size: number;
+  chunks: number;
+  completeHolders: number;
+  /** One bar per live peer meant to hold the file, by peer ID. */
+  bars: BarView[];
+};
+
+export type DepartedView = {
+  id: number;
+  address: string;
+  /** Wall-clock time (ms since the epoch) the view noticed the departure. */
+  leftAt: number;
+  filesComplete: number;
+  filesTotal: number;
+};
+
+export type ViewModel = {
+  version: 1;
+  chunkSize: number;
+  peers: PeerView[];
+  files: FileView[];
+  /** Most recent first. */
+  departed: DepartedView[];
+};
+
+export type ViewBuilderOptions = {
+  /** @default MAX_BAR_CELLS */
+  readonly maxCells?: number;
+  /** @default RATE_WINDOW_MS */
+  readonly rateWindowMs?: number;
+  /** @default MAX_DEPARTED */
+  readonly maxDeparted?: number;
+};
+
+type CachedBar = { held: number; complete: boolean; cells: string };
+type Sample = { t: number; total: number };
+
+/**
+ * Builds view models from successive registry snapshots. Keeps what the registry does
+ * not: per-peer samples for download rates, the bars already drawn (a bar is redrawn only
+ * when its holder's count changed), and the peers seen leaving.
+ */
+export class ViewBuilder {
+  readonly #maxCells: number;
+  readonly #rateWindowMs: number;
+  readonly #maxDeparted: number;
+  readonly #bars = new Map<string, CachedBar>();
+  readonly #samples = new Map<number, Sample[]>();
+  #lastPeers = new Map<number, PeerView>();
+  #departed: DepartedView[] = [];
+
+  constructor(options: ViewBuilderOptions = {}) {
+    this.#maxCells = Math.max(1, Math.floor(options.maxCells ?? MAX_BAR_CELLS));
+    this.#rateWindowMs = options.rateWindowMs ?? RATE_WINDOW_MS;
+    this.#maxDeparted = options.maxDeparted ?? MAX_DEPARTED;
+  }
+
+  /** `now`: monotonic ms (rates); `wallNow`: ms since the epoch (departure times). */
+  build(source: ViewSource, now: number, wallNow: number): ViewModel {
+    const snap = source.snapshot();
+    const peersById = [...snap.peers].sort((a, b) => a.id - b.id);
+    const refused = new Map(peersById.map((p) => [p.id, new Set(p.refusedNames ?? [])]));
+    const seenBars = new Set<string>();
+
+    const files: FileView[] = snap.files.map((f) => ({
+      id: f.id,
+      name: f.name,
+      size: f.size,
+      chunks: f.chunks,
+      completeHolders: f.completeHolders,
+      bars: [],
+    }));
+
+    const peers: PeerView[] = peersById.map((p) => {
+      const heldByFile = new Map(p.files.map((h) => [h.fileId, h]));
+      const refusedHere = refused.get(p.id);
+      let filesComplete = 0;
+      let filesTotal = 0;
+      let chunksHeld = 0;
+      let chunksTotal = 0;
+      for (const file of files) {
+        if (refusedHere?.has(file.name) === true) continue;
+        const h = heldByFile.get(file.id);
+        const complete = h?.complete === true;
+        const held = complete ? file.chunks : Math.min(h?.held ?? 0, file.chunks);
+        filesTotal++;
+        if (complete) filesComplete++;
+        chunksHeld += held;
+        chunksTotal += file.chunks;
+        const key = `${p.id}:${file.id}`;
+        seenBars.add(key);
+        file.bars.push({
+          peerId: p.id,
+          held,
+          percent: percentOf(held, file.chunks, complete),
+          cells: this.#cells(key, source, p.id, file.id, file.chunks, held, complete),
+        });
+      }
+      return {
+        id: p.id,
+        address: formatAddress(p.host, p.udpPort),
+        state: p.state,
+        filesComplete,
+        filesTotal,
+        chunksHeld,
+        chunksTotal,
+        downloadChunksPerSec: this.#rate(p.id, chunksHeld, now),
+      };
+    });
+
+    for (const key of this.#bars.keys()) if (!seenBars.has(key)) this.#bars.delete(key);
+    const live = new Map(peers.map((p) => [p.id, p]));
+    for (const id of this.#samples.keys()) if (!live.has(id)) this.#samples.delete(id);
+    for (const [id, last] of this.#lastPeers) {
+      if (live.has(id)) continue;
+      this.#departed.unshift({
+        id,
+        address: last.address,
+        leftAt: wallNow,
+        filesComplete: last.filesComplete,
+        filesTotal: last.filesTotal,
+      });
+    }
+    if (this.#departed.length > this.#maxDeparted) this.#departed.length = this.#maxDeparted;
+    this.#lastPeers = live;
+
+    return { version: 1, chunkSize: CHUNK_SIZE, peers, files, departed: [...this.#departed] };
+  }
+
+  #cells(
+    key: string,
+    source: ViewSource,
+    peerId: number,
+    fileId: number,
+    chunks: number,
+    held: number,
+    complete: boolean,
+  ): string {
+    if (complete || held === 0) {
+      this.#bars.delete(key);
+      return "";
+    }
+    const cached = this.#bars.get(key);
+    if (cached !== undefined && cached.held === held && cached.complete === complete) return cached.cells;
+    const runs = source.holding(peerId, fileId)?.runs ?? [];
+    const cells = barCells(chunks, runs, this.#maxCells);
+    this.#bars.set(key, { held, complete, cells });
+    return cells;
+  }
+
+  /** Chunks per second over the window; a drop in the total (a file removed) restarts it. */
+  #rate(peerId: number, total: number, now: number): number {
+    let samples = this.#samples.get(peerId);
+    const last = samples?.[samples.length - 1];
+    if (samples === undefined || last === undefined || total < last.total) {
+      samples = [];
+      this.#samples.set(peerId, samples);
+    }
+    samples.push({ t: now, total });
+    // Keep the newest sample at or before the window's start as the baseline.
+    while (samples.length > 2 && (samples[1]?.t ?? now) <= now - this.#rateWindowMs) samples.shift();
+    const base = samples[0];
+    if (base === undefined || now <= base.t) return 0;
+    const rate = ((total - base.total) * 1000) / (now - base.t);
+    return Math.round(rate * 10) / 10;
+  }
+}
+
+/** 0..100, floored, so that 100 means complete. An empty file is 0 until held, then 100. */
+export function percentOf(held: number, chunks: number, complete: boolean): number {
+  if (complete) return 100;
+  if (chunks <= 0) return 0;
+  return Math.min(99, Math.floor((held * 100) / chunks));
+}
+
+/**
+ * The piece bar of a partly held file: min(chunks, maxCells) cells, cell i covering
+ * chunks [floor(i·chunks/n), floor((i+1)·chunks/n)), each a digit for how much of it is
+ * held ("0" none, "9" all). Work is O(runs + cells), whatever the file's size.
+ */
+export function barCells(chunks: number, runs: ReadonlyArray<readonly [number, number]>, maxCells: number): string {
+  if (chunks <= 0) return "";
+  const n = Math.min(chunks, Math.max(1, Math.floor(maxCells)));
+  const start = (i: number): number => Math.floor((i * chunks) / n);
+  const heldIn = new Float64Array(n);
+  for (const [first, count] of runs) {
+    const from = Math.max(0, first);
+    const end = Math.min(chunks, first + count);
+    if (end <= from) continue;
+    let i = Math.min(n - 1, Math.floor((from * n) / chunks));
+    while (i > 0 && start(i) > from) i--;
+    while (i < n - 1 && start(i + 1) <= from) i++;
+    for (; i < n && start(i) < end; i++) {
+      const overlap = Math.min(end, start(i + 1)) - Math.max(from, start(i));
+      if (overlap > 0) heldIn[i] = (heldIn[i] ?? 0) + overlap;
+    }
+  }
+  let out = "";
+  for (let i = 0; i < n; i++) {
+    const size = start(i + 1) - start(i);
+    const h = heldIn[i] ?? 0;
+    out += h <= 0 ? "0" : h >= size ? "9" : String(Math.min(8, 1 + Math.floor((h / size) * 8)));
+  }
+  return out;
+}
+
+export function formatAddress(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
