@@ -2,6 +2,7 @@ import test from "ava";
 import fc from "fast-check";
 import {
   CHUNK_SIZE,
+  CHUNKS_PER_BLOCK,
   CHUNKS_PER_PIECE,
   chunkCount,
   chunkLength,
@@ -19,7 +20,8 @@ test("constants", (t) => {
   t.is(CHUNK_SIZE, 512);
   t.is(CHUNKS_PER_PIECE, 128);
   t.is(MAX_CHUNKS_PER_REQUEST, 64);
-  t.is(MAX_DATAGRAM_BYTES, 1024);
+  t.is(MAX_DATAGRAM_BYTES, 1200);
+  t.is(CHUNKS_PER_BLOCK, 4);
   t.is(MAX_FRAME_BYTES, 64 * 1024 * 1024);
   t.is(DEFAULT_MAX_FILE_SIZE, 64 * 1024 * 1024 * 1024);
   t.is(MAX_NAME_BYTES, 255);

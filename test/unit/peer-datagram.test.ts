@@ -1,14 +1,18 @@
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import test from "ava";
 import fc from "fast-check";
+import { AUTH_BYTES, requestAuth, SECRET_BYTES } from "../../src/wire/auth.js";
 import { udpswarm } from "../../src/wire/gen/swarm.js";
-import { CHUNK_SIZE, MAX_CHUNKS_PER_REQUEST, MAX_DATAGRAM_BYTES } from "../../src/wire/limits.js";
+import { CHUNK_SIZE, CHUNKS_PER_PIECE, MAX_CHUNKS_PER_REQUEST, MAX_DATAGRAM_BYTES } from "../../src/wire/limits.js";
 import {
   CHUNK_DATA_OFFSET,
   CHUNK_HEADER_BYTES,
   type DropReason,
   decodePeerDatagram,
   encodeChunk,
+  encodeHashReply,
+  encodeHashRequest,
   encodeRequest,
   KIND_CHUNK,
   KIND_MESSAGE,
@@ -19,6 +23,10 @@ import {
 import { checkProperty } from "../helpers/property.js";
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+/** No auth: an absent bytes field decodes to an empty Buffer. */
+const NO_AUTH = Buffer.alloc(0);
+/** Block hashes of a whole piece: 32 blocks of 4 chunks, 32 bytes each. */
+const BLOCKS_PER_PIECE = CHUNKS_PER_PIECE / 4;
 
 test("constants match proto/swarm.proto", (t) => {
   t.is(KIND_MESSAGE, 1);
@@ -26,7 +34,10 @@ test("constants match proto/swarm.proto", (t) => {
   t.is(PROTOCOL_VERSION, 1);
   t.is(CHUNK_HEADER_BYTES, 24);
   t.is(CHUNK_DATA_OFFSET, 24);
+  t.is(MAX_DATAGRAM_BYTES, 1200);
   t.true(CHUNK_HEADER_BYTES + CHUNK_SIZE <= MAX_DATAGRAM_BYTES);
+  t.is(AUTH_BYTES, 8);
+  t.is(SECRET_BYTES, 16);
 });
 
 // ------------------------------------------------------------------ chunk datagrams
@@ -149,6 +160,7 @@ test("decodePeerDatagram: decodes the fixed request vector", (t) => {
     first: 10,
     chunks: [10, 12],
     token: 9,
+    auth: NO_AUTH,
   });
 });
 
@@ -161,6 +173,7 @@ test("decodePeerDatagram: request round-trip, 64 chunks and large numbers", (t) 
     first: 1000,
     chunks: all,
     token: 0xcafebabe,
+    auth: NO_AUTH,
   });
   // zero values are proto3 defaults, omitted on the wire: they still decode to 0
   t.deepEqual(decodePeerDatagram(encodeRequest(0, 0, 0, [0], 0)), {
@@ -170,6 +183,7 @@ test("decodePeerDatagram: request round-trip, 64 chunks and large numbers", (t) 
     first: 0,
     chunks: [0],
     token: 0,
+    auth: NO_AUTH,
   });
 });
 
@@ -183,10 +197,11 @@ test("property: request datagrams round-trip and fit in a datagram", (t) => {
         first: fc.nat({ max: 0xffffffff - MAX_CHUNKS_PER_REQUEST }),
         bits: fc.uniqueArray(fc.nat({ max: MAX_CHUNKS_PER_REQUEST - 1 }), { minLength: 1, maxLength: 64 }),
         token: fc.nat({ max: 0xffffffff }),
+        auth: fc.oneof(fc.constant(undefined), fc.uint8Array({ maxLength: AUTH_BYTES })),
       }),
       (r) => {
         const chunks = r.bits.map((b) => r.first + b);
-        const wire = encodeRequest(r.seq, r.fileId, r.first, chunks, r.token);
+        const wire = encodeRequest(r.seq, r.fileId, r.first, chunks, r.token, r.auth);
         assert.ok(wire.length <= MAX_DATAGRAM_BYTES);
         assert.equal(wire[0], KIND_MESSAGE);
         assert.deepEqual(decodePeerDatagram(wire), {
@@ -196,6 +211,227 @@ test("property: request datagrams round-trip and fit in a datagram", (t) => {
           first: r.first,
           chunks: [...chunks].sort((a, b) => a - b),
           token: r.token,
+          auth: Buffer.from(r.auth ?? []),
+        });
+      },
+    ),
+  );
+});
+
+// ------------------------------------------------------------------ request authentication
+
+test("encodeRequest: the auth is field 5 of ChunkRequest, after the token", (t) => {
+  // kind 01 | PeerMessage: version(1)=1, seq(2)=5, request(3)=LEN 19 {
+  //   file_id(1)=7, first(2)=10, mask(3)=LEN 1 [0b101], token(4)=9, auth(5)=LEN 8 [01..08] }
+  const out = encodeRequest(5, 7, 10, [10, 12], 9, Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8));
+  t.is(hex(out), "01" + "0801" + "1005" + "1a13" + "0807" + "100a" + "1a0105" + "2009" + "2a080102030405060708");
+  // An empty auth is the proto3 default: not on the wire, the same bytes as no auth.
+  t.is(hex(encodeRequest(5, 7, 10, [10, 12], 9, new Uint8Array(0))), hex(encodeRequest(5, 7, 10, [10, 12], 9)));
+});
+
+test("decodePeerDatagram: decodes the fixed authenticated request vector", (t) => {
+  const bytes = Buffer.from(
+    "01" + "0801" + "1005" + "1a13" + "0807" + "100a" + "1a0105" + "2009" + "2a080102030405060708",
+    "hex",
+  );
+  t.deepEqual(decodePeerDatagram(bytes), {
+    kind: "request",
+    seq: 5,
+    fileId: 7,
+    first: 10,
+    chunks: [10, 12],
+    token: 9,
+    auth: Buffer.from("0102030405060708", "hex"),
+  });
+});
+
+test("request auth round-trip: the requestAuth of a secret arrives as sent", (t) => {
+  const secret = Buffer.from("000102030405060708090a0b0c0d0e0f", "hex");
+  const auth = requestAuth(secret, 2);
+  const decoded = decodePeerDatagram(encodeRequest(0xfffffffe, 3, 64, [64, 100, 127], 0x01020304, auth));
+  t.deepEqual(decoded, {
+    kind: "request",
+    seq: 0xfffffffe,
+    fileId: 3,
+    first: 64,
+    chunks: [64, 100, 127],
+    token: 0x01020304,
+    auth: Buffer.from("330325658279c9e4", "hex"),
+  });
+  // An auth of another length is carried as is (the receiver compares it to what it expects).
+  const long = Buffer.alloc(40, 0x5a);
+  t.like(decodePeerDatagram(encodeRequest(1, 1, 0, [0], 1, long)), { kind: "request", auth: long });
+});
+
+/** requestAuth computed here from its definition, with node:crypto. */
+function hmacAuth(secret: Uint8Array, toPeerId: number): Buffer {
+  const id = Buffer.alloc(4);
+  id.writeUInt32BE(toPeerId, 0);
+  return createHmac("sha256", secret).update(id).digest().subarray(0, 8);
+}
+
+test("requestAuth: first 8 bytes of HMAC-SHA256(secret, receiver id as u32 big-endian)", (t) => {
+  const secret = Buffer.from("000102030405060708090a0b0c0d0e0f", "hex");
+  // Fixed vectors (computed with Python's hmac module).
+  t.is(hex(requestAuth(secret, 1)), "ec6c7a112dcc9f8b");
+  t.is(hex(requestAuth(secret, 2)), "330325658279c9e4");
+  t.is(hex(requestAuth(secret, 0xffffffff)), "8451895da22a97fb");
+  t.is(hex(requestAuth(Buffer.alloc(16, 0xff), 1)), "9d81a389f81de33d");
+  for (const id of [0, 1, 2, 255, 256, 65536, 0x7fffffff, 0x80000000, 0xffffffff]) {
+    const auth = requestAuth(secret, id);
+    t.is(auth.length, AUTH_BYTES);
+    t.is(hex(auth), hex(hmacAuth(secret, id)), `receiver ${id}`);
+  }
+});
+
+test("requestAuth: differs per receiver id and per secret", (t) => {
+  const a = Buffer.from("000102030405060708090a0b0c0d0e0f", "hex");
+  const b = Buffer.from(a);
+  b[15] = (b[15] ?? 0) ^ 1; // one bit of the secret
+  const seen = new Set<string>();
+  for (const secret of [a, b, Buffer.alloc(16), Buffer.alloc(16, 0xff)]) {
+    for (const id of [1, 2, 3, 256, 0x01000000, 0xffffffff]) seen.add(hex(requestAuth(secret, id)));
+  }
+  t.is(seen.size, 4 * 6);
+  t.not(hex(requestAuth(a, 1)), hex(requestAuth(a, 2)));
+  t.not(hex(requestAuth(a, 1)), hex(requestAuth(b, 1)));
+  // The same inputs always give the same proof.
+  t.is(hex(requestAuth(Buffer.from(a), 7)), hex(requestAuth(a, 7)));
+});
+
+test("property: requestAuth matches its definition", (t) => {
+  checkProperty(
+    t,
+    fc.property(
+      fc.uint8Array({ minLength: SECRET_BYTES, maxLength: SECRET_BYTES }),
+      fc.nat({ max: 0xffffffff }),
+      (secret, id) => {
+        assert.equal(hex(requestAuth(secret, id)), hex(hmacAuth(secret, id)));
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+// ------------------------------------------------------------------ hash request / reply datagrams
+
+test("encodeHashRequest: fixed protobuf bytes after the kind byte", (t) => {
+  // kind 01 | PeerMessage: version(1)=1, seq(2)=5, hash_request(4)=LEN 16 {
+  //   file_id(1)=7, piece(2)=3, token(3)=9, auth(4)=LEN 8 [01..08] }
+  const out = encodeHashRequest(5, 7, 3, 9, Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8));
+  t.is(hex(out), "01" + "0801" + "1005" + "2210" + "0807" + "1003" + "1809" + "22080102030405060708");
+  // Without auth, and with zero values (proto3 defaults, not on the wire): an empty body.
+  t.is(hex(encodeHashRequest(5, 7, 3, 9)), "01" + "0801" + "1005" + "2206" + "0807" + "1003" + "1809");
+  t.is(hex(encodeHashRequest(0, 0, 0, 0)), "01" + "0801" + "2200");
+});
+
+test("decodePeerDatagram: decodes the fixed hash request vectors", (t) => {
+  t.deepEqual(
+    decodePeerDatagram(
+      Buffer.from("01" + "0801" + "1005" + "2210" + "0807" + "1003" + "1809" + "22080102030405060708", "hex"),
+    ),
+    {
+      kind: "hash-request",
+      seq: 5,
+      fileId: 7,
+      piece: 3,
+      token: 9,
+      auth: Buffer.from("0102030405060708", "hex"),
+    },
+  );
+  t.deepEqual(decodePeerDatagram(Buffer.from("01" + "0801" + "2200", "hex")), {
+    kind: "hash-request",
+    seq: 0,
+    fileId: 0,
+    piece: 0,
+    token: 0,
+    auth: NO_AUTH,
+  });
+});
+
+test("encodeHashReply: fixed protobuf bytes after the kind byte", (t) => {
+  // kind 01 | PeerMessage: version(1)=1, seq(2)=5, hash_reply(5)=LEN 40 {
+  //   file_id(1)=7, piece(2)=3, token(3)=9, hashes(4)=LEN 32 [ab x 32] }
+  const out = encodeHashReply(5, 7, 3, 9, Buffer.alloc(32, 0xab));
+  t.is(hex(out), "01" + "0801" + "1005" + "2a28" + "0807" + "1003" + "1809" + "2220" + "ab".repeat(32));
+});
+
+test("decodePeerDatagram: decodes the fixed hash reply vector", (t) => {
+  const bytes = Buffer.from(
+    "01" + "0801" + "1005" + "2a28" + "0807" + "1003" + "1809" + "2220" + "ab".repeat(32),
+    "hex",
+  );
+  t.deepEqual(decodePeerDatagram(bytes), {
+    kind: "hash-reply",
+    seq: 5,
+    fileId: 7,
+    piece: 3,
+    token: 9,
+    hashes: Buffer.alloc(32, 0xab),
+  });
+});
+
+test("hash request and reply round-trip with 32-bit maxima and negative numbers as unsigned", (t) => {
+  const auth = Buffer.from("fedcba9876543210", "hex");
+  t.deepEqual(decodePeerDatagram(encodeHashRequest(-1, 0xffffffff, 0xfffffffe, -2, auth)), {
+    kind: "hash-request",
+    seq: 0xffffffff,
+    fileId: 0xffffffff,
+    piece: 0xfffffffe,
+    token: 0xfffffffe,
+    auth,
+  });
+  const hashes = Buffer.alloc(32 * BLOCKS_PER_PIECE);
+  for (let i = 0; i < hashes.length; i++) hashes[i] = (i * 31 + 7) & 0xff;
+  const wire = encodeHashReply(-1, 0xffffffff, 0xffffffff, -1, hashes);
+  t.true(wire.length <= MAX_DATAGRAM_BYTES, `a full piece's hashes fit (${wire.length} bytes)`);
+  t.deepEqual(decodePeerDatagram(wire), {
+    kind: "hash-reply",
+    seq: 0xffffffff,
+    fileId: 0xffffffff,
+    piece: 0xffffffff,
+    token: 0xffffffff,
+    hashes,
+  });
+});
+
+test("property: hash request and reply datagrams round-trip and fit in a datagram", (t) => {
+  checkProperty(
+    t,
+    fc.property(
+      fc.record({
+        seq: fc.nat({ max: 0xffffffff }),
+        fileId: fc.nat({ max: 0xffffffff }),
+        piece: fc.nat({ max: 0xffffffff }),
+        token: fc.nat({ max: 0xffffffff }),
+        auth: fc.uint8Array({ maxLength: AUTH_BYTES }),
+        blocks: fc.integer({ min: 1, max: BLOCKS_PER_PIECE }),
+        fill: fc.nat({ max: 255 }),
+      }),
+      (h) => {
+        const request = encodeHashRequest(h.seq, h.fileId, h.piece, h.token, h.auth);
+        assert.ok(request.length <= MAX_DATAGRAM_BYTES);
+        assert.equal(request[0], KIND_MESSAGE);
+        assert.deepEqual(decodePeerDatagram(request), {
+          kind: "hash-request",
+          seq: h.seq,
+          fileId: h.fileId,
+          piece: h.piece,
+          token: h.token,
+          auth: Buffer.from(h.auth),
+        });
+        const hashes = Buffer.alloc(32 * h.blocks);
+        for (let i = 0; i < hashes.length; i++) hashes[i] = (h.fill + i * 13) & 0xff;
+        const reply = encodeHashReply(h.seq, h.fileId, h.piece, h.token, hashes);
+        assert.ok(reply.length <= MAX_DATAGRAM_BYTES);
+        assert.equal(reply[0], KIND_MESSAGE);
+        assert.deepEqual(decodePeerDatagram(reply), {
+          kind: "hash-reply",
+          seq: h.seq,
+          fileId: h.fileId,
+          piece: h.piece,
+          token: h.token,
+          hashes,
         });
       },
     ),
@@ -208,15 +444,25 @@ function message(props: udpswarm.PeerMessage.$Properties): Buffer {
   return Buffer.concat([Uint8Array.of(KIND_MESSAGE), udpswarm.PeerMessage.encode(props).finish()]);
 }
 
+/** A valid request datagram of exactly `length` bytes (its auth pads it). */
+function requestOfLength(length: number): Buffer {
+  for (let pad = 0; pad < length; pad++) {
+    const wire = encodeRequest(5, 7, 10, [10, 12], 9, Buffer.alloc(pad, 0x61));
+    if (wire.length === length) return wire;
+  }
+  throw new Error(`no request of ${length} bytes`);
+}
+
 const INVALID: ReadonlyArray<readonly [string, Buffer, DropReason]> = [
   ["empty datagram", Buffer.alloc(0), "short"],
   ["one byte (chunk kind)", Buffer.of(KIND_CHUNK), "short"],
   ["one byte (message kind)", Buffer.of(KIND_MESSAGE), "short"],
   ["chunk header without data", encodeChunk(1, 2, 3, 4, 5, new Uint8Array(0)), "short"],
   ["chunk header cut at 23 bytes", encodeChunk(1, 2, 3, 4, 5, Uint8Array.of(1)).subarray(0, 23), "short"],
-  ["1025 bytes of chunk", encodeChunk(1, 2, 3, 4, 5, new Uint8Array(MAX_DATAGRAM_BYTES + 1 - 24)), "oversize"],
-  ["1025 bytes of message kind", Buffer.concat([Buffer.of(KIND_MESSAGE), Buffer.alloc(1024)]), "oversize"],
-  ["1025 bytes of unknown kind", Buffer.alloc(MAX_DATAGRAM_BYTES + 1, 9), "oversize"],
+  ["1201 bytes of chunk", encodeChunk(1, 2, 3, 4, 5, new Uint8Array(1201 - 24)), "oversize"],
+  ["1201 bytes of message kind", Buffer.concat([Buffer.of(KIND_MESSAGE), Buffer.alloc(1200)]), "oversize"],
+  ["1201 bytes of unknown kind", Buffer.alloc(1201, 9), "oversize"],
+  ["a valid request grown to 1201 bytes", requestOfLength(1201), "oversize"],
   ["chunk of 513 bytes", encodeChunk(1, 2, 3, 4, 5, new Uint8Array(CHUNK_SIZE + 1)), "oversize"],
   ["kind 0", Buffer.concat([Buffer.of(0), encodeChunk(1, 2, 3, 4, 5, Uint8Array.of(1)).subarray(1)]), "kind"],
   ["kind 3", Buffer.concat([Buffer.of(3), encodeChunk(1, 2, 3, 4, 5, Uint8Array.of(1)).subarray(1)]), "kind"],
@@ -233,7 +479,9 @@ const INVALID: ReadonlyArray<readonly [string, Buffer, DropReason]> = [
     message({ seq: 1, request: { fileId: 1, first: 0, mask: Uint8Array.of(1), token: 1 } }),
     "version",
   ],
-  ["message without a request", message({ version: 1, seq: 3 }), "malformed"],
+  ["message without a body", message({ version: 1, seq: 3 }), "malformed"],
+  // field 6 (LEN, empty) is no body this version knows: skipped, so no body at all
+  ["message with only an unknown body", Buffer.from("01" + "0801" + "1003" + "3200", "hex"), "malformed"],
   ["message of garbage", Buffer.of(KIND_MESSAGE, 0xff), "malformed"],
   ["message with a truncated field", Buffer.from("01080110051a09080710", "hex"), "malformed"],
   ["request with empty mask", message({ version: 1, seq: 1, request: { fileId: 1, first: 0, token: 1 } }), "range"],
@@ -247,6 +495,34 @@ const INVALID: ReadonlyArray<readonly [string, Buffer, DropReason]> = [
     message({ version: 1, seq: 1, request: { fileId: 1, mask: Uint8Array.of(1, 0, 0, 0, 0, 0, 0, 0, 0), token: 1 } }),
     "range",
   ],
+  [
+    "hash request version 2",
+    message({ version: 2, seq: 1, hashRequest: { fileId: 1, piece: 0, token: 1 } }),
+    "version",
+  ],
+  [
+    "hash reply without version",
+    message({ seq: 1, hashReply: { fileId: 1, piece: 0, token: 1, hashes: new Uint8Array(32) } }),
+    "version",
+  ],
+  ["hash reply without hashes", message({ version: 1, seq: 1, hashReply: { fileId: 1, piece: 2, token: 1 } }), "range"],
+  ["hash reply with no hashes (encodeHashReply)", encodeHashReply(1, 1, 2, 1, new Uint8Array(0)), "range"],
+  ["hash reply of 1 byte", encodeHashReply(1, 1, 2, 1, new Uint8Array(1)), "range"],
+  ["hash reply of 31 bytes", encodeHashReply(1, 1, 2, 1, new Uint8Array(31)), "range"],
+  ["hash reply of 33 bytes", encodeHashReply(1, 1, 2, 1, new Uint8Array(33)), "range"],
+  ["hash reply of 16 bytes", encodeHashReply(1, 1, 2, 1, new Uint8Array(16)), "range"],
+  ["hash reply of 48 bytes", encodeHashReply(1, 1, 2, 1, new Uint8Array(48)), "range"],
+  ["hash reply of 32 * 32 + 1 bytes", encodeHashReply(1, 1, 2, 1, new Uint8Array(32 * 32 + 1)), "range"],
+  [
+    "hash reply with its hashes cut short",
+    encodeHashReply(1, 1, 2, 1, new Uint8Array(64)).subarray(0, 1 + 2 + 2 + 2 + 6 + 2 + 40),
+    "malformed",
+  ],
+  [
+    "hash request with its auth cut short",
+    encodeHashRequest(5, 7, 3, 9, new Uint8Array(8)).subarray(0, 20),
+    "malformed",
+  ],
 ];
 
 for (const [name, bytes, reason] of INVALID) {
@@ -258,6 +534,12 @@ for (const [name, bytes, reason] of INVALID) {
 test("decodePeerDatagram: the largest valid chunk datagram (24 + 512) is accepted", (t) => {
   const decoded = decodePeerDatagram(encodeChunk(1, 2, 3, 4, 5, new Uint8Array(CHUNK_SIZE)));
   t.is(decoded.kind, "chunk");
+});
+
+test("decodePeerDatagram: a valid message of exactly 1200 bytes is accepted", (t) => {
+  const wire = requestOfLength(1200);
+  t.is(wire.length, MAX_DATAGRAM_BYTES);
+  t.like(decodePeerDatagram(wire), { kind: "request", seq: 5, fileId: 7, chunks: [10, 12], token: 9 });
 });
 
 // ------------------------------------------------------------------ fuzzing
@@ -286,7 +568,18 @@ function decodeChecked(bytes: Buffer): ReturnType<typeof decodePeerDatagram> {
       assert.equal(bytes[0], KIND_MESSAGE);
       assert.ok(result.chunks.length >= 1 && result.chunks.length <= MAX_CHUNKS_PER_REQUEST);
       for (const c of result.chunks) assert.ok(c >= result.first && c < result.first + MAX_CHUNKS_PER_REQUEST);
+      assert.ok(result.auth instanceof Uint8Array);
       break;
+    case "hash-request":
+      assert.equal(bytes[0], KIND_MESSAGE);
+      assert.ok(result.auth instanceof Uint8Array);
+      break;
+    case "hash-reply":
+      assert.equal(bytes[0], KIND_MESSAGE);
+      assert.ok(result.hashes.length >= 32 && result.hashes.length % 32 === 0);
+      break;
+    default:
+      assert.fail(`unknown kind ${JSON.stringify(result)}`);
   }
   return result;
 }
@@ -328,6 +621,7 @@ const arbDatagram: fc.Arbitrary<Buffer> = fc.oneof(
       first: fc.nat({ max: 1_000_000 }),
       bits: fc.uniqueArray(fc.nat({ max: 63 }), { minLength: 1, maxLength: 64 }),
       token: fc.nat({ max: 0xffffffff }),
+      auth: fc.uint8Array({ maxLength: AUTH_BYTES }),
     })
     .map((r) =>
       encodeRequest(
@@ -336,8 +630,25 @@ const arbDatagram: fc.Arbitrary<Buffer> = fc.oneof(
         r.first,
         r.bits.map((b) => r.first + b),
         r.token,
+        r.auth,
       ),
     ),
+  fc
+    .record({
+      seq: fc.nat({ max: 0xffffffff }),
+      piece: fc.nat({ max: 1_000_000 }),
+      token: fc.nat({ max: 0xffffffff }),
+      auth: fc.uint8Array({ maxLength: AUTH_BYTES }),
+    })
+    .map((h) => encodeHashRequest(h.seq, 2, h.piece, h.token, h.auth)),
+  fc
+    .record({
+      seq: fc.nat({ max: 0xffffffff }),
+      piece: fc.nat({ max: 1_000_000 }),
+      token: fc.nat({ max: 0xffffffff }),
+      blocks: fc.integer({ min: 1, max: BLOCKS_PER_PIECE }),
+    })
+    .map((h) => encodeHashReply(h.seq, 2, h.piece, h.token, Buffer.alloc(32 * h.blocks, h.piece & 0xff))),
 );
 
 test("property: truncations of valid datagrams never throw", (t) => {
@@ -355,7 +666,8 @@ test("property: truncations of valid datagrams never throw", (t) => {
           assert.equal((result as Extract<PeerDatagram, { kind: "chunk" }>).data.length, cut - CHUNK_DATA_OFFSET);
         }
       } else {
-        // The request is the last field of PeerMessage: any cut leaves it missing or cut short.
+        // The body (request, hash request or reply) is the last field of PeerMessage: any
+        // cut leaves it missing or cut short.
         assert.deepEqual(result, { kind: "invalid", reason: "malformed" });
       }
     }),

@@ -4,8 +4,9 @@ import { fileURLToPath } from "node:url";
 import test from "ava";
 import fc from "fast-check";
 import protobuf from "protobufjs";
+import { blockHashes, pieceHash } from "../../src/transfer/piece-hash.js";
 import { FrameDecoder } from "../../src/wire/framing.js";
-import { CHUNK_SIZE, CHUNKS_PER_PIECE, MAX_FRAME_BYTES } from "../../src/wire/limits.js";
+import { CHUNK_SIZE, CHUNKS_PER_BLOCK, CHUNKS_PER_PIECE, MAX_FRAME_BYTES } from "../../src/wire/limits.js";
 import {
   type CheckedManifest,
   checkManifest,
@@ -21,6 +22,12 @@ import { checkProperty } from "../helpers/property.js";
 
 const PIECE_BYTES = CHUNK_SIZE * CHUNKS_PER_PIECE;
 const sha256 = (b: Uint8Array): Buffer => createHash("sha256").update(b).digest();
+/** The manifest's piece hash: SHA-256 over the SHA-256 of each 2048-byte block (the last may be shorter). */
+const pieceHashOf = (piece: Uint8Array): Buffer => {
+  const blocks: Buffer[] = [];
+  for (let at = 0; at < piece.length; at += 2048) blocks.push(sha256(piece.subarray(at, at + 2048)));
+  return sha256(Buffer.concat(blocks));
+};
 
 /** Real content: two full pieces and a last piece of 700 bytes (2 chunks). */
 const CONTENT = Buffer.alloc(2 * PIECE_BYTES + 700);
@@ -29,12 +36,13 @@ for (let i = 0; i < CONTENT.length; i++) CONTENT[i] = (i * 7919) % 251;
 function manifestOf(name: string, content: Buffer): Manifest {
   const pieceSha256: Buffer[] = [];
   for (let at = 0; at < content.length; at += PIECE_BYTES)
-    pieceSha256.push(sha256(content.subarray(at, at + PIECE_BYTES)));
+    pieceSha256.push(pieceHashOf(content.subarray(at, at + PIECE_BYTES)));
   return {
     name,
     size: content.length,
     chunkSize: CHUNK_SIZE,
     chunksPerPiece: CHUNKS_PER_PIECE,
+    chunksPerBlock: 4,
     sha256: sha256(content),
     pieceSha256,
   };
@@ -76,17 +84,25 @@ const FRAMES: ReadonlyArray<readonly [Kind, FrameBody]> = [
       welcome: {
         peerId: 7,
         files: [{ fileId: 1, manifest: MANIFEST }],
-        peers: [{ peerId: 2, host: "127.0.0.1", udpPort: 5000 }],
+        peers: [{ peerId: 2, host: "127.0.0.1", udpPort: 5000, expectedAuth: Buffer.from("0123456789abcdef", "hex") }],
         holders: [{ peerId: 2, fileId: 1, runs: [0, 3], complete: true }],
         refused: [{ reason: udpswarm.RefusalReason.REASON_NAME_CONFLICT, detail: "taken", fileName: "a.txt" }],
         accepted: [{ fileId: 9, manifest: manifestOf("b.bin", Buffer.from("hello")) }],
+        secret: Buffer.from("00112233445566778899aabbccddeeff", "hex"),
       },
     },
   ],
   ["fileAdded", { fileAdded: { file: { fileId: 4, manifest: MANIFEST } } }],
   ["fileRemoved", { fileRemoved: { fileId: 4 } }],
   ["holdersChanged", { holdersChanged: { peerId: 2, fileId: 1, runs: [5, 2, 9, 1], complete: true } }],
-  ["peerJoined", { peerJoined: { peer: { peerId: 9, host: "::1", udpPort: 6000 } } }],
+  [
+    "peerJoined",
+    {
+      peerJoined: {
+        peer: { peerId: 9, host: "::1", udpPort: 6000, expectedAuth: Buffer.from("fedcba9876543210", "hex") },
+      },
+    },
+  ],
   ["peerLeft", { peerLeft: { peerId: 9 } }],
   ["leaveGranted", { leaveGranted: {} }],
   ["refusal", { refusal: { reason: udpswarm.RefusalReason.REASON_VERSION, detail: "version 2 not supported" } }],
@@ -130,15 +146,36 @@ test("round-trip keeps the values themselves (not only their shape)", (t) => {
   t.is(hello?.udpPort, 40001);
   t.is(hello?.offers?.[0]?.name, "report.pdf");
   t.is(Number(hello?.offers?.[0]?.size), CONTENT.length);
+  t.is(hello?.offers?.[0]?.chunksPerBlock, 4);
+  const pieceHex = [
+    pieceHashOf(CONTENT.subarray(0, PIECE_BYTES)).toString("hex"),
+    pieceHashOf(CONTENT.subarray(PIECE_BYTES, 2 * PIECE_BYTES)).toString("hex"),
+    pieceHashOf(CONTENT.subarray(2 * PIECE_BYTES)).toString("hex"),
+  ];
+  // Fixed vectors (computed with Python's hashlib): the block-hash definition, not SHA-256 of the piece.
+  t.deepEqual(pieceHex, [
+    "c043b943433aefba7fa843cea92243bad94f0d1b73107fa501483f9fd0d8559a",
+    "a33105c47d56c148d22a64f116eeb7aad482f3eb8d6f6b2e4863deb4d51fdaec",
+    "e7b74d7e838ac618e0067a493d88127f6191ce4736fb93b05db4339cf87c61e5",
+  ]);
   t.deepEqual(
     hello?.offers?.[0]?.pieceSha256?.map((h) => Buffer.from(h).toString("hex")),
-    [
-      sha256(CONTENT.subarray(0, PIECE_BYTES)).toString("hex"),
-      sha256(CONTENT.subarray(PIECE_BYTES, 2 * PIECE_BYTES)).toString("hex"),
-      sha256(CONTENT.subarray(2 * PIECE_BYTES)).toString("hex"),
-    ],
+    pieceHex,
   );
   t.deepEqual(one({ have: { fileId: 3, runs: [0, 10, 20, 5] } }).have?.runs, [0, 10, 20, 5]);
+  const welcome = one({
+    welcome: {
+      peerId: 3,
+      peers: [{ peerId: 2, host: "10.0.0.2", udpPort: 7002, expectedAuth: Buffer.from("0102030405060708", "hex") }],
+      secret: Buffer.from("000102030405060708090a0b0c0d0e0f", "hex"),
+    },
+  }).welcome;
+  t.is(Buffer.from(welcome?.secret ?? []).toString("hex"), "000102030405060708090a0b0c0d0e0f");
+  t.is(Buffer.from(welcome?.peers?.[0]?.expectedAuth ?? []).toString("hex"), "0102030405060708");
+  const joined = one({
+    peerJoined: { peer: { peerId: 4, host: "h", udpPort: 1, expectedAuth: Buffer.from("a1a2a3a4a5a6a7a8", "hex") } },
+  }).peerJoined;
+  t.is(Buffer.from(joined?.peer?.expectedAuth ?? []).toString("hex"), "a1a2a3a4a5a6a7a8");
 });
 
 test("every kind, concatenated and fed one byte at a time, decodes in order", (t) => {
@@ -231,11 +268,12 @@ const EXPECTED_CHECKED: CheckedManifest = {
   size: CONTENT.length,
   chunks: 258,
   chunksPerPiece: 128,
+  chunksPerBlock: 4,
   sha256: sha256(CONTENT),
   pieceSha256: [
-    sha256(CONTENT.subarray(0, PIECE_BYTES)),
-    sha256(CONTENT.subarray(PIECE_BYTES, 2 * PIECE_BYTES)),
-    sha256(CONTENT.subarray(2 * PIECE_BYTES)),
+    pieceHashOf(CONTENT.subarray(0, PIECE_BYTES)),
+    pieceHashOf(CONTENT.subarray(PIECE_BYTES, 2 * PIECE_BYTES)),
+    pieceHashOf(CONTENT.subarray(2 * PIECE_BYTES)),
   ],
 };
 
@@ -339,7 +377,45 @@ test("checkManifest: refuses wrong hash lengths", (t) => {
   t.is(checkManifest({ ...MANIFEST, pieceSha256: [new Uint8Array(0), ...hashes.slice(1)] }, LIMIT), "bad piece hash");
 });
 
-test("checkManifest: refuses another chunk size or piece size", (t) => {
+test("checkManifest: refuses another chunk size, piece size or block size", (t) => {
+  t.is(CHUNKS_PER_BLOCK, 4);
   t.is(checkManifest({ ...MANIFEST, chunkSize: 1024 }, LIMIT), "chunk size 1024 is not 512");
   t.is(checkManifest({ ...MANIFEST, chunksPerPiece: 64 }, LIMIT), "piece size 64 is not 128 chunks");
+  t.is(checkManifest({ ...MANIFEST, chunksPerBlock: 8 }, LIMIT), "block size 8 is not 4 chunks");
+  t.is(checkManifest({ ...MANIFEST, chunksPerBlock: 1 }, LIMIT), "block size 1 is not 4 chunks");
+  t.is(checkManifest({ ...MANIFEST, chunksPerBlock: 128 }, LIMIT), "block size 128 is not 4 chunks");
+});
+
+test("checkManifest: a manifest without chunks_per_block (the old protocol) is refused after a trip over the wire", (t) => {
+  const { chunksPerBlock: _omit, ...old } = MANIFEST;
+  const frames = new FrameDecoder(MAX_FRAME_BYTES).push(encodeTrackerFrame({ hello: { offers: [old] } }));
+  const decoded = decodeTrackerFrame(frames[0] ?? Buffer.alloc(0));
+  if (!decoded.ok) return t.fail(decoded.reason);
+  const offer = decoded.frame.hello?.offers?.[0];
+  if (offer === undefined) return t.fail("no offer");
+  t.is(offer.chunksPerBlock, 0);
+  t.is(checkManifest(offer, LIMIT), "block size 0 is not 4 chunks");
+});
+
+test("piece hashes: src/transfer/piece-hash computes the manifest's definition", (t) => {
+  const pieces = [
+    CONTENT.subarray(0, PIECE_BYTES), // 32 full blocks
+    CONTENT.subarray(2 * PIECE_BYTES), // 700 bytes: one short block
+    CONTENT.subarray(5, 5 + 2048), // exactly one block
+    CONTENT.subarray(7, 7 + 2049), // one block and one byte
+    CONTENT.subarray(3, 3 + 2048 * 3 + 1000),
+  ];
+  for (const piece of pieces) {
+    const blocks: Buffer[] = [];
+    for (let at = 0; at < piece.length; at += 2048) blocks.push(sha256(piece.subarray(at, at + 2048)));
+    t.is(blockHashes(piece).toString("hex"), Buffer.concat(blocks).toString("hex"), `${piece.length} bytes`);
+    t.is(pieceHash(piece).toString("hex"), pieceHashOf(piece).toString("hex"), `${piece.length} bytes`);
+  }
+  t.is(blockHashes(CONTENT.subarray(0, PIECE_BYTES)).length, 32 * 32);
+  t.is(blockHashes(CONTENT.subarray(7, 7 + 2049)).length, 2 * 32);
+  // Not the old definition (SHA-256 of the piece itself).
+  t.not(
+    pieceHashOf(CONTENT.subarray(0, PIECE_BYTES)).toString("hex"),
+    sha256(CONTENT.subarray(0, PIECE_BYTES)).toString("hex"),
+  );
 });
