@@ -243,18 +243,25 @@ export class Registry {
     if (peer === undefined) return;
     this.#peers.delete(peerId);
     this.#sink.print(disconnectBlock(peer.id, peer.receivedWhole));
-    const wasAnnounced = peer.state !== "leaving";
-    for (const other of this.#peers.values()) {
-      if (wasAnnounced && other.state !== "leaving") this.#sink.send(other.id, { peerLeft: { peerId } });
+    if (peer.state !== "leaving") {
+      for (const other of this.#peers.values()) {
+        if (other.state !== "leaving") this.#sink.send(other.id, { peerLeft: { peerId } });
+      }
     }
+    this.#forgetHoldings(peer);
+    this.#evaluateDepartures();
+  }
+
+  /** A peer's chunks no longer count: files no live peer can complete any more are dropped. */
+  #forgetHoldings(peer: PeerRecord): void {
     for (const fileId of peer.holdings.keys()) {
       const file = this.#files.get(fileId);
       if (file === undefined) continue;
-      file.holders.delete(peerId);
-      file.completeHolders.delete(peerId);
+      file.holders.delete(peer.id);
+      file.completeHolders.delete(peer.id);
       if (!this.#isAvailable(file)) this.#removeFile(file);
     }
-    this.#evaluateDepartures();
+    peer.holdings.clear();
   }
 
   snapshot(): RegistrySnapshot {
@@ -351,6 +358,7 @@ export class Registry {
   #evaluateDepartures(): void {
     const ready = [...this.#peers.values()].filter((p) => p.state === "ready");
     if (ready.length === 0) return;
+    let granted = false;
     for (const peer of ready) {
       if (!this.#holdsEverything(peer)) continue;
       let someoneLacks = false;
@@ -372,7 +380,12 @@ export class Registry {
         if (other.id !== peer.id && other.state !== "leaving")
           this.#sink.send(other.id, { peerLeft: { peerId: peer.id } });
       }
+      // From now on it is gone for everyone else: a newcomer must not count on its chunks.
+      this.#forgetHoldings(peer);
+      granted = true;
     }
+    // Files that went with a granted peer may free ready peers examined before it.
+    if (granted) this.#evaluateDepartures();
   }
 }
 

@@ -637,16 +637,10 @@ test("conflict: the same name with different content is refused and never requir
   complete(1, other);
   t.deepEqual(sink.granted(), []); // peer 2 lacks "a"
   complete(2, a);
-  // Peer 2 never holds "same", yet nobody waits for it.
+  // Peer 2 never holds "same", yet nobody waits for it; once both are granted, the files
+  // they held are gone with them.
   t.deepEqual(sink.granted(), [1, 2]);
-  t.deepEqual(
-    registry.snapshot().files.map((f) => [f.name, f.completeHolders]),
-    [
-      ["a", 2],
-      ["other", 2],
-      ["same", 1],
-    ],
-  );
+  t.deepEqual(registry.snapshot().files, []);
 });
 
 test("conflict: a different size under the same name is refused too", (t) => {
@@ -790,17 +784,18 @@ test("departure: two ready peers swapping files are both granted on the last com
   );
 });
 
-test("departure: a newcomer is not told about peers already granted departure", (t) => {
+test("departure: a granted peer is gone at once: a newcomer neither sees it nor its files", (t) => {
   const { sink, registry, join, welcomeOf } = setup();
   const f = manifest("f", 1000);
   join(f);
   registry.readyToLeave(1);
   t.deepEqual(sink.granted(), [1]);
+  t.deepEqual(sink.logs(), ['file "f" is no longer available: no live peer can complete it']);
   sink.clear();
   join();
   t.deepEqual(welcomeOf(2), {
     peerId: 2,
-    files: [info(1, f)],
+    files: [],
     peers: [],
     holders: [],
     refused: [],
@@ -811,8 +806,8 @@ test("departure: a newcomer is not told about peers already granted departure", 
   sink.clear();
   registry.leave(1);
   t.deepEqual(sink.blocks(), [["PEER 1 DISCONNECT: RECEIVED 0"]]);
-  t.deepEqual(sink.sent(2), [{ fileRemoved: { fileId: 1 } }]);
-  t.deepEqual(sink.logs(), ['file "f" is no longer available: no live peer can complete it']);
+  t.deepEqual(sink.sent(2), []);
+  t.deepEqual(sink.logs(), []);
 });
 
 // ------------------------------------------------------------------ leave and availability
@@ -857,19 +852,23 @@ test("leave: the sole seeder leaving before anyone completes a file removes it a
 
   registry.leave(1);
   t.deepEqual(sink.blocks(), [["PEER 1 DISCONNECT: RECEIVED 0"]]);
-  t.deepEqual(sink.logs(), ['file "F" is no longer available: no live peer can complete it']);
+  // F goes with its only seeder; G goes once its last holders are granted departure.
+  t.deepEqual(sink.logs(), [
+    'file "F" is no longer available: no live peer can complete it',
+    'file "G" is no longer available: no live peer can complete it',
+  ]);
   t.deepEqual(sink.sent(2), [peerLeft(1), { fileRemoved: { fileId: 1 } }, GRANTED]);
   t.deepEqual(sink.sent(3), [peerLeft(1), { fileRemoved: { fileId: 1 } }, peerLeft(2), GRANTED]);
   t.deepEqual(sink.granted(), [2, 3]);
-  t.is(registry.fileCount, 1);
+  t.is(registry.fileCount, 0);
   t.is(registry.holding(2, 1), undefined);
   t.is(registry.holding(3, 1), undefined);
   t.deepEqual(registry.snapshot(), {
     peers: [
-      { id: 2, host: "10.0.0.2", udpPort: 7002, state: "leaving", files: [{ fileId: 2, held: 1, complete: true }] },
-      { id: 3, host: "10.0.0.3", udpPort: 7003, state: "leaving", files: [{ fileId: 2, held: 1, complete: true }] },
+      { id: 2, host: "10.0.0.2", udpPort: 7002, state: "leaving", files: [] },
+      { id: 3, host: "10.0.0.3", udpPort: 7003, state: "leaving", files: [] },
     ],
-    files: [{ id: 2, name: "G", size: 10, chunks: 1, completeHolders: 2 }],
+    files: [],
   });
   sink.clear();
 
@@ -882,10 +881,7 @@ test("leave: the sole seeder leaving before anyone completes a file removes it a
   t.deepEqual(sink.logs(), []);
   t.deepEqual(
     registry.snapshot().files.map((f) => [f.id, f.name]),
-    [
-      [3, "F"],
-      [2, "G"],
-    ],
+    [[3, "F"]],
   );
 });
 
@@ -1096,7 +1092,8 @@ function runSequence(ops: readonly Op[]): string | undefined {
     }
     if (nowGranted.length > 0) {
       for (const peer of snap.peers) {
-        if (peer.state === "leaving" && !nowGranted.includes(peer.id)) continue;
+        // A granted peer is gone for holdings at once; the peers that stay must hold everything.
+        if (peer.state === "leaving") continue;
         for (const file of snap.files) {
           if (refused.get(peer.id)?.has(file.name)) continue;
           if (!peer.files.some((h) => h.fileId === file.id && h.complete))
