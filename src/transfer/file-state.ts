@@ -97,6 +97,11 @@ export class FileState {
   readonly retry: number[] = [];
   /** Per remote peer: where its scan for a new piece goes on from (random start). */
   readonly #cursor = new Map<number, number>();
+  /**
+   * Remote peers known to hold no piece we could start: candidates only shrink (pieces
+   * become active or done) until a peer announces more, so the scan is not repeated.
+   */
+  readonly #exhausted = new Set<number>();
 
   constructor(id: number, manifest: CheckedManifest, mode: FileMode) {
     this.id = id;
@@ -142,6 +147,7 @@ export class FileState {
 
   /** `remote` now holds the chunks in `runs` (whole pieces count), or the whole file. */
   addHolder(remote: number, runs: ReadonlyArray<readonly [number, number]>, complete: boolean): void {
+    this.#exhausted.delete(remote);
     const current = this.holders.get(remote);
     if (current === "complete") return;
     if (complete) {
@@ -168,6 +174,7 @@ export class FileState {
     if (h === undefined) return;
     this.holders.delete(remote);
     this.#cursor.delete(remote);
+    this.#exhausted.delete(remote);
     for (let p = 0; p < this.pieces; p++) if (h === "complete" || h.has(p)) this.#bump(p, -1);
     for (const assembly of this.active.values()) if (assembly.owner === remote) assembly.owner = undefined;
   }
@@ -183,7 +190,7 @@ export class FileState {
    * pieces that can never be candidates again (done or active).
    */
   pickNewPiece(remote: number, randomStart: () => number, lookahead = 16): number | undefined {
-    if (this.done.count + this.active.size >= this.pieces) return undefined;
+    if (this.done.count + this.active.size >= this.pieces || this.#exhausted.has(remote)) return undefined;
     let cursor = this.#cursor.get(remote);
     if (cursor === undefined) cursor = randomStart() % Math.max(1, this.pieces);
     let best: number | undefined;
@@ -202,6 +209,7 @@ export class FileState {
       }
     }
     if (firstCandidate !== undefined) this.#cursor.set(remote, firstCandidate);
+    else this.#exhausted.add(remote);
     return best;
   }
 
