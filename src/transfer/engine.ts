@@ -47,7 +47,7 @@ export type TransferOptions = {
   readonly chunksPerRequest?: number;
   /** Chunks in flight from all peers together: the receive buffer's share. @default 3072 */
   readonly maxInflight?: number;
-  /** Timeouts in a row after which a peer is suspect (no new work but a probe). @default 5 */
+  /** Timeouts in a row after which a peer is suspect (no new work but a probe). @default 8 */
   readonly maxBackoffs?: number;
   /**
    * A peer is never asked again once this many of its chunks were in blocks that failed
@@ -130,7 +130,7 @@ export class TransferEngine {
     this.#deps = deps;
     this.#perRequest = Math.min(MAX_CHUNKS_PER_REQUEST, Math.max(1, options.chunksPerRequest ?? 32));
     this.#maxInflight = options.maxInflight ?? 3072;
-    this.#maxBackoffs = options.maxBackoffs ?? 5;
+    this.#maxBackoffs = options.maxBackoffs ?? 8;
     this.#maxBadChunks = options.maxBadChunks ?? 64;
     this.#remoteOptions = options.remote ?? {};
     this.#requestSeq = deps.random.u32();

@@ -7,7 +7,7 @@ export type RttOptions = {
   readonly initialRtoMs?: number;
   /** Floor of the timeout: a LAN's, not TCP's 1 s; it also absorbs event-loop lag (ms). @default 30 */
   readonly minRtoMs?: number;
-  /** Ceiling of the timeout, backoff included (ms). @default 2000 */
+  /** Ceiling of the timeout, backoff included (ms). @default 1000 */
   readonly maxRtoMs?: number;
   /** Clock granularity term of RFC 6298 (ms). @default 4 */
   readonly granularityMs?: number;
@@ -28,7 +28,7 @@ export class RttEstimator {
   constructor(options: RttOptions = {}) {
     this.#initialRto = options.initialRtoMs ?? 200;
     this.#minRto = options.minRtoMs ?? 30;
-    this.#maxRto = options.maxRtoMs ?? 2000;
+    this.#maxRto = options.maxRtoMs ?? 1000;
     this.#granularity = options.granularityMs ?? 4;
   }
 
@@ -79,9 +79,13 @@ export class RttEstimator {
     return Math.min(this.#maxRto, this.baseRto() * 2 ** this.#backoff);
   }
 
-  /** A timer expired with no progress. */
+  /**
+   * A timer expired with no progress. The backoff stops at 16× the base timeout: on a
+   * lossy LAN a run of lost requests is likelier than a congested path, and a peer that is
+   * really gone is reported by the tracker.
+   */
   onTimeout(): void {
-    this.#backoff = Math.min(this.#backoff + 1, 16);
+    this.#backoff = Math.min(this.#backoff + 1, 4);
   }
 
   /** Time-threshold loss delay of RFC 9002 §6.1.2: 9/8 (or `factor`) of max(srtt, latest), at least granularity. */

@@ -3,12 +3,12 @@
  * one peer grows while the queueing delay (latest RTT above the minimum) stays under a
  * target, and shrinks multiplicatively, at most once per RTT, when it does not or when a
  * whole request goes unanswered. Random loss of single chunks is not a congestion signal,
- * so 30% loss does not collapse the window (the floor is two full requests).
+ * so 30% loss does not collapse the window (the floor is four full requests).
  */
 export type WindowOptions = {
   /** Chunks in flight at start. @default 256 */
   readonly initial?: number;
-  /** Never fewer chunks in flight than this. @default 64 */
+  /** Never fewer chunks in flight than this: four requests, so that random loss rarely silences them all. @default 128 */
   readonly min?: number;
   /** Never more: keeps data in flight within a receiver's 4 MiB socket buffer. @default 2048 */
   readonly max?: number;
@@ -32,7 +32,7 @@ export class WindowController {
   #decreases = 0;
 
   constructor(options: WindowOptions = {}) {
-    this.#min = options.min ?? 64;
+    this.#min = options.min ?? 128;
     this.#max = options.max ?? 2048;
     this.#target = options.targetDelayMs ?? 25;
     this.#step = options.step ?? 32;
