@@ -186,9 +186,10 @@ export class ViewBuilder {
     for (const key of this.#bars.keys()) if (!seenBars.has(key)) this.#bars.delete(key);
     const live = new Map(peers.map((p) => [p.id, p]));
     for (const id of this.#samples.keys()) if (!live.has(id)) this.#samples.delete(id);
+    const gone: DepartedView[] = [];
     for (const [id, last] of this.#lastPeers) {
       if (live.has(id)) continue;
-      this.#departed.unshift({
+      gone.push({
         id,
         address: last.address,
         leftAt: wallNow,
@@ -196,6 +197,7 @@ export class ViewBuilder {
         filesTotal: last.filesTotal,
       });
     }
+    this.#departed.unshift(...gone.sort((a, b) => a.id - b.id));
     if (this.#departed.length > this.#maxDeparted) this.#departed.length = this.#maxDeparted;
     this.#lastPeers = live;
 

@@ -63,7 +63,7 @@ export const PAGE_HTML = `<!doctype html>
             <th scope="col">Peer</th>
             <th scope="col">Address (UDP)</th>
             <th scope="col">Left at</th>
-            <th scope="col" class="num">Files complete when it left</th>
+            <th scope="col" class="num">Files complete (last seen)</th>
           </tr>
         </thead>
         <tbody id="departed-rows"></tbody>
