@@ -34,6 +34,8 @@ export type PeerConfig = {
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Completion reports are batched for this long (ms) so the tracker link stays light. */
 const HAVE_FLUSH_MS = 20;
+/** Counters go to the tracker this often (ms). */
+const STATS_EVERY_MS = 1000;
 
 /**
  * One peer process: binds the engine to a UDP socket, the file store, and the tracker
@@ -144,6 +146,26 @@ export class Peer {
       },
     });
     this.#clock.setTimer(this.#config.minAliveSeconds * 1000, () => this.#tracker?.send({ readyToLeave: {} }));
+    this.#reportStats();
+  }
+
+  /** Totals for observers (the tracker's web view), about once a second. */
+  #reportStats(): void {
+    if (this.#ended) return;
+    const c = this.#engine.counters;
+    const srtts = this.#engine.remoteStats().flatMap((r) => (typeof r.srttMs === "number" ? [r.srttMs] : []));
+    this.#tracker?.send({
+      stats: {
+        bytesSent: c.bytesSent,
+        bytesReceived: c.bytesReceived,
+        chunksSent: c.chunksSent,
+        chunksReceived: c.chunksReceived,
+        retransmissions: c.retransmissions,
+        requestsSent: c.requestsSent,
+        srttMs: srtts.length === 0 ? 0 : srtts.reduce((a, b) => a + b, 0) / srtts.length,
+      },
+    });
+    this.#clock.setTimer(STATS_EVERY_MS, () => this.#reportStats());
   }
 
   #bind(): Promise<number> {

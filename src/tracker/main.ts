@@ -79,6 +79,15 @@ async function main(argv: readonly string[]): Promise<void> {
     logLine,
     () => web?.changed(),
   );
+  // Installed before the port is announced: a signal right after "listening" exits 0 too.
+  const stop = () => {
+    server.close();
+    void web?.close();
+    process.exit(ExitStatus.ok);
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+
   const host = args.values.get("host");
   let listenPort: number;
   try {
@@ -104,13 +113,6 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   if (web !== undefined) logLine(`udpswarm tracker: web view at ${web.url}`);
   logLine(`udpswarm tracker: listening on port ${listenPort}`);
-
-  const stop = () => {
-    server.close();
-    process.exit(ExitStatus.ok);
-  };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

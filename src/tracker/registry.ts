@@ -41,6 +41,19 @@ type PeerRecord = {
   readonly holdings: Map<number, Holding>;
   /** Names of files this peer received whole from others (the DISCONNECT block). */
   readonly receivedWhole: Set<string>;
+  /** The peer's latest transfer counters (for observers only). */
+  stats: PeerTransferStats | undefined;
+};
+
+/** Totals a peer reports about its own transfers (PeerStats). */
+export type PeerTransferStats = {
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  readonly chunksSent: number;
+  readonly chunksReceived: number;
+  readonly retransmissions: number;
+  readonly requestsSent: number;
+  readonly srttMs: number;
 };
 
 type FileRecord = {
@@ -61,6 +74,9 @@ export type RegistrySnapshot = {
     udpPort: number;
     state: PeerState;
     files: Array<{ fileId: number; held: number; complete: boolean }>;
+    /** Names whose offer was refused (name conflict): this peer never fetches them. */
+    refusedNames: string[];
+    stats: PeerTransferStats | undefined;
   }>;
   files: Array<{ id: number; name: string; size: number; chunks: number; completeHolders: number }>;
 };
@@ -112,6 +128,7 @@ export class Registry {
       refusedNames: new Set(),
       holdings: new Map(),
       receivedWhole: new Set(),
+      stats: undefined,
     };
     const refusals: udpswarm.IRefusal[] = [];
     const accepted: CheckedManifest[] = [];
@@ -226,6 +243,12 @@ export class Registry {
     return undefined;
   }
 
+  /** The peer's own counters, kept for observers; nothing is printed or sent. */
+  stats(peerId: number, stats: PeerTransferStats): void {
+    const peer = this.#peers.get(peerId);
+    if (peer !== undefined) peer.stats = stats;
+  }
+
   /** The peer's MIN_ALIVE has passed: it leaves as soon as no one depends on it. */
   readyToLeave(peerId: number): void {
     const peer = this.#peers.get(peerId);
@@ -276,6 +299,8 @@ export class Registry {
           if (file === undefined) return [];
           return [{ fileId, held: h.complete ? file.manifest.chunks : (h.bits?.count ?? 0), complete: h.complete }];
         }),
+        refusedNames: [...p.refusedNames],
+        stats: p.stats,
       })),
       files: [...this.#files.values()]
         .map((f) => ({

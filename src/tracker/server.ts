@@ -193,6 +193,20 @@ export class TrackerServer {
       case "readyToLeave":
         this.registry.readyToLeave(peerId);
         return;
+      case "stats": {
+        const s = frame.stats;
+        const num = (v: number | null | undefined) => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0);
+        this.registry.stats(peerId, {
+          bytesSent: num(s?.bytesSent),
+          bytesReceived: num(s?.bytesReceived),
+          chunksSent: num(s?.chunksSent),
+          chunksReceived: num(s?.chunksReceived),
+          retransmissions: num(s?.retransmissions),
+          requestsSent: num(s?.requestsSent),
+          srttMs: num(s?.srttMs),
+        });
+        return;
+      }
       case "goodbye":
         this.#drop(conn, undefined, true);
         return;

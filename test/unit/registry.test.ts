@@ -865,8 +865,8 @@ test("leave: the sole seeder leaving before anyone completes a file removes it a
   t.is(registry.holding(3, 1), undefined);
   t.deepEqual(registry.snapshot(), {
     peers: [
-      { id: 2, host: "10.0.0.2", udpPort: 7002, state: "leaving", files: [] },
-      { id: 3, host: "10.0.0.3", udpPort: 7003, state: "leaving", files: [] },
+      { id: 2, host: "10.0.0.2", udpPort: 7002, state: "leaving", files: [], refusedNames: [], stats: undefined },
+      { id: 3, host: "10.0.0.3", udpPort: 7003, state: "leaving", files: [], refusedNames: [], stats: undefined },
     ],
     files: [],
   });
@@ -905,6 +905,17 @@ test("snapshot: peers in id order with what they hold; files sorted by name byte
   registry.have(2, 1, [0, 1, 2, 1]);
   join();
   registry.readyToLeave(2);
+  const stats = {
+    bytesSent: 10,
+    bytesReceived: 2048,
+    chunksSent: 0,
+    chunksReceived: 4,
+    retransmissions: 1,
+    requestsSent: 2,
+    srttMs: 0.5,
+  };
+  registry.stats(2, stats);
+  registry.stats(99, stats); // unknown peer: ignored
   t.deepEqual(registry.snapshot(), {
     peers: [
       {
@@ -916,9 +927,19 @@ test("snapshot: peers in id order with what they hold; files sorted by name byte
           { fileId: 1, held: 3, complete: true },
           { fileId: 2, held: 1, complete: true },
         ],
+        refusedNames: [],
+        stats: undefined,
       },
-      { id: 2, host: "10.0.0.2", udpPort: 7002, state: "ready", files: [{ fileId: 1, held: 2, complete: false }] },
-      { id: 3, host: "10.0.0.3", udpPort: 7003, state: "active", files: [] },
+      {
+        id: 2,
+        host: "10.0.0.2",
+        udpPort: 7002,
+        state: "ready",
+        files: [{ fileId: 1, held: 2, complete: false }],
+        refusedNames: [],
+        stats,
+      },
+      { id: 3, host: "10.0.0.3", udpPort: 7003, state: "active", files: [], refusedNames: [], stats: undefined },
     ],
     files: [
       { id: 2, name: "A.bin", size: 100, chunks: 1, completeHolders: 1 },

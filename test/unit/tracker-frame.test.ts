@@ -79,6 +79,20 @@ const FRAMES: ReadonlyArray<readonly [Kind, FrameBody]> = [
   ["ping", { ping: { nonce: 123456789012 } }],
   ["pong", { pong: { nonce: 42 } }],
   [
+    "stats",
+    {
+      stats: {
+        bytesSent: 1e10,
+        bytesReceived: 5,
+        chunksSent: 3,
+        chunksReceived: 4,
+        retransmissions: 6,
+        requestsSent: 7,
+        srttMs: 0.25,
+      },
+    },
+  ],
+  [
     "welcome",
     {
       welcome: {
@@ -112,7 +126,7 @@ test("FRAMES covers every case of TrackerFrame.body in proto/swarm.proto", (t) =
   const root = protobuf.loadSync(fileURLToPath(new URL("../../../proto/swarm.proto", import.meta.url)));
   const oneof = root.lookupType("udpswarm.TrackerFrame").oneofs?.body?.oneof ?? [];
   const kinds = FRAMES.map(([kind]) => kind);
-  t.is(oneof.length, 14);
+  t.is(oneof.length, 15);
   t.deepEqual([...kinds].sort(), [...oneof].sort());
 });
 

@@ -34,6 +34,8 @@ export type SourceSnapshot = {
     readonly files: ReadonlyArray<{ readonly fileId: number; readonly held: number; readonly complete: boolean }>;
     /** Names whose offer was refused (name conflict): such a peer never fetches them. Used when present. */
     readonly refusedNames?: readonly string[];
+    /** The peer's own transfer totals (PeerStats), once it reported them. */
+    readonly stats?: { readonly bytesSent: number; readonly retransmissions: number } | undefined;
   }>;
   readonly files: ReadonlyArray<{
     readonly id: number;
@@ -56,6 +58,10 @@ export type PeerView = {
   chunksTotal: number;
   /** Chunks this peer reported acquired per second (from its ACQUIRED reports), over RATE_WINDOW_MS. */
   downloadChunksPerSec: number;
+  /** Bytes per second the peer reports sending (its PeerStats), over RATE_WINDOW_MS; null before its first report. */
+  uploadBytesPerSec: number | null;
+  /** Chunks the peer asked for again after a loss (its PeerStats); null before its first report. */
+  retransmissions: number | null;
 };
 
 export type BarView = {
@@ -120,7 +126,8 @@ export class ViewBuilder {
   readonly #rateWindowMs: number;
   readonly #maxDeparted: number;
   readonly #bars = new Map<string, CachedBar>();
-  readonly #samples = new Map<number, Sample[]>();
+  /** Rate samples by key: "<peer id>" (chunks held), "<peer id>:up" (bytes sent). */
+  readonly #samples = new Map<string, Sample[]>();
   #lastPeers = new Map<number, PeerView>();
   #departed: DepartedView[] = [];
 
@@ -179,13 +186,15 @@ export class ViewBuilder {
         filesTotal,
         chunksHeld,
         chunksTotal,
-        downloadChunksPerSec: this.#rate(p.id, chunksHeld, now),
+        downloadChunksPerSec: this.#rate(`${p.id}`, chunksHeld, now),
+        uploadBytesPerSec: p.stats === undefined ? null : Math.round(this.#rate(`${p.id}:up`, p.stats.bytesSent, now)),
+        retransmissions: p.stats === undefined ? null : p.stats.retransmissions,
       };
     });
 
     for (const key of this.#bars.keys()) if (!seenBars.has(key)) this.#bars.delete(key);
     const live = new Map(peers.map((p) => [p.id, p]));
-    for (const id of this.#samples.keys()) if (!live.has(id)) this.#samples.delete(id);
+    for (const key of this.#samples.keys()) if (!live.has(Number.parseInt(key, 10))) this.#samples.delete(key);
     const gone: DepartedView[] = [];
     for (const [id, last] of this.#lastPeers) {
       if (live.has(id)) continue;
@@ -226,12 +235,12 @@ export class ViewBuilder {
   }
 
   /** Chunks per second over the window; a drop in the total (a file removed) restarts it. */
-  #rate(peerId: number, total: number, now: number): number {
-    let samples = this.#samples.get(peerId);
+  #rate(key: string, total: number, now: number): number {
+    let samples = this.#samples.get(key);
     const last = samples?.[samples.length - 1];
     if (samples === undefined || last === undefined || total < last.total) {
       samples = [];
-      this.#samples.set(peerId, samples);
+      this.#samples.set(key, samples);
     }
     samples.push({ t: now, total });
     // Keep the newest sample at or before the window's start as the baseline.

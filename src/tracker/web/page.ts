@@ -34,8 +34,8 @@ export const PAGE_HTML = `<!doctype html>
             <th scope="col" class="num">Files complete</th>
             <th scope="col" class="num">Chunks held</th>
             <th scope="col" class="num" title="Chunks the peer reported acquired per second (its ACQUIRED reports to the tracker), averaged over 3 s">Download</th>
-            <th scope="col" class="num" title="Measured by each peer (peer --stats); not reported to the tracker">Upload</th>
-            <th scope="col" class="num" title="Measured by each peer (peer --stats); not reported to the tracker">Retransmissions</th>
+            <th scope="col" class="num" title="Bytes per second the peer reports sending (its counters, once a second)">Upload</th>
+            <th scope="col" class="num" title="Chunks the peer asked for again after a loss (its counters)">Retransmissions</th>
           </tr>
         </thead>
         <tbody id="peer-rows"></tbody>
@@ -74,8 +74,8 @@ export const PAGE_HTML = `<!doctype html>
 <footer>
   Read-only view of what the tracker knows, updated live. Download is counted from the
   chunks each peer reports to the tracker (&times; 512 bytes); upload rates and
-  retransmissions are measured by the peers themselves and are not reported to the
-  tracker, so they show as n/a.
+  retransmissions come from the counters each peer reports once a second (n/a until the
+  first report).
 </footer>
 </body>
 </html>
@@ -190,8 +190,6 @@ export const PAGE_JS = `"use strict";
       var tr = el("tr");
       tr.append(cell("", "mono"), cell("", "mono"), cell(""), cell("", "num"), cell("", "num"), cell("", "num"),
         cell("n/a", "num na"), cell("n/a", "num na"));
-      tr.children[6].title = "measured by each peer (peer --stats); not reported to the tracker";
-      tr.children[7].title = tr.children[6].title;
       var badge = el("span", "state");
       tr.children[2].append(badge);
       return tr;
@@ -208,6 +206,10 @@ export const PAGE_JS = `"use strict";
       setText(c[4], p.chunksHeld + " / " + p.chunksTotal);
       var rate = p.downloadChunksPerSec;
       setText(c[5], rate > 0 ? rate.toFixed(1) + " chunks/s (\\u2248 " + bytes(Math.round(rate * model.chunkSize)) + "/s)" : "0 chunks/s");
+      setText(c[6], p.uploadBytesPerSec === null ? "n/a" : bytes(p.uploadBytesPerSec) + "/s");
+      c[6].className = p.uploadBytesPerSec === null ? "num na" : "num";
+      setText(c[7], p.retransmissions === null ? "n/a" : String(p.retransmissions));
+      c[7].className = p.retransmissions === null ? "num na" : "num";
     });
     byId("no-peers").hidden = model.peers.length > 0;
     byId("peers").hidden = model.peers.length === 0;
