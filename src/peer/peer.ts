@@ -1,5 +1,6 @@
 import { createSocket, type Socket } from "node:dgram";
 import { writeFileSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import { parseRuns } from "../transfer/bitmap.js";
 import { type DatagramPort, TransferEngine, type TransferOptions } from "../transfer/engine.js";
 import { type Clock, RealClock, type TimerHandle } from "../util/clock.js";
@@ -62,6 +63,13 @@ export class Peer {
   #badFrames = 0;
   #sendErrors = 0;
   readonly #startedAt: number;
+  /** This host's IPv4 interface addresses (not loopback), announced to the tracker. */
+  readonly #localAddresses = new Set(
+    Object.values(networkInterfaces())
+      .flatMap((list) => list ?? [])
+      .filter((a) => a.family === "IPv4" && !a.internal)
+      .map((a) => a.address),
+  );
 
   constructor(config: PeerConfig) {
     this.#config = config;
@@ -134,6 +142,7 @@ export class Peer {
     this.#tracker.send({
       hello: {
         udpPort,
+        addresses: [...this.#localAddresses],
         offers: [...this.#local.values()].map((f) => ({
           name: f.manifest.name,
           size: f.manifest.size,
@@ -275,10 +284,17 @@ export class Peer {
   #addRemote(p: udpswarm.IPeerAddress): void {
     const id = p.peerId ?? 0;
     if (id === this.#peerId || id === 0) return;
-    this.#engine.addRemote(id, p.host ?? "", p.udpPort ?? 0, {
-      inbound: p.expectedAuth ?? new Uint8Array(0),
-      outbound: requestAuth(this.#secret, id),
-    });
+    const host = p.host ?? "";
+    const aliases = [...(p.aliases ?? [])];
+    // A peer on this very host may reach us through loopback: its datagrams then come from 127.0.0.1.
+    if (host.startsWith("127.") || aliases.some((a) => this.#localAddresses.has(a))) aliases.push("127.0.0.1");
+    this.#engine.addRemote(
+      id,
+      host,
+      p.udpPort ?? 0,
+      { inbound: p.expectedAuth ?? new Uint8Array(0), outbound: requestAuth(this.#secret, id) },
+      aliases,
+    );
   }
 
   #learnFile(info: udpswarm.IFileInfo): void {

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { isIPv4 } from "node:net";
 import { Bitmap, flattenRuns, parseRuns } from "../transfer/bitmap.js";
 import { acquiredLine, byNameBytes, connectBlock, disconnectBlock } from "../util/output-lines.js";
 import { requestAuth, SECRET_BYTES } from "../wire/auth.js";
@@ -32,6 +33,8 @@ type PeerRecord = {
   /** Key of the proofs its requests carry (see wire/auth.ts). */
   readonly secret: Buffer;
   readonly host: string;
+  /** The IPv4 interface addresses the peer announced (validated, loopback excluded). */
+  readonly addresses: readonly string[];
   readonly udpPort: number;
   state: PeerState;
   /** File ids this peer offered at connect (accepted offers). */
@@ -117,11 +120,13 @@ export class Registry {
     udpPort: number,
     offers: readonly CheckedManifest[],
     onAssigned?: (peerId: number) => void,
+    addresses: readonly string[] = [],
   ): JoinResult {
     const peer: PeerRecord = {
       id: this.#nextPeerId++,
       secret: this.#randomBytes(SECRET_BYTES),
       host,
+      addresses: [...new Set(addresses.filter((a) => isIPv4(a) && !isLoopback(a)))].slice(0, MAX_ADDRESSES),
       udpPort,
       state: "active",
       offered: new Set(),
@@ -167,7 +172,7 @@ export class Registry {
         files: [...this.#files.values()].map(fileInfo),
         peers: [...this.#peers.values()]
           .filter((p) => p.id !== peer.id && p.state !== "leaving")
-          .map((p) => peerAddress(p, peer.id)),
+          .map((p) => peerAddress(p, peer)),
         holders: this.#holdersSnapshot(peer.id),
         refused: refusals,
         accepted: [...peer.offered].map((id) => this.#files.get(id)).flatMap((f) => (f ? [fileInfo(f)] : [])),
@@ -176,7 +181,7 @@ export class Registry {
     });
     for (const other of this.#peers.values()) {
       if (other.id === peer.id || other.state === "leaving") continue;
-      this.#sink.send(other.id, { peerJoined: { peer: peerAddress(peer, other.id) } });
+      this.#sink.send(other.id, { peerJoined: { peer: peerAddress(peer, other) } });
       for (const file of newFiles) this.#sink.send(other.id, { fileAdded: { file: fileInfo(file) } });
       for (const fileId of peer.offered) {
         this.#sink.send(other.id, { holdersChanged: { peerId: peer.id, fileId, runs: [], complete: true } });
@@ -422,12 +427,29 @@ function fileInfo(file: FileRecord): udpswarm.IFileInfo {
   return { fileId: file.id, manifest: manifestToWire(file.manifest) };
 }
 
-/** How `peer` is introduced to `receiverId`, with the proof its requests will carry. */
-function peerAddress(peer: PeerRecord, receiverId: number): udpswarm.IPeerAddress {
-  return {
+/** Interface addresses kept per peer. */
+const MAX_ADDRESSES = 8;
+
+function isLoopback(host: string): boolean {
+  return host.startsWith("127.") || host === "::1";
+}
+
+/**
+ * How `peer` is introduced to `receiver`, with the proof its requests will carry. The
+ * address is the one the tracker sees, unless that is a loopback address and the receiver
+ * is elsewhere: then one the peer announced.
+ */
+function peerAddress(peer: PeerRecord, receiver: PeerRecord): udpswarm.IPeerAddress {
+  const host =
+    isLoopback(peer.host) && !isLoopback(receiver.host) && peer.addresses[0] !== undefined
+      ? peer.addresses[0]
+      : peer.host;
+  const address: udpswarm.IPeerAddress = {
     peerId: peer.id,
-    host: peer.host,
+    host,
     udpPort: peer.udpPort,
-    expectedAuth: requestAuth(peer.secret, receiverId),
+    expectedAuth: requestAuth(peer.secret, receiver.id),
   };
+  if (peer.addresses.length > 0) address.aliases = [...new Set([peer.host, ...peer.addresses])];
+  return address;
 }

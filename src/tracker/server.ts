@@ -177,7 +177,7 @@ export class TrackerServer {
         this.#drop(conn, "first frame was not Hello", true);
         return;
       }
-      this.#onHello(conn, frame.hello.udpPort ?? 0, frame.hello.offers ?? []);
+      this.#onHello(conn, frame.hello.udpPort ?? 0, frame.hello.offers ?? [], frame.hello.addresses ?? []);
       return;
     }
     const peerId = conn.peerId;
@@ -226,6 +226,7 @@ export class TrackerServer {
     conn: Connection,
     udpPort: number,
     offers: readonly import("../wire/gen/swarm.js").udpswarm.IManifest[],
+    addresses: readonly string[],
   ): void {
     if (!Number.isInteger(udpPort) || udpPort <= 0 || udpPort > 65535) {
       this.counters.badFrames++;
@@ -248,10 +249,16 @@ export class TrackerServer {
       } else checked.push(result);
     }
     const host = normalizeHost(conn.socket.remoteAddress ?? "");
-    this.registry.join(host, udpPort, checked, (peerId) => {
-      conn.peerId = peerId;
-      this.#byPeer.set(peerId, conn);
-    });
+    this.registry.join(
+      host,
+      udpPort,
+      checked,
+      (peerId) => {
+        conn.peerId = peerId;
+        this.#byPeer.set(peerId, conn);
+      },
+      addresses,
+    );
     for (const r of refusals) {
       this.#write(conn, { refusal: { reason: r.reason, detail: r.detail, fileName: r.name } });
     }

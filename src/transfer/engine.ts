@@ -170,7 +170,7 @@ export class TransferEngine {
    * A peer of the swarm at host:port. With `auth`, its requests must prove who they are
    * from; without (tests), any request from its address is served.
    */
-  addRemote(id: number, host: string, port: number, auth?: RemoteAuth): void {
+  addRemote(id: number, host: string, port: number, auth?: RemoteAuth, aliases: readonly string[] = []): void {
     if (this.#remotes.has(id) || this.#closed) return;
     const queue = new PQueue({ concurrency: 1 });
     const remote = new RemotePeer(id, host, port, queue, this.#remoteOptions);
@@ -182,13 +182,23 @@ export class TransferEngine {
     queue.on("next", () => this.#schedulePump());
     this.#remotes.set(id, remote);
     this.#byAddress.set(remote.key, remote);
+    // The other addresses its datagrams may come from (a host with several interfaces).
+    for (const alias of aliases) {
+      const key = addressKey(alias, port);
+      if (!this.#byAddress.has(key)) {
+        this.#byAddress.set(key, remote);
+        remote.aliasKeys.push(key);
+      }
+    }
   }
 
   removeRemote(id: number): void {
     const remote = this.#remotes.get(id);
     if (remote === undefined) return;
     this.#remotes.delete(id);
-    if (this.#byAddress.get(remote.key) === remote) this.#byAddress.delete(remote.key);
+    for (const key of [remote.key, ...remote.aliasKeys]) {
+      if (this.#byAddress.get(key) === remote) this.#byAddress.delete(key);
+    }
     remote.queue.clear();
     for (const o of [...remote.inFlight()]) this.#abandon(o);
     for (const file of this.#files.values()) file.removeHolder(id);

@@ -70,6 +70,8 @@ export class RemotePeer {
   /** What this peer's requests must carry (undefined: not checked), and what ours carry. */
   inboundAuth: Buffer | undefined;
   outboundAuth: Uint8Array = new Uint8Array(0);
+  /** Address keys besides `key` that datagrams from this peer come from. */
+  readonly aliasKeys: string[] = [];
   /** A request from this address proved it is the listed peer. */
   proven = false;
   /** Bytes received in, and sent in answer to, requests that did not prove themselves. */

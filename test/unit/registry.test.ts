@@ -1155,3 +1155,30 @@ test("weird input: random join/have/ready/leave sequences never throw and keep t
     { numRuns: 400 },
   );
 });
+
+// ------------------------------------------------------------------ addresses
+
+test("addresses: a peer seen on loopback is introduced to remote peers by an address it announced", (t) => {
+  const sink = new RecordingSink();
+  const registry = new Registry(sink, (n) => Buffer.alloc(n, 7));
+  const a = registry.join("127.0.0.1", 7001, [], undefined, ["192.0.2.2", "127.0.0.1", "not-an-ip", "192.0.2.2"]);
+  const b = registry.join("192.0.2.50", 7002, []);
+  const c = registry.join("127.0.0.1", 7003, []);
+  const aToB = sink
+    .sent(b.peerId)
+    .find((f) => f.welcome)
+    ?.welcome?.peers?.find((p) => p.peerId === a.peerId);
+  const aToC = sink
+    .sent(c.peerId)
+    .find((f) => f.welcome)
+    ?.welcome?.peers?.find((p) => p.peerId === a.peerId);
+  // B is elsewhere: A's loopback address would not reach it.
+  t.is(aToB?.host, "192.0.2.2");
+  t.deepEqual(aToB?.aliases, ["127.0.0.1", "192.0.2.2"]);
+  // C is on A's host too: the address the tracker sees works.
+  t.is(aToC?.host, "127.0.0.1");
+  // B announced nothing: it is introduced as seen, with no aliases.
+  const bToA = sink.sent(a.peerId).find((f) => f.peerJoined?.peer?.peerId === b.peerId)?.peerJoined?.peer;
+  t.is(bToA?.host, "192.0.2.50");
+  t.is(bToA?.aliases, undefined);
+});

@@ -72,7 +72,7 @@ function plain(v: unknown): unknown {
 /** One frame of each kind, every field set to a non-default value (defaults are not sent). */
 type Kind = NonNullable<udpswarm.TrackerFrame["body"]>;
 const FRAMES: ReadonlyArray<readonly [Kind, FrameBody]> = [
-  ["hello", { hello: { udpPort: 40001, offers: [MANIFEST] } }],
+  ["hello", { hello: { udpPort: 40001, offers: [MANIFEST], addresses: ["192.0.2.7", "10.1.2.3"] } }],
   ["have", { have: { fileId: 3, runs: [0, 10, 20, 5] } }],
   ["readyToLeave", { readyToLeave: {} }],
   ["goodbye", { goodbye: {} }],
@@ -98,7 +98,15 @@ const FRAMES: ReadonlyArray<readonly [Kind, FrameBody]> = [
       welcome: {
         peerId: 7,
         files: [{ fileId: 1, manifest: MANIFEST }],
-        peers: [{ peerId: 2, host: "127.0.0.1", udpPort: 5000, expectedAuth: Buffer.from("0123456789abcdef", "hex") }],
+        peers: [
+          {
+            peerId: 2,
+            host: "127.0.0.1",
+            udpPort: 5000,
+            expectedAuth: Buffer.from("0123456789abcdef", "hex"),
+            aliases: ["127.0.0.1", "192.0.2.9"],
+          },
+        ],
         holders: [{ peerId: 2, fileId: 1, runs: [0, 3], complete: true }],
         refused: [{ reason: udpswarm.RefusalReason.REASON_NAME_CONFLICT, detail: "taken", fileName: "a.txt" }],
         accepted: [{ fileId: 9, manifest: manifestOf("b.bin", Buffer.from("hello")) }],
@@ -113,7 +121,13 @@ const FRAMES: ReadonlyArray<readonly [Kind, FrameBody]> = [
     "peerJoined",
     {
       peerJoined: {
-        peer: { peerId: 9, host: "::1", udpPort: 6000, expectedAuth: Buffer.from("fedcba9876543210", "hex") },
+        peer: {
+          peerId: 9,
+          host: "::1",
+          udpPort: 6000,
+          expectedAuth: Buffer.from("fedcba9876543210", "hex"),
+          aliases: ["::1", "10.0.0.9"],
+        },
       },
     },
   ],
