@@ -107,7 +107,10 @@ export class Peer {
   /** Runs the peer to the end; resolves with the exit status. */
   async run(): Promise<number> {
     if (process.env.UDPSWARM_DEBUG) {
-      setInterval(() => this.#config.log(`debug ${JSON.stringify(this.#engine.debugState())}`), 2000).unref();
+      setInterval(
+        () => this.#config.log(`debug ${JSON.stringify(this.#engine.debugState())}`),
+        Number(process.env.UDPSWARM_DEBUG) || 2000,
+      ).unref();
     }
     const done = new Promise<number>((resolve) => {
       this.#finished = resolve;

@@ -429,6 +429,8 @@ export class TransferEngine {
     if (!o.answered) {
       o.answered = true;
       remote.rtt.sample(now - o.sentAt);
+      const rtt = remote.rtt;
+      remote.window.onRttSample(rtt.latest, rtt.min ?? rtt.latest, rtt.smoothed ?? rtt.latest, now);
       remote.consecutiveTimeouts = 0;
       remote.suspect = false;
     }
@@ -455,8 +457,7 @@ export class TransferEngine {
     }
     const pos = o.basePos + idx;
     if (pos > remote.highestPos) remote.highestPos = pos;
-    const rtt = remote.rtt;
-    remote.window.onAck(1, rtt.latest, rtt.min ?? rtt.latest, rtt.smoothed ?? rtt.latest, now);
+    remote.window.onAck(1);
 
     this.#accept(file, remote, d.chunk, d.data);
     this.#detectLosses(remote, now);

@@ -12,13 +12,16 @@ export type WindowOptions = {
   readonly min?: number;
   /** Never more: keeps data in flight within a receiver's 4 MiB socket buffer. @default 2048 */
   readonly max?: number;
-  /** Queueing delay the controller aims to stay under (ms). @default 25 */
+  /** Queueing delay the controller aims to stay under (ms). @default 40 */
   readonly targetDelayMs?: number;
   /** Chunks per request: the additive-increase step per RTT. @default 32 */
   readonly step?: number;
   /** Multiplicative decrease on congestion. @default 0.75 */
   readonly decrease?: number;
 };
+
+/** RTT samples whose minimum is the delay signal. */
+const RECENT_SAMPLES = 4;
 
 export class WindowController {
   readonly #min: number;
@@ -30,11 +33,14 @@ export class WindowController {
   #slowStart = true;
   #lastDecreaseAt = Number.NEGATIVE_INFINITY;
   #decreases = 0;
+  /** The last RTT samples: their minimum is the delay signal (one slow sample is noise, not a queue). */
+  readonly #recent: number[] = [];
+  #congested = false;
 
   constructor(options: WindowOptions = {}) {
     this.#min = options.min ?? 128;
     this.#max = options.max ?? 2048;
-    this.#target = options.targetDelayMs ?? 25;
+    this.#target = options.targetDelayMs ?? 40;
     this.#step = options.step ?? 32;
     this.#decrease = options.decrease ?? 0.75;
     this.#cwnd = Math.min(this.#max, Math.max(this.#min, options.initial ?? 256));
@@ -54,15 +60,21 @@ export class WindowController {
   }
 
   /**
-   * `acked` chunks arrived; `rttMs` is the latest sample and `minRttMs` the path minimum,
-   * `srttMs` the smoothed RTT (the decrease holdoff), `now` the current time.
+   * A new RTT sample (one per request): the queueing delay is the least of the last
+   * RECENT_SAMPLES samples above the path minimum `minRttMs`; above the target the window
+   * shrinks (at most once per `srttMs`) and stops growing until it is back under.
    */
-  onAck(acked: number, rttMs: number, minRttMs: number, srttMs: number, now: number): void {
-    const queueing = rttMs - minRttMs;
-    if (queueing > this.#target) {
-      this.#reduce(srttMs, now);
-      return;
-    }
+  onRttSample(rttMs: number, minRttMs: number, srttMs: number, now: number): void {
+    this.#recent.push(rttMs);
+    if (this.#recent.length > RECENT_SAMPLES) this.#recent.shift();
+    const queueing = Math.min(...this.#recent) - minRttMs;
+    this.#congested = queueing > this.#target;
+    if (this.#congested) this.#reduce(srttMs, now);
+  }
+
+  /** `acked` chunks arrived: the window grows unless the path is queueing. */
+  onAck(acked: number): void {
+    if (this.#congested) return;
     if (this.#slowStart) this.#cwnd += acked;
     else this.#cwnd += (this.#step * acked) / this.#cwnd;
     this.#cwnd = Math.min(this.#max, this.#cwnd);

@@ -9,8 +9,8 @@ export function checkFileName(name: string): string | undefined {
   if (name.length === 0) return "empty name";
   if (Buffer.byteLength(name, "utf8") > MAX_NAME_BYTES) return `name longer than ${MAX_NAME_BYTES} bytes`;
   if (name === "." || name === "..") return "name is . or ..";
-  if (name.startsWith(".")) return "hidden name";
   if (name.includes("/") || name.includes("\\")) return "name contains a path separator";
+  if (name.startsWith(".")) return "hidden name";
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what we refuse.
   if (/[\u0000-\u001f\u007f-\u009f]/u.test(name)) return "name contains a control character";
   if (name.includes("\ufffd")) return "name is not valid UTF-8";

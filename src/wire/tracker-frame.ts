@@ -49,8 +49,9 @@ export function checkManifest(m: udpswarm.IManifest, maxFileSize: number): Check
   const nameProblem = checkFileName(name);
   if (nameProblem !== undefined) return `bad file name: ${nameProblem}`;
   const size = Number(m.size ?? 0);
-  if (!Number.isSafeInteger(size) || size < 0) return "bad size";
+  if (!(size >= 0)) return "bad size";
   if (size > maxFileSize) return `size ${size} exceeds the limit of ${maxFileSize} bytes`;
+  if (!Number.isSafeInteger(size)) return "bad size";
   if (m.chunkSize !== CHUNK_SIZE) return `chunk size ${m.chunkSize} is not ${CHUNK_SIZE}`;
   if (m.chunksPerPiece !== CHUNKS_PER_PIECE) return `piece size ${m.chunksPerPiece} is not ${CHUNKS_PER_PIECE} chunks`;
   if (m.chunksPerBlock !== CHUNKS_PER_BLOCK) return `block size ${m.chunksPerBlock} is not ${CHUNKS_PER_BLOCK} chunks`;

@@ -28,7 +28,7 @@ const REFUSED: ReadonlyArray<readonly [string, string]> = [
   [".", "name is . or .."],
   ["..", "name is . or .."],
   [".hidden", "hidden name"],
-  ["../../escape", "hidden name"],
+  ["../../escape", "name contains a path separator"],
   ["a/b", "name contains a path separator"],
   ["a\\b", "name contains a path separator"],
   ["/abs", "name contains a path separator"],

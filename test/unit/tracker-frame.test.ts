@@ -335,7 +335,7 @@ test("checkManifest: one-chunk and exact-piece files", (t) => {
 });
 
 const BAD_NAMES: ReadonlyArray<readonly [string, string]> = [
-  ["../../escape", "hidden name"],
+  ["../../escape", "name contains a path separator"],
   ["a/b", "name contains a path separator"],
   ["a\\b", "name contains a path separator"],
   ["/etc/passwd", "name contains a path separator"],
@@ -366,6 +366,8 @@ test("checkManifest: refuses a size above the limit, accepts one equal to it", (
 test("checkManifest: refuses a size beyond 2^53 sent over the wire", (t) => {
   const huge = udpswarm.Manifest.decode(udpswarm.Manifest.encode({ ...MANIFEST, size: 2 ** 60 }).finish());
   t.is(checkManifest(huge, Number.MAX_VALUE), "bad size");
+  // Above any sane limit it is "too large" (REASON_TOO_LARGE), not a malformed message.
+  t.is(checkManifest(huge, LIMIT), `size ${2 ** 60} exceeds the limit of ${LIMIT} bytes`);
   t.is(checkManifest({ ...MANIFEST, size: -1 }, LIMIT), "bad size");
   t.is(checkManifest({ ...MANIFEST, size: 1.5 }, LIMIT), "bad size");
 });

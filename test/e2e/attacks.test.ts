@@ -1,0 +1,918 @@
+/**
+ * End-to-end attacks (SPEC §8): garbage aimed at every port during a transfer, a
+ * hand-made client that offers hostile names and sizes and serves garbage, a client that
+ * goes silent, and a tracker that vanishes. The real tracker.sh and peer.sh run as in the
+ * other e2e tests; the attacker is this test process.
+ *
+ * Randomness comes from one seeded PRNG per test (ATTACK_SEED=<n> to try another seed);
+ * every failure message names the seed. Nothing sleeps: waits are on output lines,
+ * process exits, frames and datagrams; the only timer-driven action is re-sending a UDP
+ * probe that got no answer (a datagram may be lost), and every wait is bounded.
+ */
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { lstat, readdir, readFile } from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import test from "ava";
+import { pieceHash, sha256 } from "../../src/transfer/piece-hash.js";
+import { SeededRandom } from "../../src/util/random.js";
+import { requestAuth } from "../../src/wire/auth.js";
+import { encodeFrame, FrameDecoder } from "../../src/wire/framing.js";
+import {
+  CHUNK_SIZE,
+  CHUNKS_PER_BLOCK,
+  CHUNKS_PER_PIECE,
+  chunkCount,
+  chunkLength,
+  MAX_FRAME_BYTES,
+} from "../../src/wire/limits.js";
+import {
+  type DropReason,
+  decodePeerDatagram,
+  encodeChunk,
+  encodeHashReply,
+  encodeRequest,
+  KIND_CHUNK,
+  KIND_MESSAGE,
+  PROTOCOL_VERSION,
+} from "../../src/wire/peer-datagram.js";
+import {
+  decodeTrackerFrame,
+  encodeTrackerFrame,
+  type FrameBody,
+  type TrackerFrame,
+  udpswarm,
+} from "../../src/wire/tracker-frame.js";
+import { contentOf, type FileSpec, type Peer, readShared, Swarm } from "../helpers/swarm.js";
+
+const KiB = 1024;
+const MiB = 1024 * 1024;
+
+const SEED = seedFromEnv(process.env.ATTACK_SEED);
+
+function seedFromEnv(value: string | undefined): number {
+  if (value === undefined || value === "") return 0xa77ac4;
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new Error(`ATTACK_SEED must be an integer, got ${JSON.stringify(value)}`);
+  return n >>> 0;
+}
+
+/** Every assertion message ends with this, so a failure can be replayed. */
+const SEEDED = `(ATTACK_SEED=${SEED})`;
+
+/** Rejects with a clear message unless `promise` settles within `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms ${SEEDED}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function randomBytes(rng: SeededRandom, n: number): Buffer {
+  const out = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) out[i] = rng.int(256);
+  return out;
+}
+
+// ------------------------------------------------------------------ /proc
+
+type UdpRow = { readonly port: number; readonly drops: number };
+
+/** Rows of /proc/net/udp by socket inode: local port and the kernel's drop count. */
+function udpRowsByInode(): Map<number, UdpRow> {
+  const rows = new Map<number, UdpRow>();
+  const lines = readFileSync("/proc/net/udp", "utf8").split("\n").slice(1);
+  for (const line of lines) {
+    // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+    const f = line.trim().split(/\s+/);
+    if (f.length < 13) continue;
+    const local = f[1] ?? "";
+    const port = Number.parseInt(local.split(":")[1] ?? "", 16);
+    rows.set(Number(f[9]), { port, drops: Number(f[12]) });
+  }
+  return rows;
+}
+
+/** Socket inodes open in process `pid` (from the /proc/<pid>/fd symlinks `socket:[N]`). */
+function socketInodes(pid: number): number[] {
+  const inodes: number[] = [];
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    if (m !== null) inodes.push(Number(m[1]));
+  }
+  return inodes;
+}
+
+/**
+ * The one IPv4 UDP socket of a peer process: its port and inode. `sh peer.sh` execs node,
+ * so the spawned pid is the peer's own.
+ */
+function udpSocketOf(peer: Peer): { port: number; inode: number } {
+  const pid = peer.proc.child.pid;
+  if (pid === undefined) throw new Error(`peer ${peer.label} has no pid`);
+  const rows = udpRowsByInode();
+  const found = socketInodes(pid).flatMap((inode) => {
+    const row = rows.get(inode);
+    return row === undefined ? [] : [{ port: row.port, inode }];
+  });
+  const only = found[0];
+  if (found.length !== 1 || only === undefined) {
+    throw new Error(`peer ${peer.label} (pid ${pid}) has ${found.length} UDP sockets in /proc, expected 1`);
+  }
+  return only;
+}
+
+function kernelDrops(inode: number): number {
+  return udpRowsByInode().get(inode)?.drops ?? 0;
+}
+
+// ------------------------------------------------------------------ a hand-made tracker client
+
+/** A TCP client of the tracker written by hand: raw bytes or frames out, decoded frames in. */
+class HandClient {
+  readonly socket: net.Socket;
+  readonly frames: TrackerFrame[] = [];
+  /** Frames the client could not decode (the tracker must only send good ones). */
+  readonly badFrames: string[] = [];
+  closedAt: number | undefined;
+  #cursor = 0;
+  readonly #decoder = new FrameDecoder(MAX_FRAME_BYTES);
+  readonly #waiters = new Set<() => void>();
+  readonly #answerPings: boolean;
+
+  private constructor(socket: net.Socket, answerPings: boolean) {
+    this.socket = socket;
+    this.#answerPings = answerPings;
+    socket.on("data", (data: Buffer) => this.#onData(data));
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      this.closedAt = performance.now();
+      this.#notify();
+    });
+  }
+
+  static connect(port: number, options: { answerPings?: boolean } = {}): Promise<HandClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: "127.0.0.1", port, noDelay: true });
+      socket.once("error", reject);
+      socket.once("connect", () => {
+        socket.off("error", reject);
+        resolve(new HandClient(socket, options.answerPings ?? true));
+      });
+    });
+  }
+
+  get closed(): boolean {
+    return this.closedAt !== undefined;
+  }
+
+  send(body: FrameBody): void {
+    this.socket.write(encodeTrackerFrame(body));
+  }
+
+  #onData(data: Buffer): void {
+    let bodies: Buffer[];
+    try {
+      bodies = this.#decoder.push(data);
+    } catch (error) {
+      this.badFrames.push(String(error));
+      this.socket.destroy();
+      return;
+    }
+    for (const body of bodies) {
+      const decoded = decodeTrackerFrame(body);
+      if (!decoded.ok) {
+        this.badFrames.push(decoded.reason);
+        continue;
+      }
+      const frame = decoded.frame;
+      if (frame.body === "ping") {
+        if (this.#answerPings && !this.socket.destroyed) this.send({ pong: { nonce: frame.ping?.nonce ?? 0 } });
+        continue;
+      }
+      this.frames.push(frame);
+    }
+    this.#notify();
+  }
+
+  #notify(): void {
+    for (const w of [...this.#waiters]) w();
+  }
+
+  /** Resolves once `check()` holds (checked on every frame and on close). */
+  async until(check: () => boolean, what: string, ms: number): Promise<void> {
+    let w: () => void = () => {};
+    try {
+      await within(
+        new Promise<void>((resolve) => {
+          w = () => {
+            if (check()) resolve();
+          };
+          this.#waiters.add(w);
+          w();
+        }),
+        ms,
+        what,
+      );
+    } finally {
+      this.#waiters.delete(w);
+    }
+  }
+
+  /** The next frame not read yet (pings excluded). */
+  async next(what: string, ms = 5000): Promise<TrackerFrame> {
+    await this.until(() => this.frames.length > this.#cursor, what, ms);
+    const frame = this.frames[this.#cursor++];
+    if (frame === undefined) throw new Error("unreachable");
+    return frame;
+  }
+
+  waitClosed(what: string, ms: number): Promise<void> {
+    return this.until(() => this.closed, what, ms);
+  }
+
+  /** Says goodbye and waits for the tracker to close the connection. */
+  async leave(ms = 5000): Promise<void> {
+    this.send({ goodbye: {} });
+    await this.waitClosed("the tracker to close a hand-made client's connection after Goodbye", ms);
+  }
+}
+
+// ------------------------------------------------------------------ a hand-made UDP end
+
+type Datagram = { readonly bytes: Buffer; readonly from: RemoteInfo };
+
+/** A UDP socket of the test: sends what it is told, hands every datagram to listeners. */
+class UdpEnd {
+  readonly socket: UdpSocket;
+  readonly #listeners = new Set<(d: Datagram) => void>();
+  sent = 0;
+
+  private constructor(socket: UdpSocket) {
+    this.socket = socket;
+    socket.on("message", (bytes, from) => {
+      for (const l of [...this.#listeners]) l({ bytes, from });
+    });
+    socket.on("error", () => {});
+  }
+
+  static open(): Promise<UdpEnd> {
+    return new Promise((resolve, reject) => {
+      const socket = createSocket("udp4");
+      socket.once("error", reject);
+      socket.bind(0, "127.0.0.1", () => {
+        socket.off("error", reject);
+        resolve(new UdpEnd(socket));
+      });
+    });
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  listen(l: (d: Datagram) => void): () => void {
+    this.#listeners.add(l);
+    return () => this.#listeners.delete(l);
+  }
+
+  send(bytes: Buffer, port: number): Promise<void> {
+    this.sent++;
+    return new Promise((resolve) => this.socket.send(bytes, port, "127.0.0.1", () => resolve()));
+  }
+
+  /** Sends a list of datagrams, at most `batch` in flight at a time (so the sender does not queue them all). */
+  async sendAll(items: readonly { bytes: Buffer; port: number }[], batch = 64): Promise<void> {
+    for (let i = 0; i < items.length; i += batch) {
+      await Promise.all(items.slice(i, i + batch).map((d) => this.send(d.bytes, d.port)));
+    }
+  }
+
+  close(): void {
+    try {
+      this.socket.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+// ------------------------------------------------------------------ datagrams
+
+/**
+ * A random datagram of 0..1500 bytes. One in three starts with the message kind and one
+ * in three with the chunk kind (half of those with the right version byte), so that the
+ * decoders see more than "unknown kind".
+ */
+function randomDatagram(rng: SeededRandom): Buffer {
+  const bytes = randomBytes(rng, rng.int(1501));
+  if (bytes.length > 0) {
+    const pick = rng.int(3);
+    if (pick === 0) bytes[0] = KIND_MESSAGE;
+    else if (pick === 1) {
+      bytes[0] = KIND_CHUNK;
+      if (bytes.length > 1 && rng.int(2) === 0) bytes[1] = PROTOCOL_VERSION;
+    }
+  }
+  return bytes;
+}
+
+function peerMessage(message: udpswarm.IPeerMessage): Buffer {
+  return Buffer.concat([Buffer.from([KIND_MESSAGE]), udpswarm.PeerMessage.encode(message).finish()]);
+}
+
+/**
+ * Hand-crafted bad datagrams for a peer holding file `fileId` (of `chunks` chunks). None
+ * carries a valid proof of origin. `engine` says how the peer's engine must count it
+ * when it comes from a listed address and the decoder accepts it.
+ */
+function craftedDatagrams(rng: SeededRandom, fileId: number): { bytes: Buffer; engine: string[] }[] {
+  const wrongAuth = randomBytes(rng, 8);
+  const chunk0 = encodeChunk(rng.u32(), rng.u32(), rng.u32(), fileId, 0, randomBytes(rng, CHUNK_SIZE));
+  const badVersionChunk = Buffer.from(chunk0);
+  badVersionChunk[1] = PROTOCOL_VERSION + 1;
+  const oversize = Buffer.concat([chunk0, randomBytes(rng, 1201 - chunk0.length)]);
+  return [
+    { bytes: Buffer.alloc(0), engine: [] },
+    { bytes: Buffer.from([KIND_MESSAGE]), engine: [] },
+    // Exactly one byte above the largest datagram accepted (1200).
+    { bytes: oversize, engine: [] },
+    // A valid-looking chunk header answering no request of ours, with a wrong token.
+    { bytes: chunk0, engine: ["stale"] },
+    { bytes: badVersionChunk, engine: [] },
+    { bytes: chunk0.subarray(0, 24), engine: [] },
+    { bytes: Buffer.concat([chunk0, Buffer.from([0])]), engine: [] },
+    { bytes: Buffer.from([0x07, PROTOCOL_VERSION, 1, 2, 3]), engine: [] },
+    { bytes: Buffer.concat([Buffer.from([KIND_MESSAGE]), Buffer.alloc(20, 0xff)]), engine: [] },
+    {
+      bytes: peerMessage({ version: 99, seq: 1, request: { fileId, first: 0, mask: Buffer.from([1]), token: 1 } }),
+      engine: [],
+    },
+    { bytes: peerMessage({ version: PROTOCOL_VERSION, seq: 2 }), engine: [] },
+    // Absurd masks: 9 bytes (more than 64 chunks), and no bit set.
+    {
+      bytes: peerMessage({ version: PROTOCOL_VERSION, seq: 3, request: { fileId, mask: Buffer.alloc(9, 0xff) } }),
+      engine: [],
+    },
+    {
+      bytes: peerMessage({ version: PROTOCOL_VERSION, seq: 4, request: { fileId, mask: Buffer.from([0, 0]) } }),
+      engine: [],
+    },
+    // An absurd first chunk of a held file, and an unknown file.
+    { bytes: encodeRequest(5, fileId, 0xffffffc0, [0xffffffc0], 7, wrongAuth), engine: ["bad-auth", "range"] },
+    { bytes: encodeRequest(6, 0x7fffffff, 0, [0], 8, wrongAuth), engine: ["bad-auth", "not-held"] },
+    // HashRequests with a wrong proof: an absurd piece, and a piece the peer holds.
+    {
+      bytes: peerMessage({
+        version: PROTOCOL_VERSION,
+        seq: 7,
+        hashRequest: { fileId, piece: 0xffffffff, token: 9, auth: wrongAuth },
+      }),
+      engine: ["bad-auth", "not-held"],
+    },
+    {
+      bytes: peerMessage({ version: PROTOCOL_VERSION, seq: 8, hashRequest: { fileId, piece: 0, token: 10 } }),
+      engine: ["bad-auth"],
+    },
+    // HashReplies nobody asked for: a bad length, and a well-formed one.
+    {
+      bytes: peerMessage({ version: PROTOCOL_VERSION, seq: 9, hashReply: { fileId, hashes: Buffer.alloc(5) } }),
+      engine: [],
+    },
+    { bytes: encodeHashReply(10, fileId, 0, rng.u32(), randomBytes(rng, 64)), engine: ["stale"] },
+  ];
+}
+
+const DECODER_REASONS: readonly DropReason[] = ["short", "oversize", "kind", "version", "malformed", "range"];
+
+type Stats = {
+  readonly peer: number;
+  readonly drops: Record<string, number>;
+  readonly pieceHashFailures: number;
+  readonly datagramsReceived: number;
+  readonly [key: string]: unknown;
+};
+
+async function readStats(peer: Peer): Promise<Stats> {
+  return JSON.parse(await readFile(path.join(peer.dir, "stats.json"), "utf8")) as Stats;
+}
+
+/** Every entry under `dir` (files and folders, relative paths, "/" after folders), sorted. */
+async function walk(dir: string, base = dir): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of await readdir(dir)) {
+    const full = path.join(dir, name);
+    const rel = path.relative(base, full);
+    if ((await lstat(full)).isDirectory()) out.push(`${rel}/`, ...(await walk(full, base)));
+    else out.push(rel);
+  }
+  return out.sort();
+}
+
+/** The tracker's stdout lines that belong to PEER id. */
+function linesOf(stdout: Buffer, id: number): string[] {
+  return stdout
+    .toString("utf8")
+    .split("\n")
+    .filter((l) => l.startsWith(`PEER ${id} `) || l.startsWith(`${id}    `));
+}
+
+// ------------------------------------------------------------------ a listed fake peer
+
+/**
+ * A hand-made client that joins the swarm as a peer whose UDP address is a socket of the
+ * test: the real peers list it, so its datagrams pass the source check and reach the
+ * decoders and the engine.
+ */
+class FakePeer {
+  readonly client: HandClient;
+  readonly udp: UdpEnd;
+  readonly welcome: udpswarm.IWelcome;
+  readonly id: number;
+  readonly secret: Uint8Array;
+
+  private constructor(client: HandClient, udp: UdpEnd, welcome: udpswarm.IWelcome) {
+    this.client = client;
+    this.udp = udp;
+    this.welcome = welcome;
+    this.id = welcome.peerId ?? 0;
+    this.secret = welcome.secret ?? new Uint8Array(0);
+  }
+
+  static async join(trackerPort: number, offers: udpswarm.IManifest[] = []): Promise<FakePeer> {
+    const udp = await UdpEnd.open();
+    const client = await HandClient.connect(trackerPort);
+    client.send({ hello: { udpPort: udp.port, offers } });
+    const first = await client.next("the tracker's Welcome to a hand-made peer");
+    if (first.body !== "welcome" || first.welcome === null || first.welcome === undefined) {
+      throw new Error(`first frame to a hand-made peer is ${first.body}, expected welcome ${SEEDED}`);
+    }
+    return new FakePeer(client, udp, first.welcome);
+  }
+
+  /** UDP port the tracker listed for PEER id. */
+  portOf(id: number): number | undefined {
+    return this.welcome.peers?.find((p) => p.peerId === id)?.udpPort ?? undefined;
+  }
+
+  /** A file PEER id holds whole, from the Welcome. */
+  heldBy(id: number): { fileId: number; chunks: number } {
+    const h = this.welcome.holders?.find((x) => x.peerId === id && x.complete === true);
+    const info = this.welcome.files?.find((f) => f.fileId === h?.fileId);
+    if (h === undefined || info === undefined) throw new Error(`PEER ${id} holds no whole file in the Welcome`);
+    return { fileId: info.fileId ?? 0, chunks: chunkCount(Number(info.manifest?.size ?? 0)) };
+  }
+
+  /**
+   * Asks PEER id (at `port`) for chunk 0 of `fileId` with a valid proof, re-sending every
+   * 100 ms until the chunk comes back: then the peer knows this fake, and everything sent
+   * to it from this socket before has been handled (one socket, one queue). Returns the
+   * number of requests sent.
+   */
+  async probe(id: number, port: number, fileId: number): Promise<number> {
+    const token = (0x70000000 + id) >>> 0;
+    const auth = requestAuth(this.secret, id);
+    let sent = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let stop: () => void = () => {};
+    try {
+      await within(
+        new Promise<void>((resolve) => {
+          stop = this.udp.listen(({ bytes, from }) => {
+            const d = decodePeerDatagram(bytes);
+            if (from.port === port && d.kind === "chunk" && d.token === token) resolve();
+          });
+          const fire = (): void => {
+            sent++;
+            void this.udp.send(encodeRequest(sent, fileId, 0, [0], token, auth), port);
+            timer = setTimeout(fire, 100);
+          };
+          fire();
+        }),
+        10_000,
+        `PEER ${id} to answer a proven request of the hand-made peer`,
+      );
+    } finally {
+      clearTimeout(timer);
+      stop();
+    }
+    return sent;
+  }
+
+  close(): void {
+    this.client.socket.destroy();
+    this.udp.close();
+  }
+}
+
+// ------------------------------------------------------------------ tracker garbage
+
+type GarbageCase = {
+  readonly what: string;
+  readonly bytes: Buffer;
+  /** Close our side after writing (otherwise the tracker must close it). */
+  readonly end: boolean;
+  /** The tracker must answer with a Refusal of this reason before it closes. */
+  readonly refusal?: number;
+};
+
+function trackerGarbage(rng: SeededRandom): GarbageCase[] {
+  const v99 = encodeFrame(udpswarm.TrackerFrame.encode({ version: 99, hello: { udpPort: 1234 } }).finish());
+  const hello = encodeTrackerFrame({ hello: { udpPort: 1234 } });
+  return [
+    { what: "4 KiB of random bytes", bytes: randomBytes(rng, 4096), end: true },
+    { what: "a 5-byte varint length of 2^32", bytes: Buffer.from([0x80, 0x80, 0x80, 0x80, 0x10]), end: false },
+    { what: "a 6-byte varint length", bytes: Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x01]), end: false },
+    {
+      what: "a valid length prefix and garbage",
+      bytes: Buffer.concat([Buffer.from([100]), Buffer.alloc(100, 0xff)]),
+      end: false,
+    },
+    { what: "a frame of protocol version 99", bytes: v99, end: false, refusal: 1 },
+    { what: "a Hello with UDP port 0", bytes: encodeTrackerFrame({ hello: { udpPort: 0 } }), end: false, refusal: 5 },
+    { what: "a first frame that is not a Hello", bytes: encodeTrackerFrame({ readyToLeave: {} }), end: false },
+    { what: "half a Hello, then close", bytes: hello.subarray(0, Math.floor(hello.length / 2)), end: true },
+  ];
+}
+
+/** Sends one garbage case on a fresh connection; resolves once the tracker has closed it. */
+async function attackTracker(port: number, c: GarbageCase): Promise<void> {
+  const client = await HandClient.connect(port, { answerPings: false });
+  client.socket.write(c.bytes);
+  if (c.end) client.socket.end();
+  await client.waitClosed(`the tracker to close the connection that sent ${c.what}`, 5000);
+  const got = client.frames.map((f) => (f.body === "refusal" ? `refusal ${f.refusal?.reason}` : String(f.body)));
+  const expected = c.refusal === undefined ? [] : [`refusal ${c.refusal}`];
+  if (JSON.stringify(got) !== JSON.stringify(expected) || client.badFrames.length > 0) {
+    throw new Error(
+      `after ${c.what} the tracker sent ${JSON.stringify(got)} (bad: ${client.badFrames}), ` +
+        `expected ${JSON.stringify(expected)} ${SEEDED}`,
+    );
+  }
+}
+
+// ------------------------------------------------------------------ 1. garbage during a transfer
+
+/*
+ * How this test was seen to fail (dist/ edited by hand, then rebuilt): when the engine
+ * decodes a datagram from an unlisted address before dropping it (so a malformed one
+ * counts under its decoder reason), it fails with "peer seed: 63 datagrams dropped as
+ * unknown-source, sent 1019" - only what the decoder accepts still reaches the source
+ * check; when the tracker answers a version-99 frame with another reason, it fails on
+ * `after a frame of protocol version 99 the tracker sent ["refusal 5"]`.
+ */
+test.serial(
+  "random datagrams and garbage frames at every port during a transfer: it completes byte-identical",
+  async (t) => {
+    t.log(`seed ${SEED} (set ATTACK_SEED to change it)`);
+    const rng = new SeededRandom(SEED);
+    const swarm = await Swarm.start(t, { timeoutMs: 40_000 });
+    const gate = await swarm.gate(3);
+    const big: FileSpec = { name: "attacked big.bin", size: 4 * MiB + 77 };
+    const small: FileSpec = { name: "attacked small.bin", size: 20 * KiB + 3 };
+    const stats = ["--stats", "stats.json"];
+    const [s, d1, d2] = await Promise.all([
+      swarm.startPeer({ label: "seed", files: [big, small], gate, extraArgs: stats }),
+      swarm.startPeer({ label: "d1", files: [{ name: "d1 tiny", size: 700 }], gate, extraArgs: stats }),
+      swarm.startPeer({ label: "d2", files: [{ name: "d2 tiny", size: 1500 }], gate, extraArgs: stats }),
+    ]);
+    const peers = [s, d1, d2];
+    const ids = await Promise.all(peers.map((p) => swarm.idOf(p)));
+    const [, id1, id2] = ids;
+    if (id1 === undefined || id2 === undefined) throw new Error("unreachable");
+
+    // Each peer's UDP port, from /proc.
+    const sockets = peers.map((p) => udpSocketOf(p));
+    const dropsBefore = sockets.map((k) => kernelDrops(k.inode));
+    const progress = (): string =>
+      `d1 ${swarm.acquired(id1, big.name)}, d2 ${swarm.acquired(id2, big.name)} of ${chunkCount(big.size)} chunks`;
+    t.false(
+      swarm.completed(id1, big) && swarm.completed(id2, big),
+      `precondition: the transfer must still be running when the attack starts ${SEEDED}`,
+    );
+    const atStart = progress();
+
+    // (a) From an address the tracker never listed: random datagrams, then the crafted ones.
+    const stranger = await UdpEnd.open();
+    t.teardown(() => stranger.close());
+    const RANDOM_PER_PEER = 1000;
+    const unlisted: { bytes: Buffer; port: number }[] = [];
+    for (let i = 0; i < RANDOM_PER_PEER; i++) {
+      for (const k of sockets) unlisted.push({ bytes: randomDatagram(rng), port: k.port });
+    }
+    for (const k of sockets) for (const c of craftedDatagrams(rng, 1)) unlisted.push({ bytes: c.bytes, port: k.port });
+    const unlistedDone = stranger.sendAll(unlisted);
+
+    // (b) The same from a listed address: a hand-made peer joins (it holds nothing, so
+    // nobody may leave before it goes), checks the ports it is told against /proc, makes
+    // sure each peer knows it, then sends.
+    const fake = await FakePeer.join(swarm.port);
+    t.teardown(() => fake.close());
+    swarm.foreign(fake.id);
+    t.deepEqual(
+      ids.map((id) => fake.portOf(id)),
+      sockets.map((k) => k.port),
+      `UDP ports in the Welcome and in /proc ${SEEDED}`,
+    );
+    const probes = await Promise.all(ids.map((id, i) => fake.probe(id, sockets[i]?.port ?? 0, fake.heldBy(id).fileId)));
+    const RANDOM_FROM_FAKE = 300;
+    const listed: { bytes: Buffer; port: number }[] = [];
+    const expected = ids.map(() => ({ decoder: new Map<string, number>(), engine: new Map<string, number>() }));
+    const count = (m: Map<string, number>, k: string): void => {
+      m.set(k, (m.get(k) ?? 0) + 1);
+    };
+    ids.forEach((id, i) => {
+      const port = sockets[i]?.port ?? 0;
+      const e = expected[i];
+      if (e === undefined) return;
+      const items = [
+        ...craftedDatagrams(rng, fake.heldBy(id).fileId),
+        ...Array.from({ length: RANDOM_FROM_FAKE }, () => ({ bytes: randomDatagram(rng), engine: [] as string[] })),
+      ];
+      for (const item of items) {
+        const d = decodePeerDatagram(item.bytes);
+        if (d.kind === "invalid") count(e.decoder, d.reason);
+        for (const reason of item.engine) count(e.engine, reason);
+        listed.push({ bytes: item.bytes, port });
+      }
+    });
+    const listedDone = fake.udp.sendAll(listed);
+
+    // (c) Garbage at the tracker's TCP port, on several connections at once.
+    const garbage = trackerGarbage(rng);
+    await Promise.all([unlistedDone, listedDone, ...garbage.map((c) => attackTracker(swarm.port, c))]);
+    const atEnd = progress();
+    t.log(`attack started at ${atStart}, ended at ${atEnd}`);
+    t.log(`sent ${unlisted.length} datagrams from an unlisted address, ${listed.length} from a listed one`);
+
+    // Every datagram sent is now handled: a probe sent after them is answered.
+    await Promise.all(ids.map((id, i) => fake.probe(id, sockets[i]?.port ?? 0, fake.heldBy(id).fileId)));
+    const kernel = sockets.map((k, i) => kernelDrops(k.inode) - (dropsBefore[i] ?? 0));
+    await fake.client.leave();
+    await swarm.waitFor(`the DISCONNECT block of the hand-made PEER ${fake.id}`, () => swarm.hasDisconnected(fake.id));
+
+    const result = await swarm.finish();
+    swarm.logSummary(result);
+    for (const p of peers) t.deepEqual(result.has(p), result.allFiles, `peer ${p.label} ${SEEDED}`);
+    t.deepEqual(
+      linesOf(swarm.tracker.stdout(), fake.id),
+      [`PEER ${fake.id} CONNECT: OFFERS 0`, `PEER ${fake.id} DISCONNECT: RECEIVED 0`],
+      `the tracker's lines for the hand-made peer ${SEEDED}`,
+    );
+    const trackerErr = swarm.tracker.stderr().toString("utf8");
+    const closed = trackerErr.split("\n").filter((l) => /^tracker: [^ ]+: connection closed: /.test(l));
+    t.log(`tracker stderr, garbage connections:\n${closed.join("\n")}`);
+    t.true(closed.length >= garbage.filter((c) => !c.end).length, `the tracker says why it closed each ${SEEDED}`);
+
+    // Every peer counted what it got and dropped it for the right reason.
+    for (const [i, p] of peers.entries()) {
+      const st = await readStats(p);
+      const k = kernel[i] ?? 0;
+      const e = expected[i];
+      if (e === undefined) continue;
+      const sentUnlisted = unlisted.filter((d) => d.port === sockets[i]?.port).length;
+      const unknown = st.drops["unknown-source"] ?? 0;
+      t.log(
+        `peer ${p.label}: drops ${JSON.stringify(st.drops)}; pieceHashFailures ${st.pieceHashFailures}; ` +
+          `kernel drops ${k}; probes ${probes[i]}`,
+      );
+      // At least what arrived from the stranger; at most that plus probes sent before the
+      // peer knew the fake and datagrams of real peers that came before their introduction.
+      t.true(
+        unknown >= sentUnlisted - k && unknown <= sentUnlisted + (probes[i] ?? 0) + 64,
+        `peer ${p.label}: ${unknown} datagrams dropped as unknown-source, sent ${sentUnlisted} ${SEEDED}`,
+      );
+      for (const reason of DECODER_REASONS) {
+        const want = e.decoder.get(reason) ?? 0;
+        const engineWant = reason === "range" ? (e.engine.get("range") ?? 0) : 0;
+        const got = st.drops[reason] ?? 0;
+        t.true(
+          got >= want + engineWant - k && got <= want + engineWant + (reason === "range" ? 64 : 0),
+          `peer ${p.label}: drops.${reason} = ${got}, expected ${want} from the decoder` +
+            `${engineWant > 0 ? ` + ${engineWant} from the engine` : ""} ${SEEDED}`,
+        );
+      }
+      for (const reason of ["stale", "bad-auth", "not-held"]) {
+        const want = e.engine.get(reason) ?? 0;
+        t.true((st.drops[reason] ?? 0) >= want - k, `peer ${p.label}: drops.${reason} >= ${want} ${SEEDED}`);
+      }
+      t.is(st.pieceHashFailures, 0, `peer ${p.label}: no piece ever failed verification ${SEEDED}`);
+    }
+  },
+);
+
+// ------------------------------------------------------------------ 2. hand-made clients
+
+function manifestOf(name: string, content: Buffer): udpswarm.IManifest {
+  const pieceBytes = CHUNK_SIZE * CHUNKS_PER_PIECE;
+  const pieces: Buffer[] = [];
+  for (let off = 0; off < content.length; off += pieceBytes)
+    pieces.push(pieceHash(content.subarray(off, off + pieceBytes)));
+  return {
+    name,
+    size: content.length,
+    chunkSize: CHUNK_SIZE,
+    chunksPerPiece: CHUNKS_PER_PIECE,
+    chunksPerBlock: CHUNKS_PER_BLOCK,
+    sha256: sha256(content),
+    pieceSha256: pieces,
+  };
+}
+
+test.serial("hand-made clients: hostile names and sizes refused, garbage served, silence timed out", async (t) => {
+  t.log(`seed ${SEED} (set ATTACK_SEED to change it)`);
+  const rng = new SeededRandom(SEED ^ 0x2);
+  const swarm = await Swarm.start(t, { timeoutMs: 40_000 });
+  const own: FileSpec = { name: "r own.bin", size: 100 * KiB };
+  // Alone, r would leave at once; MIN_ALIVE 3 s lets the hand-made client join first (it
+  // does so within milliseconds of r's CONNECT), and from then on r may not leave while
+  // that client lacks r's file. The silent client keeps the test >= 10 s anyway.
+  const r = await swarm.startPeer({ label: "r", files: [own], minAlive: 3, extraArgs: ["--stats", "stats.json"] });
+  const rid = await swarm.idOf(r);
+  const outside = path.join(path.dirname(swarm.dir), "escape");
+  const outsideBefore = existsSync(outside);
+
+  // Offers: five bad names, one too large, one valid (whose chunks it will serve as garbage).
+  const valid = makeValid(rng);
+  const dummy = manifestOf("x", Buffer.alloc(1000, 1));
+  const bad: { name: string; size?: number; reason: number }[] = [
+    { name: "../../escape", reason: 3 },
+    { name: "a/b", reason: 3 },
+    { name: "..", reason: 3 },
+    { name: ".hidden", reason: 3 },
+    { name: "new\nline", reason: 3 },
+    { name: "huge.bin", size: 2 ** 50, reason: 4 },
+  ];
+  const offers = [...bad.map((b) => ({ ...dummy, name: b.name, size: b.size ?? 1000 })), valid.manifest];
+  const fake = await FakePeer.join(swarm.port, offers);
+  t.teardown(() => fake.close());
+  swarm.foreign(fake.id);
+  t.is(fake.id, rid + 1, SEEDED);
+  t.not(fake.portOf(rid), undefined, `precondition: r must still be in the swarm when the client joins ${SEEDED}`);
+  t.deepEqual(
+    (fake.welcome.accepted ?? []).map((f) => f.manifest?.name),
+    [valid.manifest.name],
+    `accepted offers ${SEEDED}`,
+  );
+  t.deepEqual(fake.welcome.refused ?? [], [], `no conflicts ${SEEDED}`);
+  const refusals: { name: string; reason: number }[] = [];
+  for (let i = 0; i < bad.length; i++) {
+    const f = await fake.client.next(`refusal ${i + 1} of ${bad.length}`);
+    if (f.body !== "refusal") t.fail(`expected a Refusal, got ${f.body} ${SEEDED}`);
+    refusals.push({ name: f.refusal?.fileName ?? "", reason: f.refusal?.reason ?? 0 });
+  }
+  t.deepEqual(
+    refusals,
+    bad.map((b) => ({ name: b.name, reason: b.reason })),
+    `refusals (3 = bad name, 4 = too large) ${SEEDED}`,
+  );
+
+  // It serves its valid file with random bytes, and answers hash requests with random
+  // hashes; once the peer has asked for the block hashes twice, it leaves.
+  const fileId = fake.welcome.accepted?.[0]?.fileId ?? 0;
+  let hashRequests = 0;
+  let chunksServed = 0;
+  const hashesAsked = new Promise<void>((resolve) => {
+    fake.udp.listen(({ bytes, from }) => {
+      const d = decodePeerDatagram(bytes);
+      if (d.kind === "request" && d.fileId === fileId) {
+        for (const c of d.chunks) {
+          if (c >= valid.chunks) continue;
+          chunksServed++;
+          const junk = randomBytes(rng, chunkLength(valid.content.length, c));
+          void fake.udp.send(encodeChunk(chunksServed, d.seq, d.token, fileId, c, junk), from.port);
+        }
+      } else if (d.kind === "hash-request") {
+        hashRequests++;
+        void fake.udp.send(encodeHashReply(0, d.fileId, d.piece, d.token, randomBytes(rng, 64)), from.port);
+        if (hashRequests >= 2) resolve();
+      }
+    });
+  });
+
+  // Another client says Hello, then nothing, and never closes: the keepalive must drop it.
+  const silentUdp = await UdpEnd.open();
+  t.teardown(() => silentUdp.close());
+  const silent = await HandClient.connect(swarm.port, { answerPings: false });
+  t.teardown(() => silent.socket.destroy());
+  silent.send({ hello: { udpPort: silentUdp.port, offers: [] } });
+  const silentSince = performance.now();
+  const w = await silent.next("the Welcome of the silent client");
+  const silentId = w.welcome?.peerId ?? 0;
+  t.is(silentId, fake.id + 1, SEEDED);
+  swarm.foreign(silentId);
+
+  await within(hashesAsked, 10_000, `PEER ${rid} to ask the garbage server for block hashes`);
+  await fake.client.leave();
+  await silent.waitClosed("the tracker to drop the silent client (keepalive timeout)", 20_000);
+  const silentMs = Math.round(performance.now() - silentSince);
+  t.log(`the silent client was dropped after ${silentMs} ms; ${chunksServed} garbage chunks served`);
+  t.true(silentMs >= 9_500, `dropped after ${silentMs} ms, before the 10 s keepalive timeout ${SEEDED}`);
+
+  const result = await swarm.finish();
+  swarm.logSummary(result);
+  t.deepEqual(result.has(r), [own.name], `peer r keeps its own file only ${SEEDED}`);
+  t.deepEqual(result.outcome(r).received, [], SEEDED);
+  const stdout = swarm.tracker.stdout();
+  t.deepEqual(
+    linesOf(stdout, fake.id),
+    [
+      `PEER ${fake.id} CONNECT: OFFERS 1`,
+      `${fake.id}    ${valid.manifest.name} ${valid.chunks}`,
+      `PEER ${fake.id} DISCONNECT: RECEIVED 0`,
+    ],
+    `the tracker's lines for the hand-made client ${SEEDED}`,
+  );
+  t.deepEqual(
+    linesOf(stdout, silentId),
+    [`PEER ${silentId} CONNECT: OFFERS 0`, `PEER ${silentId} DISCONNECT: RECEIVED 0`],
+    `the tracker's lines for the silent client ${SEEDED}`,
+  );
+  t.regex(
+    swarm.tracker.stderr().toString("utf8"),
+    new RegExp(`peer ${silentId}: connection closed: .*keepalive`),
+    SEEDED,
+  );
+
+  const st = await readStats(r);
+  t.log(`peer r: drops ${JSON.stringify(st.drops)}; pieceHashFailures ${st.pieceHashFailures}`);
+  t.true(st.pieceHashFailures >= 1, `peer r detected the garbage piece ${SEEDED}`);
+  t.true((st.drops["bad-hashes"] ?? 0) >= 1, `peer r refused the garbage block hashes ${SEEDED}`);
+
+  // Nothing anywhere but what belongs there: no escape, no partial file, no staging.
+  t.deepEqual(
+    await walk(swarm.dir),
+    ["peer-r/", "peer-r/Shared/", `peer-r/Shared/${own.name}`, "peer-r/stats.json", "tracker/", "tracker/port.txt"],
+    `files in ${swarm.dir} ${SEEDED}`,
+  );
+  t.is(existsSync(outside), outsideBefore, `${outside} ${SEEDED}`);
+});
+
+function makeValid(rng: SeededRandom): { manifest: udpswarm.IManifest; content: Buffer; chunks: number } {
+  const content = randomBytes(rng, 3000);
+  return { manifest: manifestOf("valid small.bin", content), content, chunks: chunkCount(content.length) };
+}
+
+// ------------------------------------------------------------------ 3. tracker lost
+
+// faults.test.ts has the basic case (non-zero exit, a last stderr line, no partial file);
+// this one holds the peers to the exact contract.
+test.serial("tracker SIGKILLed mid-transfer: status 4, one stderr line, empty stdout, nothing partial", async (t) => {
+  const swarm = await Swarm.start(t, { timeoutMs: 30_000 });
+  const gate = await swarm.gate(3);
+  const files: FileSpec[] = [
+    { name: "lost big.bin", size: 4 * MiB },
+    { name: "lost b.bin", size: 30 * KiB },
+    { name: "lost c.bin", size: 10 * KiB },
+  ];
+  const peers = await Promise.all(files.map((f, i) => swarm.startPeer({ label: `p${i + 1}`, files: [f], gate })));
+  const ids = await Promise.all(peers.map((p) => swarm.idOf(p)));
+  const [, id2, id3] = ids;
+  if (id2 === undefined || id3 === undefined) throw new Error("unreachable");
+  const bigName = files[0]?.name ?? "";
+  await swarm.waitFor(
+    "p2 and p3 to be fetching the big file",
+    () => swarm.acquired(id2, bigName) >= 128 && swarm.acquired(id3, bigName) >= 128,
+    peers,
+  );
+  swarm.killTracker();
+  const originals = new Map(files.map((f) => [f.name, contentOf(f)]));
+  for (const p of peers) {
+    const exit = await swarm.exitOf(p);
+    const stderr = p.proc.stderr().toString("utf8");
+    t.log(`peer ${p.label}: exit ${exit.code}; stderr ${JSON.stringify(stderr)}`);
+    t.is(exit.code, 4, `peer ${p.label} exit status (signal ${exit.signal})`);
+    t.regex(stderr, /^udpswarm peer: [^\n]+\n$/, `peer ${p.label}: exactly one stderr line`);
+    t.is(p.proc.stdout().length, 0, `peer ${p.label}: stdout ${JSON.stringify(p.proc.stdout().toString())}`);
+    const shared = await readShared(p.sharedDir, originals);
+    t.truthy(shared?.get(p.files[0]?.name ?? ""), `peer ${p.label} lost its own file`);
+    for (const [name, entry] of shared ?? []) {
+      t.deepEqual(entry, { kind: "file", content: "identical" }, `peer ${p.label}: ./Shared/${name}`);
+    }
+    // No staging folder left behind: only ./Shared and what is in it.
+    const left = await walk(p.dir);
+    t.deepEqual(
+      left.filter((e) => e === "Shared/" || !e.startsWith("Shared/")),
+      ["Shared/"],
+      `peer ${p.label}: ${JSON.stringify(left)}`,
+    );
+  }
+  // After the kill the counts no longer move: they are those at the kill.
+  const total = chunkCount(files[0]?.size ?? 0);
+  t.true(
+    swarm.acquired(id2, bigName) < total || swarm.acquired(id3, bigName) < total,
+    "precondition: the tracker must be killed mid-transfer",
+  );
+});
