@@ -82,6 +82,18 @@ const OPTIONS: readonly OptionSpec[] = [
     env: "UDPSWARM_MAX_INFLIGHT",
     help: "chunks in flight from all peers together (default 3072)",
   },
+  {
+    name: "progress",
+    kind: "boolean",
+    env: "UDPSWARM_PROGRESS",
+    help: "show per-file progress on stderr even when it is not a terminal",
+  },
+  {
+    name: "quiet",
+    kind: "boolean",
+    env: "UDPSWARM_QUIET",
+    help: "no progress and no counters on stderr (errors still)",
+  },
   { name: "help", kind: "boolean", help: "show this help and exit" },
   { name: "version", kind: "boolean", help: "show the version and exit" },
 ];
@@ -182,6 +194,8 @@ async function main(argv: readonly string[]): Promise<number> {
     statsFile: typeof stats === "string" ? resolve(stats) : undefined,
     transfer: { chunksPerRequest: perRequest, maxInflight },
     log,
+    progress: v.get("progress") === true ? "on" : "auto",
+    quiet: v.get("quiet") === true,
   });
   process.on("SIGINT", () => peer.interrupt("SIGINT", 130));
   process.on("SIGTERM", () => peer.interrupt("SIGTERM", 143));

@@ -13,6 +13,7 @@ import type { udpswarm } from "../wire/gen/swarm.js";
 import { CHUNK_SIZE } from "../wire/limits.js";
 import { checkManifest, type TrackerFrame } from "../wire/tracker-frame.js";
 import { type FaultConfig, FaultInjector, hasFaults } from "./faults.js";
+import { ProgressDisplay } from "./progress.js";
 import { hashFile, type LocalFile, listShareable } from "./scan.js";
 import { FileStore } from "./store.js";
 import { TrackerClient } from "./tracker-client.js";
@@ -29,6 +30,10 @@ export type PeerConfig = {
   readonly statsFile: string | undefined;
   readonly transfer: TransferOptions;
   readonly log: (line: string) => void;
+  /** Progress on stderr: "auto" when stderr is a terminal. */
+  readonly progress: "auto" | "on" | "off";
+  /** No progress and no counters on stderr (errors still are). */
+  readonly quiet: boolean;
 };
 
 /** Socket buffers asked for: the default 208 KiB drops datagrams at full rate. */
@@ -56,6 +61,7 @@ export class Peer {
   readonly #local = new Map<string, LocalFile>();
   readonly #pendingHave = new Map<number, Array<[number, number]>>();
   #haveTimer: TimerHandle | undefined;
+  #progress: ProgressDisplay | undefined;
   /** Files whole and verified piece by piece, being checked whole and moved into Shared/. */
   readonly #finalizing = new Set<number>();
   #finished: ((code: number) => void) | undefined;
@@ -106,6 +112,12 @@ export class Peer {
 
   /** Runs the peer to the end; resolves with the exit status. */
   async run(): Promise<number> {
+    const tty = process.stderr.isTTY === true;
+    if (!this.#config.quiet && (this.#config.progress === "on" || (this.#config.progress === "auto" && tty))) {
+      const display = new ProgressDisplay((text) => process.stderr.write(text), tty);
+      this.#progress = display;
+      setInterval(() => display.draw(this.#engine.files(), this.#clock.now()), tty ? 250 : 1000).unref();
+    }
     if (process.env.UDPSWARM_DEBUG) {
       setInterval(
         () => this.#config.log(`debug ${JSON.stringify(this.#engine.debugState())}`),
@@ -386,6 +398,8 @@ export class Peer {
   async #leave(): Promise<void> {
     if (this.#ended) return;
     this.#flushHave();
+    this.#progress?.draw(this.#engine.files(), this.#clock.now());
+    this.#progress?.finish();
     writeBlock(shutdownBlock(this.#peerId, this.#store.sharedNames()));
     this.#ended = true;
     await this.#tracker?.goodbye();
@@ -448,6 +462,6 @@ export class Peer {
       } catch (err) {
         this.#config.log(`cannot write stats to ${this.#config.statsFile}: ${(err as Error).message}`);
       }
-    } else if (code === 0) this.#config.log(`stats ${json}`);
+    } else if (code === 0 && !this.#config.quiet) this.#config.log(`stats ${json}`);
   }
 }
