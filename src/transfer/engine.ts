@@ -17,7 +17,7 @@ import {
 } from "../wire/peer-datagram.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
 import { newCounters, type TransferCounters } from "./counters.js";
-import { type FileMode, FileState, type PieceAssembly } from "./file-state.js";
+import { type FileMode, FileState, type PieceAssembly, releasePieceBuffer } from "./file-state.js";
 import { blockHashes } from "./piece-hash.js";
 import { addressKey, ChunkAnswer, type Outstanding, type RemoteOptions, RemotePeer } from "./remote.js";
 
@@ -502,6 +502,7 @@ export class TransferEngine {
     }
     file.active.delete(piece.piece);
     file.done.set(piece.piece);
+    releasePieceBuffer(piece.data);
     this.counters.piecesVerified++;
     this.counters.chunksAcquired += piece.chunkCount;
     this.#deps.events.acquired(file.id, piece.firstChunk, piece.chunkCount);
