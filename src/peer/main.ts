@@ -73,7 +73,7 @@ const OPTIONS: readonly OptionSpec[] = [
     kind: "number",
     placeholder: "K",
     env: "UDPSWARM_CHUNKS_PER_REQUEST",
-    help: "chunks named by one request, 1..64 (default 32)",
+    help: "chunks named by one request, 1..64 (default 64)",
   },
   {
     name: "max-inflight",
@@ -172,7 +172,7 @@ async function main(argv: readonly string[]): Promise<number> {
   if (!(Number.isSafeInteger(maxFileSize) && maxFileSize >= 0)) {
     throw new SwarmError("ERR_USAGE", "--max-file-size must be a non-negative integer");
   }
-  const perRequest = Number(v.get("chunks-per-request") ?? 32);
+  const perRequest = Number(v.get("chunks-per-request") ?? 64);
   if (!(Number.isInteger(perRequest) && perRequest >= 1 && perRequest <= 64)) {
     throw new SwarmError("ERR_USAGE", "--chunks-per-request must be an integer 1..64");
   }

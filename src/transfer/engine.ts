@@ -2,7 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import PQueue from "p-queue";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import type { SeededRandom } from "../util/random.js";
-import { CHUNK_SIZE, chunkLength, MAX_CHUNKS_PER_REQUEST } from "../wire/limits.js";
+import { CHUNK_SIZE, chunkLength, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_SPAN } from "../wire/limits.js";
 import {
   CHUNK_HEADER_BYTES,
   type ChunkDatagram,
@@ -43,7 +43,7 @@ export interface TransferEvents {
 }
 
 export type TransferOptions = {
-  /** Chunks named by one request (at most 64). @default 32 */
+  /** Chunks named by one request (at most 64). @default 64 */
   readonly chunksPerRequest?: number;
   /** Chunks in flight from all peers together: the receive buffer's share. @default 3072 */
   readonly maxInflight?: number;
@@ -128,11 +128,16 @@ export class TransferEngine {
 
   constructor(deps: TransferDeps, options: TransferOptions = {}) {
     this.#deps = deps;
-    this.#perRequest = Math.min(MAX_CHUNKS_PER_REQUEST, Math.max(1, options.chunksPerRequest ?? 32));
+    this.#perRequest = Math.min(MAX_CHUNKS_PER_REQUEST, Math.max(1, options.chunksPerRequest ?? 64));
     this.#maxInflight = options.maxInflight ?? 3072;
     this.#maxBackoffs = options.maxBackoffs ?? 8;
     this.#maxBadChunks = options.maxBadChunks ?? 64;
-    this.#remoteOptions = options.remote ?? {};
+    // The window moves in whole requests: grows by one per RTT, never below four.
+    const remote = options.remote ?? {};
+    this.#remoteOptions = {
+      ...remote,
+      window: { step: this.#perRequest, min: 4 * this.#perRequest, ...remote.window },
+    };
     this.#requestSeq = deps.random.u32();
     this.#datagramSeq = deps.random.u32();
   }
@@ -452,7 +457,7 @@ export class TransferEngine {
       const piece = file.active.get(file.pieceOf(d.chunk));
       if (piece !== undefined) {
         const local = d.chunk - piece.firstChunk;
-        if ((piece.inflight[local] ?? 0) > 0) piece.inflight[local] = (piece.inflight[local] ?? 1) - 1;
+        piece.dropInflight(local);
       }
     }
     const pos = o.basePos + idx;
@@ -686,7 +691,7 @@ export class TransferEngine {
     const piece = file.active.get(file.pieceOf(chunk));
     if (piece === undefined) return;
     const local = chunk - piece.firstChunk;
-    if ((piece.inflight[local] ?? 0) > 0) piece.inflight[local] = (piece.inflight[local] ?? 1) - 1;
+    piece.dropInflight(local);
     if (piece.have.has(local) || (piece.inflight[local] ?? 0) > 0) return;
     piece.release(local);
     file.retry.push(chunk);
@@ -852,6 +857,12 @@ export class TransferEngine {
   /** Chunks declared lost, asked again first (from any peer holding them). */
   #planRetry(file: FileState, remote: RemotePeer, budget: number): Plan | undefined {
     const retry = file.retry;
+    // A piece's losses go out again together once its round is over (see nextChunks).
+    const held = new Set<PieceAssembly>();
+    for (const chunk of retry) {
+      const p = file.active.get(file.pieceOf(chunk));
+      if (p !== undefined && p.inflightTotal > 0) held.add(p);
+    }
     let piece: PieceAssembly | undefined;
     const chunks: number[] = [];
     let low = Number.POSITIVE_INFINITY;
@@ -862,11 +873,12 @@ export class TransferEngine {
       const p = file.active.get(file.pieceOf(chunk));
       const local = p === undefined ? -1 : chunk - p.firstChunk;
       if (p === undefined || p.have.has(local) || (p.inflight[local] ?? 0) > 0) continue; // stale entry
-      // One request spans at most 64 chunks, whatever order the retry list is in.
+      // One request spans at most one piece, whatever order the retry list is in.
       const fits =
+        !held.has(p) &&
         chunks.length < budget &&
         file.holds(remote.id, p.piece) &&
-        (piece === undefined || (p === piece && Math.max(high, chunk) - Math.min(low, chunk) < MAX_CHUNKS_PER_REQUEST));
+        (piece === undefined || (p === piece && Math.max(high, chunk) - Math.min(low, chunk) < MAX_REQUEST_SPAN));
       if (fits && !chunks.includes(chunk)) {
         piece = p;
         chunks.push(chunk);
@@ -886,7 +898,7 @@ export class TransferEngine {
     for (const piece of file.active.values()) {
       if (piece.owner !== undefined && piece.owner !== remote.id) continue;
       if (!file.holds(remote.id, piece.piece)) continue;
-      const chunks = this.#window(piece.unrequested(budget));
+      const chunks = this.#window(piece.nextChunks(budget));
       if (chunks.length === 0) continue;
       piece.owner = remote.id;
       return { file, piece, chunks };
@@ -916,7 +928,7 @@ export class TransferEngine {
         if (piece.have.has(i) || (piece.inflight[i] ?? 0) >= 2) continue;
         if (piece.requestedFrom[i] === remote.id && (piece.inflight[i] ?? 0) > 0) continue;
         const chunk = piece.firstChunk + i;
-        if (chunks.length > 0 && chunk - (chunks[0] ?? chunk) >= MAX_CHUNKS_PER_REQUEST) break;
+        if (chunks.length > 0 && chunk - (chunks[0] ?? chunk) >= MAX_REQUEST_SPAN) break;
         chunks.push(chunk);
       }
       if (chunks.length > 0) return { file, piece, chunks };
@@ -924,12 +936,12 @@ export class TransferEngine {
     return undefined;
   }
 
-  /** Keeps a list of ascending chunks within one request's 64-chunk span. */
+  /** Keeps a list of ascending chunks within one request's span. */
   #window(chunks: number[]): number[] {
     const first = chunks[0];
     if (first === undefined) return chunks;
     let n = 0;
-    while (n < chunks.length && (chunks[n] ?? first) - first < MAX_CHUNKS_PER_REQUEST) n++;
+    while (n < chunks.length && (chunks[n] ?? first) - first < MAX_REQUEST_SPAN) n++;
     return n === chunks.length ? chunks : chunks.slice(0, n);
   }
 
@@ -957,7 +969,7 @@ export class TransferEngine {
     this.#inflight += plan.chunks.length;
     for (const chunk of plan.chunks) {
       const local = chunk - plan.piece.firstChunk;
-      plan.piece.inflight[local] = (plan.piece.inflight[local] ?? 0) + 1;
+      plan.piece.addInflight(local);
       plan.piece.requestedFrom[local] = remote.id;
     }
     this.#outstanding.set(o.seq, o);

@@ -34,6 +34,10 @@ export class PieceAssembly {
   readonly have: Bitmap;
   /** Outstanding requests naming each chunk. */
   readonly inflight: Uint8Array;
+  /** Sum of `inflight`: requests of this piece still out, chunk by chunk. */
+  inflightTotal = 0;
+  /** Chunks asked for at least once. */
+  readonly asked: Bitmap;
   /** The remote peer each chunk came from (for blame when the piece fails). */
   readonly sources: Int32Array;
   /** The remote peer each chunk was last asked of (the endgame asks someone else). */
@@ -56,6 +60,7 @@ export class PieceAssembly {
     this.chunkCount = chunkCount;
     this.data = takePieceBuffer(bytes);
     this.have = new Bitmap(chunkCount);
+    this.asked = new Bitmap(chunkCount);
     this.inflight = new Uint8Array(chunkCount);
     this.sources = new Int32Array(chunkCount).fill(-1);
     this.requestedFrom = new Int32Array(chunkCount).fill(-1);
@@ -74,6 +79,37 @@ export class PieceAssembly {
     if (first < 0) this.#scanFrom = this.chunkCount;
     else this.#scanFrom = first;
     return out;
+  }
+
+  /**
+   * What to ask for next from this piece: chunks never asked for first; chunks asked for
+   * and lost only once none of the piece is in flight any more, so that the losses of a
+   * whole round go out again in one request instead of one request per loss detected.
+   */
+  nextChunks(max: number): number[] {
+    const fresh: number[] = [];
+    let lost = 0;
+    for (let i = this.#scanFrom; i < this.chunkCount && fresh.length < max; i++) {
+      if (this.have.has(i) || (this.inflight[i] ?? 0) > 0) continue;
+      if (this.asked.has(i)) lost++;
+      else fresh.push(this.firstChunk + i);
+    }
+    if (fresh.length > 0 || lost === 0 || this.inflightTotal > 0) return fresh;
+    return this.unrequested(max);
+  }
+
+  /** One more request names chunk `localIndex`. */
+  addInflight(localIndex: number): void {
+    this.asked.set(localIndex);
+    this.inflight[localIndex] = (this.inflight[localIndex] ?? 0) + 1;
+    this.inflightTotal++;
+  }
+
+  /** One request naming chunk `localIndex` is over (answered, lost or abandoned). */
+  dropInflight(localIndex: number): void {
+    if ((this.inflight[localIndex] ?? 0) === 0) return;
+    this.inflight[localIndex] = (this.inflight[localIndex] ?? 1) - 1;
+    this.inflightTotal--;
   }
 
   /** A chunk went back to "not requested" (lost, or its request was abandoned). */

@@ -4,8 +4,13 @@ export const CHUNK_SIZE = 512;
 export const CHUNKS_PER_PIECE = 128;
 /** A block is the unit of re-fetching after a piece fails: 4 chunks, so a piece has 32 blocks. */
 export const CHUNKS_PER_BLOCK = 4;
-/** Chunks one request may name (its mask is at most 8 bytes). */
+/** Chunks one request may name. */
 export const MAX_CHUNKS_PER_REQUEST = 64;
+/**
+ * Chunks one request's mask may span (16 bytes): a whole piece, so the chunks of a piece
+ * lost anywhere in it are asked for again in one request.
+ */
+export const MAX_REQUEST_SPAN = 128;
 /** Largest datagram we accept or send: a HashReply (32 block hashes + a small header). */
 export const MAX_DATAGRAM_BYTES = 1200;
 /** Largest tracker frame: manifests of big files are the largest messages. */

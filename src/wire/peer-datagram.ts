@@ -1,5 +1,5 @@
 import { udpswarm } from "./gen/swarm.js";
-import { CHUNK_SIZE, MAX_CHUNKS_PER_REQUEST, MAX_DATAGRAM_BYTES } from "./limits.js";
+import { CHUNK_SIZE, MAX_CHUNKS_PER_REQUEST, MAX_DATAGRAM_BYTES, MAX_REQUEST_SPAN } from "./limits.js";
 
 /** Peer-link datagram layout; see proto/swarm.proto (DatagramKind, ChunkHeader). */
 export const PROTOCOL_VERSION = udpswarm.ProtocolVersion.PROTOCOL_VERSION;
@@ -101,11 +101,12 @@ export function encodeRequest(
   token: number,
   auth: Uint8Array = EMPTY,
 ): Buffer {
-  const mask = new Uint8Array(Math.ceil(MAX_CHUNKS_PER_REQUEST / 8));
+  if (chunks.length > MAX_CHUNKS_PER_REQUEST) throw new RangeError(`${chunks.length} chunks in one request`);
+  const mask = new Uint8Array(MAX_REQUEST_SPAN / 8);
   let last = 0;
   for (const c of chunks) {
     const bit = c - first;
-    if (bit < 0 || bit >= MAX_CHUNKS_PER_REQUEST) throw new RangeError(`chunk ${c} outside request window at ${first}`);
+    if (bit < 0 || bit >= MAX_REQUEST_SPAN) throw new RangeError(`chunk ${c} outside request window at ${first}`);
     mask[bit >> 3] = (mask[bit >> 3] ?? 0) | (1 << (bit & 7));
     last = Math.max(last, bit);
   }
@@ -157,12 +158,12 @@ function decodeRequest(msg: udpswarm.PeerMessage): RequestDatagram | DecodeFailu
   if (req === undefined || req === null) return { kind: "invalid", reason: "malformed" };
   const mask = req.mask ?? EMPTY;
   const first = req.first ?? 0;
-  if (mask.length === 0 || mask.length > MAX_CHUNKS_PER_REQUEST / 8) return { kind: "invalid", reason: "range" };
+  if (mask.length === 0 || mask.length > MAX_REQUEST_SPAN / 8) return { kind: "invalid", reason: "range" };
   const chunks: number[] = [];
   for (let bit = 0; bit < mask.length * 8; bit++) {
     if (((mask[bit >> 3] ?? 0) >> (bit & 7)) & 1) chunks.push(first + bit);
   }
-  if (chunks.length === 0) return { kind: "invalid", reason: "range" };
+  if (chunks.length === 0 || chunks.length > MAX_CHUNKS_PER_REQUEST) return { kind: "invalid", reason: "range" };
   return {
     kind: "request",
     seq: msg.seq,

@@ -257,6 +257,16 @@ for (const p of [0.1, 0.3] as const) {
           `retransmissions ${c.retransmissions}, spurious ${c.spuriousLosses}, timeouts ${c.timeouts}`,
       );
       t.true(ratio <= bound, `seed ${seed} loss ${p}: ${ratio} datagrams/chunk > ${bound}`);
+      // Counting the request datagrams too (each names up to 64 chunks of one piece, and a
+      // piece's losses go out again together), the total stays under the bound.
+      // Measured against the loss this run actually drew on the data link (a finite sample
+      // of a 30% coin lands anywhere in 29-34%).
+      const all = (chunksSentBySeeders(s) + c.requestsSent + c.hashRequestsSent) / chunks;
+      const drawnBound = 1.05 / (1 - drawn);
+      t.log(
+        `seed ${seed} loss ${p}: ${all.toFixed(4)} datagrams/chunk requests included (bound ${drawnBound.toFixed(4)})`,
+      );
+      t.true(all <= drawnBound, `seed ${seed} loss ${p}: ${all} datagrams/chunk with requests > ${drawnBound}`);
       // Every chunk is asked for once, plus once per loss declared; the endgame may add a few.
       t.true(c.chunksRequested >= chunks + c.retransmissions, `seed ${seed}: chunksRequested`);
     }
@@ -393,7 +403,9 @@ test("RTT estimator after a run on a fixed delay: srtt and min are the path's RT
       // Every answer comes exactly 2 × delay after its request: the estimate must say so.
       t.is(stat(r, "srttMs"), 2 * delay, `${at}: srtt`);
       t.is(stat(r, "minRttMs"), 2 * delay, `${at}: min RTT`);
-      t.true(stat(r, "rttvarMs") < 1, `${at}: rttvar decayed (${stat(r, "rttvarMs")})`);
+      // rttvar starts at R/2 = 20 and, with every sample exact, shrinks x0.75 per request
+      // answered: ~10 requests of 64 chunks bring it under 2.
+      t.true(stat(r, "rttvarMs") < 2, `${at}: rttvar decayed (${stat(r, "rttvarMs")})`);
       // rto = srtt + max(4 rttvar, 4 ms granularity), within [minRto 30, maxRto 2000].
       const rto = stat(r, "rtoMs");
       t.true(rto >= 2 * delay + 4 && rto < 2 * delay + 8, `${at}: rto ${rto}`);

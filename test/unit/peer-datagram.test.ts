@@ -4,7 +4,13 @@ import test from "ava";
 import fc from "fast-check";
 import { AUTH_BYTES, requestAuth, SECRET_BYTES } from "../../src/wire/auth.js";
 import { udpswarm } from "../../src/wire/gen/swarm.js";
-import { CHUNK_SIZE, CHUNKS_PER_PIECE, MAX_CHUNKS_PER_REQUEST, MAX_DATAGRAM_BYTES } from "../../src/wire/limits.js";
+import {
+  CHUNK_SIZE,
+  CHUNKS_PER_PIECE,
+  MAX_CHUNKS_PER_REQUEST,
+  MAX_DATAGRAM_BYTES,
+  MAX_REQUEST_SPAN,
+} from "../../src/wire/limits.js";
 import {
   CHUNK_DATA_OFFSET,
   CHUNK_HEADER_BYTES,
@@ -145,10 +151,22 @@ test("encodeRequest: the mask is as long as the highest bit needs", (t) => {
   t.is(hex(last), "01" + "0801" + "1001" + "1a0e" + "0802" + "1a080000000000000080" + "2003");
 });
 
-test("encodeRequest: refuses a chunk outside the 64-chunk window", (t) => {
+test("encodeRequest: refuses a chunk outside the 128-chunk span, and more than 64 chunks", (t) => {
   t.throws(() => encodeRequest(1, 1, 10, [9], 1), { instanceOf: RangeError });
-  t.throws(() => encodeRequest(1, 1, 10, [10 + MAX_CHUNKS_PER_REQUEST], 1), { instanceOf: RangeError });
-  t.notThrows(() => encodeRequest(1, 1, 10, [10 + MAX_CHUNKS_PER_REQUEST - 1], 1));
+  t.throws(() => encodeRequest(1, 1, 10, [10 + MAX_REQUEST_SPAN], 1), { instanceOf: RangeError });
+  t.notThrows(() => encodeRequest(1, 1, 10, [10 + MAX_REQUEST_SPAN - 1], 1));
+  const tooMany = Array.from({ length: MAX_CHUNKS_PER_REQUEST + 1 }, (_, i) => 10 + i);
+  t.throws(() => encodeRequest(1, 1, 10, tooMany, 1), { instanceOf: RangeError });
+});
+
+test("decodePeerDatagram: a request may span a whole piece (16-byte mask) but name at most 64 chunks", (t) => {
+  const spanning = decodePeerDatagram(encodeRequest(3, 1, 128, [128, 200, 255], 7));
+  t.like(spanning, { kind: "request", first: 128, chunks: [128, 200, 255] });
+  const all = Uint8Array.from({ length: 16 }, () => 0xff);
+  t.like(decodePeerDatagram(message({ version: 1, seq: 1, request: { fileId: 1, mask: all, token: 1 } })), {
+    kind: "invalid",
+    reason: "range",
+  });
 });
 
 test("decodePeerDatagram: decodes the fixed request vector", (t) => {
@@ -491,8 +509,12 @@ const INVALID: ReadonlyArray<readonly [string, Buffer, DropReason]> = [
     "range",
   ],
   [
-    "request with a 9-byte mask",
-    message({ version: 1, seq: 1, request: { fileId: 1, mask: Uint8Array.of(1, 0, 0, 0, 0, 0, 0, 0, 0), token: 1 } }),
+    "request with a 17-byte mask",
+    message({
+      version: 1,
+      seq: 1,
+      request: { fileId: 1, mask: Uint8Array.of(1, ...new Array<number>(16).fill(0)), token: 1 },
+    }),
     "range",
   ],
   [
