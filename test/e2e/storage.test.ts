@@ -85,7 +85,7 @@ test.serial(
       return;
     }
     const root = await tempDir(t);
-    const { proc: tracker, port } = await startTracker(t, path.join(root, "tracker"));
+    const { proc: tracker, port, stdoutLine } = await startTracker(t, path.join(root, "tracker"));
     const seedDir = path.join(root, "seed");
     await mkdir(path.join(seedDir, "Shared"), { recursive: true });
     const big = makeContent("full-disk", 3 * 1024 * 1024);
@@ -104,11 +104,16 @@ test.serial(
     });
     const seed = new Proc("seed", "sh", [PEER_SH, "127.0.0.1", String(port), "2"], { cwd: seedDir });
     t.teardown(() => seed.killHard());
+    await stdoutLine(/^PEER 1 CONNECT: OFFERS 2$/);
     const result = await runToExit("downloader", "sh", [PEER_SH, "127.0.0.1", String(port), "0"], {
       cwd: small,
       timeoutMs: 30_000,
     });
-    t.is(result.exit.code, 5, `I/O failure exit status\n${result.stderr.toString()}`);
+    t.is(
+      result.exit.code,
+      5,
+      `I/O failure exit status\n${result.stderr.toString()}\ntracker: ${tracker.stdout().toString()}\nseed: ${seed.stderr().toString()}`,
+    );
     t.is(result.stdout.length, 0, "no SHUTDOWN block after a failure");
     const lines = result.stderr.toString().trimEnd().split("\n");
     t.is(lines.length, 1, `one stderr line: ${JSON.stringify(lines)}`);
