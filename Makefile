@@ -27,7 +27,7 @@ demo: build
 	sh scripts/demo.sh
 
 bench: build
-	$(NPM) run --silent bench
+	$(NPM) run --silent bench -- $(BENCH_ARGS)
 
 clean:
 	rm -rf dist src/wire/gen node_modules/.installed

@@ -1,0 +1,280 @@
+/**
+ * Runs one udpswarm transfer with the real `tracker.sh` and `peer.sh` and times it.
+ *
+ * Timing: t0 is taken just before the first timed peer is spawned (seeders are started
+ * before, and the clock starts only once the tracker has printed their CONNECT blocks).
+ * t1 is the moment the benchmark reads, on the tracker's stdout, the last of the
+ * `PEER N ACQUIRED: CHUNK X/NUMCHUNKS FILE` lines the transfer must produce: SPEC §5
+ * prints one line per peer and chunk, exactly once, and a peer sends the report of a
+ * file's last chunks only after the verified file is in its ./Shared, so that line means
+ * "every peer has every file, on disk". The tracker's stdout is read as it is written
+ * (a pipe); the count is a byte search, so the reader costs little CPU even for the
+ * 2 million lines of a 1 GiB transfer. Peer exit is not used for timing: a peer leaves
+ * only once everyone is complete and its MIN_ALIVE has passed, and the leave itself is a
+ * round trip to the tracker.
+ */
+import { linkSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { checkCopy, type InputFile, mkdirp } from "./files.js";
+import { exitText, Proc, type ProcSample, ProcSampler, stopAll } from "./proc.js";
+import { errorText, now, numberAt, ROOT, withTimeout } from "./util.js";
+
+export const TRACKER_SH = path.join(ROOT, "tracker.sh");
+export const PEER_SH = path.join(ROOT, "peer.sh");
+export const CHUNK_SIZE = 512;
+
+export type SwarmPeer = {
+  readonly label: string;
+  /** What it holds in ./Shared at start; it ends holding every file of the swarm. */
+  readonly files: readonly InputFile[];
+  readonly minAlive: number;
+  /** Extra peer options, e.g. ["--loss", "0.1", "--seed", "7"]. */
+  readonly args?: readonly string[];
+};
+
+export type SwarmPlan = {
+  /** This run's directory: created, and left for the caller to remove. */
+  readonly dir: string;
+  /** Started first; the clock starts once the tracker has printed all their CONNECT blocks. */
+  readonly seeders: readonly SwarmPeer[];
+  /** Started together at t0. */
+  readonly timed: readonly SwarmPeer[];
+  /** Run tracker and peers inside this network namespace. */
+  readonly netns?: string | undefined;
+  /** Bound on everything up to t1. */
+  readonly timeoutMs: number;
+};
+
+/** The counters of a peer's `--stats FILE` that the benchmark reads. */
+export type PeerStats = {
+  readonly datagramsSent: number;
+  readonly chunksSent: number;
+  readonly requestsSent: number;
+  readonly retransmissions: number;
+  readonly duplicates: number;
+  readonly chunksAcquired: number;
+  readonly timeouts: number;
+  /** Datagrams dropped by the peer's own loss mode (--loss), both directions. */
+  readonly faultDrops: number;
+  /** Largest smoothed RTT to any remote, ms. */
+  readonly srttMs: number | undefined;
+  /** ru_maxrss reported by newer peers, bytes. */
+  readonly peakRssBytes: number | undefined;
+};
+
+export type PeerOutcome = {
+  readonly label: string;
+  readonly timed: boolean;
+  /** CPU seconds used in [t0, t1] (a timed peer: since its start). */
+  readonly cpuSeconds: number | undefined;
+  /** Peak RSS over the whole life of the process, bytes (max of VmHWM and the peer's own figure). */
+  readonly peakRssBytes: number | undefined;
+  readonly stats: PeerStats | undefined;
+};
+
+export type SwarmResult = {
+  /** t1 − t0, seconds. */
+  readonly seconds: number;
+  readonly peers: readonly PeerOutcome[];
+};
+
+export function chunksOf(file: InputFile): number {
+  return Math.ceil(file.size / CHUNK_SIZE);
+}
+
+/** Peers get no UDPSWARM_* settings from the caller's environment: only their arguments count. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("UDPSWARM_")) env[k] = v;
+  return env;
+}
+
+/** Counts occurrences of fixed byte strings in a stream, across chunk boundaries. */
+export class NeedleCounter {
+  readonly counts: number[];
+  readonly #needles: Buffer[];
+  readonly #keep: number;
+  #carry: Buffer = Buffer.alloc(0);
+  #waiters: Array<{ index: number; target: number; resolve: (at: number) => void }> = [];
+
+  constructor(needles: readonly string[]) {
+    this.#needles = needles.map((n) => Buffer.from(n, "utf8"));
+    this.counts = needles.map(() => 0);
+    this.#keep = Math.max(...this.#needles.map((n) => n.length)) - 1;
+  }
+
+  feed(chunk: Buffer): void {
+    const at = now();
+    const carried = this.#carry.length;
+    const buf = carried === 0 ? chunk : Buffer.concat([this.#carry, chunk]);
+    this.#needles.forEach((needle, i) => {
+      let found = 0;
+      for (let p = buf.indexOf(needle); p !== -1; p = buf.indexOf(needle, p + needle.length)) {
+        // A match lying wholly in the carried bytes was counted with the previous chunk.
+        if (p + needle.length > carried) found++;
+      }
+      this.counts[i] = (this.counts[i] ?? 0) + found;
+    });
+    this.#carry = Buffer.from(buf.subarray(Math.max(0, buf.length - this.#keep)));
+    this.#waiters = this.#waiters.filter((w) => {
+      const reached = (this.counts[w.index] ?? 0) >= w.target;
+      if (reached) w.resolve(at);
+      return !reached;
+    });
+  }
+
+  /** Resolves with the `now()` of the chunk in which needle `index` reached `target`. */
+  reach(index: number, target: number): Promise<number> {
+    if ((this.counts[index] ?? 0) >= target) return Promise.resolve(now());
+    return new Promise((resolve) => this.#waiters.push({ index, target, resolve }));
+  }
+}
+
+const ACQUIRED = 0;
+const CONNECT = 1;
+
+function readStats(file: string): PeerStats | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, "utf8"));
+  } catch {
+    return undefined;
+  }
+  const n = (key: string) => numberAt(json, key) ?? 0;
+  const obj = json as Record<string, unknown>;
+  const faultDrops = ["faultsIn", "faultsOut"].reduce((sum, k) => sum + (numberAt(obj[k], "dropped") ?? 0), 0);
+  const remotes = Array.isArray(obj.remotes) ? obj.remotes : [];
+  const rtts = remotes.map((r: unknown) => numberAt(r, "srttMs")).filter((x): x is number => x !== undefined);
+  const rssKiB = numberAt(json, "peakRssKiB");
+  return {
+    datagramsSent: n("datagramsSent"),
+    chunksSent: n("chunksSent"),
+    requestsSent: n("requestsSent"),
+    retransmissions: n("retransmissions"),
+    duplicates: n("duplicates"),
+    chunksAcquired: n("chunksAcquired"),
+    timeouts: n("timeouts"),
+    faultDrops,
+    srttMs: rtts.length === 0 ? undefined : Math.max(...rtts),
+    peakRssBytes: rssKiB === undefined ? undefined : rssKiB * 1024,
+  };
+}
+
+type Started = { readonly peer: SwarmPeer; readonly proc: Proc; readonly dir: string; readonly timed: boolean };
+
+/** Runs the plan; throws an Error carrying every process's exit and stderr tail on failure. */
+export async function runSwarm(plan: SwarmPlan): Promise<SwarmResult> {
+  const everyone = [...plan.seeders, ...plan.timed];
+  const allFiles = new Map<string, InputFile>();
+  for (const p of everyone) for (const f of p.files) allFiles.set(f.name, f);
+  const lacking = (p: SwarmPeer) => [...allFiles.values()].filter((f) => !p.files.some((g) => g.name === f.name));
+  const expectedLines = everyone.reduce((sum, p) => sum + lacking(p).reduce((s, f) => s + chunksOf(f), 0), 0);
+
+  const started: Started[] = [];
+  const counter = new NeedleCounter([" ACQUIRED: CHUNK ", " CONNECT: OFFERS "]);
+  const trackerDir = mkdirp(path.join(plan.dir, "tracker"));
+  const env = cleanEnv();
+  const tracker = new Proc("tracker", "sh", [TRACKER_SH], {
+    cwd: trackerDir,
+    env,
+    netns: plan.netns,
+    onStdout: (chunk) => counter.feed(chunk),
+  });
+  const sampler = new ProcSampler(() => started.map((s) => s.proc));
+  let trackerStopping = false;
+  const deadline = now() + plan.timeoutMs;
+  const left = () => Math.max(1, deadline - now());
+
+  // Rejects as soon as something has gone wrong: the tracker exits on its own, a peer
+  // exits with an error, or a peer leaves (which it may only do once everyone is
+  // complete) and the last lines still have not come 2 s later.
+  let failWith: (err: Error) => void = () => {};
+  const failure = new Promise<never>((_, reject) => {
+    failWith = reject;
+  });
+  failure.catch(() => {});
+  void tracker.exited.then((e) => {
+    // The tracker exits 0 only on SIGINT/SIGTERM: then someone else signalled it.
+    const hint = e.code === 0 ? ", signalled from outside the benchmark" : "";
+    if (!trackerStopping) failWith(new Error(`the tracker exited (${exitText(e)}${hint}) during the run`));
+  });
+  const watchPeer = (proc: Proc) => {
+    void proc.exited.then((e) => {
+      if (e.code !== 0) failWith(new Error(`${proc.label} exited (${exitText(e)})`));
+      else {
+        setTimeout(() => {
+          const got = counter.counts[ACQUIRED] ?? 0;
+          if (got < expectedLines)
+            failWith(new Error(`${proc.label} left, but only ${got}/${expectedLines} ACQUIRED lines came`));
+        }, 2000).unref();
+      }
+    });
+  };
+  const startPeer = (peer: SwarmPeer, port: string, timed: boolean) => {
+    const dir = mkdirp(path.join(plan.dir, peer.label));
+    const shared = mkdirp(path.join(dir, "Shared"));
+    for (const f of peer.files) linkSync(f.path, path.join(shared, f.name));
+    const args = [PEER_SH, "127.0.0.1", port, String(peer.minAlive), "--stats", path.join(dir, "stats.json")];
+    const proc = new Proc(peer.label, "sh", [...args, ...(peer.args ?? [])], { cwd: dir, env, netns: plan.netns });
+    started.push({ peer, proc, dir, timed });
+    watchPeer(proc);
+  };
+  const race = <T>(p: Promise<T>, what: string) => withTimeout(Promise.race([p, failure]), left(), what);
+
+  try {
+    const m = await race(tracker.waitForStderr(/listening on port (\d+)/, left()), "tracker start");
+    const port = m[1] ?? "";
+    for (const peer of plan.seeders) startPeer(peer, port, false);
+    await race(counter.reach(CONNECT, plan.seeders.length), "seeders connecting");
+    const before = sampler.sampleNow();
+    const t0 = now();
+    for (const peer of plan.timed) startPeer(peer, port, true);
+    const t1 = await race(counter.reach(ACQUIRED, expectedLines), `${expectedLines} ACQUIRED lines`);
+    const atEnd = sampler.sampleNow();
+
+    const longest = Math.max(0, ...everyone.map((p) => p.minAlive));
+    await withTimeout(
+      Promise.race([Promise.all(started.map((s) => s.proc.exited)), failure]),
+      longest * 1000 + 30_000,
+      "peers leaving after the transfer",
+    );
+    trackerStopping = true;
+    await tracker.stop();
+    const printed = counter.counts[ACQUIRED] ?? 0;
+    if (printed !== expectedLines) {
+      throw new Error(`the tracker printed ${printed} ACQUIRED lines; one per peer and chunk is ${expectedLines}`);
+    }
+
+    const problems: string[] = [];
+    for (const s of started) {
+      for (const f of lacking(s.peer)) {
+        const bad = await checkCopy(path.join(s.dir, "Shared", f.name), f);
+        if (bad !== undefined) problems.push(`${s.peer.label}: ${bad}`);
+      }
+    }
+    if (problems.length > 0) throw new Error(`copies differ: ${problems.join("; ")}`);
+
+    const peers = started.map((s): PeerOutcome => {
+      const end: ProcSample | undefined = atEnd.get(s.proc) ?? sampler.last(s.proc);
+      const start = s.timed ? 0 : before.get(s.proc)?.cpuSeconds;
+      const stats = readStats(path.join(s.dir, "stats.json"));
+      const rss = Math.max(sampler.last(s.proc)?.peakRssBytes ?? 0, stats?.peakRssBytes ?? 0);
+      return {
+        label: s.peer.label,
+        timed: s.timed,
+        cpuSeconds: end === undefined || start === undefined ? undefined : end.cpuSeconds - start,
+        peakRssBytes: rss > 0 ? rss : undefined,
+        stats,
+      };
+    });
+    return { seconds: (t1 - t0) / 1000, peers };
+  } catch (err) {
+    const lines = counter.counts[ACQUIRED] ?? 0;
+    const who = [tracker, ...started.map((s) => s.proc)].map((p) => `  ${p.describe()}`).join("\n");
+    throw new Error(`${errorText(err)} [${lines}/${expectedLines} ACQUIRED lines]\n${who}`);
+  } finally {
+    trackerStopping = true;
+    sampler.close();
+    await stopAll([...started.map((s) => s.proc), tracker], 1000);
+  }
+}
