@@ -7,7 +7,7 @@ set -eu
 root=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/udpswarm-demo.XXXXXX")
 tracker_pid=""
-http_port=${DEMO_HTTP_PORT:-8088}
+http_port=${DEMO_HTTP_PORT:-0}
 
 cleanup() {
   if [ -n "$tracker_pid" ] && kill -0 "$tracker_pid" 2>/dev/null; then kill "$tracker_pid" 2>/dev/null || true; fi
@@ -33,7 +33,7 @@ done
 
 if [ "${DEMO_HTTP:-1}" = 1 ]; then
   set -- --http "$http_port"
-  say "starting the tracker (live web view: http://127.0.0.1:$http_port/)"
+  say "starting the tracker with its live web view (URL below; DEMO_HTTP_PORT=N picks the port)"
 else
   set --
   say "starting the tracker"

@@ -1,5 +1,7 @@
 import { createSocket, type Socket } from "node:dgram";
+import { lookup } from "node:dns";
 import { writeFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import { parseRuns } from "../transfer/bitmap.js";
 import { type DatagramPort, TransferEngine, type TransferOptions } from "../transfer/engine.js";
@@ -35,6 +37,25 @@ export type PeerConfig = {
   /** No progress and no counters on stderr (errors still are). */
   readonly quiet: boolean;
 };
+
+/**
+ * Peer addresses are IP literals (from the tracker), so the socket resolves them at once:
+ * Node's default lookup defers every send to the next tick through dns.lookup.
+ */
+function literalLookup(
+  address: string,
+  family: unknown,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const version = isIP(address);
+  if (version !== 0) {
+    callback(null, address, version);
+    return;
+  }
+  lookup(address, { family: family === 6 ? 6 : 4 }, (err, resolved, resolvedFamily) =>
+    callback(err, resolved, resolvedFamily),
+  );
+}
 
 /** Socket buffers asked for: the default 208 KiB drops datagrams at full rate. */
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -81,15 +102,14 @@ export class Peer {
     this.#config = config;
     this.#startedAt = this.#clock.now();
     this.#store = new FileStore(config.sharedDir, config.stagingRoot);
-    this.#socket = createSocket({ type: "udp4" });
+    this.#socket = createSocket({ type: "udp4", lookup: literalLookup });
     const faulty = hasFaults(config.faults);
     this.#faultsOut = faulty ? new FaultInjector(config.faults, this.#clock, 1) : undefined;
     this.#faultsIn = faulty ? new FaultInjector(config.faults, this.#clock, 2) : undefined;
     const socket = this.#socket;
-    const onSent = (err: Error | null) => {
-      if (err) this.#sendErrors++;
-    };
-    const raw: DatagramPort = { send: (bytes, host, port) => socket.send(bytes, port, host, onSent) };
+    // No per-send callback: with one, Node defers every successful send's callback to the
+    // next tick; send errors reach the socket's "error" listener instead (counted).
+    const raw: DatagramPort = { send: (bytes, host, port) => socket.send(bytes, port, host) };
     const faultsOut = this.#faultsOut;
     const port: DatagramPort =
       faultsOut === undefined ? raw : { send: (bytes, host, p) => faultsOut.apply(bytes, (b) => raw.send(b, host, p)) };
