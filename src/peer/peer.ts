@@ -84,7 +84,8 @@ export class Peer {
   #haveTimer: TimerHandle | undefined;
   #progress: ProgressDisplay | undefined;
   /** Files whole and verified piece by piece, being checked whole and moved into Shared/. */
-  readonly #finalizing = new Set<number>();
+  readonly #finalizing = new Map<number, Promise<void>>();
+  #leaving = false;
   #finished: ((code: number) => void) | undefined;
   #ended = false;
   #badFrames = 0;
@@ -390,34 +391,42 @@ export class Peer {
   #flushHave(onlyFile?: number): void {
     for (const [fileId, runs] of this.#pendingHave) {
       if (onlyFile !== undefined && fileId !== onlyFile) continue;
-      if (this.#finalizing.has(fileId)) continue;
       this.#tracker?.send({ have: { fileId, runs: runs.flat() } });
       this.#pendingHave.delete(fileId);
     }
   }
 
+  /**
+   * Every piece is verified and stored: the last chunks are reported at once (their
+   * ACQUIRED lines are not held back), and the whole file is checked and moved into
+   * Shared/ meanwhile; the peer leaves only after every such move is done.
+   */
   #onFileComplete(fileId: number): void {
     const file = this.#engine.file(fileId);
     if (file === undefined) return;
-    // The last report goes out only once the file is in Shared/: "complete" at the tracker
-    // then always means the file is whole where SHUTDOWN will look for it.
-    this.#finalizing.add(fileId);
-    this.#store.finalize(fileId, file.manifest).then(
+    if (file.chunks === 0) this.#tracker?.send({ have: { fileId, runs: [] } });
+    else this.#flushHave(fileId);
+    const done = this.#store.finalize(fileId, file.manifest).then(
       () => {
         this.#finalizing.delete(fileId);
-        if (this.#ended) return;
-        if (file.chunks === 0) this.#tracker?.send({ have: { fileId, runs: [] } });
-        else this.#flushHave(fileId);
       },
-      (err: unknown) => this.#fail(err),
+      (err: unknown) => {
+        this.#finalizing.delete(fileId);
+        this.#fail(err);
+      },
     );
+    this.#finalizing.set(fileId, done);
   }
 
   // ------------------------------------------------------------------ the end
 
   async #leave(): Promise<void> {
-    if (this.#ended) return;
+    if (this.#ended || this.#leaving) return;
+    this.#leaving = true;
     this.#flushHave();
+    // Files still being checked whole and moved into Shared/ must be there before SHUTDOWN lists it.
+    while (this.#finalizing.size > 0) await Promise.all(this.#finalizing.values());
+    if (this.#ended) return;
     this.#progress?.draw(this.#engine.files(), this.#clock.now());
     this.#progress?.finish();
     writeBlock(shutdownBlock(this.#peerId, this.#store.sharedNames()));

@@ -166,6 +166,16 @@ export class Registry {
     onAssigned?.(peer.id);
 
     this.#sink.print(connectBlock(peer.id, accepted));
+    // The others hear of the newcomer before it hears of them: its first requests then
+    // rarely reach a peer that does not know its address yet (and would drop them).
+    for (const other of this.#peers.values()) {
+      if (other.id === peer.id || other.state === "leaving") continue;
+      this.#sink.send(other.id, { peerJoined: { peer: peerAddress(peer, other) } });
+      for (const file of newFiles) this.#sink.send(other.id, { fileAdded: { file: fileInfo(file) } });
+      for (const fileId of peer.offered) {
+        this.#sink.send(other.id, { holdersChanged: { peerId: peer.id, fileId, runs: [], complete: true } });
+      }
+    }
     this.#sink.send(peer.id, {
       welcome: {
         peerId: peer.id,
@@ -179,14 +189,6 @@ export class Registry {
         secret: peer.secret,
       },
     });
-    for (const other of this.#peers.values()) {
-      if (other.id === peer.id || other.state === "leaving") continue;
-      this.#sink.send(other.id, { peerJoined: { peer: peerAddress(peer, other) } });
-      for (const file of newFiles) this.#sink.send(other.id, { fileAdded: { file: fileInfo(file) } });
-      for (const fileId of peer.offered) {
-        this.#sink.send(other.id, { holdersChanged: { peerId: peer.id, fileId, runs: [], complete: true } });
-      }
-    }
     this.#evaluateDepartures();
     return { peerId: peer.id };
   }

@@ -274,7 +274,7 @@ test("join: the welcome carries files, live peers, holders and the accepted ids;
   t.is(join(c, manifest("b", 10)), 3); // c is new; b is the same file as peer 2's
   t.deepEqual(sink.trace(), [
     "print PEER 3 CONNECT: OFFERS 2",
-    "send 3 welcome",
+    // The others first, so that they know the newcomer before its requests arrive.
     "send 1 peerJoined",
     "send 1 fileAdded",
     "send 1 holdersChanged",
@@ -283,6 +283,7 @@ test("join: the welcome carries files, live peers, holders and the accepted ids;
     "send 2 fileAdded",
     "send 2 holdersChanged",
     "send 2 holdersChanged",
+    "send 3 welcome",
   ]);
   t.deepEqual(sink.blocks(), [["PEER 3 CONNECT: OFFERS 2", "3    b 1", "3    c 2"]]);
   t.deepEqual(sink.sent(3), [
