@@ -793,14 +793,9 @@ export class TransferEngine {
 
   // ------------------------------------------------------------------ requesting
 
-  /**
-   * Requests the p-queue lets be in flight to a peer: the window in full requests, twice
-   * over, because re-requests after a loss name fewer chunks; the chunks in flight stay
-   * within the window through the planner's budget.
-   */
   #requestSlots(remote: RemotePeer): number {
     if (remote.suspect) return 1;
-    return Math.max(1, 2 * Math.ceil(remote.window.chunks / this.#perRequest));
+    return Math.max(1, Math.ceil(remote.window.chunks / this.#perRequest));
   }
 
   #schedulePump(): void {
