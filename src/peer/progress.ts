@@ -1,4 +1,5 @@
 import type { FileState } from "../transfer/file-state.js";
+import { RateWindow } from "../util/rate-window.js";
 import { CHUNK_SIZE } from "../wire/limits.js";
 
 /** One file's progress as shown on stderr. */
@@ -17,7 +18,7 @@ export type FileProgress = {
  * time and prints). Rates are averaged over the last few seconds.
  */
 export class ProgressModel {
-  readonly #samples = new Map<number, Array<{ t: number; done: number }>>();
+  readonly #rates = new Map<number, RateWindow>();
   readonly #windowMs: number;
 
   constructor(windowMs = 3000) {
@@ -31,15 +32,12 @@ export class ProgressModel {
       const chunks = file.chunks;
       const doneChunks =
         file.mode === "seeding" ? chunks : Math.min(chunks, file.done.count * file.manifest.chunksPerPiece);
-      let samples = this.#samples.get(file.id);
-      if (samples === undefined) {
-        samples = [];
-        this.#samples.set(file.id, samples);
+      let window = this.#rates.get(file.id);
+      if (window === undefined) {
+        window = new RateWindow(this.#windowMs);
+        this.#rates.set(file.id, window);
       }
-      samples.push({ t: now, done: doneChunks });
-      while (samples.length > 2 && (samples[1]?.t ?? now) <= now - this.#windowMs) samples.shift();
-      const first = samples[0];
-      const rate = first !== undefined && now > first.t ? ((doneChunks - first.done) * 1000) / (now - first.t) : 0;
+      const rate = window.add(doneChunks, now);
       const complete = file.mode === "seeding";
       out.push({
         name: file.manifest.name,

@@ -664,25 +664,29 @@ export class TransferEngine {
       const cutoff = remote.highestPos - remote.reorderThreshold;
       const laterAnswered = remote.highestPos >= o.basePos;
       const timeLost = laterAnswered && now - o.sentAt > lossDelay;
-      for (let i = 0; i < o.chunks.length; i++) {
-        if (o.states[i] !== ChunkAnswer.pending) continue;
+      // Positions grow with i: from the first chunk still pending, stop at the first one
+      // that neither threshold can declare lost (this runs for every chunk received).
+      while (o.scanFrom < o.chunks.length && o.states[o.scanFrom] !== ChunkAnswer.pending) o.scanFrom++;
+      for (let i = o.scanFrom; i < o.chunks.length; i++) {
         const pos = o.basePos + i;
-        if (pos <= cutoff) this.#lose(o, i, "reorder");
-        else if (timeLost && pos < remote.highestPos) this.#lose(o, i, "time");
+        if (pos > cutoff && !(timeLost && pos < remote.highestPos)) break;
+        if (o.states[i] !== ChunkAnswer.pending) continue;
+        this.#lose(o, i, pos <= cutoff ? "reorder" : "time");
       }
       if (o.pending > 0) break;
       this.#retire(o);
     }
   }
 
-  #lose(o: Outstanding, i: number, why: "reorder" | "time" | "timeout"): void {
+  /** Chunk i of `o` will not be answered: lost (counted by detector) or abandoned (not counted). */
+  #lose(o: Outstanding, i: number, why: "reorder" | "time" | "timeout" | "abandoned"): void {
     o.states[i] = ChunkAnswer.lost;
     o.pending--;
     o.remote.inflightChunks--;
     this.#inflight--;
     if (why === "reorder") this.counters.lostByReorder++;
     else if (why === "time") this.counters.lostByTime++;
-    else this.counters.lostByTimeout++;
+    else if (why === "timeout") this.counters.lostByTimeout++;
     this.#release(o.file, o.chunks[i] ?? -1);
   }
 
@@ -780,14 +784,7 @@ export class TransferEngine {
 
   /** Gives up on a request (its peer or file is gone): its missing chunks go back to the pool. */
   #abandon(o: Outstanding): void {
-    for (let i = 0; i < o.chunks.length; i++) {
-      if (o.states[i] !== ChunkAnswer.pending) continue;
-      o.states[i] = ChunkAnswer.lost;
-      o.pending--;
-      o.remote.inflightChunks--;
-      this.#inflight--;
-      this.#release(o.file, o.chunks[i] ?? -1);
-    }
+    for (let i = 0; i < o.chunks.length; i++) if (o.states[i] === ChunkAnswer.pending) this.#lose(o, i, "abandoned");
     this.#retire(o);
   }
 
@@ -959,6 +956,7 @@ export class TransferEngine {
       basePos: remote.nextPos,
       sentAt: this.#deps.clock.now(),
       pending: plan.chunks.length,
+      scanFrom: 0,
       answered: false,
       retired: false,
       finish: undefined,

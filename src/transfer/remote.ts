@@ -20,6 +20,8 @@ export type Outstanding = {
   readonly basePos: number;
   sentAt: number;
   pending: number;
+  /** Index below which no chunk of this request is pending any more (the loss scan starts here). */
+  scanFrom: number;
   answered: boolean;
   retired: boolean;
   /** Ends the request's p-queue task (frees its slot in the window). */

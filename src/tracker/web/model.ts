@@ -1,3 +1,4 @@
+import { RateWindow } from "../../util/rate-window.js";
 import { CHUNK_SIZE } from "../../wire/limits.js";
 import type { PeerState } from "../registry.js";
 
@@ -114,7 +115,6 @@ export type ViewBuilderOptions = {
 };
 
 type CachedBar = { held: number; complete: boolean; cells: string };
-type Sample = { t: number; total: number };
 
 /**
  * Builds view models from successive registry snapshots. Keeps what the registry does
@@ -127,7 +127,7 @@ export class ViewBuilder {
   readonly #maxDeparted: number;
   readonly #bars = new Map<string, CachedBar>();
   /** Rate samples by key: "<peer id>" (chunks held), "<peer id>:up" (bytes sent). */
-  readonly #samples = new Map<string, Sample[]>();
+  readonly #samples = new Map<string, RateWindow>();
   #lastPeers = new Map<number, PeerView>();
   #departed: DepartedView[] = [];
 
@@ -236,19 +236,12 @@ export class ViewBuilder {
 
   /** Chunks per second over the window; a drop in the total (a file removed) restarts it. */
   #rate(key: string, total: number, now: number): number {
-    let samples = this.#samples.get(key);
-    const last = samples?.[samples.length - 1];
-    if (samples === undefined || last === undefined || total < last.total) {
-      samples = [];
-      this.#samples.set(key, samples);
+    let window = this.#samples.get(key);
+    if (window === undefined) {
+      window = new RateWindow(this.#rateWindowMs);
+      this.#samples.set(key, window);
     }
-    samples.push({ t: now, total });
-    // Keep the newest sample at or before the window's start as the baseline.
-    while (samples.length > 2 && (samples[1]?.t ?? now) <= now - this.#rateWindowMs) samples.shift();
-    const base = samples[0];
-    if (base === undefined || now <= base.t) return 0;
-    const rate = ((total - base.total) * 1000) / (now - base.t);
-    return Math.round(rate * 10) / 10;
+    return Math.round(window.add(total, now) * 10) / 10;
   }
 }
 
