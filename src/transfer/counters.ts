@@ -34,21 +34,42 @@ export type TransferCounters = {
   badChunksRefetched: number;
   hashRequestsSent: number;
   hashRepliesSent: number;
-  /** Datagrams dropped, by reason. */
-  drops: Record<
-    | DropReason
-    | "unknown-source"
-    | "stale"
-    | "bad-token"
-    | "bad-auth"
-    | "bad-hashes"
-    | "amplification"
-    | "rate-limited"
-    | "length"
-    | "not-held",
-    number
-  >;
+  /** Requests and hash requests that did not prove their origin (answered within the amplification budget). */
+  unprovenRequests: number;
+  /** Datagrams dropped, by reason: each dropped datagram counts under exactly one. */
+  drops: Record<Drop, number>;
+  /**
+   * The same drops by source: "peer N" for a listed peer, "host:port" for any other
+   * address (at most MAX_DROP_SOURCES sources; the rest under "other").
+   */
+  dropsBySource: Record<string, Partial<Record<Drop, number>>>;
 };
+
+/** Why a datagram was dropped. */
+export type Drop =
+  | DropReason
+  | "unknown-source"
+  | "stale"
+  | "bad-token"
+  | "bad-hashes"
+  | "amplification"
+  | "rate-limited"
+  | "length"
+  | "not-held";
+
+/** Sources whose drops are counted apart (the bound keeps a flood of addresses from growing the map). */
+export const MAX_DROP_SOURCES = 64;
+
+/** Counts one dropped datagram from `source` under `reason`. */
+export function countDrop(c: TransferCounters, reason: Drop, source: string): void {
+  c.drops[reason]++;
+  let bySource = c.dropsBySource[source];
+  if (bySource === undefined) {
+    const key = Object.keys(c.dropsBySource).length < MAX_DROP_SOURCES ? source : "other";
+    bySource = c.dropsBySource[key] ??= {};
+  }
+  bySource[reason] = (bySource[reason] ?? 0) + 1;
+}
 
 export function newCounters(): TransferCounters {
   return {
@@ -74,6 +95,7 @@ export function newCounters(): TransferCounters {
     badChunksRefetched: 0,
     hashRequestsSent: 0,
     hashRepliesSent: 0,
+    unprovenRequests: 0,
     drops: {
       short: 0,
       oversize: 0,
@@ -84,12 +106,12 @@ export function newCounters(): TransferCounters {
       "unknown-source": 0,
       stale: 0,
       "bad-token": 0,
-      "bad-auth": 0,
       "bad-hashes": 0,
       amplification: 0,
       "rate-limited": 0,
       length: 0,
       "not-held": 0,
     },
+    dropsBySource: {},
   };
 }

@@ -1,37 +1,19 @@
-import { timingSafeEqual } from "node:crypto";
-import PQueue from "p-queue";
-import type { Clock, TimerHandle } from "../util/clock.js";
+import type { Clock } from "../util/clock.js";
 import type { SeededRandom } from "../util/random.js";
+import { TimerTable } from "../util/timer-table.js";
 import { CHUNK_SIZE, chunkLength, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_SPAN } from "../wire/limits.js";
-import {
-  CHUNK_HEADER_BYTES,
-  type ChunkDatagram,
-  decodePeerDatagram,
-  encodeHashReply,
-  encodeHashRequest,
-  encodeRequest,
-  type HashReplyDatagram,
-  type HashRequestDatagram,
-  type RequestDatagram,
-  writeChunkHeader,
-} from "../wire/peer-datagram.js";
+import { type ChunkDatagram, decodePeerDatagram, encodeHashRequest, encodeRequest } from "../wire/peer-datagram.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
-import { newCounters, type TransferCounters } from "./counters.js";
+import { BlockRepair } from "./block-repair.js";
+import { ChunkServer, ServedClient } from "./chunk-server.js";
+import { countDrop, type Drop, newCounters, type TransferCounters } from "./counters.js";
 import { type FileMode, FileState, type PieceAssembly, releasePieceBuffer } from "./file-state.js";
-import { blockHashes } from "./piece-hash.js";
-import { addressKey, ChunkAnswer, type Outstanding, type RemoteOptions, RemotePeer } from "./remote.js";
+import type { DatagramPort, PieceStore } from "./io.js";
+import { addressKey, type LossReason, type RemoteOptions, RemotePeer, type Request } from "./remote.js";
+import { RequestScheduler } from "./request-scheduler.js";
+import { RequestTracker, type TrackerEvents } from "./request-tracker.js";
 
-/** Where datagrams go: a UDP socket, a fault injector, or the fake network of the tests. */
-export interface DatagramPort {
-  send(bytes: Buffer, host: string, port: number): void;
-}
-
-/** Where verified pieces live. Throwing from either method is a fatal I/O error. */
-export interface PieceStore {
-  /** Bytes of chunks [firstChunk, firstChunk + count) of a file whose pieces we hold. */
-  read(fileId: number, firstChunk: number, count: number): Buffer;
-  writePiece(fileId: number, piece: number, firstChunk: number, data: Buffer): void;
-}
+export type { DatagramPort, PieceStore };
 
 export interface TransferEvents {
   /** Chunks [firstChunk, firstChunk + count) were verified and stored. */
@@ -69,15 +51,6 @@ export type TransferDeps = {
 
 type Plan = { readonly file: FileState; readonly piece: PieceAssembly; readonly chunks: number[] };
 
-type PendingHashes = {
-  readonly token: number;
-  readonly file: FileState;
-  readonly piece: PieceAssembly;
-  readonly remote: RemotePeer;
-  readonly timer: TimerHandle;
-  readonly attempt: number;
-};
-
 /** Authentication of one remote peer's requests (values from the tracker). */
 export type RemoteAuth = {
   /** What requests from that peer must carry. */
@@ -86,60 +59,80 @@ export type RemoteAuth = {
   readonly outbound: Uint8Array;
 };
 
-/** HashRequests answered per peer per second at most (each costs a 64 KiB read and 32 hashes). */
-const HASH_REPLIES_PER_SECOND = 50;
-/** Attempts to get trusted block hashes before a failed piece is fetched again whole. */
-const HASH_ATTEMPTS = 4;
-/** An unauthenticated address gets at most this many bytes per byte it sent (RFC 9000 §8). */
-const AMPLIFICATION_LIMIT = 3;
-
-/** Late answers to retired requests are still recognised for a while (not as answers). */
-const RETIRED_MEMORY = 8192;
+/** The one timer-table entry for loss detection; the others are hash-request tokens. */
+const LOSS_TIMER = "loss";
 
 /**
- * The data path of one peer: serves chunks it holds, fetches the chunks it lacks in
- * batched requests from every peer that holds them, detects loss (reordering threshold,
- * time threshold, timeout), and assembles and verifies pieces. I/O is injected; time
- * comes from the clock, so tests run it on a manual clock and a fake network.
+ * The data path of one peer, wiring its parts together: membership (files and remote
+ * peers), input dispatch, chunk acceptance and piece verification. Serving is the
+ * ChunkServer's, request tracking and loss detection each remote's RequestTracker's,
+ * windowed sending the RequestScheduler's, bad-block repair the BlockRepair's. I/O is
+ * injected; time comes from the clock, so tests run it on a manual clock and a fake network.
  */
 export class TransferEngine {
   readonly counters: TransferCounters = newCounters();
   readonly #deps: TransferDeps;
   readonly #perRequest: number;
-  readonly #maxInflight: number;
   readonly #maxBackoffs: number;
-  readonly #maxBadChunks: number;
   readonly #remoteOptions: RemoteOptions;
   readonly #files = new Map<number, FileState>();
   readonly #remotes = new Map<number, RemotePeer>();
   readonly #byAddress = new Map<string, RemotePeer>();
-  readonly #outstanding = new Map<number, Outstanding>();
-  readonly #retired = new Map<number, Outstanding>();
-  /** HashRequests out, by token. */
-  readonly #hashRequests = new Map<number, PendingHashes>();
-  #inflight = 0;
+  readonly #scheduler: RequestScheduler<RemotePeer>;
+  readonly #timers: TimerTable<typeof LOSS_TIMER | number>;
+  readonly #server: ChunkServer;
+  readonly #repair: BlockRepair<RemotePeer>;
+  readonly #trackerEvents: TrackerEvents<Request> = {
+    lost: (o, i, why) => this.#onLost(o, i, why),
+    timedOut: (o, unanswered) => this.#onTimedOut(o, unanswered),
+    retired: (o) => this.#scheduler.finish(o),
+  };
   #requestSeq: number;
-  #datagramSeq: number;
-  #timer: TimerHandle | undefined;
-  #timerAt = Number.POSITIVE_INFINITY;
-  #pumpScheduled = false;
-  #rotate = 0;
   #closed = false;
 
   constructor(deps: TransferDeps, options: TransferOptions = {}) {
     this.#deps = deps;
     this.#perRequest = Math.min(MAX_CHUNKS_PER_REQUEST, Math.max(1, options.chunksPerRequest ?? 64));
-    this.#maxInflight = options.maxInflight ?? 3072;
     this.#maxBackoffs = options.maxBackoffs ?? 8;
-    this.#maxBadChunks = options.maxBadChunks ?? 64;
     // The window moves in whole requests: grows by one per RTT, never below four.
     const remote = options.remote ?? {};
     this.#remoteOptions = {
       ...remote,
       window: { step: this.#perRequest, min: 4 * this.#perRequest, ...remote.window },
     };
+    this.#scheduler = new RequestScheduler({
+      perRequest: this.#perRequest,
+      maxInflight: options.maxInflight ?? 3072,
+      defer: deps.defer,
+    });
+    this.#timers = new TimerTable(deps.clock, (now) => this.#onTimers(now));
     this.#requestSeq = deps.random.u32();
-    this.#datagramSeq = deps.random.u32();
+    this.#server = new ChunkServer(
+      {
+        store: deps.store,
+        counters: this.counters,
+        file: (id) => this.#files.get(id),
+        send: (bytes, to) => this.#send(bytes, to.host, to.port),
+        now: () => deps.clock.now(),
+        fatal: (err) => deps.events.fatal(err),
+      },
+      deps.random.u32(),
+    );
+    this.#repair = new BlockRepair({
+      counters: this.counters,
+      holders: (file, piece) => [...this.#remotes.values()].filter((r) => file.holds(r.id, piece)),
+      peer: (id) => this.#remotes.get(id),
+      current: (file, piece) => this.#files.get(file.id) === file && file.active.has(piece.piece),
+      sendHashRequest: (to, fileId, piece, token) => {
+        this.#send(encodeHashRequest(this.#requestSeq, fileId, piece, token, to.outboundAuth), to.host, to.port);
+        this.#requestSeq = (this.#requestSeq + 1) >>> 0;
+      },
+      token: () => deps.random.u32(),
+      now: () => deps.clock.now(),
+      timers: { set: (token, at) => this.#timers.set(token, at), clear: (token) => this.#timers.clear(token) },
+      wake: () => this.#schedulePump(),
+      maxBadChunks: options.maxBadChunks ?? 64,
+    });
   }
 
   // ------------------------------------------------------------------ swarm view
@@ -167,7 +160,7 @@ export class TransferEngine {
     const file = this.#files.get(id);
     if (file === undefined) return;
     this.#files.delete(id);
-    for (const o of [...this.#outstanding.values()]) if (o.file === file) this.#abandon(o);
+    for (const remote of this.#remotes.values()) remote.tracker.abandonAll((o) => o.file === file);
     file.active.clear();
   }
 
@@ -177,14 +170,15 @@ export class TransferEngine {
    */
   addRemote(id: number, host: string, port: number, auth?: RemoteAuth, aliases: readonly string[] = []): void {
     if (this.#remotes.has(id) || this.#closed) return;
-    const queue = new PQueue({ concurrency: 1 });
-    const remote = new RemotePeer(id, host, port, queue, this.#remoteOptions);
-    if (auth !== undefined) {
-      remote.inboundAuth = Buffer.from(auth.inbound);
-      remote.outboundAuth = auth.outbound;
-    }
-    queue.concurrency = this.#requestSlots(remote);
-    queue.on("next", () => this.#schedulePump());
+    const remote = new RemotePeer(id, host, port, {
+      tracker: new RequestTracker(this.#trackerEvents, {
+        ...(this.#remoteOptions.rtt && { rtt: this.#remoteOptions.rtt }),
+      }),
+      queue: this.#scheduler.newQueue(() => this.#schedulePump()),
+      client: new ServedClient(host, port, auth?.inbound),
+      outboundAuth: auth?.outbound ?? new Uint8Array(0),
+      ...(this.#remoteOptions.window && { window: this.#remoteOptions.window }),
+    });
     this.#remotes.set(id, remote);
     this.#byAddress.set(remote.key, remote);
     // The other addresses its datagrams may come from (a host with several interfaces).
@@ -205,11 +199,9 @@ export class TransferEngine {
       if (this.#byAddress.get(key) === remote) this.#byAddress.delete(key);
     }
     remote.queue.clear();
-    for (const o of [...remote.inFlight()]) this.#abandon(o);
+    remote.tracker.abandonAll();
     for (const file of this.#files.values()) file.removeHolder(id);
-    for (const pending of [...this.#hashRequests.values()]) {
-      if (pending.remote === remote) this.#retryHashes(pending);
-    }
+    this.#repair.peerGone(remote);
     this.#schedulePump();
   }
 
@@ -234,29 +226,29 @@ export class TransferEngine {
   remoteStats(): Array<Record<string, number | boolean | undefined>> {
     return [...this.#remotes.values()].map((r) => ({
       peer: r.id,
-      srttMs: r.rtt.smoothed,
-      rttvarMs: r.rtt.variance,
-      minRttMs: r.rtt.min,
-      rtoMs: r.rtt.rto(),
+      srttMs: r.tracker.rtt.smoothed,
+      rttvarMs: r.tracker.rtt.variance,
+      minRttMs: r.tracker.rtt.min,
+      rtoMs: r.tracker.rtt.rto(),
       windowChunks: r.window.chunks,
       windowDecreases: r.window.decreases,
-      inflightChunks: r.inflightChunks,
-      reorderThreshold: r.reorderThreshold,
+      inflightChunks: r.tracker.inflightChunks,
+      reorderThreshold: r.tracker.reorderThreshold,
       suspect: r.suspect,
-      banned: r.banned,
-      badChunks: r.badChunks,
-      chunksFrom: r.chunksFrom,
-      proven: r.proven,
+      banned: r.trust.banned,
+      badChunks: r.trust.badChunks,
+      chunksFrom: r.trust.chunksFrom,
+      proven: r.client.proven,
     }));
   }
 
   /** A snapshot of the download state, for diagnostics (--debug). */
   debugState(): Record<string, unknown> {
     return {
-      inflight: this.#inflight,
-      outstanding: this.#outstanding.size,
-      hashRequests: this.#hashRequests.size,
-      timerAt: this.#timerAt,
+      inflight: this.#inflight(),
+      outstanding: [...this.#remotes.values()].reduce((n, r) => n + r.tracker.outstanding, 0),
+      hashRequests: this.#repair.pending,
+      timerAt: this.#timers.nextTimeout(),
       now: this.#deps.clock.now(),
       files: [...this.#files.values()].map((f) => ({
         id: f.id,
@@ -269,8 +261,7 @@ export class TransferEngine {
           have: p.have.count,
           of: p.chunkCount,
           owner: p.owner,
-          awaiting: p.awaitingHashes,
-          inflight: p.inflight.reduce((a, b) => a + b, 0),
+          inflight: p.inflightTotal,
           failures: p.failures,
         })),
       })),
@@ -287,17 +278,15 @@ export class TransferEngine {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#timer !== undefined) this.#deps.clock.clearTimer(this.#timer);
-    this.#timer = undefined;
-    for (const remote of this.#remotes.values()) remote.queue.clear();
-    for (const o of [...this.#outstanding.values()]) this.#retire(o);
-    for (const pending of this.#hashRequests.values()) this.#deps.clock.clearTimer(pending.timer);
-    this.#hashRequests.clear();
+    this.#timers.close();
+    this.#scheduler.close(this.#remotes.values());
+    for (const remote of this.#remotes.values()) remote.tracker.close();
+    this.#repair.close();
   }
 
   // ------------------------------------------------------------------ input
 
-  /** One datagram from the socket. Never throws: bad input is counted and dropped. */
+  /** One datagram from the socket. Never throws: bad input is counted (under one reason) and dropped. */
   onDatagram(bytes: Buffer, host: string, port: number): void {
     const c = this.counters;
     c.datagramsReceived++;
@@ -305,169 +294,78 @@ export class TransferEngine {
     if (this.#closed) return;
     const remote = this.#byAddress.get(addressKey(host, port));
     if (remote === undefined) {
-      c.drops["unknown-source"]++;
+      countDrop(c, "unknown-source", `${host}:${port}`);
       return;
     }
     const d = decodePeerDatagram(bytes);
+    let drop: Drop | undefined;
     switch (d.kind) {
       case "invalid":
-        c.drops[d.reason]++;
-        return;
+        drop = d.reason;
+        break;
       case "request":
-        this.#serve(remote, d, bytes.length);
-        return;
+        drop = this.#server.onRequest(remote.client, d, bytes.length);
+        break;
       case "chunk":
-        this.#onChunk(remote, d);
-        return;
+        drop = this.#onChunk(remote, d);
+        break;
       case "hash-request":
-        this.#serveHashes(remote, d, bytes.length);
-        return;
+        drop = this.#server.onHashRequest(remote.client, d, bytes.length);
+        break;
       case "hash-reply":
-        this.#onHashes(remote, d);
-        return;
+        drop = this.#repair.onReply(remote, d);
+        break;
     }
+    if (drop !== undefined) countDrop(c, drop, remote.label);
   }
 
-  /**
-   * How many bytes we may send in answer: unlimited for a request that proves it comes
-   * from the listed peer; otherwise three times what that address sent unproven.
-   */
-  #answerBudget(remote: RemotePeer, auth: Uint8Array, received: number): number {
-    const expected = remote.inboundAuth;
-    if (expected === undefined || (auth.length === expected.length && timingSafeEqual(auth, expected))) {
-      remote.proven = true;
-      return Number.POSITIVE_INFINITY;
-    }
-    this.counters.drops["bad-auth"]++;
-    remote.unprovenBytesIn += received;
-    return AMPLIFICATION_LIMIT * remote.unprovenBytesIn - remote.unprovenBytesOut;
-  }
-
-  // ------------------------------------------------------------------ serving
-
-  #serve(remote: RemotePeer, req: RequestDatagram, received: number): void {
-    const c = this.counters;
-    c.requestsReceived++;
-    let budget = this.#answerBudget(remote, req.auth, received);
-    const file = this.#files.get(req.fileId);
-    if (file === undefined || file.mode === "ignored") {
-      c.drops["not-held"]++;
-      return;
-    }
-    const chunks = req.chunks;
-    const last = chunks[chunks.length - 1] ?? -1;
-    if (last >= file.chunks) {
-      c.drops.range++;
-      return;
-    }
-    // Answer in maximal runs of consecutive chunks we hold: one read per run.
-    let i = 0;
-    while (i < chunks.length) {
-      const start = chunks[i] ?? 0;
-      if (!file.canServe(start)) {
-        c.drops["not-held"]++;
-        i++;
-        continue;
-      }
-      let j = i + 1;
-      while (j < chunks.length && chunks[j] === start + (j - i) && file.canServe(chunks[j] ?? -1)) j++;
-      const count = j - i;
-      let data: Buffer;
-      try {
-        data = this.#deps.store.read(file.id, start, count);
-      } catch (err) {
-        this.#deps.events.fatal(err);
-        return;
-      }
-      for (let k = 0; k < count; k++) {
-        const chunk = start + k;
-        const len = chunkLength(file.manifest.size, chunk);
-        if (CHUNK_HEADER_BYTES + len > budget) {
-          c.drops.amplification++;
-          return;
-        }
-        if (budget !== Number.POSITIVE_INFINITY) {
-          budget -= CHUNK_HEADER_BYTES + len;
-          remote.unprovenBytesOut += CHUNK_HEADER_BYTES + len;
-        }
-        const out = Buffer.allocUnsafe(CHUNK_HEADER_BYTES + len);
-        writeChunkHeader(out, 0, this.#datagramSeq++, req.seq, req.token, file.id, chunk);
-        data.copy(out, CHUNK_HEADER_BYTES, k * CHUNK_SIZE, k * CHUNK_SIZE + len);
-        this.#sendDatagram(out, remote);
-        c.chunksSent++;
-      }
-      i = j;
-    }
-  }
-
-  #sendDatagram(bytes: Buffer, remote: RemotePeer): void {
+  #send(bytes: Buffer, host: string, port: number): void {
     this.counters.datagramsSent++;
     this.counters.bytesSent += bytes.length;
-    this.#deps.port.send(bytes, remote.host, remote.port);
+    this.#deps.port.send(bytes, host, port);
   }
 
   // ------------------------------------------------------------------ receiving
 
-  #onChunk(remote: RemotePeer, d: ChunkDatagram): void {
+  #onChunk(remote: RemotePeer, d: ChunkDatagram): Drop | undefined {
     const c = this.counters;
-    const o = this.#outstanding.get(d.requestSeq) ?? this.#retired.get(d.requestSeq);
-    if (o === undefined || o.remote !== remote) {
-      c.drops.stale++;
-      return;
-    }
-    if (o.token !== d.token || o.file.id !== d.fileId) {
-      c.drops["bad-token"]++;
-      return;
-    }
+    const tracker = remote.tracker;
+    const o = tracker.find(d.requestSeq);
+    if (o === undefined) return "stale";
+    if (o.token !== d.token || o.file.id !== d.fileId) return "bad-token";
     const idx = o.chunks.indexOf(d.chunk);
-    if (idx < 0) {
-      c.drops.range++;
-      return;
-    }
+    if (idx < 0) return "range";
     const file = o.file;
-    if (d.data.length !== chunkLength(file.manifest.size, d.chunk)) {
-      c.drops.length++;
-      return;
-    }
+    if (d.data.length !== chunkLength(file.manifest.size, d.chunk)) return "length";
     const now = this.#deps.clock.now();
-    remote.lastHeardAt = now;
-    if (!o.answered) {
-      o.answered = true;
-      remote.rtt.sample(now - o.sentAt);
-      const rtt = remote.rtt;
+    const kind = tracker.onAnswer(o, idx, now);
+    if (tracker.rttSample >= 0) {
+      const rtt = tracker.rtt;
       remote.window.onRttSample(rtt.latest, rtt.min ?? rtt.latest, rtt.smoothed ?? rtt.latest, now);
       remote.consecutiveTimeouts = 0;
       remote.suspect = false;
     }
-    const state = o.states[idx];
-    if (state === ChunkAnswer.received) {
-      c.duplicates++;
-      return;
-    }
-    o.states[idx] = ChunkAnswer.received;
-    if (state === ChunkAnswer.lost) {
-      // Declared lost, yet here: the reordering was deeper than the threshold allowed.
-      c.spuriousLosses++;
-      remote.reorderThreshold = Math.min(256, remote.reorderThreshold * 2);
-      remote.timeThreshold = Math.min(3, remote.timeThreshold + 1 / 8);
-    } else {
-      o.pending--;
-      remote.inflightChunks--;
-      this.#inflight--;
-      const piece = file.active.get(file.pieceOf(d.chunk));
-      if (piece !== undefined) {
-        const local = d.chunk - piece.firstChunk;
-        piece.dropInflight(local);
+    switch (kind) {
+      case "duplicate":
+        c.duplicates++;
+        return undefined;
+      case "spurious":
+        c.spuriousLosses++;
+        break;
+      case "new": {
+        const piece = file.active.get(file.pieceOf(d.chunk));
+        if (piece !== undefined) piece.dropInflight(d.chunk - piece.firstChunk);
+        break;
       }
+      case "abandoned":
+        break;
     }
-    const pos = o.basePos + idx;
-    if (pos > remote.highestPos) remote.highestPos = pos;
     remote.window.onAck(1);
-
-    this.#accept(file, remote, d.chunk, d.data);
-    this.#detectLosses(remote, now);
-    if (o.pending === 0 && !o.retired) this.#retire(o);
+    if (kind !== "abandoned") this.#accept(file, remote, d.chunk, d.data);
+    tracker.detectLosses(now, o);
     this.#schedulePump();
+    // An answer to a request given up with its file: nothing of it is used.
+    return kind === "abandoned" ? "stale" : undefined;
   }
 
   #accept(file: FileState, remote: RemotePeer, chunk: number, data: Buffer): void {
@@ -484,7 +382,7 @@ export class TransferEngine {
     data.copy(piece.data, local * CHUNK_SIZE);
     piece.have.set(local);
     piece.sources[local] = remote.id;
-    remote.chunksFrom++;
+    remote.trust.chunksFrom++;
     this.counters.chunksReceived++;
     if (piece.have.complete) this.#completePiece(file, piece);
   }
@@ -492,11 +390,7 @@ export class TransferEngine {
   #completePiece(file: FileState, piece: PieceAssembly): void {
     const verdict = file.verify(piece);
     if (!verdict.ok) {
-      this.counters.pieceHashFailures++;
-      piece.failures++;
-      piece.localBlocks = verdict.blocks;
-      if (piece.trustedBlocks !== undefined) this.#dropBadBlocks(file, piece, piece.trustedBlocks);
-      else this.#requestHashes(file, piece, 0);
+      this.#repair.pieceFailed(file, piece, verdict.blocks);
       return;
     }
     try {
@@ -514,180 +408,36 @@ export class TransferEngine {
     if (file.done.complete) this.#completeFile(file);
   }
 
-  // ------------------------------------------------------------------ failed pieces
-
-  /**
-   * A whole piece failed: ask a holder for its block hashes (checked against the
-   * manifest) to find the bad blocks; with no holder left to ask, fetch it all again.
-   */
-  #requestHashes(file: FileState, piece: PieceAssembly, attempt: number): void {
-    const all = [...this.#remotes.values()].filter((r) => file.holds(r.id, piece.piece));
-    const trusted = all.filter((r) => !r.banned);
-    const holders = trusted.length > 0 ? trusted : all;
-    if (attempt >= HASH_ATTEMPTS || holders.length === 0) {
-      this.#blame(piece, undefined);
-      piece.reset();
-      piece.owner = undefined;
-      piece.awaitingHashes = false;
-      this.#schedulePump();
-      return;
-    }
-    const remote = holders[(attempt + piece.failures) % holders.length] ?? holders[0];
-    if (remote === undefined) return;
-    piece.awaitingHashes = true;
-    const token = this.#deps.random.u32();
-    const timer = this.#deps.clock.setTimer(remote.rtt.rto() * 2 ** attempt, () => {
-      const pending = this.#hashRequests.get(token);
-      if (pending !== undefined) this.#retryHashes(pending);
-    });
-    this.#hashRequests.set(token, { token, file, piece, remote, timer, attempt });
-    this.counters.hashRequestsSent++;
-    this.#sendDatagram(encodeHashRequest(this.#requestSeq, file.id, piece.piece, token, remote.outboundAuth), remote);
-    this.#requestSeq = (this.#requestSeq + 1) >>> 0;
-  }
-
-  #retryHashes(pending: PendingHashes): void {
-    this.#deps.clock.clearTimer(pending.timer);
-    this.#hashRequests.delete(pending.token);
-    if (this.#files.get(pending.file.id) !== pending.file || !pending.file.active.has(pending.piece.piece)) return;
-    this.#requestHashes(pending.file, pending.piece, pending.attempt + 1);
-  }
-
-  #onHashes(remote: RemotePeer, d: HashReplyDatagram): void {
-    const pending = this.#hashRequests.get(d.token);
-    if (
-      pending === undefined ||
-      pending.remote !== remote ||
-      pending.file.id !== d.fileId ||
-      pending.piece.piece !== d.piece
-    ) {
-      this.counters.drops.stale++;
-      return;
-    }
-    const { file, piece } = pending;
-    if (!file.trustBlocks(piece.piece, d.hashes) || d.hashes.length !== (piece.localBlocks?.length ?? -1)) {
-      // Corrupt in transit, or a lying holder: ask again (another holder if there is one).
-      this.counters.drops["bad-hashes"]++;
-      this.#retryHashes(pending);
-      return;
-    }
-    this.#deps.clock.clearTimer(pending.timer);
-    this.#hashRequests.delete(d.token);
-    piece.trustedBlocks = Buffer.from(d.hashes);
-    this.#dropBadBlocks(file, piece, piece.trustedBlocks);
-  }
-
-  /** Forgets the chunks of every block whose hash differs from the trusted one. */
-  #dropBadBlocks(file: FileState, piece: PieceAssembly, trusted: Buffer): void {
-    piece.awaitingHashes = false;
-    const local = piece.localBlocks ?? blockHashes(piece.data);
-    const perBlock = file.manifest.chunksPerBlock;
-    let bad = 0;
-    for (let b = 0; b * 32 < trusted.length; b++) {
-      if (local.compare(trusted, b * 32, b * 32 + 32, b * 32, b * 32 + 32) === 0) continue;
-      for (let i = b * perBlock; i < Math.min(piece.chunkCount, (b + 1) * perBlock); i++) {
-        this.#blame(piece, i);
-        piece.forget(i);
-        file.retry.push(piece.firstChunk + i);
-        bad++;
-      }
-    }
-    this.counters.badChunksRefetched += bad;
-    if (bad === 0) {
-      // Every block matches yet the piece failed: cannot happen with honest hashes.
-      piece.reset();
-    }
-    this.#schedulePump();
-  }
-
-  /** Counts a bad chunk against its source (all sources of the piece when unknown). */
-  #blame(piece: PieceAssembly, localIndex: number | undefined): void {
-    const sources = localIndex === undefined ? [...new Set(piece.sources)] : [piece.sources[localIndex] ?? -1];
-    for (const src of sources) {
-      const r = src >= 0 ? this.#remotes.get(src) : undefined;
-      if (r === undefined) continue;
-      r.badChunks++;
-      if (r.badChunks >= this.#maxBadChunks && r.badChunks * 2 > r.chunksFrom) r.banned = true;
-    }
-  }
-
-  // ------------------------------------------------------------------ serving block hashes
-
-  #serveHashes(remote: RemotePeer, d: HashRequestDatagram, received: number): void {
-    const c = this.counters;
-    const budget = this.#answerBudget(remote, d.auth, received);
-    const file = this.#files.get(d.fileId);
-    if (file === undefined || d.piece >= file.pieces || !file.done.has(d.piece) || file.mode === "ignored") {
-      c.drops["not-held"]++;
-      return;
-    }
-    const now = this.#deps.clock.now();
-    remote.hashTokens = Math.min(
-      HASH_REPLIES_PER_SECOND,
-      remote.hashTokens + ((now - remote.hashTokensAt) / 1000) * HASH_REPLIES_PER_SECOND,
-    );
-    remote.hashTokensAt = now;
-    if (remote.hashTokens < 1) {
-      c.drops["rate-limited"]++;
-      return;
-    }
-    remote.hashTokens--;
-    let data: Buffer;
-    try {
-      data = this.#deps.store.read(file.id, file.firstChunkOf(d.piece), file.chunksIn(d.piece));
-    } catch (err) {
-      this.#deps.events.fatal(err);
-      return;
-    }
-    const reply = encodeHashReply(this.#datagramSeq++, file.id, d.piece, d.token, blockHashes(data));
-    if (reply.length > budget) {
-      c.drops.amplification++;
-      return;
-    }
-    if (budget !== Number.POSITIVE_INFINITY) remote.unprovenBytesOut += reply.length;
-    c.hashRepliesSent++;
-    this.#sendDatagram(reply, remote);
-  }
-
   #completeFile(file: FileState): void {
     file.mode = "seeding";
     file.retry.length = 0;
     this.#deps.events.fileComplete(file.id);
   }
 
-  // ------------------------------------------------------------------ loss detection
-
-  /** Declares lost what the answers since prove lost (RFC 9002 §6.1), oldest first. */
-  #detectLosses(remote: RemotePeer, now: number): void {
-    const lossDelay = remote.rtt.lossDelay(remote.timeThreshold);
-    for (let o = remote.front(); o !== undefined; o = remote.front()) {
-      const cutoff = remote.highestPos - remote.reorderThreshold;
-      const laterAnswered = remote.highestPos >= o.basePos;
-      const timeLost = laterAnswered && now - o.sentAt > lossDelay;
-      // Positions grow with i: from the first chunk still pending, stop at the first one
-      // that neither threshold can declare lost (this runs for every chunk received).
-      while (o.scanFrom < o.chunks.length && o.states[o.scanFrom] !== ChunkAnswer.pending) o.scanFrom++;
-      for (let i = o.scanFrom; i < o.chunks.length; i++) {
-        const pos = o.basePos + i;
-        if (pos > cutoff && !(timeLost && pos < remote.highestPos)) break;
-        if (o.states[i] !== ChunkAnswer.pending) continue;
-        this.#lose(o, i, pos <= cutoff ? "reorder" : "time");
-      }
-      if (o.pending > 0) break;
-      this.#retire(o);
-    }
-  }
+  // ------------------------------------------------------------------ loss and timers
 
   /** Chunk i of `o` will not be answered: lost (counted by detector) or abandoned (not counted). */
-  #lose(o: Outstanding, i: number, why: "reorder" | "time" | "timeout" | "abandoned"): void {
-    o.states[i] = ChunkAnswer.lost;
-    o.pending--;
-    o.remote.inflightChunks--;
-    this.#inflight--;
+  #onLost(o: Request, i: number, why: LossReason): void {
     if (why === "reorder") this.counters.lostByReorder++;
     else if (why === "time") this.counters.lostByTime++;
     else if (why === "timeout") this.counters.lostByTimeout++;
     this.#release(o.file, o.chunks[i] ?? -1);
+  }
+
+  /** A whole request timed out; one that got no answer at all backs off and shrinks the window. */
+  #onTimedOut(o: Request, unanswered: boolean): void {
+    this.counters.timeouts++;
+    if (!unanswered) return;
+    const remote = o.remote;
+    const rtt = remote.tracker.rtt;
+    remote.window.onTimeout(rtt.smoothed ?? rtt.rto(), this.#deps.clock.now());
+    remote.consecutiveTimeouts++;
+    if (remote.consecutiveTimeouts >= this.#maxBackoffs && !remote.suspect) {
+      remote.suspect = true;
+      for (const file of this.#files.values()) {
+        for (const piece of file.active.values()) if (piece.owner === remote.id) piece.owner = undefined;
+      }
+    }
   }
 
   /** A chunk is no longer in flight from some request: if still missing, ask again first. */
@@ -702,139 +452,66 @@ export class TransferEngine {
   }
 
   /**
-   * The timer checks after the datagrams already waiting in the socket are handled (a
-   * late timer after a stalled event loop would otherwise blame the network).
+   * Loss checks run after the datagrams already waiting in the socket are handled (a late
+   * timer after a stalled event loop would otherwise blame the network).
    */
-  #onTimer(): void {
-    this.#timer = undefined;
-    this.#timerAt = Number.POSITIVE_INFINITY;
-    if (this.#closed) return;
-    this.#deps.defer(() => this.#checkTimers());
+  #onTimers(now: number): void {
+    for (const key of this.#timers.expired(now)) {
+      if (key === LOSS_TIMER) this.#deps.defer(() => this.#checkTimers());
+      else this.#repair.onTimeout(key);
+    }
   }
 
   #checkTimers(): void {
     if (this.#closed) return;
     const now = this.#deps.clock.now();
-    for (const remote of this.#remotes.values()) {
-      this.#detectLosses(remote, now);
-      for (let o = remote.front(); o !== undefined; o = remote.front()) {
-        if (now < this.#deadline(remote, o)) break;
-        this.counters.timeouts++;
-        if (!o.answered) {
-          remote.rtt.onTimeout();
-          remote.window.onTimeout(remote.rtt.smoothed ?? remote.rtt.rto(), now);
-          remote.consecutiveTimeouts++;
-          if (remote.consecutiveTimeouts >= this.#maxBackoffs && !remote.suspect) {
-            remote.suspect = true;
-            for (const file of this.#files.values()) {
-              for (const piece of file.active.values()) if (piece.owner === remote.id) piece.owner = undefined;
-            }
-          }
-        }
-        for (let i = 0; i < o.chunks.length; i++) if (o.states[i] === ChunkAnswer.pending) this.#lose(o, i, "timeout");
-        this.#retire(o);
-      }
-    }
+    for (const remote of this.#remotes.values()) remote.tracker.onTimeout(now);
     this.#armTimer();
     this.#schedulePump();
   }
 
-  /** One timer for the whole engine, at the earliest deadline of any request in flight. */
+  /** The loss timer, at the earliest deadline of any remote's requests. */
   #armTimer(): void {
     if (this.#closed) return;
     let at = Number.POSITIVE_INFINITY;
-    for (const remote of this.#remotes.values()) {
-      const o = remote.front();
-      if (o === undefined) continue;
-      at = Math.min(at, this.#deadline(remote, o));
-      // The time threshold applies only to chunks an answer has overtaken.
-      const firstPending = o.states.indexOf(ChunkAnswer.pending);
-      if (firstPending >= 0 && o.basePos + firstPending < remote.highestPos) {
-        at = Math.min(at, o.sentAt + remote.rtt.lossDelay(remote.timeThreshold) + 0.001);
-      }
-    }
-    if (at === Number.POSITIVE_INFINITY || at >= this.#timerAt) return;
-    if (this.#timer !== undefined) this.#deps.clock.clearTimer(this.#timer);
-    this.#timerAt = at;
-    this.#timer = this.#deps.clock.setTimer(Math.max(0, at - this.#deps.clock.now()), () => this.#onTimer());
-  }
-
-  /**
-   * A request times out when its peer has been silent for a whole RTO since it was sent
-   * (as TCP restarts its timer on every ACK): while answers flow, loss is found by the
-   * reordering and time thresholds, and only silence backs off and shrinks the window.
-   */
-  #deadline(remote: RemotePeer, o: Outstanding): number {
-    return Math.max(o.sentAt, remote.lastHeardAt) + remote.rtt.rto();
-  }
-
-  #retire(o: Outstanding): void {
-    if (o.retired) return;
-    o.retired = true;
-    this.#outstanding.delete(o.seq);
-    this.#retired.set(o.seq, o);
-    if (this.#retired.size > RETIRED_MEMORY) {
-      const oldest = this.#retired.keys().next();
-      if (!oldest.done) this.#retired.delete(oldest.value);
-    }
-    const finish = o.finish;
-    o.finish = undefined;
-    finish?.();
-  }
-
-  /** Gives up on a request (its peer or file is gone): its missing chunks go back to the pool. */
-  #abandon(o: Outstanding): void {
-    for (let i = 0; i < o.chunks.length; i++) if (o.states[i] === ChunkAnswer.pending) this.#lose(o, i, "abandoned");
-    this.#retire(o);
+    for (const remote of this.#remotes.values()) at = Math.min(at, remote.tracker.nextDeadline());
+    if (at === Number.POSITIVE_INFINITY || at >= (this.#timers.get(LOSS_TIMER) ?? Number.POSITIVE_INFINITY)) return;
+    this.#timers.set(LOSS_TIMER, at);
   }
 
   // ------------------------------------------------------------------ requesting
 
-  #requestSlots(remote: RemotePeer): number {
-    if (remote.suspect) return 1;
-    return Math.max(1, Math.ceil(remote.window.chunks / this.#perRequest));
+  #inflight(): number {
+    let n = 0;
+    for (const remote of this.#remotes.values()) n += remote.tracker.inflightChunks;
+    return n;
   }
 
   #schedulePump(): void {
-    if (this.#pumpScheduled || this.#closed) return;
-    this.#pumpScheduled = true;
-    this.#deps.defer(() => {
-      this.#pumpScheduled = false;
-      this.#pump();
-    });
+    if (!this.#closed) this.#scheduler.schedule(() => this.#pump());
   }
 
-  /** Fills every peer's window with requests, starting with a different peer each time. */
+  /** Fills every peer's window with requests; a peer that sent mostly bad data only while no trustworthy one is left. */
   #pump(): void {
-    if (this.#closed) return;
     const remotes = [...this.#remotes.values()];
-    if (remotes.length === 0) return;
-    // A peer that sent mostly bad data is used only while no trustworthy one is left.
-    const trusted = remotes.some((r) => !r.banned && !r.suspect);
-    this.#rotate = (this.#rotate + 1) % remotes.length;
-    for (let k = 0; k < remotes.length; k++) {
-      const remote = remotes[(this.#rotate + k) % remotes.length];
-      if (remote === undefined || (remote.banned && trusted)) continue;
-      const queue = remote.queue;
-      queue.concurrency = this.#requestSlots(remote);
-      while (queue.pending + queue.size < queue.concurrency) {
-        const plan = this.#plan(remote);
-        if (plan === undefined) break;
-        const o = this.#reserve(remote, plan);
-        queue.add(() => this.#send(o)).catch(() => {});
-      }
-    }
+    const trusted = remotes.some((r) => !r.trust.banned && !r.suspect);
+    this.#scheduler.pump(
+      remotes,
+      (r) => !(r.trust.banned && trusted),
+      () => this.#inflight(),
+      (r, budget) => {
+        const plan = this.#plan(r, budget);
+        return plan === undefined ? undefined : this.#reserve(r, plan);
+      },
+      (o) => this.#sendRequest(o),
+    );
   }
 
   /** Chooses the next chunks to ask `remote` for, or undefined when there is nothing. */
-  #plan(remote: RemotePeer): Plan | undefined {
-    let budget = Math.min(this.#perRequest, this.#maxInflight - this.#inflight);
-    budget = Math.min(budget, remote.window.chunks - remote.inflightChunks);
-    if (remote.suspect && remote.inflightChunks > 0) return undefined;
-    if (budget <= 0) return undefined;
+  #plan(remote: RemotePeer, budget: number): Plan | undefined {
     const files = [...this.#files.values()].filter((f) => f.mode === "downloading");
     if (files.length === 0) return undefined;
-    const start = this.#rotate % files.length;
+    const start = this.#scheduler.rotation % files.length;
     for (let k = 0; k < files.length; k++) {
       const file = files[(start + k) % files.length];
       if (file === undefined) continue;
@@ -943,49 +620,40 @@ export class TransferEngine {
   }
 
   /** Marks the plan's chunks in flight and creates its request. */
-  #reserve(remote: RemotePeer, plan: Plan): Outstanding {
-    const first = plan.chunks[0] ?? 0;
-    const o: Outstanding = {
+  #reserve(remote: RemotePeer, plan: Plan): Request {
+    const o: Request = {
       seq: this.#requestSeq,
       token: this.#deps.random.u32(),
       remote,
       file: plan.file,
-      first,
+      first: plan.chunks[0] ?? 0,
       chunks: plan.chunks,
       states: new Uint8Array(plan.chunks.length),
-      basePos: remote.nextPos,
-      sentAt: this.#deps.clock.now(),
-      pending: plan.chunks.length,
+      basePos: 0,
+      sentAt: 0,
+      pending: 0,
       scanFrom: 0,
       answered: false,
       retired: false,
       finish: undefined,
     };
     this.#requestSeq = (this.#requestSeq + 1) >>> 0;
-    remote.nextPos += plan.chunks.length;
-    remote.inflightChunks += plan.chunks.length;
-    this.#inflight += plan.chunks.length;
+    remote.tracker.sent(o, this.#deps.clock.now());
     for (const chunk of plan.chunks) {
       const local = chunk - plan.piece.firstChunk;
       plan.piece.addInflight(local);
       plan.piece.requestedFrom[local] = remote.id;
     }
-    this.#outstanding.set(o.seq, o);
-    remote.push(o);
     return o;
   }
 
-  /** The p-queue task of one request: send it, and hold its window slot until it retires. */
-  #send(o: Outstanding): Promise<void> {
-    if (o.retired) return Promise.resolve();
+  /** The request's turn in its peer's queue: it goes out now. */
+  #sendRequest(o: Request): void {
     o.sentAt = this.#deps.clock.now();
     const bytes = encodeRequest(o.seq, o.file.id, o.first, o.chunks, o.token, o.remote.outboundAuth);
     this.counters.requestsSent++;
     this.counters.chunksRequested += o.chunks.length;
-    this.#sendDatagram(bytes, o.remote);
+    this.#send(bytes, o.remote.host, o.remote.port);
     this.#armTimer();
-    return new Promise((resolve) => {
-      o.finish = resolve;
-    });
   }
 }
