@@ -3,6 +3,7 @@ import type { HashReplyDatagram } from "../wire/peer-datagram.js";
 import type { Drop, TransferCounters } from "./counters.js";
 import type { FileState, PieceAssembly } from "./file-state.js";
 import { blockHashes } from "./piece-hash.js";
+import type { DownloadingPiece } from "./piece-picker.js";
 
 /** Attempts to get trusted block hashes before a failed piece is fetched again whole. */
 export const HASH_ATTEMPTS = 4;
@@ -35,7 +36,7 @@ export type BlockRepairDeps<P extends RepairPeer> = {
   readonly holders: (file: FileState, piece: number) => P[];
   readonly peer: (id: number) => P | undefined;
   /** Whether `piece` is still being assembled for `file` (the file was not removed meanwhile). */
-  readonly current: (file: FileState, piece: PieceAssembly) => boolean;
+  readonly current: (file: FileState, piece: DownloadingPiece) => boolean;
   readonly sendHashRequest: (to: P, fileId: number, piece: number, token: number) => void;
   readonly token: () => number;
   readonly now: () => number;
@@ -50,7 +51,8 @@ export type BlockRepairDeps<P extends RepairPeer> = {
 type PendingHashes<P> = {
   readonly token: number;
   readonly file: FileState;
-  readonly piece: PieceAssembly;
+  readonly piece: DownloadingPiece;
+  readonly assembly: PieceAssembly;
   readonly peer: P;
   readonly attempt: number;
 };
@@ -74,12 +76,12 @@ export class BlockRepair<P extends RepairPeer> {
   }
 
   /** The piece's data does not match the manifest; `blocks` are its block hashes. */
-  pieceFailed(file: FileState, piece: PieceAssembly, blocks: Buffer): void {
+  pieceFailed(file: FileState, piece: DownloadingPiece, assembly: PieceAssembly, blocks: Buffer): void {
     this.#deps.counters.pieceHashFailures++;
-    piece.failures++;
-    piece.localBlocks = blocks;
-    if (piece.trustedBlocks !== undefined) this.#dropBadBlocks(file, piece, piece.trustedBlocks);
-    else this.#requestHashes(file, piece, 0);
+    assembly.failures++;
+    assembly.localBlocks = blocks;
+    if (assembly.trustedBlocks !== undefined) this.#dropBadBlocks(file, piece, assembly, assembly.trustedBlocks);
+    else this.#requestHashes(file, piece, assembly, 0);
   }
 
   /** A HashReply from `from`: returns why it was dropped, if it was. */
@@ -93,15 +95,15 @@ export class BlockRepair<P extends RepairPeer> {
     ) {
       return "stale";
     }
-    const { file, piece } = pending;
-    if (!file.trustBlocks(piece.piece, d.hashes) || d.hashes.length !== (piece.localBlocks?.length ?? -1)) {
+    const { file, piece, assembly } = pending;
+    if (!file.trustBlocks(piece.piece, d.hashes) || d.hashes.length !== (assembly.localBlocks?.length ?? -1)) {
       // Corrupt in transit, or a lying holder: ask again (another holder if there is one).
       this.#retry(pending);
       return "bad-hashes";
     }
     this.#forget(pending);
-    piece.trustedBlocks = Buffer.from(d.hashes);
-    this.#dropBadBlocks(file, piece, piece.trustedBlocks);
+    assembly.trustedBlocks = Buffer.from(d.hashes);
+    this.#dropBadBlocks(file, piece, assembly, assembly.trustedBlocks);
     return undefined;
   }
 
@@ -122,30 +124,31 @@ export class BlockRepair<P extends RepairPeer> {
   }
 
   /** Counts a bad chunk against its source (all sources of the piece when unknown). */
-  blame(piece: PieceAssembly, localIndex: number | undefined): void {
-    const sources = localIndex === undefined ? [...new Set(piece.sources)] : [piece.sources[localIndex] ?? -1];
+  #blame(file: FileState, piece: DownloadingPiece, localIndex: number | undefined): void {
+    const sources = new Set<number>();
+    if (localIndex !== undefined) sources.add(file.picker.sourceOf(piece, localIndex));
+    else for (let i = 0; i < piece.chunkCount; i++) sources.add(file.picker.sourceOf(piece, i));
     for (const src of sources) {
       const peer = src >= 0 ? this.#deps.peer(src) : undefined;
       peer?.trust.blame(this.#deps.maxBadChunks);
     }
   }
 
-  #requestHashes(file: FileState, piece: PieceAssembly, attempt: number): void {
+  #requestHashes(file: FileState, piece: DownloadingPiece, assembly: PieceAssembly, attempt: number): void {
     const all = this.#deps.holders(file, piece.piece);
     const trusted = all.filter((r) => !r.trust.banned);
     const holders = trusted.length > 0 ? trusted : all;
     if (attempt >= HASH_ATTEMPTS || holders.length === 0) {
-      this.blame(piece, undefined);
-      piece.reset();
-      piece.owner = undefined;
+      this.#blame(file, piece, undefined);
+      file.picker.restorePiece(piece);
       this.#deps.wake();
       return;
     }
-    const peer = holders[(attempt + piece.failures) % holders.length] ?? holders[0];
+    const peer = holders[(attempt + assembly.failures) % holders.length] ?? holders[0];
     if (peer === undefined) return;
     const token = this.#deps.token();
     this.#deps.timers.set(token, this.#deps.now() + peer.rto() * 2 ** attempt);
-    this.#pending.set(token, { token, file, piece, peer, attempt });
+    this.#pending.set(token, { token, file, piece, assembly, peer, attempt });
     this.#deps.counters.hashRequestsSent++;
     this.#deps.sendHashRequest(peer, file.id, piece.piece, token);
   }
@@ -158,28 +161,27 @@ export class BlockRepair<P extends RepairPeer> {
   #retry(pending: PendingHashes<P>): void {
     this.#forget(pending);
     if (!this.#deps.current(pending.file, pending.piece)) return;
-    this.#requestHashes(pending.file, pending.piece, pending.attempt + 1);
+    this.#requestHashes(pending.file, pending.piece, pending.assembly, pending.attempt + 1);
   }
 
   /** Forgets the chunks of every block whose hash differs from the trusted one. */
-  #dropBadBlocks(file: FileState, piece: PieceAssembly, trusted: Buffer): void {
-    const local = piece.localBlocks ?? blockHashes(piece.data);
+  #dropBadBlocks(file: FileState, piece: DownloadingPiece, assembly: PieceAssembly, trusted: Buffer): void {
+    const local = assembly.localBlocks ?? blockHashes(assembly.data);
     const perBlock = file.manifest.chunksPerBlock;
     let bad = 0;
     for (let b = 0; b * SHA256_BYTES < trusted.length; b++) {
       const at = b * SHA256_BYTES;
       if (local.compare(trusted, at, at + SHA256_BYTES, at, at + SHA256_BYTES) === 0) continue;
-      for (let i = b * perBlock; i < Math.min(piece.chunkCount, (b + 1) * perBlock); i++) {
-        this.blame(piece, i);
-        piece.forget(i);
-        file.retry.push(piece.firstChunk + i);
-        bad++;
-      }
+      const first = b * perBlock;
+      const end = Math.min(piece.chunkCount, first + perBlock);
+      for (let i = first; i < end; i++) this.#blame(file, piece, i);
+      file.picker.restoreBlocks(piece, first, end - first);
+      bad += end - first;
     }
     this.#deps.counters.badChunksRefetched += bad;
     if (bad === 0) {
       // Every block matches yet the piece failed: cannot happen with honest hashes.
-      piece.reset();
+      file.picker.restoreBlocks(piece, 0, piece.chunkCount);
     }
     this.#deps.wake();
   }

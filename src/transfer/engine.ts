@@ -1,14 +1,15 @@
 import type { Clock } from "../util/clock.js";
 import type { SeededRandom } from "../util/random.js";
 import { TimerTable } from "../util/timer-table.js";
-import { CHUNK_SIZE, chunkLength, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_SPAN } from "../wire/limits.js";
+import { CHUNK_SIZE, chunkLength, MAX_CHUNKS_PER_REQUEST } from "../wire/limits.js";
 import { type ChunkDatagram, decodePeerDatagram, encodeHashRequest, encodeRequest } from "../wire/peer-datagram.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
 import { BlockRepair } from "./block-repair.js";
 import { ChunkServer, ServedClient } from "./chunk-server.js";
 import { countDrop, type Drop, newCounters, type TransferCounters } from "./counters.js";
-import { type FileMode, FileState, type PieceAssembly, releasePieceBuffer } from "./file-state.js";
+import { type FileMode, FileState } from "./file-state.js";
 import type { DatagramPort, PieceStore } from "./io.js";
+import type { DownloadingPiece, Pick } from "./piece-picker.js";
 import { addressKey, type LossReason, type RemoteOptions, RemotePeer, type Request } from "./remote.js";
 import { RequestScheduler } from "./request-scheduler.js";
 import { RequestTracker, type TrackerEvents } from "./request-tracker.js";
@@ -49,7 +50,7 @@ export type TransferDeps = {
   readonly defer: (fn: () => void) => void;
 };
 
-type Plan = { readonly file: FileState; readonly piece: PieceAssembly; readonly chunks: number[] };
+type Plan = { readonly file: FileState; readonly pick: Pick };
 
 /** Authentication of one remote peer's requests (values from the tracker). */
 export type RemoteAuth = {
@@ -122,7 +123,7 @@ export class TransferEngine {
       counters: this.counters,
       holders: (file, piece) => [...this.#remotes.values()].filter((r) => file.holds(r.id, piece)),
       peer: (id) => this.#remotes.get(id),
-      current: (file, piece) => this.#files.get(file.id) === file && file.active.has(piece.piece),
+      current: (file, piece) => this.#files.get(file.id) === file && file.picker.activePiece(piece.piece) !== undefined,
       sendHashRequest: (to, fileId, piece, token) => {
         this.#send(encodeHashRequest(this.#requestSeq, fileId, piece, token, to.outboundAuth), to.host, to.port);
         this.#requestSeq = (this.#requestSeq + 1) >>> 0;
@@ -161,7 +162,7 @@ export class TransferEngine {
     if (file === undefined) return;
     this.#files.delete(id);
     for (const remote of this.#remotes.values()) remote.tracker.abandonAll((o) => o.file === file);
-    file.active.clear();
+    file.abandon();
   }
 
   /**
@@ -200,7 +201,7 @@ export class TransferEngine {
     }
     remote.queue.clear();
     remote.tracker.abandonAll();
-    for (const file of this.#files.values()) file.removeHolder(id);
+    for (const file of this.#files.values()) file.picker.removeHolder(id);
     this.#repair.peerGone(remote);
     this.#schedulePump();
   }
@@ -214,7 +215,7 @@ export class TransferEngine {
   ): void {
     const file = this.#files.get(fileId);
     if (file === undefined) return;
-    file.addHolder(peerId, runs, complete);
+    file.picker.addHolder(peerId, runs, complete);
     this.#schedulePump();
   }
 
@@ -255,14 +256,13 @@ export class TransferEngine {
         mode: f.mode,
         done: f.done.count,
         pieces: f.pieces,
-        retry: f.retry.length,
-        active: [...f.active.values()].map((p) => ({
+        lost: f.picker.lostChunks,
+        active: [...f.picker.active()].map((p) => ({
           piece: p.piece,
-          have: p.have.count,
+          have: p.received,
           of: p.chunkCount,
           owner: p.owner,
-          inflight: p.inflightTotal,
-          failures: p.failures,
+          inflight: p.requestsTotal,
         })),
       })),
       remotes: this.remoteStats(),
@@ -352,11 +352,9 @@ export class TransferEngine {
       case "spurious":
         c.spuriousLosses++;
         break;
-      case "new": {
-        const piece = file.active.get(file.pieceOf(d.chunk));
-        if (piece !== undefined) piece.dropInflight(d.chunk - piece.firstChunk);
+      case "new":
+        file.picker.requestAnswered(d.chunk);
         break;
-      }
       case "abandoned":
         break;
     }
@@ -369,39 +367,33 @@ export class TransferEngine {
   }
 
   #accept(file: FileState, remote: RemotePeer, chunk: number, data: Buffer): void {
-    const piece = file.active.get(file.pieceOf(chunk));
-    if (piece === undefined) {
+    if (!file.picker.markReceived(chunk, remote.id)) {
       this.counters.duplicates++;
       return;
     }
-    const local = chunk - piece.firstChunk;
-    if (piece.have.has(local)) {
-      this.counters.duplicates++;
-      return;
-    }
-    data.copy(piece.data, local * CHUNK_SIZE);
-    piece.have.set(local);
-    piece.sources[local] = remote.id;
+    const p = file.pieceOf(chunk);
+    data.copy(file.assembly(p).data, (chunk - file.firstChunkOf(p)) * CHUNK_SIZE);
     remote.trust.chunksFrom++;
     this.counters.chunksReceived++;
-    if (piece.have.complete) this.#completePiece(file, piece);
+    const piece = file.picker.activePiece(p);
+    if (piece?.complete === true) this.#completePiece(file, piece);
   }
 
-  #completePiece(file: FileState, piece: PieceAssembly): void {
-    const verdict = file.verify(piece);
+  #completePiece(file: FileState, piece: DownloadingPiece): void {
+    const assembly = file.assembly(piece.piece);
+    const verdict = file.verify(assembly);
     if (!verdict.ok) {
-      this.#repair.pieceFailed(file, piece, verdict.blocks);
+      this.#repair.pieceFailed(file, piece, assembly, verdict.blocks);
       return;
     }
     try {
-      this.#deps.store.writePiece(file.id, piece.piece, piece.firstChunk, piece.data);
+      this.#deps.store.writePiece(file.id, piece.piece, piece.firstChunk, assembly.data);
     } catch (err) {
       this.#deps.events.fatal(err);
       return;
     }
-    file.active.delete(piece.piece);
-    file.done.set(piece.piece);
-    releasePieceBuffer(piece.data);
+    file.picker.markVerified(piece);
+    file.dropAssembly(piece.piece);
     this.counters.piecesVerified++;
     this.counters.chunksAcquired += piece.chunkCount;
     this.#deps.events.acquired(file.id, piece.firstChunk, piece.chunkCount);
@@ -410,7 +402,6 @@ export class TransferEngine {
 
   #completeFile(file: FileState): void {
     file.mode = "seeding";
-    file.retry.length = 0;
     this.#deps.events.fileComplete(file.id);
   }
 
@@ -421,7 +412,7 @@ export class TransferEngine {
     if (why === "reorder") this.counters.lostByReorder++;
     else if (why === "time") this.counters.lostByTime++;
     else if (why === "timeout") this.counters.lostByTimeout++;
-    this.#release(o.file, o.chunks[i] ?? -1);
+    o.file.picker.markLost(o.chunks[i] ?? -1);
   }
 
   /** A whole request timed out; one that got no answer at all backs off and shrinks the window. */
@@ -434,21 +425,8 @@ export class TransferEngine {
     remote.consecutiveTimeouts++;
     if (remote.consecutiveTimeouts >= this.#maxBackoffs && !remote.suspect) {
       remote.suspect = true;
-      for (const file of this.#files.values()) {
-        for (const piece of file.active.values()) if (piece.owner === remote.id) piece.owner = undefined;
-      }
+      for (const file of this.#files.values()) file.picker.disown(remote.id);
     }
-  }
-
-  /** A chunk is no longer in flight from some request: if still missing, ask again first. */
-  #release(file: FileState, chunk: number): void {
-    const piece = file.active.get(file.pieceOf(chunk));
-    if (piece === undefined) return;
-    const local = chunk - piece.firstChunk;
-    piece.dropInflight(local);
-    if (piece.have.has(local) || (piece.inflight[local] ?? 0) > 0) return;
-    piece.release(local);
-    file.retry.push(chunk);
   }
 
   /**
@@ -507,128 +485,38 @@ export class TransferEngine {
     );
   }
 
-  /** Chooses the next chunks to ask `remote` for, or undefined when there is nothing. */
+  /**
+   * The next chunks to ask `remote` for: in each file in turn (starting with a different one
+   * each time), lost chunks, then active pieces, then a new piece; then the endgame.
+   */
   #plan(remote: RemotePeer, budget: number): Plan | undefined {
     const files = [...this.#files.values()].filter((f) => f.mode === "downloading");
     if (files.length === 0) return undefined;
     const start = this.#scheduler.rotation % files.length;
     for (let k = 0; k < files.length; k++) {
       const file = files[(start + k) % files.length];
-      if (file === undefined) continue;
-      const plan =
-        this.#planRetry(file, remote, budget) ??
-        this.#planActive(file, remote, budget) ??
-        this.#planNew(file, remote, budget);
-      if (plan !== undefined) return plan;
+      const pick = file?.picker.pick(remote.id, budget, this.#deps.random);
+      if (file !== undefined && pick !== undefined) return { file, pick };
     }
     for (const file of files) {
-      const plan = this.#planEndgame(file, remote, budget);
-      if (plan !== undefined) return plan;
+      const pick = file.picker.pickEndgame(remote.id, budget);
+      if (pick !== undefined) return { file, pick };
     }
     return undefined;
-  }
-
-  /** Chunks declared lost, asked again first (from any peer holding them). */
-  #planRetry(file: FileState, remote: RemotePeer, budget: number): Plan | undefined {
-    const retry = file.retry;
-    // A piece's losses go out again together once its round is over (see nextChunks).
-    const held = new Set<PieceAssembly>();
-    for (const chunk of retry) {
-      const p = file.active.get(file.pieceOf(chunk));
-      if (p !== undefined && p.inflightTotal > 0) held.add(p);
-    }
-    let piece: PieceAssembly | undefined;
-    const chunks: number[] = [];
-    let low = Number.POSITIVE_INFINITY;
-    let high = Number.NEGATIVE_INFINITY;
-    let w = 0;
-    for (let r = 0; r < retry.length; r++) {
-      const chunk = retry[r] ?? -1;
-      const p = file.active.get(file.pieceOf(chunk));
-      const local = p === undefined ? -1 : chunk - p.firstChunk;
-      if (p === undefined || p.have.has(local) || (p.inflight[local] ?? 0) > 0) continue; // stale entry
-      // One request spans at most one piece, whatever order the retry list is in.
-      const fits =
-        !held.has(p) &&
-        chunks.length < budget &&
-        file.holds(remote.id, p.piece) &&
-        (piece === undefined || (p === piece && Math.max(high, chunk) - Math.min(low, chunk) < MAX_REQUEST_SPAN));
-      if (fits && !chunks.includes(chunk)) {
-        piece = p;
-        chunks.push(chunk);
-        low = Math.min(low, chunk);
-        high = Math.max(high, chunk);
-      } else if (!chunks.includes(chunk)) retry[w++] = chunk;
-    }
-    retry.length = w;
-    if (piece === undefined || chunks.length === 0) return undefined;
-    chunks.sort((a, b) => a - b);
-    this.counters.retransmissions += chunks.length;
-    return { file, piece, chunks };
-  }
-
-  /** Unrequested chunks of pieces this peer is fetching (or that nobody owns any more). */
-  #planActive(file: FileState, remote: RemotePeer, budget: number): Plan | undefined {
-    for (const piece of file.active.values()) {
-      if (piece.owner !== undefined && piece.owner !== remote.id) continue;
-      if (!file.holds(remote.id, piece.piece)) continue;
-      const chunks = this.#window(piece.nextChunks(budget));
-      if (chunks.length === 0) continue;
-      piece.owner = remote.id;
-      return { file, piece, chunks };
-    }
-    return undefined;
-  }
-
-  #planNew(file: FileState, remote: RemotePeer, budget: number): Plan | undefined {
-    const p = file.pickNewPiece(remote.id, () => this.#deps.random.u32());
-    if (p === undefined) return undefined;
-    const piece = file.startPiece(p, remote.id);
-    const chunks = this.#window(piece.unrequested(budget));
-    return chunks.length === 0 ? undefined : { file, piece, chunks };
-  }
-
-  /**
-   * Endgame: nothing is left to start, so the chunks still in flight elsewhere are asked of
-   * this peer too (at most two requests per chunk); the first answer wins, the other is a
-   * counted duplicate. Keeps a transfer from hanging on one slow peer at 99%.
-   */
-  #planEndgame(file: FileState, remote: RemotePeer, budget: number): Plan | undefined {
-    if (file.done.count + file.active.size < file.pieces || file.retry.length > 0) return undefined;
-    for (const piece of file.active.values()) {
-      if (!file.holds(remote.id, piece.piece)) continue;
-      const chunks: number[] = [];
-      for (let i = 0; i < piece.chunkCount && chunks.length < budget; i++) {
-        if (piece.have.has(i) || (piece.inflight[i] ?? 0) >= 2) continue;
-        if (piece.requestedFrom[i] === remote.id && (piece.inflight[i] ?? 0) > 0) continue;
-        const chunk = piece.firstChunk + i;
-        if (chunks.length > 0 && chunk - (chunks[0] ?? chunk) >= MAX_REQUEST_SPAN) break;
-        chunks.push(chunk);
-      }
-      if (chunks.length > 0) return { file, piece, chunks };
-    }
-    return undefined;
-  }
-
-  /** Keeps a list of ascending chunks within one request's span. */
-  #window(chunks: number[]): number[] {
-    const first = chunks[0];
-    if (first === undefined) return chunks;
-    let n = 0;
-    while (n < chunks.length && (chunks[n] ?? first) - first < MAX_REQUEST_SPAN) n++;
-    return n === chunks.length ? chunks : chunks.slice(0, n);
   }
 
   /** Marks the plan's chunks in flight and creates its request. */
   #reserve(remote: RemotePeer, plan: Plan): Request {
+    const { piece, chunks, again } = plan.pick;
+    if (again) this.counters.retransmissions += chunks.length;
     const o: Request = {
       seq: this.#requestSeq,
       token: this.#deps.random.u32(),
       remote,
       file: plan.file,
-      first: plan.chunks[0] ?? 0,
-      chunks: plan.chunks,
-      states: new Uint8Array(plan.chunks.length),
+      first: chunks[0] ?? 0,
+      chunks,
+      states: new Uint8Array(chunks.length),
       basePos: 0,
       sentAt: 0,
       pending: 0,
@@ -639,11 +527,7 @@ export class TransferEngine {
     };
     this.#requestSeq = (this.#requestSeq + 1) >>> 0;
     remote.tracker.sent(o, this.#deps.clock.now());
-    for (const chunk of plan.chunks) {
-      const local = chunk - plan.piece.firstChunk;
-      plan.piece.addInflight(local);
-      plan.piece.requestedFrom[local] = remote.id;
-    }
+    plan.file.picker.markRequested(piece, chunks, remote.id);
     return o;
   }
 

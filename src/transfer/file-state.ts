@@ -1,7 +1,8 @@
-import { CHUNK_SIZE, chunkLength, pieceCount } from "../wire/limits.js";
+import { CHUNK_SIZE, CHUNKS_PER_PIECE, chunkLength, SHA256_BYTES } from "../wire/limits.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
-import { Bitmap } from "./bitmap.js";
+import type { Bitmap } from "./bitmap.js";
 import { blockHashes, sha256 } from "./piece-hash.js";
+import { PiecePicker } from "./piece-picker.js";
 
 /**
  * Piece buffers are reused: a download assembles thousands of 64 KiB pieces, and
@@ -10,7 +11,7 @@ import { blockHashes, sha256 } from "./piece-hash.js";
  */
 const spareBuffers: Buffer[] = [];
 const MAX_SPARE_BUFFERS = 64;
-const PIECE_BUFFER_BYTES = 128 * 512;
+const PIECE_BUFFER_BYTES = CHUNKS_PER_PIECE * CHUNK_SIZE;
 
 function takePieceBuffer(bytes: number): Buffer {
   const spare = bytes === PIECE_BUFFER_BYTES ? spareBuffers.pop() : undefined;
@@ -25,150 +26,60 @@ export function releasePieceBuffer(data: Buffer): void {
 /** How this peer relates to a file of the swarm. */
 export type FileMode = "seeding" | "downloading" | "ignored";
 
-/** A piece being assembled in memory: chunks land here, and the piece is verified whole. */
+/** The bytes of a piece being downloaded: chunks land here, and the piece is verified whole. */
 export class PieceAssembly {
   readonly piece: number;
-  readonly firstChunk: number;
-  readonly chunkCount: number;
   readonly data: Buffer;
-  readonly have: Bitmap;
-  /** Outstanding requests naming each chunk. */
-  readonly inflight: Uint8Array;
-  /** Sum of `inflight`: requests of this piece still out, chunk by chunk. */
-  inflightTotal = 0;
-  /** Chunks asked for at least once. */
-  readonly asked: Bitmap;
-  /** The remote peer each chunk came from (for blame when the piece fails). */
-  readonly sources: Int32Array;
-  /** The remote peer each chunk was last asked of (the endgame asks someone else). */
-  readonly requestedFrom: Int32Array;
-  /** The remote peer this piece is being fetched from; others join only in the endgame. */
-  owner: number | undefined;
   /** Block hashes of the last copy that failed verification. */
   localBlocks: Buffer | undefined;
   /** Block hashes a holder sent, checked against the manifest: they pinpoint bad blocks. */
   trustedBlocks: Buffer | undefined;
-  /** Whole but failed, waiting for trusted block hashes (a HashRequest is out). */
-  awaitingHashes = false;
   failures = 0;
-  /** Chunks neither held nor in flight, lowest first from this hint. */
-  #scanFrom = 0;
 
-  constructor(piece: number, firstChunk: number, chunkCount: number, bytes: number, owner: number | undefined) {
+  constructor(piece: number, bytes: number) {
     this.piece = piece;
-    this.firstChunk = firstChunk;
-    this.chunkCount = chunkCount;
     this.data = takePieceBuffer(bytes);
-    this.have = new Bitmap(chunkCount);
-    this.asked = new Bitmap(chunkCount);
-    this.inflight = new Uint8Array(chunkCount);
-    this.sources = new Int32Array(chunkCount).fill(-1);
-    this.requestedFrom = new Int32Array(chunkCount).fill(-1);
-    this.owner = owner;
-  }
-
-  /** Up to `max` chunk indices (absolute) neither held nor in flight, ascending. */
-  unrequested(max: number): number[] {
-    const out: number[] = [];
-    let first = -1;
-    for (let i = this.#scanFrom; i < this.chunkCount && out.length < max; i++) {
-      if (this.have.has(i) || (this.inflight[i] ?? 0) > 0) continue;
-      if (first < 0) first = i;
-      out.push(this.firstChunk + i);
-    }
-    if (first < 0) this.#scanFrom = this.chunkCount;
-    else this.#scanFrom = first;
-    return out;
-  }
-
-  /**
-   * What to ask for next from this piece: chunks never asked for first; chunks asked for
-   * and lost only once none of the piece is in flight any more, so that the losses of a
-   * whole round go out again in one request instead of one request per loss detected.
-   */
-  nextChunks(max: number): number[] {
-    const fresh: number[] = [];
-    let lost = 0;
-    for (let i = this.#scanFrom; i < this.chunkCount && fresh.length < max; i++) {
-      if (this.have.has(i) || (this.inflight[i] ?? 0) > 0) continue;
-      if (this.asked.has(i)) lost++;
-      else fresh.push(this.firstChunk + i);
-    }
-    if (fresh.length > 0 || lost === 0 || this.inflightTotal > 0) return fresh;
-    return this.unrequested(max);
-  }
-
-  /** One more request names chunk `localIndex`. */
-  addInflight(localIndex: number): void {
-    this.asked.set(localIndex);
-    this.inflight[localIndex] = (this.inflight[localIndex] ?? 0) + 1;
-    this.inflightTotal++;
-  }
-
-  /** One request naming chunk `localIndex` is over (answered, lost or abandoned). */
-  dropInflight(localIndex: number): void {
-    if ((this.inflight[localIndex] ?? 0) === 0) return;
-    this.inflight[localIndex] = (this.inflight[localIndex] ?? 1) - 1;
-    this.inflightTotal--;
-  }
-
-  /** A chunk went back to "not requested" (lost, or its request was abandoned). */
-  release(localIndex: number): void {
-    if (localIndex < this.#scanFrom) this.#scanFrom = localIndex;
-  }
-
-  /** Forget every chunk (the piece failed verification and the bad blocks are unknown). */
-  reset(): void {
-    for (let i = 0; i < this.chunkCount; i++) this.sources[i] = -1;
-    this.have.clear();
-    this.#scanFrom = 0;
-  }
-
-  /** Forget one chunk (it was in a block that failed). */
-  forget(localIndex: number): void {
-    this.have.unset(localIndex);
-    this.sources[localIndex] = -1;
-    this.release(localIndex);
   }
 }
 
 /**
- * One file of the swarm as this peer sees it: its manifest, what we hold, who holds what,
- * and (while downloading) the pieces being assembled.
+ * One file of the swarm as this peer sees it: its manifest, its piece picker (what we
+ * hold, who holds what, the state of the pieces being fetched) and the bytes of the
+ * pieces being assembled.
  */
 export class FileState {
   readonly id: number;
   readonly manifest: CheckedManifest;
   mode: FileMode;
-  readonly pieces: number;
-  /** Pieces verified and stored (all set when seeding). */
-  readonly done: Bitmap;
-  readonly active = new Map<number, PieceAssembly>();
-  /** How many known remote peers hold each whole piece. */
-  readonly availability: Uint16Array;
-  /** Pieces each remote peer holds; "complete" when it holds the whole file. */
-  readonly holders = new Map<number, Bitmap | "complete">();
-  /** Chunks declared lost, to be asked for again first (absolute chunk indices). */
-  readonly retry: number[] = [];
-  /** Per remote peer: where its scan for a new piece goes on from (random start). */
-  readonly #cursor = new Map<number, number>();
-  /**
-   * Remote peers known to hold no piece we could start: candidates only shrink (pieces
-   * become active or done) until a peer announces more, so the scan is not repeated.
-   */
-  readonly #exhausted = new Set<number>();
+  readonly picker: PiecePicker;
+  readonly #assemblies = new Map<number, PieceAssembly>();
 
   constructor(id: number, manifest: CheckedManifest, mode: FileMode) {
     this.id = id;
     this.manifest = manifest;
     this.mode = mode;
-    this.pieces = pieceCount(manifest.chunks, manifest.chunksPerPiece);
-    this.done = mode === "seeding" ? Bitmap.full(this.pieces) : new Bitmap(this.pieces);
-    this.availability = new Uint16Array(this.pieces);
+    this.picker = new PiecePicker(
+      { chunks: manifest.chunks, chunksPerPiece: manifest.chunksPerPiece },
+      mode === "seeding",
+    );
   }
 
   get chunks(): number {
     return this.manifest.chunks;
+  }
+
+  get pieces(): number {
+    return this.picker.pieces;
+  }
+
+  /** Pieces verified and stored (all set when seeding). */
+  get done(): Bitmap {
+    return this.picker.done;
+  }
+
+  /** Pieces each remote peer holds. */
+  get holders(): ReadonlyMap<number, Bitmap | "complete"> {
+    return this.picker.holders;
   }
 
   pieceOf(chunk: number): number {
@@ -192,92 +103,40 @@ export class FileState {
   /** Whether we can serve `chunk` (we hold its verified piece). */
   canServe(chunk: number): boolean {
     if (chunk < 0 || chunk >= this.manifest.chunks || this.mode === "ignored") return false;
-    return this.done.has(this.pieceOf(chunk));
+    return this.picker.done.has(this.pieceOf(chunk));
   }
 
   holds(remote: number, piece: number): boolean {
-    const h = this.holders.get(remote);
-    return h === "complete" || h?.has(piece) === true;
+    return this.picker.holds(remote, piece);
   }
 
   /** `remote` now holds the chunks in `runs` (whole pieces count), or the whole file. */
   addHolder(remote: number, runs: ReadonlyArray<readonly [number, number]>, complete: boolean): void {
-    this.#exhausted.delete(remote);
-    const current = this.holders.get(remote);
-    if (current === "complete") return;
-    if (complete) {
-      for (let p = 0; p < this.pieces; p++) if (current === undefined || !current.has(p)) this.#bump(p, 1);
-      this.holders.set(remote, "complete");
-      return;
+    this.picker.addHolder(remote, runs, complete);
+  }
+
+  /** The buffer piece `piece` is assembled in (taken when its first chunk arrives). */
+  assembly(piece: number): PieceAssembly {
+    let a = this.#assemblies.get(piece);
+    if (a === undefined) {
+      a = new PieceAssembly(piece, this.bytesIn(piece));
+      this.#assemblies.set(piece, a);
     }
-    const bits = current ?? new Bitmap(this.pieces);
-    if (current === undefined) this.holders.set(remote, bits);
-    const cpp = this.manifest.chunksPerPiece;
-    for (const [first, count] of runs) {
-      const end = first + count;
-      for (let p = Math.ceil(first / cpp); p < this.pieces; p++) {
-        const pieceEnd = Math.min(this.manifest.chunks, (p + 1) * cpp);
-        if (pieceEnd > end) break;
-        if (bits.set(p)) this.#bump(p, 1);
-      }
-    }
-    if (bits.complete) this.holders.set(remote, "complete");
+    return a;
   }
 
-  removeHolder(remote: number): void {
-    const h = this.holders.get(remote);
-    if (h === undefined) return;
-    this.holders.delete(remote);
-    this.#cursor.delete(remote);
-    this.#exhausted.delete(remote);
-    for (let p = 0; p < this.pieces; p++) if (h === "complete" || h.has(p)) this.#bump(p, -1);
-    for (const assembly of this.active.values()) if (assembly.owner === remote) assembly.owner = undefined;
+  /** The piece is stored: its buffer goes back to the pool. */
+  dropAssembly(piece: number): void {
+    const a = this.#assemblies.get(piece);
+    if (a === undefined) return;
+    this.#assemblies.delete(piece);
+    releasePieceBuffer(a.data);
   }
 
-  #bump(piece: number, delta: number): void {
-    this.availability[piece] = Math.max(0, (this.availability[piece] ?? 0) + delta);
-  }
-
-  /**
-   * Picks the next piece to start fetching from `remote`: among the next `lookahead`
-   * candidates after the remote's cursor (which starts at a random piece), the one the
-   * fewest peers hold (rarest first). Cost is bounded by the lookahead, amortised over
-   * pieces that can never be candidates again (done or active).
-   */
-  pickNewPiece(remote: number, randomStart: () => number, lookahead = 16): number | undefined {
-    if (this.done.count + this.active.size >= this.pieces || this.#exhausted.has(remote)) return undefined;
-    let cursor = this.#cursor.get(remote);
-    if (cursor === undefined) cursor = randomStart() % Math.max(1, this.pieces);
-    let best: number | undefined;
-    let bestAvail = Number.POSITIVE_INFINITY;
-    let seen = 0;
-    let firstCandidate: number | undefined;
-    for (let step = 0; step < this.pieces && seen < lookahead; step++) {
-      const p = (cursor + step) % this.pieces;
-      if (this.done.has(p) || this.active.has(p) || !this.holds(remote, p)) continue;
-      if (firstCandidate === undefined) firstCandidate = p;
-      seen++;
-      const avail = this.availability[p] ?? 0;
-      if (avail < bestAvail) {
-        bestAvail = avail;
-        best = p;
-      }
-    }
-    if (firstCandidate !== undefined) this.#cursor.set(remote, firstCandidate);
-    else this.#exhausted.add(remote);
-    return best;
-  }
-
-  startPiece(piece: number, owner: number): PieceAssembly {
-    const assembly = new PieceAssembly(
-      piece,
-      this.firstChunkOf(piece),
-      this.chunksIn(piece),
-      this.bytesIn(piece),
-      owner,
-    );
-    this.active.set(piece, assembly);
-    return assembly;
+  /** The file is gone from the swarm: forget every piece in progress. */
+  abandon(): void {
+    this.picker.clear();
+    this.#assemblies.clear();
   }
 
   /** Checks a whole piece against the manifest; returns its block hashes when it fails. */
@@ -291,6 +150,6 @@ export class FileState {
   /** Whether block hashes from the network are the ones the manifest commits to. */
   trustBlocks(piece: number, hashes: Uint8Array): boolean {
     const expected = this.manifest.pieceSha256[piece];
-    return expected !== undefined && hashes.length % 32 === 0 && sha256(hashes).equals(expected);
+    return expected !== undefined && hashes.length % SHA256_BYTES === 0 && sha256(hashes).equals(expected);
   }
 }
