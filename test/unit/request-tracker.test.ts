@@ -34,6 +34,20 @@ type Row = {
   readonly samples?: readonly number[];
 };
 
+function newRequest(seq: number, chunks: number): Req {
+  return {
+    seq,
+    chunks: Array.from({ length: chunks }, (_, i) => i),
+    states: new Uint8Array(chunks),
+    basePos: 0,
+    sentAt: 0,
+    pending: 0,
+    scanFrom: 0,
+    answered: false,
+    retired: false,
+  };
+}
+
 function run(row: Row) {
   const events: string[] = [];
   const tracker = new RequestTracker<Req>(
@@ -50,17 +64,7 @@ function run(row: Row) {
   const samples: number[] = [];
   for (const step of row.steps) {
     if ("send" in step) {
-      const r: Req = {
-        seq: step.send,
-        chunks: Array.from({ length: step.chunks }, (_, i) => i),
-        states: new Uint8Array(step.chunks),
-        basePos: 0,
-        sentAt: 0,
-        pending: 0,
-        scanFrom: 0,
-        answered: false,
-        retired: false,
-      };
+      const r = newRequest(step.send, step.chunks);
       requests.set(step.send, r);
       tracker.sent(r, step.at);
     } else if ("answer" in step) {
@@ -309,17 +313,7 @@ test("request tracker: retired requests are remembered up to the bound, oldest f
     { retiredMemory: 2 },
   );
   for (let seq = 1; seq <= 3; seq++) {
-    const r: Req = {
-      seq,
-      chunks: [0],
-      states: new Uint8Array(1),
-      basePos: 0,
-      sentAt: 0,
-      pending: 0,
-      scanFrom: 0,
-      answered: false,
-      retired: false,
-    };
+    const r = newRequest(seq, 1);
     tracker.sent(r, 0);
     tracker.abandon(r);
   }
