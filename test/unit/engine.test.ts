@@ -15,6 +15,8 @@
  * - no time-threshold loss detection: 15 tests fail (livelock or bound, seed named).
  * - RTT sample 1 ms off: the RTT test fails.
  * - #planEndgame disabled: the slow/fast test fails (it ends at 405-810 ms, not 20 ms).
+ * - a chunk lost by reordering shrinking the window (window.onTimeout in #onLost): the
+ *   random-loss window test fails ("13 decreases, 1 timeouts").
  */
 import test, { type ExecutionContext } from "ava";
 import type { TransferOptions } from "../../src/transfer/engine.js";
@@ -404,6 +406,28 @@ test("endgame: a slow source and a fast one; the slow one does not hold up the e
         `fast sent ${fast.engine.counters.chunksSent}`,
     );
     await s.net.settle({ maxVirtualMs: 10_000 });
+  }
+});
+
+// ------------------------------------------------------------------ window
+
+test("random chunk loss does not shrink the window: only requests that get no answer at all do", async (t) => {
+  // Loss on the data link only, a fixed delay (no queueing): the window may shrink only on
+  // a timeout of a request none of whose chunks came (rare: a small re-request wholly lost).
+  for (const loss of [0.1, 0.3]) {
+    for (const seed of SEEDS) {
+      const s = makeSwarm(seed, { size: LARGE, dataFaults: { loss, delayMs: DELAY_MS } });
+      await complete(s);
+      assertComplete(t, s, `data loss ${loss}`);
+      const c = s.b.engine.counters;
+      const [r] = s.b.engine.remoteStats();
+      const at = `seed ${seed} loss ${loss}`;
+      t.true(c.lostByReorder + c.lostByTime > 100, `${at}: many chunks were declared lost`);
+      t.true(
+        stat(r, "windowDecreases") <= c.timeouts,
+        `${at}: ${stat(r, "windowDecreases")} decreases, ${c.timeouts} timeouts`,
+      );
+    }
   }
 });
 
