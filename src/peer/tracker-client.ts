@@ -3,7 +3,13 @@ import type { Clock, TimerHandle } from "../util/clock.js";
 import { SwarmError } from "../util/errors.js";
 import { FrameDecoder } from "../wire/framing.js";
 import { MAX_FRAME_BYTES } from "../wire/limits.js";
-import { decodeTrackerFrame, encodeTrackerFrame, type FrameBody, type TrackerFrame } from "../wire/tracker-frame.js";
+import {
+  decodeTrackerFrame,
+  encodeTrackerFrame,
+  type FrameBody,
+  TRACKER_PROTOCOL_VERSION,
+  type TrackerFrame,
+} from "../wire/tracker-frame.js";
 
 export type TrackerClientOptions = {
   /** Give up connecting after (ms). @default 5000 */
@@ -115,7 +121,7 @@ export class TrackerClient {
       if (!decoded.ok) {
         if (decoded.reason === "version") {
           this.#fail(
-            `the tracker speaks protocol version ${decoded.version ?? 0}, this peer speaks 1`,
+            `the tracker speaks protocol version ${decoded.version ?? 0}, this peer speaks ${TRACKER_PROTOCOL_VERSION}`,
             "ERR_PROTOCOL_VERSION",
           );
           return;

@@ -1,5 +1,5 @@
 import { createHash, hash as oneShotHash } from "node:crypto";
-import { CHUNK_SIZE, CHUNKS_PER_BLOCK } from "../wire/limits.js";
+import { CHUNK_SIZE, CHUNKS_PER_BLOCK, SHA256_BYTES } from "../wire/limits.js";
 
 /** Bytes of one block (the unit re-fetched when a piece fails). */
 export const BLOCK_BYTES = CHUNK_SIZE * CHUNKS_PER_BLOCK;
@@ -12,12 +12,12 @@ const sha256: (data: Uint8Array) => Buffer =
 
 export { sha256 };
 
-/** The SHA-256 of each block of a piece, concatenated (32 bytes per block). */
+/** The SHA-256 of each block of a piece, concatenated (SHA256_BYTES per block). */
 export function blockHashes(piece: Uint8Array): Buffer {
   const blocks = Math.ceil(piece.length / BLOCK_BYTES);
-  const out = Buffer.allocUnsafe(blocks * 32);
+  const out = Buffer.allocUnsafe(blocks * SHA256_BYTES);
   for (let b = 0; b < blocks; b++) {
-    sha256(piece.subarray(b * BLOCK_BYTES, Math.min(piece.length, (b + 1) * BLOCK_BYTES))).copy(out, b * 32);
+    sha256(piece.subarray(b * BLOCK_BYTES, Math.min(piece.length, (b + 1) * BLOCK_BYTES))).copy(out, b * SHA256_BYTES);
   }
   return out;
 }
@@ -25,9 +25,4 @@ export function blockHashes(piece: Uint8Array): Buffer {
 /** A piece's hash as the manifest carries it: SHA-256 of its block hashes. */
 export function pieceHash(piece: Uint8Array): Buffer {
   return sha256(blockHashes(piece));
-}
-
-/** Blocks of a piece of `pieceBytes` bytes. */
-export function blockCount(pieceBytes: number): number {
-  return Math.ceil(pieceBytes / BLOCK_BYTES);
 }

@@ -1,5 +1,5 @@
 import { udpswarm } from "./gen/swarm.js";
-import { CHUNK_SIZE, MAX_CHUNKS_PER_REQUEST, MAX_DATAGRAM_BYTES, MAX_REQUEST_SPAN } from "./limits.js";
+import { CHUNK_SIZE, MAX_CHUNKS_PER_REQUEST, MAX_DATAGRAM_BYTES, MAX_REQUEST_SPAN, SHA256_BYTES } from "./limits.js";
 
 /** Peer-link datagram layout; see proto/swarm.proto (DatagramKind, ChunkHeader). */
 export const PROTOCOL_VERSION = udpswarm.ProtocolVersion.PROTOCOL_VERSION;
@@ -224,7 +224,7 @@ export function decodePeerDatagram(buf: Buffer): PeerDatagram | DecodeFailure {
         const h = msg.hashReply;
         if (h === null || h === undefined) return { kind: "invalid", reason: "malformed" };
         const hashes = h.hashes ?? EMPTY;
-        if (hashes.length === 0 || hashes.length % 32 !== 0) return { kind: "invalid", reason: "range" };
+        if (hashes.length === 0 || hashes.length % SHA256_BYTES !== 0) return { kind: "invalid", reason: "range" };
         return {
           kind: "hash-reply",
           seq: msg.seq,

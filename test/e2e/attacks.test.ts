@@ -27,6 +27,7 @@ import {
   chunkCount,
   chunkLength,
   MAX_FRAME_BYTES,
+  SHA256_BYTES,
 } from "../../src/wire/limits.js";
 import {
   decodePeerDatagram,
@@ -359,7 +360,7 @@ function craftedDatagrams(rng: SeededRandom, fileId: number, chunks = 1): { byte
   const unprovenIn = absurdChunk.length + unknownFile.length + absurdPiece.length + unprovenHashes.length;
   // The largest the HashReply for piece 0 can be (sequence number and token of 5 bytes each).
   const blocks = Math.ceil(Math.min(chunks, CHUNKS_PER_PIECE) / CHUNKS_PER_BLOCK);
-  const replyBytes = encodeHashReply(0xffffffff, fileId, 0, 0xffffffff, Buffer.alloc(32 * blocks)).length;
+  const replyBytes = encodeHashReply(0xffffffff, fileId, 0, 0xffffffff, Buffer.alloc(SHA256_BYTES * blocks)).length;
   return [
     { bytes: Buffer.alloc(0), engine: [] },
     { bytes: Buffer.from([KIND_MESSAGE]), engine: [] },
