@@ -4,13 +4,14 @@ import { TimerTable } from "../util/timer-table.js";
 import { CHUNK_SIZE, chunkLength, MAX_CHUNKS_PER_REQUEST } from "../wire/limits.js";
 import { type ChunkDatagram, decodePeerDatagram, encodeHashRequest, encodeRequest } from "../wire/peer-datagram.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
+import { AddressTable } from "./address-table.js";
 import { BlockRepair } from "./block-repair.js";
 import { ChunkServer, ServedClient } from "./chunk-server.js";
 import { countDrop, type Drop, newCounters, type TransferCounters } from "./counters.js";
 import { type FileMode, FileState } from "./file-state.js";
 import type { DatagramPort, PieceStore } from "./io.js";
 import type { DownloadingPiece, Pick } from "./piece-picker.js";
-import { addressKey, type LossReason, type RemoteOptions, RemotePeer, type Request } from "./remote.js";
+import { type LossReason, type RemoteOptions, RemotePeer, type Request } from "./remote.js";
 import { RequestScheduler } from "./request-scheduler.js";
 import { RequestTracker, type TrackerEvents } from "./request-tracker.js";
 
@@ -78,7 +79,7 @@ export class TransferEngine {
   readonly #remoteOptions: RemoteOptions;
   readonly #files = new Map<number, FileState>();
   readonly #remotes = new Map<number, RemotePeer>();
-  readonly #byAddress = new Map<string, RemotePeer>();
+  readonly #byAddress = new AddressTable<RemotePeer>();
   readonly #scheduler: RequestScheduler<RemotePeer>;
   readonly #timers: TimerTable<typeof LOSS_TIMER | number>;
   readonly #server: ChunkServer;
@@ -181,24 +182,16 @@ export class TransferEngine {
       ...(this.#remoteOptions.window && { window: this.#remoteOptions.window }),
     });
     this.#remotes.set(id, remote);
-    this.#byAddress.set(remote.key, remote);
+    this.#byAddress.set(host, port, remote);
     // The other addresses its datagrams may come from (a host with several interfaces).
-    for (const alias of aliases) {
-      const key = addressKey(alias, port);
-      if (!this.#byAddress.has(key)) {
-        this.#byAddress.set(key, remote);
-        remote.aliasKeys.push(key);
-      }
-    }
+    for (const alias of aliases) if (this.#byAddress.add(alias, port, remote)) remote.aliases.push(alias);
   }
 
   removeRemote(id: number): void {
     const remote = this.#remotes.get(id);
     if (remote === undefined) return;
     this.#remotes.delete(id);
-    for (const key of [remote.key, ...remote.aliasKeys]) {
-      if (this.#byAddress.get(key) === remote) this.#byAddress.delete(key);
-    }
+    for (const host of [remote.host, ...remote.aliases]) this.#byAddress.delete(host, remote.port, remote);
     remote.queue.clear();
     remote.tracker.abandonAll();
     for (const file of this.#files.values()) file.picker.removeHolder(id);
@@ -292,7 +285,7 @@ export class TransferEngine {
     c.datagramsReceived++;
     c.bytesReceived += bytes.length;
     if (this.#closed) return;
-    const remote = this.#byAddress.get(addressKey(host, port));
+    const remote = this.#byAddress.get(host, port);
     if (remote === undefined) {
       countDrop(c, "unknown-source", `${host}:${port}`);
       return;
@@ -333,7 +326,9 @@ export class TransferEngine {
     const o = tracker.find(d.requestSeq);
     if (o === undefined) return "stale";
     if (o.token !== d.token || o.file.id !== d.fileId) return "bad-token";
-    const idx = o.chunks.indexOf(d.chunk);
+    // Most requests name consecutive chunks: then the index is the offset from the first.
+    const offset = d.chunk - o.first;
+    const idx = o.chunks[offset] === d.chunk ? offset : o.chunks.indexOf(d.chunk);
     if (idx < 0) return "range";
     const file = o.file;
     if (d.data.length !== chunkLength(file.manifest.size, d.chunk)) return "length";

@@ -40,8 +40,8 @@ export class RemotePeer {
   readonly trust = new SourceTrust();
   /** What our requests to this peer carry. */
   readonly outboundAuth: Uint8Array;
-  /** Address keys besides `key` that datagrams from this peer come from. */
-  readonly aliasKeys: string[] = [];
+  /** Hosts besides `host` that datagrams from this peer come from (same port). */
+  readonly aliases: string[] = [];
   consecutiveTimeouts = 0;
   /** Stopped answering: no new work except one probe request at a time. */
   suspect = false;
@@ -69,10 +69,6 @@ export class RemotePeer {
     this.window = new WindowController(parts.window);
   }
 
-  get key(): string {
-    return addressKey(this.host, this.port);
-  }
-
   get windowChunks(): number {
     return this.window.chunks;
   }
@@ -84,8 +80,4 @@ export class RemotePeer {
   rto(): number {
     return this.tracker.rtt.rto();
   }
-}
-
-export function addressKey(host: string, port: number): string {
-  return `${host}|${port}`;
 }

@@ -1,5 +1,6 @@
-/** The timer table on a manual clock: one clock timer at the earliest deadline, whatever is set or cleared. */
+/** The timer table on a manual clock (one clock timer at the earliest deadline), and the address table. */
 import test from "ava";
+import { AddressTable } from "../../src/transfer/address-table.js";
 import { ManualClock } from "../../src/util/clock.js";
 import { TimerTable } from "../../src/util/timer-table.js";
 
@@ -50,4 +51,19 @@ test("timer table: close stops everything, and later sets are ignored", (t) => {
   clock.advanceTo(100);
   t.deepEqual(fired, []);
   t.is(clock.pendingTimers, 0);
+});
+
+test("address table: by port then host; aliases do not displace, a primary address does", (t) => {
+  const table = new AddressTable<string>();
+  t.true(table.add("10.0.0.1", 7000, "a"));
+  t.true(table.add("127.0.0.1", 7000, "a"));
+  t.false(table.add("127.0.0.1", 7000, "b"), "taken");
+  table.set("127.0.0.1", 7000, "b");
+  t.is(table.get("127.0.0.1", 7000), "b");
+  t.is(table.get("10.0.0.1", 7000), "a");
+  t.is(table.get("10.0.0.1", 7001), undefined);
+  table.delete("10.0.0.1", 7000, "b");
+  t.is(table.get("10.0.0.1", 7000), "a", "only the entry mapping to that value goes");
+  table.delete("10.0.0.1", 7000, "a");
+  t.is(table.get("10.0.0.1", 7000), undefined);
 });
