@@ -10,7 +10,7 @@ import { ChunkServer, ServedClient } from "./chunk-server.js";
 import { countDrop, type Drop, newCounters, type TransferCounters } from "./counters.js";
 import { type FileMode, FileState } from "./file-state.js";
 import type { DatagramPort, PieceStore } from "./io.js";
-import type { DownloadingPiece, Pick } from "./piece-picker.js";
+import { type DownloadingPiece, type Pick, smallestRemainingFirst } from "./piece-picker.js";
 import { type LossReason, type RemoteOptions, RemotePeer, type Request } from "./remote.js";
 import { RequestScheduler } from "./request-scheduler.js";
 import { RequestTracker, type TrackerEvents } from "./request-tracker.js";
@@ -90,6 +90,8 @@ export class TransferEngine {
     retired: (o) => this.#scheduler.finish(o),
   };
   #requestSeq: number;
+  /** Downloading files in the order they are offered to each peer (set per pump). */
+  #order: FileState[] = [];
   #closed = false;
 
   constructor(deps: TransferDeps, options: TransferOptions = {}) {
@@ -466,6 +468,7 @@ export class TransferEngine {
 
   /** Fills every peer's window with requests; a peer that sent mostly bad data only while no trustworthy one is left. */
   #pump(): void {
+    this.#order = smallestRemainingFirst([...this.#files.values()].filter((f) => f.mode === "downloading"));
     const remotes = [...this.#remotes.values()];
     const trusted = remotes.some((r) => !r.trust.banned && !r.suspect);
     this.#scheduler.pump(
@@ -481,17 +484,14 @@ export class TransferEngine {
   }
 
   /**
-   * The next chunks to ask `remote` for: in each file in turn (starting with a different one
-   * each time), lost chunks, then active pieces, then a new piece; then the endgame.
+   * The next chunks to ask `remote` for: in each file in turn, smallest remaining first,
+   * lost chunks, then active pieces, then a new piece; then the endgame.
    */
   #plan(remote: RemotePeer, budget: number): Plan | undefined {
-    const files = [...this.#files.values()].filter((f) => f.mode === "downloading");
-    if (files.length === 0) return undefined;
-    const start = this.#scheduler.rotation % files.length;
-    for (let k = 0; k < files.length; k++) {
-      const file = files[(start + k) % files.length];
-      const pick = file?.picker.pick(remote.id, budget, this.#deps.random);
-      if (file !== undefined && pick !== undefined) return { file, pick };
+    const files = this.#order;
+    for (const file of files) {
+      const pick = file.picker.pick(remote.id, budget, this.#deps.random);
+      if (pick !== undefined) return { file, pick };
     }
     for (const file of files) {
       const pick = file.picker.pickEndgame(remote.id, budget);

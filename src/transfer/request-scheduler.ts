@@ -43,11 +43,6 @@ export class RequestScheduler<L extends SchedulerLane> {
     this.#defer = options.defer;
   }
 
-  /** Increases every pump: where the rotation over peers (and the caller's over files) starts. */
-  get rotation(): number {
-    return this.#rotate;
-  }
-
   /** A new p-queue for a peer; it asks for a pump whenever one of its requests retires. */
   newQueue(onFreed: () => void): PQueue {
     const queue = new PQueue({ concurrency: 1 });

@@ -409,6 +409,39 @@ test("endgame: a slow source and a fast one; the slow one does not hold up the e
   }
 });
 
+// ------------------------------------------------------------------ several files
+
+test("several files: a small file does not wait behind a big one", async (t) => {
+  for (const seed of SEEDS) {
+    const net = new FakeNetwork(seed, { delayMs: DELAY_MS });
+    const a = net.addNode();
+    const b = net.addNode();
+    // The big file is announced first (it would be first in any fixed order).
+    const files = [
+      { id: 1, data: randomBytes(seed, 4 * 1024 * 1024 + 5) },
+      { id: 2, data: randomBytes(seed + 1, 2) },
+      { id: 3, data: randomBytes(seed + 2, 5000) },
+    ];
+    for (const f of files) {
+      const m = manifestOf(`f${f.id}`, f.data);
+      a.store.seed(f.id, Buffer.from(f.data));
+      a.engine.addFile(f.id, m, "seeding");
+      b.store.startDownload(f.id, f.data.length);
+      b.engine.addFile(f.id, m, "downloading");
+    }
+    b.engine.addRemote(a.index, a.host, a.port);
+    a.engine.addRemote(b.index, b.host, b.port);
+    for (const f of files) b.engine.holdersChanged(a.index, f.id, [], true);
+    await net.runUntil(() => b.completed.has(2) && b.completed.has(3));
+    const bigChunks = Math.ceil((files[0]?.data.length ?? 0) / 512);
+    const at = `seed ${seed}`;
+    t.true(net.clock.now() <= 4 * 2 * DELAY_MS, `${at}: small files done at ${net.clock.now()} ms, within 4 RTTs`);
+    t.true((b.acquiredChunks.get(1) ?? 0) < bigChunks / 4, `${at}: while the big file is far from done`);
+    await net.runUntil(() => b.completed.has(1));
+    for (const f of files) t.true(b.store.bytes(f.id).equals(f.data), `${at}: file ${f.id} byte-identical`);
+  }
+});
+
 // ------------------------------------------------------------------ window
 
 test("random chunk loss does not shrink the window: only requests that get no answer at all do", async (t) => {
