@@ -62,13 +62,18 @@ function setup(peers: Peer[], source: number) {
   return { data, file, piece, assembly, counters, sent, timers, repair, reply, wakes: () => wakes };
 }
 
+/** The piece is whole and fails verification: repair starts. */
+function fail(s: ReturnType<typeof setup>): void {
+  const verdict = s.file.verify(s.assembly);
+  if (verdict.ok) throw new Error("the piece should fail");
+  s.repair.pieceFailed(s.file, s.piece, s.assembly, verdict.blocks);
+}
+
 test("block repair: trusted hashes from a holder send only the bad block back, and blame its source", (t) => {
   const a = peer(1);
   const b = peer(2);
   const s = setup([a, b], a.id);
-  const verdict = s.file.verify(s.assembly);
-  if (verdict.ok) throw new Error("the piece should fail");
-  s.repair.pieceFailed(s.file, s.piece, s.assembly, verdict.blocks);
+  fail(s);
   t.is(s.counters.pieceHashFailures, 1);
   t.is(s.counters.hashRequestsSent, 1);
   const [request] = s.sent;
@@ -89,9 +94,7 @@ test("block repair: hashes that do not match the manifest are dropped, and anoth
   const a = peer(1);
   const b = peer(2);
   const s = setup([a, b], a.id);
-  const verdict = s.file.verify(s.assembly);
-  if (verdict.ok) throw new Error("the piece should fail");
-  s.repair.pieceFailed(s.file, s.piece, s.assembly, verdict.blocks);
+  fail(s);
   const first = s.sent[0];
   if (first === undefined) throw new Error("no hash request");
   const liar = first.to === a.id ? a : b;
@@ -104,9 +107,7 @@ test("block repair: hashes that do not match the manifest are dropped, and anoth
 test("block repair: after HASH_ATTEMPTS silent holders the piece is fetched again whole, every source blamed", (t) => {
   const a = peer(1);
   const s = setup([a], a.id);
-  const verdict = s.file.verify(s.assembly);
-  if (verdict.ok) throw new Error("the piece should fail");
-  s.repair.pieceFailed(s.file, s.piece, s.assembly, verdict.blocks);
+  fail(s);
   for (let attempt = 0; attempt < HASH_ATTEMPTS; attempt++) {
     const last = s.sent[s.sent.length - 1];
     if (last === undefined) throw new Error("no hash request");
