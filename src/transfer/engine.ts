@@ -1,5 +1,3 @@
-import type { Clock } from "../util/clock.js";
-import type { SeededRandom } from "../util/random.js";
 import { TimerTable } from "../util/timer-table.js";
 import { CHUNK_SIZE, chunkLength, MAX_CHUNKS_PER_REQUEST } from "../wire/limits.js";
 import { type ChunkDatagram, decodePeerDatagram, encodeHashRequest, encodeRequest } from "../wire/peer-datagram.js";
@@ -9,57 +7,15 @@ import { BlockRepair } from "./block-repair.js";
 import { ChunkServer, ServedClient } from "./chunk-server.js";
 import { countDrop, type Drop, newCounters, type TransferCounters } from "./counters.js";
 import { type FileMode, FileState } from "./file-state.js";
-import type { DatagramPort, PieceStore } from "./io.js";
+import type { DatagramPort, PieceStore, RemoteAuth, TransferDeps, TransferEvents, TransferOptions } from "./io.js";
 import { type DownloadingPiece, type Pick, smallestRemainingFirst } from "./piece-picker.js";
 import { type LossReason, type RemoteOptions, RemotePeer, type Request } from "./remote.js";
 import { RequestScheduler } from "./request-scheduler.js";
 import { RequestTracker, type TrackerEvents } from "./request-tracker.js";
 
-export type { DatagramPort, PieceStore };
-
-export interface TransferEvents {
-  /** Chunks [firstChunk, firstChunk + count) were verified and stored. */
-  acquired(fileId: number, firstChunk: number, count: number): void;
-  /** Every piece of the file is verified and stored. */
-  fileComplete(fileId: number): void;
-  /** Storage failed: the peer cannot go on. */
-  fatal(err: unknown): void;
-}
-
-export type TransferOptions = {
-  /** Chunks named by one request (at most 64). @default 64 */
-  readonly chunksPerRequest?: number;
-  /** Chunks in flight from all peers together: the receive buffer's share. @default 3072 */
-  readonly maxInflight?: number;
-  /** Timeouts in a row after which a peer is suspect (no new work but a probe). @default 8 */
-  readonly maxBackoffs?: number;
-  /**
-   * A peer is never asked again once this many of its chunks were in blocks that failed
-   * verification, and they are at least half of all it sent. @default 64
-   */
-  readonly maxBadChunks?: number;
-  readonly remote?: RemoteOptions;
-};
-
-export type TransferDeps = {
-  readonly clock: Clock;
-  readonly port: DatagramPort;
-  readonly store: PieceStore;
-  readonly events: TransferEvents;
-  readonly random: SeededRandom;
-  /** Runs `fn` soon, once the current batch of events is handled (setImmediate). */
-  readonly defer: (fn: () => void) => void;
-};
+export type { DatagramPort, PieceStore, RemoteAuth, TransferDeps, TransferEvents, TransferOptions };
 
 type Plan = { readonly file: FileState; readonly pick: Pick };
-
-/** Authentication of one remote peer's requests (values from the tracker). */
-export type RemoteAuth = {
-  /** What requests from that peer must carry. */
-  readonly inbound: Uint8Array;
-  /** What our requests to that peer carry. */
-  readonly outbound: Uint8Array;
-};
 
 /** The one timer-table entry for loss detection; the others are hash-request tokens. */
 const LOSS_TIMER = "loss";
@@ -528,7 +484,7 @@ export class TransferEngine {
 
   /** The request's turn in its peer's queue: it goes out now. */
   #sendRequest(o: Request): void {
-    o.sentAt = this.#deps.clock.now();
+    o.remote.tracker.transmitted(o, this.#deps.clock.now());
     const bytes = encodeRequest(o.seq, o.file.id, o.first, o.chunks, o.token, o.remote.outboundAuth);
     this.counters.requestsSent++;
     this.counters.chunksRequested += o.chunks.length;

@@ -1,3 +1,9 @@
+import type { Clock } from "../util/clock.js";
+import type { SeededRandom } from "../util/random.js";
+import type { RemoteOptions } from "./remote.js";
+
+/** What the transfer engine is given and gives back: its I/O, its options, its events. */
+
 /** Where datagrams go: a UDP socket, a fault injector, or the fake network of the tests. */
 export interface DatagramPort {
   send(bytes: Buffer, host: string, port: number): void;
@@ -9,3 +15,45 @@ export interface PieceStore {
   read(fileId: number, firstChunk: number, count: number): Buffer;
   writePiece(fileId: number, piece: number, firstChunk: number, data: Buffer): void;
 }
+
+export interface TransferEvents {
+  /** Chunks [firstChunk, firstChunk + count) were verified and stored. */
+  acquired(fileId: number, firstChunk: number, count: number): void;
+  /** Every piece of the file is verified and stored. */
+  fileComplete(fileId: number): void;
+  /** Storage failed: the peer cannot go on. */
+  fatal(err: unknown): void;
+}
+
+export type TransferOptions = {
+  /** Chunks named by one request (at most 64). @default 64 */
+  readonly chunksPerRequest?: number;
+  /** Chunks in flight from all peers together: the receive buffer's share. @default 3072 */
+  readonly maxInflight?: number;
+  /** Timeouts in a row after which a peer is suspect (no new work but a probe). @default 8 */
+  readonly maxBackoffs?: number;
+  /**
+   * A peer is never asked again once this many of its chunks were in blocks that failed
+   * verification, and they are at least half of all it sent. @default 64
+   */
+  readonly maxBadChunks?: number;
+  readonly remote?: RemoteOptions;
+};
+
+export type TransferDeps = {
+  readonly clock: Clock;
+  readonly port: DatagramPort;
+  readonly store: PieceStore;
+  readonly events: TransferEvents;
+  readonly random: SeededRandom;
+  /** Runs `fn` soon, once the current batch of events is handled (setImmediate). */
+  readonly defer: (fn: () => void) => void;
+};
+
+/** Authentication of one remote peer's requests (values from the tracker). */
+export type RemoteAuth = {
+  /** What requests from that peer must carry. */
+  readonly inbound: Uint8Array;
+  /** What our requests to that peer carry. */
+  readonly outbound: Uint8Array;
+};

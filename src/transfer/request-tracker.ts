@@ -137,6 +137,11 @@ export class RequestTracker<R extends TrackedRequest> {
     this.#fifo.push(request);
   }
 
+  /** The request waited in its peer's queue and goes out only now: its RTT counts from here. */
+  transmitted(request: R, now: number): void {
+    request.sentAt = now;
+  }
+
   /** The request (in flight, or retired not long ago) that sequence number `seq` names. */
   find(seq: number): R | undefined {
     return this.#outstanding.get(seq) ?? this.#retired.get(seq);
