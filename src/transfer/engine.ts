@@ -8,7 +8,7 @@ import { ChunkServer, ServedClient } from "./chunk-server.js";
 import { countDrop, type Drop, newCounters, type TransferCounters } from "./counters.js";
 import { type FileMode, FileState } from "./file-state.js";
 import type { DatagramPort, PieceStore, RemoteAuth, TransferDeps, TransferEvents, TransferOptions } from "./io.js";
-import { type DownloadingPiece, type Pick, smallestRemainingFirst } from "./piece-picker.js";
+import type { DownloadingPiece, Pick } from "./piece-picker.js";
 import { type LossReason, type RemoteOptions, RemotePeer, type Request } from "./remote.js";
 import { RequestScheduler } from "./request-scheduler.js";
 import { RequestTracker, type TrackerEvents } from "./request-tracker.js";
@@ -46,8 +46,9 @@ export class TransferEngine {
     retired: (o) => this.#scheduler.finish(o),
   };
   #requestSeq: number;
-  /** Downloading files in the order they are offered to each peer (set per pump). */
+  /** Downloading files (set per pump), and the one the next request starts from. */
   #order: FileState[] = [];
+  #turn = 0;
   #closed = false;
 
   constructor(deps: TransferDeps, options: TransferOptions = {}) {
@@ -424,7 +425,7 @@ export class TransferEngine {
 
   /** Fills every peer's window with requests; a peer that sent mostly bad data only while no trustworthy one is left. */
   #pump(): void {
-    this.#order = smallestRemainingFirst([...this.#files.values()].filter((f) => f.mode === "downloading"));
+    this.#order = [...this.#files.values()].filter((f) => f.mode === "downloading");
     const remotes = [...this.#remotes.values()];
     const trusted = remotes.some((r) => !r.trust.banned && !r.suspect);
     this.#scheduler.pump(
@@ -440,14 +441,19 @@ export class TransferEngine {
   }
 
   /**
-   * The next chunks to ask `remote` for: in each file in turn, smallest remaining first,
-   * lost chunks, then active pieces, then a new piece; then the endgame.
+   * The next chunks to ask `remote` for: lost chunks, then active pieces, then a new piece,
+   * from each file in turn, starting one file further at every request (so a small file
+   * next to a big one gets its turn at once, and peers' uploads are shared across files);
+   * then the endgame.
    */
   #plan(remote: RemotePeer, budget: number): Plan | undefined {
     const files = this.#order;
-    for (const file of files) {
-      const pick = file.picker.pick(remote.id, budget, this.#deps.random);
-      if (pick !== undefined) return { file, pick };
+    if (files.length === 0) return undefined;
+    const start = this.#turn++ % files.length;
+    for (let k = 0; k < files.length; k++) {
+      const file = files[(start + k) % files.length];
+      const pick = file?.picker.pick(remote.id, budget, this.#deps.random);
+      if (file !== undefined && pick !== undefined) return { file, pick };
     }
     for (const file of files) {
       const pick = file.picker.pickEndgame(remote.id, budget);

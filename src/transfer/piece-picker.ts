@@ -59,17 +59,6 @@ export type PickerGeometry = {
   readonly chunksPerPiece: number;
 };
 
-/**
- * The order in which files are offered to each peer: the least left to fetch first, so a
- * small file next to a big one finishes at once instead of after it (shortest remaining
- * first minimises the mean completion time); ties by id. Sorts `files` in place.
- */
-export function smallestRemainingFirst<T extends { readonly id: number; readonly picker: PiecePicker }>(
-  files: T[],
-): T[] {
-  return files.sort((a, b) => a.picker.remaining - b.picker.remaining || a.id - b.id);
-}
-
 /** Candidates after a peer's cursor among which the rarest new piece is chosen. */
 const LOOKAHEAD = 16;
 
@@ -101,8 +90,6 @@ export class PiecePicker {
    * become active or done) until a peer announces more, so the scan is not repeated.
    */
   readonly #exhausted = new Set<number>();
-  /** Chunks not verified yet (what is left of the file). */
-  #remaining: number;
 
   constructor(geometry: PickerGeometry, seeding: boolean) {
     this.#chunks = geometry.chunks;
@@ -110,12 +97,6 @@ export class PiecePicker {
     this.pieces = Math.ceil(geometry.chunks / geometry.chunksPerPiece);
     this.done = seeding ? Bitmap.full(this.pieces) : new Bitmap(this.pieces);
     this.availability = new Uint16Array(this.pieces);
-    this.#remaining = seeding ? 0 : geometry.chunks;
-  }
-
-  /** Chunks of the file not verified yet. */
-  get remaining(): number {
-    return this.#remaining;
   }
 
   active(): IterableIterator<DownloadingPiece> {
@@ -350,7 +331,7 @@ export class PiecePicker {
   markVerified(piece: DownloadingPiece): void {
     this.#active.delete(piece.piece);
     this.#withLost.delete(piece);
-    if (this.done.set(piece.piece)) this.#remaining -= piece.chunkCount;
+    this.done.set(piece.piece);
   }
 
   /** Chunks [from, from + count) of the piece (local indices) were bad: fetch them again. */

@@ -4,7 +4,7 @@
  * keeps the numbers readable.
  */
 import test from "ava";
-import { ChunkState, PiecePicker, smallestRemainingFirst } from "../../src/transfer/piece-picker.js";
+import { ChunkState, PiecePicker } from "../../src/transfer/piece-picker.js";
 
 const A = 1;
 const B = 2;
@@ -167,36 +167,14 @@ test("picker: bad blocks are fetched again, and a whole failed piece from anyone
   t.is(pick.piece.received, 0);
 });
 
-test("picker: a verified piece is done, and what remains shrinks by its chunks", (t) => {
+test("picker: a verified piece is done and no longer picked", (t) => {
   const p = picker();
   p.addHolder(A, [], true);
-  t.is(p.remaining, 28);
   const pick = take(p, A, 8);
   if (pick === undefined) throw new Error("nothing picked");
   p.markVerified(pick.piece);
   t.true(p.done.has(0));
-  t.is(p.remaining, 20);
   t.is(p.activePiece(0), undefined);
-  t.is(new PiecePicker({ chunks: 28, chunksPerPiece: 8 }, true).remaining, 0, "seeding: nothing remains");
-});
-
-test("picker: files are offered smallest remaining first, whatever order they came in", (t) => {
-  const file = (id: number, chunks: number) => ({ id, picker: new PiecePicker({ chunks, chunksPerPiece: 8 }, false) });
-  const big = file(1, 1000);
-  const tiny = file(2, 1);
-  const mid = file(3, 28);
-  const same = file(4, 28);
-  t.deepEqual(
-    smallestRemainingFirst([big, tiny, mid, same]).map((f) => f.id),
-    [2, 3, 4, 1],
-  );
-  // What is left counts, not the size: a big file nearly done goes first.
-  const nearlyDone = file(5, 16);
-  nearlyDone.picker.addHolder(A, [], true);
-  const pick = nearlyDone.picker.pick(A, 8, ZERO);
-  if (pick !== undefined) nearlyDone.picker.markVerified(pick.piece);
-  t.deepEqual(
-    smallestRemainingFirst([mid, nearlyDone, tiny]).map((f) => f.id),
-    [2, 5, 3],
-  );
+  t.is(take(p, A, 8)?.piece.piece, 1);
+  t.true(new PiecePicker({ chunks: 28, chunksPerPiece: 8 }, true).done.complete, "seeding: every piece done");
 });
