@@ -1,7 +1,14 @@
 #!/usr/bin/env node
 import { resolve } from "node:path";
 import { formatOptions, type OptionSpec, parseArgs } from "../util/cli-args.js";
-import { ExitStatus, exitStatusFor, SwarmError } from "../util/errors.js";
+import {
+  ExitStatus,
+  errorMessage,
+  exitStatusFor,
+  formatStatuses,
+  PEER_EXIT_STATUSES,
+  SwarmError,
+} from "../util/errors.js";
 import { randomSeed } from "../util/random.js";
 import { logLine } from "../util/stdout.js";
 import { packageVersion } from "../util/version.js";
@@ -109,8 +116,8 @@ stdout; diagnostics go to stderr.
 options (each also from the environment variable shown):
 ${formatOptions(OPTIONS)}
 
-exit status: 0 left the swarm normally, 2 usage error, 3 tracker unreachable,
-4 tracker lost, 5 I/O error, 6 refused by the tracker (protocol version)`;
+exit status:
+${formatStatuses(PEER_EXIT_STATUSES)}`;
 
 function probability(values: Map<string, string | number | boolean>, name: string): number {
   const v = Number(values.get(name) ?? 0);
@@ -197,15 +204,15 @@ async function main(argv: readonly string[]): Promise<number> {
     progress: v.get("progress") === true ? "on" : "auto",
     quiet: v.get("quiet") === true,
   });
-  process.on("SIGINT", () => peer.interrupt("SIGINT", 130));
-  process.on("SIGTERM", () => peer.interrupt("SIGTERM", 143));
+  process.on("SIGINT", () => peer.interrupt("SIGINT"));
+  process.on("SIGTERM", () => peer.interrupt("SIGTERM"));
   return peer.run();
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    logLine(`udpswarm peer: ${err instanceof Error ? err.message : String(err)}`);
+    logLine(`udpswarm peer: ${errorMessage(err)}`);
     process.exit(exitStatusFor(err));
   },
 );

@@ -6,7 +6,7 @@ import { networkInterfaces } from "node:os";
 import { parseRuns } from "../transfer/bitmap.js";
 import { type DatagramPort, TransferEngine, type TransferOptions } from "../transfer/engine.js";
 import { type Clock, RealClock, type TimerHandle } from "../util/clock.js";
-import { SwarmError } from "../util/errors.js";
+import { errorMessage, exitStatusFor, exitStatusForSignal, SwarmError } from "../util/errors.js";
 import { shutdownBlock } from "../util/output-lines.js";
 import { SeededRandom } from "../util/random.js";
 import { writeBlock } from "../util/stdout.js";
@@ -436,22 +436,18 @@ export class Peer {
   }
 
   /** SIGINT/SIGTERM: leave without a word, removing the staging folder; no SHUTDOWN block. */
-  interrupt(signal: string, code: number): void {
+  interrupt(signal: "SIGINT" | "SIGTERM"): void {
     if (this.#ended) return;
     this.#ended = true;
     this.#config.log(`interrupted by ${signal}; partial downloads removed`);
-    this.#finish(code);
+    this.#finish(exitStatusForSignal(signal));
   }
 
   #fail(err: unknown): void {
     if (this.#ended) return;
     this.#ended = true;
-    const message = err instanceof Error ? err.message : String(err);
-    this.#config.log(message);
-    const code = err instanceof SwarmError ? err.code : "ERR_IO";
-    this.#finish(
-      code === "ERR_TRACKER_UNREACHABLE" ? 3 : code === "ERR_PROTOCOL_VERSION" ? 6 : code === "ERR_IO" ? 5 : 4,
-    );
+    this.#config.log(errorMessage(err));
+    this.#finish(exitStatusFor(err));
   }
 
   #finish(code: number): void {

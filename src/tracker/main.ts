@@ -2,7 +2,14 @@
 import { writeFileSync } from "node:fs";
 import { formatOptions, type OptionSpec, parseArgs } from "../util/cli-args.js";
 import { RealClock } from "../util/clock.js";
-import { ExitStatus, exitStatusFor, SwarmError } from "../util/errors.js";
+import {
+  ExitStatus,
+  errorMessage,
+  exitStatusFor,
+  formatStatuses,
+  SwarmError,
+  TRACKER_EXIT_STATUSES,
+} from "../util/errors.js";
 import { logLine, writeBlock } from "../util/stdout.js";
 import { packageVersion } from "../util/version.js";
 import { DEFAULT_MAX_FILE_SIZE } from "../wire/limits.js";
@@ -44,7 +51,8 @@ CONNECT / ACQUIRED / DISCONNECT lines on stdout, and runs until SIGINT or SIGTER
 options:
 ${formatOptions(OPTIONS)}
 
-exit status: 0 on SIGINT/SIGTERM, 2 usage error, 5 I/O error (port.txt, listen)`;
+exit status:
+${formatStatuses(TRACKER_EXIT_STATUSES)}`;
 
 async function main(argv: readonly string[]): Promise<void> {
   const args = parseArgs(argv, OPTIONS, process.env);
@@ -116,6 +124,6 @@ async function main(argv: readonly string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  logLine(`udpswarm tracker: ${err instanceof Error ? err.message : String(err)}`);
+  logLine(`udpswarm tracker: ${errorMessage(err)}`);
   process.exit(exitStatusFor(err));
 });
