@@ -2,11 +2,12 @@
  * End-to-end command-line behaviour: bad arguments, an unreachable tracker, and the
  * tracker's own start and stop. Each run is bounded.
  */
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import test from "ava";
-import { PEER_SH, runToExit, Swarm, tempDir } from "../helpers/swarm.js";
+import { PEER_SH, runToExit, Swarm, TRACKER_SH, tempDir } from "../helpers/swarm.js";
 
 /** A TCP port nothing listens on (bound, then released). */
 async function closedPort(): Promise<number> {
@@ -69,3 +70,57 @@ test.serial("tracker.sh writes port.txt in its working directory and exits 0 on 
     t.is(swarm.tracker.stdout().toString("utf8"), "", "no peer, no output");
   }
 });
+
+for (const [program, script] of [
+  ["peer", PEER_SH],
+  ["tracker", TRACKER_SH],
+] as const) {
+  for (const flag of ["-h", "--help"]) {
+    test(`${program}.sh ${flag}: usage on stdout, exit 0, every line at most 80 columns`, async (t) => {
+      const dir = await tempDir(t);
+      const run = await runToExit(program, "sh", [script, flag], { cwd: dir });
+      const text = run.stdout.toString("utf8");
+      t.is(run.exit.code, 0);
+      t.is(run.stderr.toString("utf8"), "");
+      t.true(text.startsWith(`usage: sh ${program}.sh`), text.slice(0, 80));
+      for (const line of text.split("\n")) t.true([...line].length <= 80, `${[...line].length} columns: ${line}`);
+      t.regex(text, /^ {2}-h, --help {2,}show this help and exit$/m);
+      t.regex(text, /docs\/contract\.md/, "points at the contract inside the repository");
+      // The exit statuses, each on its own line.
+      const statuses = program === "peer" ? [0, 1, 2, 3, 4, 5, 6, 130, 143] : [0, 1, 2, 5];
+      const listed = [...text.matchAll(/^ +(\d+) {2}\S/gm)].map((m) => Number(m[1]));
+      t.deepEqual(listed, statuses);
+      t.false(existsSync(path.join(dir, "Shared")), "help creates nothing");
+      t.false(existsSync(path.join(dir, "port.txt")), "help creates nothing");
+    });
+  }
+}
+
+const badOptions: Array<[string, "peer" | "tracker", string[], RegExp]> = [
+  [
+    "--port 99999",
+    "tracker",
+    ["--port", "99999"],
+    /^udpswarm tracker: --port must be an integer 0\.\.65535, got 99999\n$/,
+  ],
+  ["--port=1.5", "tracker", ["--port=1.5"], /got 1\.5\n$/],
+  ["--http 70000", "tracker", ["--http", "70000"], /^udpswarm tracker: --http must be .*, got 70000\n$/],
+  ["--max-file-size -1", "tracker", ["--max-file-size", "-1"], /got -1\n$/],
+  ["an unknown option", "tracker", ["--bogus"], /^udpswarm tracker: unknown option --bogus \(see --help\)\n$/],
+  ["--udp-port 70000", "peer", ["127.0.0.1", "1", "0", "--udp-port", "70000"], /--udp-port must be .*, got 70000\n$/],
+  ["--chunks-per-request 65", "peer", ["127.0.0.1", "1", "0", "--chunks-per-request", "65"], /got 65\n$/],
+  ["--max-inflight 0", "peer", ["127.0.0.1", "1", "0", "--max-inflight", "0"], /--max-inflight must be .*, got 0\n$/],
+  ["--loss 2", "peer", ["127.0.0.1", "1", "0", "--loss", "2"], /--loss must be .*, got 2\n$/],
+];
+
+for (const [what, program, args, message] of badOptions) {
+  test(`${program}.sh ${what}: exit 2, the bad value echoed in one stderr line`, async (t) => {
+    const dir = await tempDir(t);
+    const run = await runToExit(program, "sh", [program === "peer" ? PEER_SH : TRACKER_SH, ...args], { cwd: dir });
+    assertOneLineFailure(t, run);
+    t.is(run.exit.code, 2);
+    t.regex(run.stderr.toString("utf8"), message);
+    t.false(existsSync(path.join(dir, "port.txt")), "a refused start writes no port.txt");
+    t.false(existsSync(path.join(dir, "Shared")), "a refused start creates no Shared/");
+  });
+}
