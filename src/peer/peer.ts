@@ -29,7 +29,8 @@ export type PeerConfig = {
   readonly udpPort: number;
   readonly maxFileSize: number;
   readonly faults: FaultConfig;
-  readonly statsFile: string | undefined;
+  /** Counters at exit: a file's path, "stderr", or "off". */
+  readonly stats: string;
   readonly transfer: TransferOptions;
   readonly log: (line: string) => void;
   /** Progress on stderr: "auto" when stderr is a terminal. */
@@ -459,7 +460,7 @@ export class Peer {
       // not bound yet
     }
     this.#store.close();
-    this.#writeStats(code);
+    this.#writeStats();
     this.#finished?.(code);
   }
 
@@ -478,15 +479,19 @@ export class Peer {
     };
   }
 
-  /** Counters go to --stats FILE, or to stderr after a normal exit (an error's one line stays alone). */
-  #writeStats(code: number): void {
+  /** Counters go where --stats says (a file, or stderr with "-"); nowhere by default. */
+  #writeStats(): void {
+    const target = this.#config.stats;
+    if (target === "off") return;
     const json = JSON.stringify(this.stats());
-    if (this.#config.statsFile !== undefined) {
-      try {
-        writeFileSync(this.#config.statsFile, `${json}\n`);
-      } catch (err) {
-        this.#config.log(`cannot write stats to ${this.#config.statsFile}: ${(err as Error).message}`);
-      }
-    } else if (code === 0 && !this.#config.quiet) this.#config.log(`stats ${json}`);
+    if (target === "stderr") {
+      this.#config.log(`stats ${json}`);
+      return;
+    }
+    try {
+      writeFileSync(target, `${json}\n`);
+    } catch (err) {
+      this.#config.log(`cannot write stats to ${target}: ${(err as Error).message}`);
+    }
   }
 }

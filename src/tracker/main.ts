@@ -75,13 +75,14 @@ async function main(argv: readonly string[]): Promise<void> {
   if (httpHost !== undefined && httpPort === undefined)
     throw new SwarmError("ERR_USAGE", "--http-host needs --http PORT");
 
+  const log = (line: string) => logLine(`udpswarm tracker: ${line}`);
   const clock = new RealClock();
   let web: WebView | undefined;
   const server = new TrackerServer(
     clock,
     { maxFileSize },
     (lines) => writeBlock(lines),
-    logLine,
+    log,
     () => web?.changed(),
   );
   // Installed before the port is announced: a signal right after "listening" exits 0 too.
@@ -116,8 +117,8 @@ async function main(argv: readonly string[]): Promise<void> {
   } catch (err) {
     throw new SwarmError("ERR_IO", `cannot write port.txt: ${(err as Error).message}`, { cause: err });
   }
-  if (web !== undefined) logLine(`udpswarm tracker: web view at ${web.url}`);
-  logLine(`udpswarm tracker: listening on port ${listenPort}`);
+  if (web !== undefined) log(`web view at ${web.url}`);
+  log(`listening on port ${listenPort}`);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

@@ -124,3 +124,20 @@ for (const [what, program, args, message] of badOptions) {
     t.false(existsSync(path.join(dir, "Shared")), "a refused start creates no Shared/");
   });
 }
+
+test.serial("a successful run is quiet on stderr: one prefixed tracker line, nothing from the peers", async (t) => {
+  const swarm = await Swarm.start(t);
+  const gate = await swarm.gate(3);
+  const peers = await Promise.all([
+    swarm.startPeer({ label: "a", files: [{ name: "a.bin", size: 300_000 }], gate }),
+    swarm.startPeer({ label: "b", files: [{ name: "b.txt", size: 10 }], gate }),
+    swarm.startPeer({ label: "c", files: [], gate, extraArgs: ["--stats", "-"] }),
+  ]);
+  await swarm.finish();
+  const tracker = swarm.tracker.stderr().toString("utf8");
+  t.regex(tracker, /^udpswarm tracker: listening on port \d+\n$/, "no 'no longer available' after normal departures");
+  const [a, b, c] = peers.map((p) => p.proc.stderr().toString("utf8"));
+  t.is(a, "", "no counters unless asked for");
+  t.is(b, "");
+  t.regex(c ?? "", /^udpswarm peer: stats \{"peer":\d+,.*\}\n$/, "--stats - prints the counters on stderr");
+});
