@@ -16,7 +16,7 @@ import { CHUNK_SIZE } from "../wire/limits.js";
 import { checkManifest, type TrackerFrame } from "../wire/tracker-frame.js";
 import { type FaultConfig, FaultInjector, hasFaults } from "./faults.js";
 import { ProgressDisplay } from "./progress.js";
-import { hashFile, type LocalFile, listShareable } from "./scan.js";
+import { type LocalFile, scanShared } from "./scan.js";
 import { FileStore } from "./store.js";
 import { TrackerClient } from "./tracker-client.js";
 
@@ -158,14 +158,9 @@ export class Peer {
   }
 
   async #start(): Promise<void> {
-    const names = listShareable(this.#config.sharedDir, (line) => this.#config.log(line));
-    for (const name of names) {
-      const local = hashFile(this.#config.sharedDir, name);
-      if (local.manifest.size > this.#config.maxFileSize) {
-        this.#config.log(`not offering ${JSON.stringify(name)}: larger than --max-file-size`);
-        continue;
-      }
-      this.#local.set(name, local);
+    const log = (line: string) => this.#config.log(line);
+    for (const local of scanShared(this.#config.sharedDir, this.#config.maxFileSize, log)) {
+      this.#local.set(local.manifest.name, local);
     }
     const udpPort = await this.#bind();
     this.#tracker = await TrackerClient.connect(this.#config.trackerHost, this.#config.trackerPort, this.#clock, {
