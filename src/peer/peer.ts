@@ -7,7 +7,7 @@ import { parseRuns } from "../transfer/bitmap.js";
 import { type DatagramPort, TransferEngine, type TransferOptions } from "../transfer/engine.js";
 import { type Clock, RealClock, type TimerHandle } from "../util/clock.js";
 import { errorMessage, exitStatusFor, exitStatusForSignal, SwarmError } from "../util/errors.js";
-import { shutdownBlock } from "../util/output-lines.js";
+import { byNameBytes, shutdownBlock } from "../util/output-lines.js";
 import { SeededRandom } from "../util/random.js";
 import { writeBlock } from "../util/stdout.js";
 import { requestAuth } from "../wire/auth.js";
@@ -431,12 +431,26 @@ export class Peer {
     this.#finish(0);
   }
 
-  /** SIGINT/SIGTERM: leave without a word, removing the staging folder; no SHUTDOWN block. */
+  /**
+   * SIGINT/SIGTERM: leave at once, without a SHUTDOWN block; the staging folder goes with
+   * the downloads in it, and the one line says which (or that there were none).
+   */
   interrupt(signal: "SIGINT" | "SIGTERM"): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#config.log(`interrupted by ${signal}; partial downloads removed`);
+    // On a terminal, Ctrl-C echoes "^C" where the cursor is: start the message below it.
+    if (signal === "SIGINT" && process.stderr.isTTY === true) writeBlock([""], 2);
+    this.#config.log(`interrupted by ${signal}; ${interruptedDownloads(this.#unfinishedDownloads())}`);
     this.#finish(exitStatusForSignal(signal));
+  }
+
+  /** Files being fetched (or checked and moved into Shared/) that are not there yet. */
+  #unfinishedDownloads(): string[] {
+    const names: string[] = [];
+    for (const file of this.#engine.files()) {
+      if (file.mode === "downloading" || this.#finalizing.has(file.id)) names.push(file.manifest.name);
+    }
+    return names.sort(byNameBytes);
   }
 
   #fail(err: unknown): void {
@@ -489,4 +503,13 @@ export class Peer {
       this.#config.log(`cannot write stats to ${target}: ${(err as Error).message}`);
     }
   }
+}
+
+/** What an interruption cost, in words: "nothing was being downloaded", "2 partial downloads removed: a, b". */
+export function interruptedDownloads(names: readonly string[]): string {
+  if (names.length === 0) return "nothing was being downloaded";
+  const shown = names.slice(0, 3).map((n) => JSON.stringify(n));
+  const more = names.length > 3 ? ` and ${names.length - 3} more` : "";
+  const what = names.length === 1 ? "1 partial download removed" : `${names.length} partial downloads removed`;
+  return `${what}: ${shown.join(", ")}${more}`;
 }

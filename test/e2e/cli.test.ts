@@ -141,3 +141,45 @@ test.serial("a successful run is quiet on stderr: one prefixed tracker line, not
   t.is(b, "");
   t.regex(c ?? "", /^udpswarm peer: stats \{"peer":\d+,.*\}\n$/, "--stats - prints the counters on stderr");
 });
+
+test.serial("Ctrl-C on a peer with nothing to download says so (not 'partial downloads removed')", async (t) => {
+  const swarm = await Swarm.start(t, { timeoutMs: 30_000 });
+  const idle = await swarm.startPeer({ label: "idle", minAlive: 60 });
+  await swarm.idOf(idle);
+  idle.proc.signal("SIGINT");
+  const exit = await swarm.exitOf(idle);
+  t.is(exit.code, 130);
+  t.is(idle.proc.stdout().toString("utf8"), "", "no SHUTDOWN block when interrupted");
+  t.is(idle.proc.stderr().toString("utf8"), "udpswarm peer: interrupted by SIGINT; nothing was being downloaded\n");
+  t.deepEqual(await swarm.stopTracker(), []);
+});
+
+test.serial("SIGTERM during a download names the partial download it removes", async (t) => {
+  const swarm = await Swarm.start(t, { timeoutMs: 60_000 });
+  const gate = await swarm.gate(2);
+  const big = { name: "big file.bin", size: 8 * 1024 * 1024 };
+  const [seed, fetcher] = await Promise.all([
+    swarm.startPeer({ label: "seed", files: [big], gate }),
+    // Slowed down so that the download is surely still running when the signal lands.
+    swarm.startPeer({ label: "fetcher", gate, minAlive: 60, extraArgs: ["--delay", "100", "--loss", "0.3"] }),
+  ]);
+  const seedId = await swarm.idOf(seed);
+  await swarm.waitFor("both CONNECT blocks", () => swarm.connectedIds().length === 2);
+  const id = swarm.connectedIds().find((n) => n !== seedId) ?? 0;
+  await swarm.waitFor("the fetcher's first ACQUIRED line", () => swarm.acquired(id) > 0, [fetcher]);
+  t.true(swarm.acquired(id) < 16384, "still downloading");
+  fetcher.proc.signal("SIGTERM");
+  const exit = await swarm.exitOf(fetcher);
+  t.is(exit.code, 143);
+  t.is(
+    fetcher.proc.stderr().toString("utf8"),
+    'udpswarm peer: interrupted by SIGTERM; 1 partial download removed: "big file.bin"\n',
+  );
+  t.false(existsSync(path.join(fetcher.dir, "Shared", big.name)), "nothing partial in Shared");
+  t.false(
+    existsSync(path.join(fetcher.dir, ".udpswarm-staging", String(fetcher.proc.child.pid))),
+    "its staging folder is gone",
+  );
+  await swarm.exitOf(seed);
+  t.deepEqual(await swarm.stopTracker(), []);
+});
