@@ -15,7 +15,7 @@ import type { udpswarm } from "../wire/gen/swarm.js";
 import { CHUNK_SIZE } from "../wire/limits.js";
 import { checkManifest, type TrackerFrame } from "../wire/tracker-frame.js";
 import { type FaultConfig, FaultInjector, hasFaults } from "./faults.js";
-import { ProgressDisplay } from "./progress.js";
+import { type DownloadView, ProgressDisplay } from "./progress.js";
 import { type LocalFile, scanShared } from "./scan.js";
 import { FileStore } from "./store.js";
 import { TrackerClient } from "./tracker-client.js";
@@ -84,6 +84,11 @@ export class Peer {
   readonly #pendingHave = new Map<number, Array<[number, number]>>();
   #haveTimer: TimerHandle | undefined;
   #progress: ProgressDisplay | undefined;
+  /** Files this peer offered from ./Shared (the others it fetched or ignores). */
+  readonly #offered = new Set<number>();
+  /** When each download started and ended (for the progress display's average). */
+  readonly #downloadStarted = new Map<number, number>();
+  readonly #downloadCompleted = new Map<number, number>();
   /** Files whole and verified piece by piece, being checked whole and moved into Shared/. */
   readonly #finalizing = new Map<number, Promise<void>>();
   #leaving = false;
@@ -136,13 +141,22 @@ export class Peer {
   async run(): Promise<number> {
     const tty = process.stderr.isTTY === true;
     if (!this.#config.quiet && (this.#config.progress === "on" || (this.#config.progress === "auto" && tty))) {
-      const display = new ProgressDisplay((text) => process.stderr.write(text), tty);
+      const size = () =>
+        process.stderr.isTTY === true ? { columns: process.stderr.columns, rows: process.stderr.rows } : undefined;
+      const display = new ProgressDisplay((text) => process.stderr.write(text), tty, size);
       this.#progress = display;
-      setInterval(() => display.draw(this.#engine.files(), this.#clock.now()), tty ? 250 : 1000).unref();
+      const timer = setInterval(
+        () => {
+          if (this.#ended) clearInterval(timer);
+          else display.draw(this.#downloads(), this.#clock.now());
+        },
+        tty ? 250 : 1000,
+      );
+      timer.unref();
     }
     if (process.env.UDPSWARM_DEBUG) {
       setInterval(
-        () => this.#config.log(`debug ${JSON.stringify(this.#engine.debugState())}`),
+        () => this.#log(`debug ${JSON.stringify(this.#engine.debugState())}`),
         Number(process.env.UDPSWARM_DEBUG) || 2000,
       ).unref();
     }
@@ -158,7 +172,7 @@ export class Peer {
   }
 
   async #start(): Promise<void> {
-    const log = (line: string) => this.#config.log(line);
+    const log = (line: string) => this.#log(line);
     for (const local of scanShared(this.#config.sharedDir, this.#config.maxFileSize, log)) {
       this.#local.set(local.manifest.name, local);
     }
@@ -222,7 +236,7 @@ export class Peer {
           socket.setRecvBufferSize(SOCKET_BUFFER_BYTES);
           socket.setSendBufferSize(SOCKET_BUFFER_BYTES);
         } catch {
-          this.#config.log("could not enlarge the UDP socket buffers; expect more loss at high rates");
+          this.#log("could not enlarge the UDP socket buffers; expect more loss at high rates");
         }
         const faultsIn = this.#faultsIn;
         const engine = this.#engine;
@@ -253,7 +267,7 @@ export class Peer {
         const fileId = frame.fileRemoved?.fileId ?? 0;
         const file = this.#engine.file(fileId);
         if (file?.mode === "downloading") {
-          this.#config.log(`"${file.manifest.name}" is no longer available in the swarm; dropping the partial copy`);
+          this.#log(`"${file.manifest.name}" is no longer available in the swarm; dropping the partial copy`);
           this.#store.abandon(fileId);
         }
         this.#engine.removeFile(fileId);
@@ -280,9 +294,7 @@ export class Peer {
           this.#fail(new SwarmError("ERR_PROTOCOL_VERSION", `the tracker refused this peer: ${r.detail ?? ""}`));
           return;
         }
-        this.#config.log(
-          `the tracker refused ${r?.fileName ? JSON.stringify(r.fileName) : "a message"}: ${r?.detail ?? ""}`,
-        );
+        this.#log(`the tracker refused ${r?.fileName ? JSON.stringify(r.fileName) : "a message"}: ${r?.detail ?? ""}`);
         return;
       }
       default:
@@ -295,7 +307,7 @@ export class Peer {
     this.#peerId = w.peerId ?? 0;
     this.#secret = w.secret ?? new Uint8Array(0);
     for (const r of w.refused ?? []) {
-      this.#config.log(
+      this.#log(
         `peer ${this.#peerId}: the tracker refused ${JSON.stringify(r.fileName ?? "")}: ${r.detail ?? "conflict"}; keeping the local file, not fetching the other`,
       );
     }
@@ -305,6 +317,7 @@ export class Peer {
       if (local === undefined) continue;
       const id = info.fileId ?? 0;
       ours.add(id);
+      this.#offered.add(id);
       this.#store.addSeed(id, local.manifest.name, local.manifest.size);
       this.#engine.addFile(id, local.manifest, "seeding");
     }
@@ -334,7 +347,7 @@ export class Peer {
     if (this.#engine.file(id) !== undefined || info.manifest === undefined || info.manifest === null) return;
     const checked = checkManifest(info.manifest, this.#config.maxFileSize);
     if (typeof checked === "string") {
-      this.#config.log(`ignoring file ${id} from the tracker: ${checked}`);
+      this.#log(`ignoring file ${id} from the tracker: ${checked}`);
       return;
     }
     const local = this.#local.get(checked.name);
@@ -349,6 +362,7 @@ export class Peer {
       this.#fail(err);
       return;
     }
+    this.#downloadStarted.set(id, this.#clock.now());
     this.#engine.addFile(id, checked, "downloading");
   }
 
@@ -400,6 +414,7 @@ export class Peer {
   #onFileComplete(fileId: number): void {
     const file = this.#engine.file(fileId);
     if (file === undefined) return;
+    this.#downloadCompleted.set(fileId, this.#clock.now());
     if (file.chunks === 0) this.#tracker?.send({ have: { fileId, runs: [] } });
     else this.#flushHave(fileId);
     const done = this.#store.finalize(fileId, file.manifest).then(
@@ -423,7 +438,7 @@ export class Peer {
     // Files still being checked whole and moved into Shared/ must be there before SHUTDOWN lists it.
     while (this.#finalizing.size > 0) await Promise.all(this.#finalizing.values());
     if (this.#ended) return;
-    this.#progress?.draw(this.#engine.files(), this.#clock.now());
+    this.#progress?.draw(this.#downloads(), this.#clock.now());
     this.#progress?.finish();
     writeBlock(shutdownBlock(this.#peerId, this.#store.sharedNames()));
     this.#ended = true;
@@ -438,10 +453,42 @@ export class Peer {
   interrupt(signal: "SIGINT" | "SIGTERM"): void {
     if (this.#ended) return;
     this.#ended = true;
-    // On a terminal, Ctrl-C echoes "^C" where the cursor is: start the message below it.
+    // The last progress frame stays as it was; on a terminal, Ctrl-C echoed "^C" below
+    // it, where the cursor is: the message starts on the next line.
+    this.#progress?.finish();
     if (signal === "SIGINT" && process.stderr.isTTY === true) writeBlock([""], 2);
-    this.#config.log(`interrupted by ${signal}; ${interruptedDownloads(this.#unfinishedDownloads())}`);
+    this.#log(`interrupted by ${signal}; ${interruptedDownloads(this.#unfinishedDownloads())}`);
     this.#finish(exitStatusForSignal(signal));
+  }
+
+  /** One stderr line; while a progress block is on the terminal, it goes below it. */
+  #log(line: string): void {
+    const progress = this.#progress;
+    if (progress === undefined) this.#config.log(line);
+    else progress.interject(() => this.#config.log(line));
+  }
+
+  /** Every file of the swarm this peer offers or fetches, for the progress display. */
+  #downloads(): DownloadView[] {
+    const views: DownloadView[] = [];
+    for (const file of this.#engine.files()) {
+      if (file.mode === "ignored") continue;
+      const offered = this.#offered.has(file.id);
+      const startedAt = this.#downloadStarted.get(file.id);
+      const completedAt = this.#downloadCompleted.get(file.id);
+      views.push({
+        id: file.id,
+        name: file.manifest.name,
+        size: file.manifest.size,
+        chunks: file.chunks,
+        state: offered ? "offered" : file.mode === "seeding" ? "complete" : "downloading",
+        doneChunks: file.mode === "seeding" ? file.chunks : file.done.count * file.manifest.chunksPerPiece,
+        holders: file.holders.size,
+        ...(startedAt === undefined ? {} : { startedAt }),
+        ...(completedAt === undefined ? {} : { completedAt }),
+      });
+    }
+    return views;
   }
 
   /** Files being fetched (or checked and moved into Shared/) that are not there yet. */
@@ -456,7 +503,8 @@ export class Peer {
   #fail(err: unknown): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#config.log(errorMessage(err));
+    this.#progress?.finish();
+    this.#log(errorMessage(err));
     this.#finish(exitStatusFor(err));
   }
 
@@ -494,13 +542,13 @@ export class Peer {
     if (target === "off") return;
     const json = JSON.stringify(this.stats());
     if (target === "stderr") {
-      this.#config.log(`stats ${json}`);
+      this.#log(`stats ${json}`);
       return;
     }
     try {
       writeFileSync(target, `${json}\n`);
     } catch (err) {
-      this.#config.log(`cannot write stats to ${target}: ${(err as Error).message}`);
+      this.#log(`cannot write stats to ${target}: ${(err as Error).message}`);
     }
   }
 }

@@ -183,3 +183,24 @@ test.serial("SIGTERM during a download names the partial download it removes", a
   await swarm.exitOf(seed);
   t.deepEqual(await swarm.stopTracker(), []);
 });
+
+test.serial(
+  "--progress off a terminal: prefixed lines, and a finished file says complete, not '0 holders'",
+  async (t) => {
+    const swarm = await Swarm.start(t);
+    const gate = await swarm.gate(2);
+    const [, fetcher] = await Promise.all([
+      swarm.startPeer({ label: "seed", files: [{ name: "one.bin", size: 200_000 }], gate }),
+      swarm.startPeer({ label: "fetcher", gate, minAlive: 1.5, extraArgs: ["--progress"] }),
+    ]);
+    await swarm.finish();
+    const lines = fetcher.proc.stderr().toString("utf8").split("\n").slice(0, -1);
+    t.true(lines.length > 0, "at least one progress line (one a second, and one on leaving)");
+    for (const line of lines) t.regex(line, /^udpswarm peer: progress one\.bin +\[[#.]{12}\] +\d+%/);
+    t.regex(lines.at(-1) ?? "", /\[#{12}\] 100% .* took \S+ +complete$/);
+    t.false(
+      lines.some((l) => / 100% .*holder/.test(l)),
+      "a complete file is not counted in holders",
+    );
+  },
+);
