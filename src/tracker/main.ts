@@ -81,7 +81,10 @@ async function main(argv: readonly string[]): Promise<void> {
   const server = new TrackerServer(
     clock,
     { maxFileSize },
-    (lines) => writeBlock(lines),
+    (lines) => {
+      writeBlock(lines);
+      web?.printed(lines);
+    },
     log,
     () => web?.changed(),
   );
