@@ -1,7 +1,8 @@
 #!/bin/sh
 # make demo: a tracker and four peers on loopback, with generated files of different
 # sizes, in a temporary folder. Shows their output, checks every copy byte for byte,
-# stops the tracker, and exits 0 when everything converged.
+# and exits 0 when everything converged. On a terminal the tracker (and its web view)
+# stays up until Enter or Ctrl-C; otherwise (CI) it is stopped at once.
 set -eu
 
 root=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
@@ -15,7 +16,18 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-say() { printf '\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then
+  say() { printf '\033[1m== %s\033[0m\n' "$*"; }
+else
+  say() { printf '== %s\n' "$*"; }
+fi
+
+stop_tracker() {
+  [ -n "$tracker_pid" ] || return 0
+  kill "$tracker_pid"
+  wait "$tracker_pid" || { echo "the tracker did not exit 0" >&2; tracker_pid=""; exit 1; }
+  tracker_pid=""
+}
 
 mkdir -p "$work/tracker"
 for i in 1 2 3 4; do mkdir -p "$work/peer$i/Shared"; done
@@ -53,12 +65,14 @@ done
 port=$(cat "$work/tracker/port.txt")
 sed 's/^/  /' "$work/tracker/stderr.txt"
 
-say "starting 4 peers (MIN_ALIVE 1 s, a third of a second apart)"
+# Started together, with MIN_ALIVE 2 s: a peer only waits for the peers the tracker knows,
+# so peers started one after the other on a busy machine could leave before the last one
+# joined, each half of the swarm with half of the files.
+say "starting 4 peers together (MIN_ALIVE 2 s)"
 pids=""
 for i in 1 2 3 4; do
-  (cd "$work/peer$i" && exec sh "$root/peer.sh" 127.0.0.1 "$port" 1 > stdout.txt 2> stderr.txt) &
+  (cd "$work/peer$i" && exec sh "$root/peer.sh" 127.0.0.1 "$port" 2 > stdout.txt 2> stderr.txt) &
   pids="$pids $!"
-  sleep 0.3
 done
 status=0
 for pid in $pids; do wait "$pid" || status=1; done
@@ -68,6 +82,14 @@ grep -v ' ACQUIRED: ' "$work/tracker/stdout.txt" | sed 's/^/  /'
 grep ' ACQUIRED: ' "$work/tracker/stdout.txt" | awk '{n[$2]++} END {for (p in n) printf "  peer %s acquired %d chunks\n", p, n[p]}' | sort
 say "peer stdout"
 for i in 1 2 3 4; do sed 's/^/  /' "$work/peer$i/stdout.txt"; done
+# Diagnostics, if any (a quiet run has none beyond the tracker's two start-up lines).
+grep -v -e '^udpswarm tracker: web view at ' -e '^udpswarm tracker: listening on port ' \
+  "$work/tracker/stderr.txt" > "$work/tracker/diagnostics.txt" || true
+if [ -s "$work/tracker/diagnostics.txt" ] || cat "$work"/peer*/stderr.txt | grep -q .; then
+  say "stderr (diagnostics)"
+  sed 's/^/  /' "$work/tracker/diagnostics.txt"
+  for i in 1 2 3 4; do sed "s/^/  peer$i: /" "$work/peer$i/stderr.txt"; done
+fi
 
 say "checking every copy byte for byte"
 bad=0
@@ -83,13 +105,18 @@ for src in 1 2 3 4; do
   done
 done
 
-kill "$tracker_pid"
-wait "$tracker_pid" || { echo "the tracker did not exit 0" >&2; bad=1; }
-tracker_pid=""
-
 if [ "$status" -ne 0 ] || [ "$bad" -ne 0 ]; then
   echo "demo FAILED" >&2
-  for i in 1 2 3 4; do sed "s/^/  peer$i stderr: /" "$work/peer$i/stderr.txt" >&2; done
   exit 1
 fi
 say "demo OK: 4 peers exited 0 and every peer holds a byte-identical copy of all 6 files"
+
+# On a terminal, keep the tracker up so that its web view link still works (it lists
+# the departed peers and what each received). Not on a terminal (CI): stop at once.
+url=$(sed -n 's/^udpswarm tracker: web view at //p' "$work/tracker/stderr.txt")
+if [ -n "$url" ] && [ -t 0 ] && [ -t 1 ]; then
+  trap 'echo; stop_tracker; exit 0' INT
+  printf 'The tracker and its web view are still up: %s\nPress Enter (or Ctrl-C) to stop them. ' "$url"
+  read -r _ || true
+fi
+stop_tracker

@@ -1,7 +1,14 @@
 #!/usr/bin/env node
 import { resolve } from "node:path";
-import { formatOptions, type OptionSpec, parseArgs } from "../util/cli-args.js";
-import { ExitStatus, exitStatusFor, SwarmError } from "../util/errors.js";
+import { formatOptions, integerOption, type OptionSpec, type ParsedArgs, parseArgs } from "../util/cli-args.js";
+import {
+  ExitStatus,
+  errorMessage,
+  exitStatusFor,
+  formatStatuses,
+  PEER_EXIT_STATUSES,
+  SwarmError,
+} from "../util/errors.js";
 import { randomSeed } from "../util/random.js";
 import { logLine } from "../util/stdout.js";
 import { packageVersion } from "../util/version.js";
@@ -52,7 +59,7 @@ const OPTIONS: readonly OptionSpec[] = [
     kind: "string",
     placeholder: "FILE",
     env: "UDPSWARM_STATS",
-    help: "write the counters as JSON to FILE at exit (default: stderr)",
+    help: "write the counters as one JSON object to FILE at exit (-: to stderr); off by default",
   },
   {
     name: "udp-port",
@@ -66,7 +73,7 @@ const OPTIONS: readonly OptionSpec[] = [
     kind: "number",
     placeholder: "BYTES",
     env: "UDPSWARM_MAX_FILE_SIZE",
-    help: `refuse files announced larger than this (default ${DEFAULT_MAX_FILE_SIZE})`,
+    help: "refuse files announced larger than this (default 64\u0000GiB)",
   },
   {
     name: "chunks-per-request",
@@ -92,36 +99,43 @@ const OPTIONS: readonly OptionSpec[] = [
     name: "quiet",
     kind: "boolean",
     env: "UDPSWARM_QUIET",
-    help: "no progress and no counters on stderr (errors still)",
+    help: "no progress display (errors and warnings are still reported)",
   },
-  { name: "help", kind: "boolean", help: "show this help and exit" },
+  { name: "help", kind: "boolean", short: "h", help: "show this help and exit" },
   { name: "version", kind: "boolean", help: "show the version and exit" },
 ];
 
 const USAGE = `usage: sh peer.sh TRACKER_IP TRACKER_PORT MIN_ALIVE_SECONDS [options]
 
-Joins the swarm of the tracker at TRACKER_IP:TRACKER_PORT (TRACKER_IP may be a host
-name), offers every regular, non-hidden file of ./Shared, fetches every file it lacks,
-serves what it holds, and leaves once everyone has everything and at least
-MIN_ALIVE_SECONDS (0 or more, decimals allowed) have passed. Prints its SHUTDOWN block on
-stdout; diagnostics go to stderr.
+Joins the swarm of the tracker at TRACKER_IP:TRACKER_PORT (TRACKER_IP may be a
+host name), offers every regular, non-hidden file of ./Shared, fetches every
+file it lacks, serves what it holds, and leaves once everyone has everything
+and at least MIN_ALIVE_SECONDS (0 or more, decimals allowed) have passed.
+Prints its SHUTDOWN block on stdout; diagnostics go to stderr, each line
+prefixed "udpswarm peer:". The contract (output formats, limits):
+docs/contract.md.
 
 options (each also from the environment variable shown):
 ${formatOptions(OPTIONS)}
 
-exit status: 0 left the swarm normally, 2 usage error, 3 tracker unreachable,
-4 tracker lost, 5 I/O error, 6 refused by the tracker (protocol version)`;
+exit status:
+${formatStatuses(PEER_EXIT_STATUSES)}`;
 
-function probability(values: Map<string, string | number | boolean>, name: string): number {
-  const v = Number(values.get(name) ?? 0);
-  if (!(v >= 0 && v <= 1))
-    throw new SwarmError("ERR_USAGE", `--${name} must be a probability between 0 and 1, got ${v}`);
+function probability(args: ParsedArgs, name: string): number {
+  const v = Number(args.values.get(name) ?? 0);
+  if (!(v >= 0 && v <= 1)) {
+    const where = args.sources.get(name) ?? `--${name}`;
+    throw new SwarmError("ERR_USAGE", `${where} must be a probability between 0 and 1, got ${v}`);
+  }
   return v;
 }
 
-function milliseconds(values: Map<string, string | number | boolean>, name: string): number {
-  const v = Number(values.get(name) ?? 0);
-  if (!(v >= 0 && v <= 60_000)) throw new SwarmError("ERR_USAGE", `--${name} must be 0..60000 milliseconds, got ${v}`);
+function milliseconds(args: ParsedArgs, name: string): number {
+  const v = Number(args.values.get(name) ?? 0);
+  if (!(v >= 0 && v <= 60_000)) {
+    const where = args.sources.get(name) ?? `--${name}`;
+    throw new SwarmError("ERR_USAGE", `${where} must be 0..60000 milliseconds, got ${v}`);
+  }
   return v;
 }
 
@@ -156,30 +170,18 @@ async function main(argv: readonly string[]): Promise<number> {
   const seedValue = v.get("seed");
   const seed = seedValue === undefined ? randomSeed() : Number(seedValue) >>> 0;
   const faults: FaultConfig = {
-    loss: probability(v, "loss"),
-    delayMs: milliseconds(v, "delay"),
-    jitterMs: milliseconds(v, "jitter"),
-    dup: probability(v, "dup"),
-    reorder: probability(v, "reorder"),
-    corrupt: probability(v, "corrupt"),
+    loss: probability(args, "loss"),
+    delayMs: milliseconds(args, "delay"),
+    jitterMs: milliseconds(args, "jitter"),
+    dup: probability(args, "dup"),
+    reorder: probability(args, "reorder"),
+    corrupt: probability(args, "corrupt"),
     seed,
   };
-  const udpPort = Number(v.get("udp-port") ?? 0);
-  if (!(Number.isInteger(udpPort) && udpPort >= 0 && udpPort <= 65535)) {
-    throw new SwarmError("ERR_USAGE", "--udp-port must be an integer 0..65535");
-  }
-  const maxFileSize = Number(v.get("max-file-size") ?? DEFAULT_MAX_FILE_SIZE);
-  if (!(Number.isSafeInteger(maxFileSize) && maxFileSize >= 0)) {
-    throw new SwarmError("ERR_USAGE", "--max-file-size must be a non-negative integer");
-  }
-  const perRequest = Number(v.get("chunks-per-request") ?? 64);
-  if (!(Number.isInteger(perRequest) && perRequest >= 1 && perRequest <= 64)) {
-    throw new SwarmError("ERR_USAGE", "--chunks-per-request must be an integer 1..64");
-  }
-  const maxInflight = Number(v.get("max-inflight") ?? 3072);
-  if (!(Number.isInteger(maxInflight) && maxInflight >= 1)) {
-    throw new SwarmError("ERR_USAGE", "--max-inflight must be a positive integer");
-  }
+  const udpPort = integerOption(args, "udp-port", 0, 65535, 0);
+  const maxFileSize = integerOption(args, "max-file-size", 0, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_FILE_SIZE);
+  const perRequest = integerOption(args, "chunks-per-request", 1, 64, 64);
+  const maxInflight = integerOption(args, "max-inflight", 1, Number.MAX_SAFE_INTEGER, 3072);
   const stats = v.get("stats");
   const log = (line: string) => logLine(`udpswarm peer: ${line}`);
   const peer = new Peer({
@@ -191,21 +193,21 @@ async function main(argv: readonly string[]): Promise<number> {
     udpPort,
     maxFileSize,
     faults,
-    statsFile: typeof stats === "string" ? resolve(stats) : undefined,
+    stats: typeof stats !== "string" ? "off" : stats === "-" ? "stderr" : resolve(stats),
     transfer: { chunksPerRequest: perRequest, maxInflight },
     log,
     progress: v.get("progress") === true ? "on" : "auto",
     quiet: v.get("quiet") === true,
   });
-  process.on("SIGINT", () => peer.interrupt("SIGINT", 130));
-  process.on("SIGTERM", () => peer.interrupt("SIGTERM", 143));
+  process.on("SIGINT", () => peer.interrupt("SIGINT"));
+  process.on("SIGTERM", () => peer.interrupt("SIGTERM"));
   return peer.run();
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    logLine(`udpswarm peer: ${err instanceof Error ? err.message : String(err)}`);
+    logLine(`udpswarm peer: ${errorMessage(err)}`);
     process.exit(exitStatusFor(err));
   },
 );

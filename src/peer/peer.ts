@@ -6,8 +6,8 @@ import { networkInterfaces } from "node:os";
 import { parseRuns } from "../transfer/bitmap.js";
 import { type DatagramPort, TransferEngine, type TransferOptions } from "../transfer/engine.js";
 import { type Clock, RealClock, type TimerHandle } from "../util/clock.js";
-import { SwarmError } from "../util/errors.js";
-import { shutdownBlock } from "../util/output-lines.js";
+import { errorMessage, exitStatusFor, exitStatusForSignal, SwarmError } from "../util/errors.js";
+import { byNameBytes, shutdownBlock } from "../util/output-lines.js";
 import { SeededRandom } from "../util/random.js";
 import { writeBlock } from "../util/stdout.js";
 import { requestAuth } from "../wire/auth.js";
@@ -15,8 +15,8 @@ import type { udpswarm } from "../wire/gen/swarm.js";
 import { CHUNK_SIZE } from "../wire/limits.js";
 import { checkManifest, type TrackerFrame } from "../wire/tracker-frame.js";
 import { type FaultConfig, FaultInjector, hasFaults } from "./faults.js";
-import { ProgressDisplay } from "./progress.js";
-import { hashFile, type LocalFile, listShareable } from "./scan.js";
+import { type DownloadView, ProgressDisplay } from "./progress.js";
+import { type LocalFile, scanShared } from "./scan.js";
 import { FileStore } from "./store.js";
 import { TrackerClient } from "./tracker-client.js";
 
@@ -29,7 +29,8 @@ export type PeerConfig = {
   readonly udpPort: number;
   readonly maxFileSize: number;
   readonly faults: FaultConfig;
-  readonly statsFile: string | undefined;
+  /** Counters at exit: a file's path, "stderr", or "off". */
+  readonly stats: string;
   readonly transfer: TransferOptions;
   readonly log: (line: string) => void;
   /** Progress on stderr: "auto" when stderr is a terminal. */
@@ -83,6 +84,11 @@ export class Peer {
   readonly #pendingHave = new Map<number, Array<[number, number]>>();
   #haveTimer: TimerHandle | undefined;
   #progress: ProgressDisplay | undefined;
+  /** Files this peer offered from ./Shared (the others it fetched or ignores). */
+  readonly #offered = new Set<number>();
+  /** When each download started and ended (for the progress display's average). */
+  readonly #downloadStarted = new Map<number, number>();
+  readonly #downloadCompleted = new Map<number, number>();
   /** Files whole and verified piece by piece, being checked whole and moved into Shared/. */
   readonly #finalizing = new Map<number, Promise<void>>();
   #leaving = false;
@@ -135,13 +141,22 @@ export class Peer {
   async run(): Promise<number> {
     const tty = process.stderr.isTTY === true;
     if (!this.#config.quiet && (this.#config.progress === "on" || (this.#config.progress === "auto" && tty))) {
-      const display = new ProgressDisplay((text) => process.stderr.write(text), tty);
+      const size = () =>
+        process.stderr.isTTY === true ? { columns: process.stderr.columns, rows: process.stderr.rows } : undefined;
+      const display = new ProgressDisplay((text) => process.stderr.write(text), tty, size);
       this.#progress = display;
-      setInterval(() => display.draw(this.#engine.files(), this.#clock.now()), tty ? 250 : 1000).unref();
+      const timer = setInterval(
+        () => {
+          if (this.#ended) clearInterval(timer);
+          else display.draw(this.#downloads(), this.#clock.now());
+        },
+        tty ? 250 : 1000,
+      );
+      timer.unref();
     }
     if (process.env.UDPSWARM_DEBUG) {
       setInterval(
-        () => this.#config.log(`debug ${JSON.stringify(this.#engine.debugState())}`),
+        () => this.#log(`debug ${JSON.stringify(this.#engine.debugState())}`),
         Number(process.env.UDPSWARM_DEBUG) || 2000,
       ).unref();
     }
@@ -157,14 +172,9 @@ export class Peer {
   }
 
   async #start(): Promise<void> {
-    const names = listShareable(this.#config.sharedDir, (line) => this.#config.log(line));
-    for (const name of names) {
-      const local = hashFile(this.#config.sharedDir, name);
-      if (local.manifest.size > this.#config.maxFileSize) {
-        this.#config.log(`not offering ${JSON.stringify(name)}: larger than --max-file-size`);
-        continue;
-      }
-      this.#local.set(name, local);
+    const log = (line: string) => this.#log(line);
+    for (const local of scanShared(this.#config.sharedDir, this.#config.maxFileSize, log)) {
+      this.#local.set(local.manifest.name, local);
     }
     const udpPort = await this.#bind();
     this.#tracker = await TrackerClient.connect(this.#config.trackerHost, this.#config.trackerPort, this.#clock, {
@@ -226,7 +236,7 @@ export class Peer {
           socket.setRecvBufferSize(SOCKET_BUFFER_BYTES);
           socket.setSendBufferSize(SOCKET_BUFFER_BYTES);
         } catch {
-          this.#config.log("could not enlarge the UDP socket buffers; expect more loss at high rates");
+          this.#log("could not enlarge the UDP socket buffers; expect more loss at high rates");
         }
         const faultsIn = this.#faultsIn;
         const engine = this.#engine;
@@ -257,7 +267,7 @@ export class Peer {
         const fileId = frame.fileRemoved?.fileId ?? 0;
         const file = this.#engine.file(fileId);
         if (file?.mode === "downloading") {
-          this.#config.log(`"${file.manifest.name}" is no longer available in the swarm; dropping the partial copy`);
+          this.#log(`"${file.manifest.name}" is no longer available in the swarm; dropping the partial copy`);
           this.#store.abandon(fileId);
         }
         this.#engine.removeFile(fileId);
@@ -284,9 +294,7 @@ export class Peer {
           this.#fail(new SwarmError("ERR_PROTOCOL_VERSION", `the tracker refused this peer: ${r.detail ?? ""}`));
           return;
         }
-        this.#config.log(
-          `the tracker refused ${r?.fileName ? JSON.stringify(r.fileName) : "a message"}: ${r?.detail ?? ""}`,
-        );
+        this.#log(`the tracker refused ${r?.fileName ? JSON.stringify(r.fileName) : "a message"}: ${r?.detail ?? ""}`);
         return;
       }
       default:
@@ -299,7 +307,7 @@ export class Peer {
     this.#peerId = w.peerId ?? 0;
     this.#secret = w.secret ?? new Uint8Array(0);
     for (const r of w.refused ?? []) {
-      this.#config.log(
+      this.#log(
         `peer ${this.#peerId}: the tracker refused ${JSON.stringify(r.fileName ?? "")}: ${r.detail ?? "conflict"}; keeping the local file, not fetching the other`,
       );
     }
@@ -309,6 +317,7 @@ export class Peer {
       if (local === undefined) continue;
       const id = info.fileId ?? 0;
       ours.add(id);
+      this.#offered.add(id);
       this.#store.addSeed(id, local.manifest.name, local.manifest.size);
       this.#engine.addFile(id, local.manifest, "seeding");
     }
@@ -338,7 +347,7 @@ export class Peer {
     if (this.#engine.file(id) !== undefined || info.manifest === undefined || info.manifest === null) return;
     const checked = checkManifest(info.manifest, this.#config.maxFileSize);
     if (typeof checked === "string") {
-      this.#config.log(`ignoring file ${id} from the tracker: ${checked}`);
+      this.#log(`ignoring file ${id} from the tracker: ${checked}`);
       return;
     }
     const local = this.#local.get(checked.name);
@@ -353,6 +362,7 @@ export class Peer {
       this.#fail(err);
       return;
     }
+    this.#downloadStarted.set(id, this.#clock.now());
     this.#engine.addFile(id, checked, "downloading");
   }
 
@@ -404,6 +414,7 @@ export class Peer {
   #onFileComplete(fileId: number): void {
     const file = this.#engine.file(fileId);
     if (file === undefined) return;
+    this.#downloadCompleted.set(fileId, this.#clock.now());
     if (file.chunks === 0) this.#tracker?.send({ have: { fileId, runs: [] } });
     else this.#flushHave(fileId);
     const done = this.#store.finalize(fileId, file.manifest).then(
@@ -427,7 +438,7 @@ export class Peer {
     // Files still being checked whole and moved into Shared/ must be there before SHUTDOWN lists it.
     while (this.#finalizing.size > 0) await Promise.all(this.#finalizing.values());
     if (this.#ended) return;
-    this.#progress?.draw(this.#engine.files(), this.#clock.now());
+    this.#progress?.draw(this.#downloads(), this.#clock.now());
     this.#progress?.finish();
     writeBlock(shutdownBlock(this.#peerId, this.#store.sharedNames()));
     this.#ended = true;
@@ -435,23 +446,66 @@ export class Peer {
     this.#finish(0);
   }
 
-  /** SIGINT/SIGTERM: leave without a word, removing the staging folder; no SHUTDOWN block. */
-  interrupt(signal: string, code: number): void {
+  /**
+   * SIGINT/SIGTERM: leave at once, without a SHUTDOWN block; the staging folder goes with
+   * the downloads in it, and the one line says which (or that there were none).
+   */
+  interrupt(signal: "SIGINT" | "SIGTERM"): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#config.log(`interrupted by ${signal}; partial downloads removed`);
-    this.#finish(code);
+    // The last progress frame stays as it was; on a terminal, Ctrl-C echoed "^C" below
+    // it, where the cursor is: the message starts on the next line.
+    this.#progress?.finish();
+    if (signal === "SIGINT" && process.stderr.isTTY === true) writeBlock([""], 2);
+    this.#log(`interrupted by ${signal}; ${interruptedDownloads(this.#unfinishedDownloads())}`);
+    this.#finish(exitStatusForSignal(signal));
+  }
+
+  /** One stderr line; while a progress block is on the terminal, it goes below it. */
+  #log(line: string): void {
+    const progress = this.#progress;
+    if (progress === undefined) this.#config.log(line);
+    else progress.interject(() => this.#config.log(line));
+  }
+
+  /** Every file of the swarm this peer offers or fetches, for the progress display. */
+  #downloads(): DownloadView[] {
+    const views: DownloadView[] = [];
+    for (const file of this.#engine.files()) {
+      if (file.mode === "ignored") continue;
+      const offered = this.#offered.has(file.id);
+      const startedAt = this.#downloadStarted.get(file.id);
+      const completedAt = this.#downloadCompleted.get(file.id);
+      views.push({
+        id: file.id,
+        name: file.manifest.name,
+        size: file.manifest.size,
+        chunks: file.chunks,
+        state: offered ? "offered" : file.mode === "seeding" ? "complete" : "downloading",
+        doneChunks: file.mode === "seeding" ? file.chunks : file.done.count * file.manifest.chunksPerPiece,
+        holders: file.holders.size,
+        ...(startedAt === undefined ? {} : { startedAt }),
+        ...(completedAt === undefined ? {} : { completedAt }),
+      });
+    }
+    return views;
+  }
+
+  /** Files being fetched (or checked and moved into Shared/) that are not there yet. */
+  #unfinishedDownloads(): string[] {
+    const names: string[] = [];
+    for (const file of this.#engine.files()) {
+      if (file.mode === "downloading" || this.#finalizing.has(file.id)) names.push(file.manifest.name);
+    }
+    return names.sort(byNameBytes);
   }
 
   #fail(err: unknown): void {
     if (this.#ended) return;
     this.#ended = true;
-    const message = err instanceof Error ? err.message : String(err);
-    this.#config.log(message);
-    const code = err instanceof SwarmError ? err.code : "ERR_IO";
-    this.#finish(
-      code === "ERR_TRACKER_UNREACHABLE" ? 3 : code === "ERR_PROTOCOL_VERSION" ? 6 : code === "ERR_IO" ? 5 : 4,
-    );
+    this.#progress?.finish();
+    this.#log(errorMessage(err));
+    this.#finish(exitStatusFor(err));
   }
 
   #finish(code: number): void {
@@ -463,7 +517,7 @@ export class Peer {
       // not bound yet
     }
     this.#store.close();
-    this.#writeStats(code);
+    this.#writeStats();
     this.#finished?.(code);
   }
 
@@ -482,15 +536,28 @@ export class Peer {
     };
   }
 
-  /** Counters go to --stats FILE, or to stderr after a normal exit (an error's one line stays alone). */
-  #writeStats(code: number): void {
+  /** Counters go where --stats says (a file, or stderr with "-"); nowhere by default. */
+  #writeStats(): void {
+    const target = this.#config.stats;
+    if (target === "off") return;
     const json = JSON.stringify(this.stats());
-    if (this.#config.statsFile !== undefined) {
-      try {
-        writeFileSync(this.#config.statsFile, `${json}\n`);
-      } catch (err) {
-        this.#config.log(`cannot write stats to ${this.#config.statsFile}: ${(err as Error).message}`);
-      }
-    } else if (code === 0 && !this.#config.quiet) this.#config.log(`stats ${json}`);
+    if (target === "stderr") {
+      this.#log(`stats ${json}`);
+      return;
+    }
+    try {
+      writeFileSync(target, `${json}\n`);
+    } catch (err) {
+      this.#log(`cannot write stats to ${target}: ${(err as Error).message}`);
+    }
   }
+}
+
+/** What an interruption cost, in words: "nothing was being downloaded", "2 partial downloads removed: a, b". */
+export function interruptedDownloads(names: readonly string[]): string {
+  if (names.length === 0) return "nothing was being downloaded";
+  const shown = names.slice(0, 3).map((n) => JSON.stringify(n));
+  const more = names.length > 3 ? ` and ${names.length - 3} more` : "";
+  const what = names.length === 1 ? "1 partial download removed" : `${names.length} partial downloads removed`;
+  return `${what}: ${shown.join(", ")}${more}`;
 }

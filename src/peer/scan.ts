@@ -1,20 +1,39 @@
 import { createHash } from "node:crypto";
-import { closeSync, lstatSync, openSync, readdirSync, readSync } from "node:fs";
+import { closeSync, type Dirent, fstatSync, openSync, readdirSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { pieceHash } from "../transfer/piece-hash.js";
 import { SwarmError } from "../util/errors.js";
+import { byNameBytes } from "../util/output-lines.js";
 import { CHUNK_SIZE, CHUNKS_PER_BLOCK, CHUNKS_PER_PIECE, chunkCount } from "../wire/limits.js";
 import { checkFileName } from "../wire/names.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
 
 export type LocalFile = { readonly path: string; readonly manifest: CheckedManifest };
 
-/** The regular, non-hidden files of a folder whose names the swarm accepts. */
+/** What a directory entry is, for the one line that says why it is not shared. */
+function kindOf(entry: Dirent): string {
+  if (entry.isDirectory()) return "a folder";
+  if (entry.isSymbolicLink()) return "a symbolic link";
+  if (entry.isFIFO()) return "a named pipe (FIFO)";
+  if (entry.isCharacterDevice() || entry.isBlockDevice()) return "a device";
+  if (entry.isSocket()) return "a socket";
+  return "not a regular file";
+}
+
+/**
+ * The regular, non-hidden files of a folder whose names the swarm accepts, in byte order
+ * of their names. Every other entry but a hidden one costs one `warn` line saying why it
+ * is skipped.
+ */
 export function listShareable(dir: string, warn: (line: string) => void): string[] {
   const names: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => byNameBytes(a.name, b.name));
+  for (const entry of entries) {
     if (entry.name.startsWith(".")) continue;
-    if (!entry.isFile()) continue;
+    if (!entry.isFile()) {
+      warn(`skipping ${JSON.stringify(entry.name)}: ${kindOf(entry)} (only regular files are shared)`);
+      continue;
+    }
     const problem = checkFileName(entry.name);
     if (problem !== undefined) {
       warn(`skipping ${JSON.stringify(entry.name)}: ${problem}`);
@@ -23,6 +42,46 @@ export function listShareable(dir: string, warn: (line: string) => void): string
     names.push(entry.name);
   }
   return names;
+}
+
+/**
+ * Hashes every shareable file of `dir` (see listShareable). A file that cannot be read,
+ * or is larger than `maxFileSize`, is skipped with one `warn` line; the others are still
+ * offered. Only an unreadable folder is an error (ERR_IO).
+ */
+export function scanShared(dir: string, maxFileSize: number, warn: (line: string) => void): LocalFile[] {
+  let names: string[];
+  try {
+    names = listShareable(dir, warn);
+  } catch (err) {
+    throw new SwarmError("ERR_IO", `cannot list ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+  const files: LocalFile[] = [];
+  for (const name of names) {
+    let file: LocalFile;
+    try {
+      file = hashFile(dir, name);
+    } catch (err) {
+      warn(`skipping ${JSON.stringify(name)}: ${readProblem(err)}`);
+      continue;
+    }
+    if (file.manifest.size > maxFileSize) {
+      warn(`skipping ${JSON.stringify(name)}: larger than --max-file-size (${file.manifest.size} bytes)`);
+      continue;
+    }
+    files.push(file);
+  }
+  return files;
+}
+
+/** "cannot read it (permission denied)": the reason without the path the user already sees. */
+function readProblem(err: unknown): string {
+  if (err instanceof SwarmError && err.cause === undefined) return err.message;
+  const cause = err instanceof SwarmError ? err.cause : err;
+  const code = (cause as NodeJS.ErrnoException).code;
+  if (code === "EACCES" || code === "EPERM") return "cannot read it (permission denied)";
+  if (typeof code === "string") return `cannot read it (${code})`;
+  return `cannot read it (${cause instanceof Error ? cause.message : String(cause)})`;
 }
 
 const PIECE_BYTES = CHUNK_SIZE * CHUNKS_PER_PIECE;
@@ -41,7 +100,7 @@ export function hashFile(dir: string, name: string): LocalFile {
     throw new SwarmError("ERR_IO", `cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    const size = lstatSync(path).size;
+    const size = fstatSync(fd).size;
     const whole = createHash("sha256");
     const pieces: Buffer[] = [];
     const buf = Buffer.allocUnsafe(PIECE_BYTES);
@@ -51,7 +110,7 @@ export function hashFile(dir: string, name: string): LocalFile {
       let got = 0;
       while (got < want) {
         const n = readSync(fd, buf, got, want - got, offset + got);
-        if (n === 0) throw new SwarmError("ERR_IO", `${path} shrank while it was being read`);
+        if (n === 0) throw new SwarmError("ERR_IO", "it shrank while it was being read");
         got += n;
       }
       const piece = buf.subarray(0, want);

@@ -1,8 +1,15 @@
 #!/usr/bin/env node
 import { writeFileSync } from "node:fs";
-import { formatOptions, type OptionSpec, parseArgs } from "../util/cli-args.js";
+import { formatOptions, integerOption, type OptionSpec, parseArgs } from "../util/cli-args.js";
 import { RealClock } from "../util/clock.js";
-import { ExitStatus, exitStatusFor, SwarmError } from "../util/errors.js";
+import {
+  ExitStatus,
+  errorMessage,
+  exitStatusFor,
+  formatStatuses,
+  SwarmError,
+  TRACKER_EXIT_STATUSES,
+} from "../util/errors.js";
 import { logLine, writeBlock } from "../util/stdout.js";
 import { packageVersion } from "../util/version.js";
 import { DEFAULT_MAX_FILE_SIZE } from "../wire/limits.js";
@@ -16,14 +23,14 @@ const OPTIONS: readonly OptionSpec[] = [
     name: "max-file-size",
     kind: "number",
     placeholder: "BYTES",
-    help: `largest file a peer may offer (default ${DEFAULT_MAX_FILE_SIZE})`,
+    help: "largest file a peer may offer (default 64\u0000GiB)",
   },
   {
     name: "http",
     kind: "number",
     env: "UDPSWARM_HTTP",
     placeholder: "PORT",
-    help: "also serve a live, read-only web view on this port (0: any free port; off by default)",
+    help: "also serve the live, read-only web view on this port (0: any free port; off by default)",
   },
   {
     name: "http-host",
@@ -32,19 +39,22 @@ const OPTIONS: readonly OptionSpec[] = [
     placeholder: "ADDR",
     help: "address of the web view (default 127.0.0.1)",
   },
-  { name: "help", kind: "boolean", help: "show this help and exit" },
+  { name: "help", kind: "boolean", short: "h", help: "show this help and exit" },
   { name: "version", kind: "boolean", help: "show the version and exit" },
 ];
 
 const USAGE = `usage: sh tracker.sh [options]
 
-Starts the udpswarm tracker: listens on TCP, writes the port to ./port.txt, prints
-CONNECT / ACQUIRED / DISCONNECT lines on stdout, and runs until SIGINT or SIGTERM.
+Starts the udpswarm tracker: listens on TCP, writes the port to ./port.txt,
+prints CONNECT / ACQUIRED / DISCONNECT lines on stdout, and runs until SIGINT or
+SIGTERM. Diagnostics go to stderr, each line prefixed "udpswarm tracker:".
+The contract (output formats, limits): docs/contract.md.
 
 options:
 ${formatOptions(OPTIONS)}
 
-exit status: 0 on SIGINT/SIGTERM, 2 usage error, 5 I/O error (port.txt, listen)`;
+exit status:
+${formatStatuses(TRACKER_EXIT_STATUSES)}`;
 
 async function main(argv: readonly string[]): Promise<void> {
   const args = parseArgs(argv, OPTIONS, process.env);
@@ -58,25 +68,24 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   if (args.positional.length > 0)
     throw new SwarmError("ERR_USAGE", `unexpected argument ${JSON.stringify(args.positional[0])}`);
-  const port = Number(args.values.get("port") ?? 0);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SwarmError("ERR_USAGE", "--port must be 0..65535");
-  const maxFileSize = Number(args.values.get("max-file-size") ?? DEFAULT_MAX_FILE_SIZE);
-  if (!Number.isSafeInteger(maxFileSize) || maxFileSize < 0)
-    throw new SwarmError("ERR_USAGE", "--max-file-size must be a non-negative integer");
-  const httpPort = args.values.get("http");
+  const port = integerOption(args, "port", 0, 65535, 0);
+  const maxFileSize = integerOption(args, "max-file-size", 0, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_FILE_SIZE);
+  const httpPort = args.values.has("http") ? integerOption(args, "http", 0, 65535, 0) : undefined;
   const httpHost = args.values.get("http-host");
-  if (httpPort !== undefined && (!Number.isInteger(httpPort) || Number(httpPort) < 0 || Number(httpPort) > 65535))
-    throw new SwarmError("ERR_USAGE", "--http must be 0..65535");
   if (httpHost !== undefined && httpPort === undefined)
     throw new SwarmError("ERR_USAGE", "--http-host needs --http PORT");
 
+  const log = (line: string) => logLine(`udpswarm tracker: ${line}`);
   const clock = new RealClock();
   let web: WebView | undefined;
   const server = new TrackerServer(
     clock,
     { maxFileSize },
-    (lines) => writeBlock(lines),
-    logLine,
+    (lines) => {
+      writeBlock(lines);
+      web?.printed(lines);
+    },
+    log,
     () => web?.changed(),
   );
   // Installed before the port is announced: a signal right after "listening" exits 0 too.
@@ -111,11 +120,11 @@ async function main(argv: readonly string[]): Promise<void> {
   } catch (err) {
     throw new SwarmError("ERR_IO", `cannot write port.txt: ${(err as Error).message}`, { cause: err });
   }
-  if (web !== undefined) logLine(`udpswarm tracker: web view at ${web.url}`);
-  logLine(`udpswarm tracker: listening on port ${listenPort}`);
+  if (web !== undefined) log(`web view at ${web.url}`);
+  log(`listening on port ${listenPort}`);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  logLine(`udpswarm tracker: ${err instanceof Error ? err.message : String(err)}`);
+  logLine(`udpswarm tracker: ${errorMessage(err)}`);
   process.exit(exitStatusFor(err));
 });

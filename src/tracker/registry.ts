@@ -338,7 +338,16 @@ export class Registry {
   #removeFile(file: FileRecord): void {
     this.#files.delete(file.id);
     this.#fileIdByName.delete(file.manifest.name);
-    this.#sink.log(`file "${file.manifest.name}" is no longer available: no live peer can complete it`);
+    // Said only when it costs someone something: after a normal departure nobody lacks it.
+    const lacking = [...this.#peers.values()]
+      .filter((p) => p.state !== "leaving" && !p.refusedNames.has(file.manifest.name))
+      .map((p) => p.id);
+    if (lacking.length > 0) {
+      this.#sink.log(
+        `file "${file.manifest.name}" is no longer available: no live peer holds all of it ` +
+          `(${lacking.length === 1 ? "peer" : "peers"} ${lacking.join(", ")} did not get it)`,
+      );
+    }
     for (const peer of this.#peers.values()) {
       peer.holdings.delete(file.id);
       if (peer.state !== "leaving") this.#sink.send(peer.id, { fileRemoved: { fileId: file.id } });

@@ -100,7 +100,7 @@ export class TrackerServer {
       this.#server.once("error", reject);
       const onListening = () => {
         this.#server.off("error", reject);
-        this.#server.on("error", (err) => this.#log(`tracker: server error: ${err.message}`));
+        this.#server.on("error", (err) => this.#log(`server error: ${err.message}`));
         const address = this.#server.address();
         if (address === null || typeof address === "string") reject(new Error("tracker: no TCP address"));
         else resolve(address.port);
@@ -186,7 +186,7 @@ export class TrackerServer {
         const problem = this.registry.have(peerId, frame.have?.fileId ?? 0, frame.have?.runs ?? []);
         if (problem !== undefined) {
           this.counters.badFrames++;
-          this.#log(`tracker: peer ${peerId}: ignored report: ${problem}`);
+          this.#log(`peer ${peerId}: ignored report: ${problem}`);
         }
         return;
       }
@@ -217,7 +217,7 @@ export class TrackerServer {
         return;
       default:
         this.counters.badFrames++;
-        this.#log(`tracker: peer ${peerId}: unexpected ${frame.body ?? "empty"} frame ignored`);
+        this.#log(`peer ${peerId}: unexpected ${frame.body ?? "empty"} frame ignored`);
         return;
     }
   }
@@ -245,7 +245,7 @@ export class TrackerServer {
           reason: result.startsWith("size") ? 4 : result.startsWith("bad file name") ? 3 : 5,
           detail: result,
         });
-        this.#log(`tracker: ${conn.label}: refused offer ${JSON.stringify(offer.name ?? "")}: ${result}`);
+        this.#log(`${conn.label}: refused offer ${JSON.stringify(offer.name ?? "")}: ${result}`);
       } else checked.push(result);
     }
     const host = normalizeHost(conn.socket.remoteAddress ?? "");
@@ -303,7 +303,7 @@ export class TrackerServer {
     if (conn.timer !== undefined) this.#clock.clearTimer(conn.timer);
     if (reason !== undefined) {
       const who = conn.peerId === undefined ? conn.label : `peer ${conn.peerId}`;
-      this.#log(`tracker: ${who}: connection closed: ${reason}`);
+      this.#log(`${who}: connection closed: ${reason}`);
     }
     conn.socket.end();
     conn.socket.destroySoon();

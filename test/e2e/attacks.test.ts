@@ -697,7 +697,7 @@ test.serial(
       `the tracker's lines for the hand-made peer ${SEEDED}`,
     );
     const trackerErr = swarm.tracker.stderr().toString("utf8");
-    const closed = trackerErr.split("\n").filter((l) => /^tracker: [^ ]+: connection closed: /.test(l));
+    const closed = trackerErr.split("\n").filter((l) => /^udpswarm tracker: [^ ]+: connection closed: /.test(l));
     t.log(`tracker stderr, garbage connections:\n${closed.join("\n")}`);
     t.true(closed.length >= garbage.filter((c) => !c.end).length, `the tracker says why it closed each ${SEEDED}`);
 

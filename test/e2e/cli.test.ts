@@ -2,11 +2,12 @@
  * End-to-end command-line behaviour: bad arguments, an unreachable tracker, and the
  * tracker's own start and stop. Each run is bounded.
  */
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import test from "ava";
-import { PEER_SH, runToExit, Swarm, tempDir } from "../helpers/swarm.js";
+import { PEER_SH, runToExit, Swarm, TRACKER_SH, tempDir } from "../helpers/swarm.js";
 
 /** A TCP port nothing listens on (bound, then released). */
 async function closedPort(): Promise<number> {
@@ -69,3 +70,137 @@ test.serial("tracker.sh writes port.txt in its working directory and exits 0 on 
     t.is(swarm.tracker.stdout().toString("utf8"), "", "no peer, no output");
   }
 });
+
+for (const [program, script] of [
+  ["peer", PEER_SH],
+  ["tracker", TRACKER_SH],
+] as const) {
+  for (const flag of ["-h", "--help"]) {
+    test(`${program}.sh ${flag}: usage on stdout, exit 0, every line at most 80 columns`, async (t) => {
+      const dir = await tempDir(t);
+      const run = await runToExit(program, "sh", [script, flag], { cwd: dir });
+      const text = run.stdout.toString("utf8");
+      t.is(run.exit.code, 0);
+      t.is(run.stderr.toString("utf8"), "");
+      t.true(text.startsWith(`usage: sh ${program}.sh`), text.slice(0, 80));
+      for (const line of text.split("\n")) t.true([...line].length <= 80, `${[...line].length} columns: ${line}`);
+      t.regex(text, /^ {2}-h, --help {2,}show this help and exit$/m);
+      t.regex(text, /docs\/contract\.md/, "points at the contract inside the repository");
+      // The exit statuses, each on its own line.
+      const statuses = program === "peer" ? [0, 1, 2, 3, 4, 5, 6, 130, 143] : [0, 1, 2, 5];
+      const listed = [...text.matchAll(/^ +(\d+) {2}\S/gm)].map((m) => Number(m[1]));
+      t.deepEqual(listed, statuses);
+      t.false(existsSync(path.join(dir, "Shared")), "help creates nothing");
+      t.false(existsSync(path.join(dir, "port.txt")), "help creates nothing");
+    });
+  }
+}
+
+const badOptions: Array<[string, "peer" | "tracker", string[], RegExp]> = [
+  [
+    "--port 99999",
+    "tracker",
+    ["--port", "99999"],
+    /^udpswarm tracker: --port must be an integer 0\.\.65535, got 99999\n$/,
+  ],
+  ["--port=1.5", "tracker", ["--port=1.5"], /got 1\.5\n$/],
+  ["--http 70000", "tracker", ["--http", "70000"], /^udpswarm tracker: --http must be .*, got 70000\n$/],
+  ["--max-file-size -1", "tracker", ["--max-file-size", "-1"], /got -1\n$/],
+  ["an unknown option", "tracker", ["--bogus"], /^udpswarm tracker: unknown option --bogus \(see --help\)\n$/],
+  ["--udp-port 70000", "peer", ["127.0.0.1", "1", "0", "--udp-port", "70000"], /--udp-port must be .*, got 70000\n$/],
+  ["--chunks-per-request 65", "peer", ["127.0.0.1", "1", "0", "--chunks-per-request", "65"], /got 65\n$/],
+  ["--max-inflight 0", "peer", ["127.0.0.1", "1", "0", "--max-inflight", "0"], /--max-inflight must be .*, got 0\n$/],
+  ["--loss 2", "peer", ["127.0.0.1", "1", "0", "--loss", "2"], /--loss must be .*, got 2\n$/],
+];
+
+for (const [what, program, args, message] of badOptions) {
+  test(`${program}.sh ${what}: exit 2, the bad value echoed in one stderr line`, async (t) => {
+    const dir = await tempDir(t);
+    const run = await runToExit(program, "sh", [program === "peer" ? PEER_SH : TRACKER_SH, ...args], { cwd: dir });
+    assertOneLineFailure(t, run);
+    t.is(run.exit.code, 2);
+    t.regex(run.stderr.toString("utf8"), message);
+    t.false(existsSync(path.join(dir, "port.txt")), "a refused start writes no port.txt");
+    t.false(existsSync(path.join(dir, "Shared")), "a refused start creates no Shared/");
+  });
+}
+
+test.serial("a successful run is quiet on stderr: one prefixed tracker line, nothing from the peers", async (t) => {
+  const swarm = await Swarm.start(t);
+  const gate = await swarm.gate(3);
+  const peers = await Promise.all([
+    swarm.startPeer({ label: "a", files: [{ name: "a.bin", size: 300_000 }], gate }),
+    swarm.startPeer({ label: "b", files: [{ name: "b.txt", size: 10 }], gate }),
+    swarm.startPeer({ label: "c", files: [], gate, extraArgs: ["--stats", "-"] }),
+  ]);
+  await swarm.finish();
+  const tracker = swarm.tracker.stderr().toString("utf8");
+  t.regex(tracker, /^udpswarm tracker: listening on port \d+\n$/, "no 'no longer available' after normal departures");
+  const [a, b, c] = peers.map((p) => p.proc.stderr().toString("utf8"));
+  t.is(a, "", "no counters unless asked for");
+  t.is(b, "");
+  t.regex(c ?? "", /^udpswarm peer: stats \{"peer":\d+,.*\}\n$/, "--stats - prints the counters on stderr");
+});
+
+test.serial("Ctrl-C on a peer with nothing to download says so (not 'partial downloads removed')", async (t) => {
+  const swarm = await Swarm.start(t, { timeoutMs: 30_000 });
+  const idle = await swarm.startPeer({ label: "idle", minAlive: 60 });
+  await swarm.idOf(idle);
+  idle.proc.signal("SIGINT");
+  const exit = await swarm.exitOf(idle);
+  t.is(exit.code, 130);
+  t.is(idle.proc.stdout().toString("utf8"), "", "no SHUTDOWN block when interrupted");
+  t.is(idle.proc.stderr().toString("utf8"), "udpswarm peer: interrupted by SIGINT; nothing was being downloaded\n");
+  t.deepEqual(await swarm.stopTracker(), []);
+});
+
+test.serial("SIGTERM during a download names the partial download it removes", async (t) => {
+  const swarm = await Swarm.start(t, { timeoutMs: 60_000 });
+  const gate = await swarm.gate(2);
+  const big = { name: "big file.bin", size: 8 * 1024 * 1024 };
+  const [seed, fetcher] = await Promise.all([
+    swarm.startPeer({ label: "seed", files: [big], gate }),
+    // Slowed down so that the download is surely still running when the signal lands.
+    swarm.startPeer({ label: "fetcher", gate, minAlive: 60, extraArgs: ["--delay", "100", "--loss", "0.3"] }),
+  ]);
+  const seedId = await swarm.idOf(seed);
+  await swarm.waitFor("both CONNECT blocks", () => swarm.connectedIds().length === 2);
+  const id = swarm.connectedIds().find((n) => n !== seedId) ?? 0;
+  await swarm.waitFor("the fetcher's first ACQUIRED line", () => swarm.acquired(id) > 0, [fetcher]);
+  t.true(swarm.acquired(id) < 16384, "still downloading");
+  fetcher.proc.signal("SIGTERM");
+  const exit = await swarm.exitOf(fetcher);
+  t.is(exit.code, 143);
+  t.is(
+    fetcher.proc.stderr().toString("utf8"),
+    'udpswarm peer: interrupted by SIGTERM; 1 partial download removed: "big file.bin"\n',
+  );
+  t.false(existsSync(path.join(fetcher.dir, "Shared", big.name)), "nothing partial in Shared");
+  t.false(
+    existsSync(path.join(fetcher.dir, ".udpswarm-staging", String(fetcher.proc.child.pid))),
+    "its staging folder is gone",
+  );
+  await swarm.exitOf(seed);
+  t.deepEqual(await swarm.stopTracker(), []);
+});
+
+test.serial(
+  "--progress off a terminal: prefixed lines, and a finished file says complete, not '0 holders'",
+  async (t) => {
+    const swarm = await Swarm.start(t);
+    const gate = await swarm.gate(2);
+    const [, fetcher] = await Promise.all([
+      swarm.startPeer({ label: "seed", files: [{ name: "one.bin", size: 200_000 }], gate }),
+      swarm.startPeer({ label: "fetcher", gate, minAlive: 1.5, extraArgs: ["--progress"] }),
+    ]);
+    await swarm.finish();
+    const lines = fetcher.proc.stderr().toString("utf8").split("\n").slice(0, -1);
+    t.true(lines.length > 0, "at least one progress line (one a second, and one on leaving)");
+    for (const line of lines) t.regex(line, /^udpswarm peer: progress one\.bin +\[[#.]{12}\] +\d+%/);
+    t.regex(lines.at(-1) ?? "", /\[#{12}\] 100% .* took \S+ +complete$/);
+    t.false(
+      lines.some((l) => / 100% .*holder/.test(l)),
+      "a complete file is not counted in holders",
+    );
+  },
+);

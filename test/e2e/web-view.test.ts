@@ -13,6 +13,7 @@ import { accessSync, constants } from "node:fs";
 import path from "node:path";
 import test from "ava";
 import { type Browser, chromium, type Page } from "playwright-core";
+import { parseDisconnectBlock } from "../../src/tracker/web/model.js";
 import { type FileSpec, Swarm } from "../helpers/swarm.js";
 
 const EVIL = "<img src=x onerror=alert(1)>.txt";
@@ -83,6 +84,19 @@ function pageState(page: Page): Promise<PageState> {
   });
 }
 
+/** The files each DISCONNECT block of the tracker's stdout listed, by peer ID. */
+function disconnectBlocks(stdout: string): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  const lines = stdout.split("\n");
+  lines.forEach((line, i) => {
+    const head = /^PEER (\d+) DISCONNECT: RECEIVED (\d+)$/.exec(line);
+    if (head === null) return;
+    const block = parseDisconnectBlock(lines.slice(i, i + 1 + Number(head[2])));
+    if (block !== undefined) out.set(block.peerId, block.received);
+  });
+  return out;
+}
+
 browserTest("web view: live piece bars reach 100 % in Chromium, names shown as text, peers seen leaving", async (t) => {
   const previous = process.env.UDPSWARM_HTTP;
   process.env.UDPSWARM_HTTP = "0"; // Swarm starts tracker.sh with this environment.
@@ -134,11 +148,20 @@ browserTest("web view: live piece bars reach 100 % in Chromium, names shown as t
   const fileCount = Object.values(files).flat().length;
   const expectedBars = fileCount * peers.length;
 
-  // Every bar at 100 %: each of the 3 peers holds each of the 4 files.
+  // Every bar at 100 %: each of the 3 peers holds each of the 4 files. Meanwhile, at every
+  // poll, a peer that lacks a file must read "downloading" (never "ready to leave").
   try {
     await page.waitForFunction(
       (expected: number) => {
-        const doc = (globalThis as unknown as { document: Doc }).document;
+        const global = globalThis as unknown as { document: Doc; stateProblems?: string[] };
+        const doc = global.document;
+        global.stateProblems ??= [];
+        for (const tr of Array.from(doc.querySelectorAll("#peer-rows tr"))) {
+          const cells = Array.from(tr.querySelectorAll("td")).map((td) => td.textContent ?? "");
+          const [held, total] = (cells[3] ?? "").split(" / ").map(Number);
+          const lacking = held !== undefined && total !== undefined && held < total;
+          if (lacking && cells[2] !== "downloading") global.stateProblems.push(cells.join(" | "));
+        }
         const bars = Array.from(doc.querySelectorAll("canvas.bar"));
         return bars.length === expected && bars.every((b) => b.dataset.percent === "100");
       },
@@ -152,6 +175,22 @@ browserTest("web view: live piece bars reach 100 % in Chromium, names shown as t
   const full = await pageState(page);
   t.is(full.bars.length, expectedBars);
   t.is(full.peerRows, 3);
+  const stateProblems = await page.evaluate(
+    () => (globalThis as unknown as { stateProblems?: string[] }).stateProblems ?? [],
+  );
+  t.deepEqual(stateProblems, [], "a peer lacking a file always reads 'downloading'");
+
+  // The same model for scripts, at its stable path.
+  const snapshot = (await (await fetch(new URL("api/state.json", url))).json()) as {
+    version: number;
+    peers: Array<{ activity: string; filesComplete: number; filesTotal: number }>;
+  };
+  t.is(snapshot.version, 1);
+  t.is(snapshot.peers.length, 3);
+  for (const p of snapshot.peers) {
+    t.is(p.filesComplete, fileCount);
+    t.true(p.activity === "seeding" || p.activity === "ready", p.activity);
+  }
   const screenshot = path.join(swarm.dir, "web-view.png");
   await page.screenshot({ path: screenshot, fullPage: true });
   t.log(`screenshot: ${screenshot}`);
@@ -167,6 +206,7 @@ browserTest("web view: live piece bars reach 100 % in Chromium, names shown as t
   for (const cells of rows) {
     t.regex(cells[1] ?? "", /^127\.0\.0\.1:\d+$/);
     t.is(cells[3], `${fileCount} / ${fileCount}`);
+    t.true(cells[2] === "seeding" || cells[2] === "ready to leave", `state ${cells[2]}`);
     // Upload and retransmissions come from the counters each peer reports once a second.
     t.regex(cells[6] ?? "", /^\d+(\.\d+)? (B|KiB|MiB|GiB)\/s$/, "upload rate from the peer's counters");
     t.regex(cells[7] ?? "", /^\d+$/, "retransmissions from the peer's counters");
@@ -198,6 +238,22 @@ browserTest("web view: live piece bars reach 100 % in Chromium, names shown as t
   );
   t.true(await page.isVisible("#no-peers"));
   t.true(await page.isVisible("#no-files"), "no live peer holds any file any more");
+  // "Recently departed" lists what each DISCONNECT block said, no older count.
+  const departedRows = await page.evaluate(() => {
+    const doc = (globalThis as unknown as { document: Doc }).document;
+    return Array.from(doc.querySelectorAll("#departed-rows tr")).map((tr) => ({
+      id: tr.dataset.peerId ?? "",
+      received: tr.querySelectorAll("td")[3]?.textContent ?? "",
+    }));
+  });
+  const blocks = disconnectBlocks(swarm.tracker.stdout().toString("utf8"));
+  t.is(blocks.size, 3);
+  for (const row of departedRows) {
+    const names = blocks.get(Number(row.id));
+    t.truthy(names, `a DISCONNECT block for peer ${row.id}`);
+    const files = `${names?.length} file${names?.length === 1 ? "" : "s"}`;
+    t.is(row.received, names?.length === 0 ? files : `${files}: ${names?.join(", ")}`);
+  }
 
   const problemsWhileLive = [...problems];
   const result = await swarm.finish();

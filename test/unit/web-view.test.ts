@@ -4,40 +4,23 @@
  * (I/O-free) Registry. Escaping is not the model's job: names stay verbatim here and the
  * page puts them in the DOM as text (checked in Chromium by test/e2e/web-view.test.ts).
  */
-import { createHash } from "node:crypto";
 import test from "ava";
 import { Registry, type RegistrySink } from "../../src/tracker/registry.js";
 import {
+  activityOf,
   barCells,
   formatAddress,
+  parseDisconnectBlock,
   percentOf,
   type SourceSnapshot,
   ViewBuilder,
   type ViewModel,
   type ViewSource,
 } from "../../src/tracker/web/model.js";
-import { CHUNK_SIZE, CHUNKS_PER_BLOCK, CHUNKS_PER_PIECE, chunkCount, pieceCount } from "../../src/wire/limits.js";
-import { type CheckedManifest, checkManifest } from "../../src/wire/tracker-frame.js";
+import { disconnectBlock } from "../../src/util/output-lines.js";
+import { testManifest } from "../helpers/manifest.js";
 
-const sha = (text: string): Buffer => createHash("sha256").update(text).digest();
-
-function manifest(name: string, size: number): CheckedManifest {
-  const pieces = pieceCount(chunkCount(size));
-  const checked = checkManifest(
-    {
-      name,
-      size,
-      chunkSize: CHUNK_SIZE,
-      chunksPerPiece: CHUNKS_PER_PIECE,
-      chunksPerBlock: CHUNKS_PER_BLOCK,
-      sha256: sha(`${name}/${size}`),
-      pieceSha256: Array.from({ length: pieces }, (_, i) => sha(`${name}/${size}/${i}`)),
-    },
-    Number.MAX_SAFE_INTEGER,
-  );
-  if (typeof checked === "string") throw new Error(`bad test manifest ${name}: ${checked}`);
-  return checked;
-}
+const manifest = testManifest;
 
 const SILENT: RegistrySink = { print: () => {}, send: () => {}, log: () => {} };
 
@@ -243,7 +226,8 @@ test("build: departed peers are listed, most recent first, and bounded", (t) => 
     model.peers.map((p) => p.id),
     [1, 2, 4, 5],
   );
-  t.deepEqual(model.departed, [{ id: 3, address: "10.0.0.3:7003", leftAt: 2000, filesComplete: 0, filesTotal: 1 }]);
+  // Without the DISCONNECT block (the tracker feeds it through noteDisconnect), received is unknown.
+  t.deepEqual(model.departed, [{ id: 3, address: "10.0.0.3:7003", leftAt: 2000, received: null }]);
   t.deepEqual(
     model.files[0]?.bars.map((b) => b.peerId),
     [1, 2, 4, 5],
@@ -282,10 +266,69 @@ test("build: a peer refused a name (when the snapshot says so) gets no bar for i
     [1],
   );
   t.deepEqual(
-    model.peers.map((p) => [p.id, p.state, p.filesComplete, p.filesTotal]),
+    model.peers.map((p) => [p.id, p.state, p.activity, p.filesComplete, p.filesTotal]),
     [
-      [1, "active", 1, 1],
-      [2, "ready", 0, 0],
+      [1, "active", "seeding", 1, 1],
+      [2, "ready", "ready", 0, 0],
     ],
+  );
+});
+
+test("build: a peer that asked to leave but still lacks files is downloading, not ready to leave", (t) => {
+  const { registry, have } = swarm();
+  registry.join("10.0.0.1", 7001, [manifest("a", 512), manifest("b", 512), manifest("c", 300_000)]);
+  registry.join("10.0.0.2", 7002, []);
+  have(2, "a", [0, 1]);
+  have(2, "b", [0, 1]);
+  have(2, "c", [0, 128]); // 2 of 3 files, and a part of the third
+  registry.readyToLeave(2);
+  const peer = new ViewBuilder().build(registry, 0, 0).peers[1];
+  t.like(peer, { state: "ready", activity: "downloading", filesComplete: 2, filesTotal: 3 });
+  t.is(activityOf("ready", 3, 3), "ready");
+  t.is(activityOf("active", 3, 3), "seeding");
+  t.is(activityOf("active", 0, 0), "seeding");
+  t.is(activityOf("leaving", 1, 3), "leaving");
+});
+
+test("build: recently departed shows the files of the DISCONNECT block, not a count seen earlier", (t) => {
+  const { registry, have } = swarm();
+  registry.join("10.0.0.1", 7001, [manifest("a", 512), manifest("b", 512), manifest("c", 512)]);
+  registry.join("10.0.0.2", 7002, []);
+  const builder = new ViewBuilder();
+  have(2, "a", [0, 1]);
+  have(2, "b", [0, 1]);
+  t.is(builder.build(registry, 0, 1000).peers[1]?.filesComplete, 2, "last seen with 2 of 3");
+  // The last file completes and the peer leaves before the next build.
+  have(2, "c", [0, 1]);
+  registry.leave(2);
+  const block = disconnectBlock(2, ["c", "a", "b"]);
+  t.deepEqual(parseDisconnectBlock(block), { peerId: 2, received: ["a", "b", "c"] });
+  builder.noteDisconnect(2, ["a", "b", "c"], 1500);
+  // And one that joined and left between two builds.
+  builder.noteDisconnect(9, [], 1700);
+  const model = builder.build(registry, 10, 2000);
+  t.deepEqual(model.departed, [
+    { id: 9, address: "", leftAt: 1700, received: [] },
+    { id: 2, address: "10.0.0.2:7002", leftAt: 1500, received: ["a", "b", "c"] },
+  ]);
+  t.deepEqual(builder.build(registry, 20, 3000).departed.length, 2, "listed once");
+});
+
+test("parseDisconnectBlock: only a whole, well-formed DISCONNECT block", (t) => {
+  t.deepEqual(parseDisconnectBlock(["PEER 4 DISCONNECT: RECEIVED 0"]), { peerId: 4, received: [] });
+  t.deepEqual(parseDisconnectBlock(disconnectBlock(12, ["x y.txt", "é"])), { peerId: 12, received: ["x y.txt", "é"] });
+  t.is(parseDisconnectBlock(["PEER 4 CONNECT: OFFERS 0"]), undefined);
+  t.is(parseDisconnectBlock(["PEER 4 DISCONNECT: RECEIVED 2", "4    a"]), undefined);
+  t.is(parseDisconnectBlock(["PEER 4 DISCONNECT: RECEIVED 1", "5    a"]), undefined);
+  t.is(parseDisconnectBlock([]), undefined);
+});
+
+test("noteDisconnect: bounded when nobody builds (no viewer)", (t) => {
+  const { registry } = swarm();
+  const builder = new ViewBuilder({ maxDeparted: 3 });
+  for (let id = 1; id <= 100; id++) builder.noteDisconnect(id, [`f${id}`], id);
+  t.deepEqual(
+    builder.build(registry, 0, 200).departed.map((d) => d.id),
+    [100, 99, 98],
   );
 });

@@ -47,11 +47,21 @@ export type SourceSnapshot = {
   }>;
 };
 
+/**
+ * What a live peer is doing, for people: "downloading" while it lacks a file it is meant
+ * to hold (whatever its departure state), "seeding" once it holds them all, "ready" when
+ * it also asked to leave (its MIN_ALIVE passed; it waits for the others), "leaving" once
+ * the tracker let it go.
+ */
+export type PeerActivity = "downloading" | "seeding" | "ready" | "leaving";
+
 export type PeerView = {
   id: number;
   /** host:udpPort ([host]:udpPort for IPv6). */
   address: string;
+  /** The registry's departure state: "active", "ready" (asked to leave), "leaving" (granted). */
   state: PeerState;
+  activity: PeerActivity;
   filesComplete: number;
   /** Files this peer is meant to hold (every file, less those refused to it). */
   filesTotal: number;
@@ -89,11 +99,12 @@ export type FileView = {
 
 export type DepartedView = {
   id: number;
+  /** "" when the peer left before the view ever listed it. */
   address: string;
   /** Wall-clock time (ms since the epoch) the view noticed the departure. */
   leftAt: number;
-  filesComplete: number;
-  filesTotal: number;
+  /** The files its DISCONNECT block listed (received whole from others), in that order; null if not seen. */
+  received: string[] | null;
 };
 
 export type ViewModel = {
@@ -130,11 +141,27 @@ export class ViewBuilder {
   readonly #samples = new Map<string, RateWindow>();
   #lastPeers = new Map<number, PeerView>();
   #departed: DepartedView[] = [];
+  /** DISCONNECT blocks printed since the last build, by peer ID (at most maxDeparted). */
+  readonly #disconnects = new Map<number, { received: string[]; at: number }>();
 
   constructor(options: ViewBuilderOptions = {}) {
     this.#maxCells = Math.max(1, Math.floor(options.maxCells ?? MAX_BAR_CELLS));
     this.#rateWindowMs = options.rateWindowMs ?? RATE_WINDOW_MS;
     this.#maxDeparted = options.maxDeparted ?? MAX_DEPARTED;
+  }
+
+  /**
+   * The tracker printed peer `peerId`'s DISCONNECT block, listing `received`: the departed
+   * table shows exactly that, not a count from an older snapshot.
+   */
+  noteDisconnect(peerId: number, received: readonly string[], wallNow: number): void {
+    this.#disconnects.delete(peerId);
+    this.#disconnects.set(peerId, { received: [...received], at: wallNow });
+    // Nobody may be watching (no builds): keep no more than the table can show.
+    for (const oldest of this.#disconnects.keys()) {
+      if (this.#disconnects.size <= this.#maxDeparted) break;
+      this.#disconnects.delete(oldest);
+    }
   }
 
   /** `now`: monotonic ms (rates); `wallNow`: ms since the epoch (departure times). */
@@ -182,6 +209,7 @@ export class ViewBuilder {
         id: p.id,
         address: formatAddress(p.host, p.udpPort),
         state: p.state,
+        activity: activityOf(p.state, filesComplete, filesTotal),
         filesComplete,
         filesTotal,
         chunksHeld,
@@ -198,15 +226,17 @@ export class ViewBuilder {
     const gone: DepartedView[] = [];
     for (const [id, last] of this.#lastPeers) {
       if (live.has(id)) continue;
-      gone.push({
-        id,
-        address: last.address,
-        leftAt: wallNow,
-        filesComplete: last.filesComplete,
-        filesTotal: last.filesTotal,
-      });
+      const note = this.#disconnects.get(id);
+      gone.push({ id, address: last.address, leftAt: note?.at ?? wallNow, received: note?.received ?? null });
+      this.#disconnects.delete(id);
     }
-    this.#departed.unshift(...gone.sort((a, b) => a.id - b.id));
+    // Peers that joined and left between two builds: known only from their DISCONNECT block.
+    for (const [id, note] of this.#disconnects) {
+      if (!live.has(id)) gone.push({ id, address: "", leftAt: note.at, received: note.received });
+    }
+    this.#disconnects.clear();
+    // Most recent first (then by ID).
+    this.#departed.unshift(...gone.sort((a, b) => b.leftAt - a.leftAt || a.id - b.id));
     if (this.#departed.length > this.#maxDeparted) this.#departed.length = this.#maxDeparted;
     this.#lastPeers = live;
 
@@ -243,6 +273,26 @@ export class ViewBuilder {
     }
     return Math.round(window.add(total, now) * 10) / 10;
   }
+}
+
+export function activityOf(state: PeerState, filesComplete: number, filesTotal: number): PeerActivity {
+  if (state === "leaving") return "leaving";
+  if (filesComplete < filesTotal) return "downloading";
+  return state === "ready" ? "ready" : "seeding";
+}
+
+/**
+ * Reads a DISCONNECT block as the tracker prints it (output-lines.ts):
+ * `PEER N DISCONNECT: RECEIVED R` then R lines `N    NAME`. Undefined for any other block.
+ */
+export function parseDisconnectBlock(lines: readonly string[]): { peerId: number; received: string[] } | undefined {
+  const head = /^PEER (\d+) DISCONNECT: RECEIVED (\d+)$/.exec(lines[0] ?? "");
+  if (head === null) return undefined;
+  const peerId = Number(head[1]);
+  const prefix = `${peerId}    `;
+  const body = lines.slice(1);
+  if (body.length !== Number(head[2]) || !body.every((l) => l.startsWith(prefix))) return undefined;
+  return { peerId, received: body.map((l) => l.slice(prefix.length)) };
 }
 
 /** 0..100, floored, so that 100 means complete. An empty file is 0 until held, then 100. */

@@ -30,7 +30,7 @@ export const PAGE_HTML = `<!doctype html>
           <tr>
             <th scope="col">Peer</th>
             <th scope="col">Address (UDP)</th>
-            <th scope="col">State</th>
+            <th scope="col" title="downloading: lacks a file; seeding: holds every file; ready to leave: holds every file, its MIN_ALIVE passed, waits until every live peer has every file; leaving: the tracker let it go">State</th>
             <th scope="col" class="num">Files complete</th>
             <th scope="col" class="num">Chunks held</th>
             <th scope="col" class="num" title="Chunks the peer reported acquired per second (its ACQUIRED reports to the tracker), averaged over 3 s">Download</th>
@@ -63,7 +63,7 @@ export const PAGE_HTML = `<!doctype html>
             <th scope="col">Peer</th>
             <th scope="col">Address (UDP)</th>
             <th scope="col">Left at</th>
-            <th scope="col" class="num">Files complete (last seen)</th>
+            <th scope="col" title="The files its DISCONNECT block listed: received whole from other peers">Received (DISCONNECT)</th>
           </tr>
         </thead>
         <tbody id="departed-rows"></tbody>
@@ -75,7 +75,9 @@ export const PAGE_HTML = `<!doctype html>
   Read-only view of what the tracker knows, updated live. Download is counted from the
   chunks each peer reports to the tracker (&times; 512 bytes); upload rates and
   retransmissions come from the counters each peer reports once a second (n/a until the
-  first report).
+  first report). For scripts: the same data as one JSON document at
+  <a href="/api/state.json">/api/state.json</a>, and live as Server-Sent Events at
+  <code>/events</code> (docs/web-view.md).
 </footer>
 </body>
 </html>
@@ -113,8 +115,10 @@ th[title] { text-decoration: underline dotted; text-underline-offset: 3px; curso
 tbody tr:last-child td { border-bottom: 0; }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
 .na { color: var(--muted); }
+td.received { max-width: 480px; overflow: hidden; text-overflow: ellipsis; }
 .mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13px; }
 .state { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 12px; background: #dbeafe; color: #1e40af; }
+.state.downloading { background: #dbeafe; color: #1e40af; }
 .state.ready { background: #fef3c7; color: #92400e; }
 .state.leaving { background: #fee2e2; color: #991b1b; }
 .state.seeding { background: #dcfce7; color: #166534; }
@@ -140,7 +144,7 @@ footer { max-width: 1200px; margin: 0 auto; padding: 0 24px 32px; color: var(--m
 export const PAGE_JS = `"use strict";
 (function () {
   var COLORS = { none: "#e5e7eb", held: "#2563eb", done: "#16a34a" };
-  var STATE_TEXT = { active: "active", ready: "ready to leave", leaving: "leaving" };
+  var ACTIVITY_TEXT = { downloading: "downloading", seeding: "seeding", ready: "ready to leave", leaving: "leaving" };
   var bars = new WeakMap();
   var byId = function (id) { return document.getElementById(id); };
 
@@ -198,12 +202,12 @@ export const PAGE_JS = `"use strict";
       var c = tr.children;
       setText(c[0], p.id);
       setText(c[1], p.address);
-      var seeding = p.state === "active" && p.filesTotal > 0 && p.filesComplete === p.filesTotal;
       var badge = c[2].firstChild;
-      setText(badge, seeding ? "complete" : STATE_TEXT[p.state] || p.state);
-      badge.className = "state " + (seeding ? "seeding" : p.state);
+      setText(badge, ACTIVITY_TEXT[p.activity] || p.activity);
+      badge.className = "state " + p.activity;
       setText(c[3], p.filesComplete + " / " + p.filesTotal);
-      setText(c[4], p.chunksHeld + " / " + p.chunksTotal);
+      var part = p.chunksHeld < p.chunksTotal ? " (" + Math.floor((p.chunksHeld * 100) / p.chunksTotal) + "%)" : "";
+      setText(c[4], p.chunksHeld + " / " + p.chunksTotal + part);
       var rate = p.downloadChunksPerSec;
       setText(c[5], rate > 0 ? rate.toFixed(1) + " chunks/s (\\u2248 " + bytes(Math.round(rate * model.chunkSize)) + "/s)" : "0 chunks/s");
       setText(c[6], p.uploadBytesPerSec === null ? "n/a" : bytes(p.uploadBytesPerSec) + "/s");
@@ -299,14 +303,23 @@ export const PAGE_JS = `"use strict";
     var rows = byId("departed-rows");
     reconcile(rows, model.departed, function (d) { return d.id; }, function () {
       var tr = el("tr");
-      tr.append(cell("", "mono"), cell("", "mono"), cell(""), cell("", "num"));
+      tr.append(cell("", "mono"), cell("", "mono"), cell(""), cell("", "received"));
       return tr;
     }, function (tr, d) {
       tr.dataset.peerId = String(d.id);
       setText(tr.children[0], d.id);
-      setText(tr.children[1], d.address);
+      setText(tr.children[1], d.address || "\u2014");
       setText(tr.children[2], new Date(d.leftAt).toLocaleTimeString());
-      setText(tr.children[3], d.filesComplete + " / " + d.filesTotal);
+      var received = tr.children[3];
+      if (d.received === null) {
+        setText(received, "n/a");
+        received.title = "";
+      } else {
+        var names = d.received.join(", ");
+        setText(received, plural(d.received.length, "file") + (names ? ": " + names : ""));
+        received.title = d.received.join("\\n");
+      }
+      received.dataset.count = d.received === null ? "" : String(d.received.length);
     });
     byId("departed-section").hidden = model.departed.length === 0;
   }

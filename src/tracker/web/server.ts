@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Clock, TimerHandle } from "../../util/clock.js";
 import { RealClock } from "../../util/clock.js";
-import { ViewBuilder, type ViewSource } from "./model.js";
+import { parseDisconnectBlock, ViewBuilder, type ViewSource } from "./model.js";
 import { PAGE_CSS, PAGE_HTML, PAGE_JS } from "./page.js";
 
 /**
@@ -32,9 +32,16 @@ export interface WebView {
   readonly port: number;
   /** The registry changed (the tracker's observer). Cheap: schedules one rebuild. */
   changed(): void;
+  /** The tracker printed this block on stdout; a DISCONNECT block feeds "recently departed". */
+  printed(lines: readonly string[]): void;
   /** Stops listening and ends every stream. Safe to call twice. */
   close(): Promise<void>;
 }
+
+/** The view model as one JSON document, for scripts (docs/web-view.md). A stable path. */
+export const STATE_PATH = "/api/state.json";
+/** The same model as Server-Sent Events, one `data:` line per change. */
+export const EVENTS_PATH = "/events";
 
 const SECURITY_HEADERS = {
   "Content-Security-Policy":
@@ -121,6 +128,13 @@ class WebViewServer implements WebView {
     });
   }
 
+  printed(lines: readonly string[]): void {
+    const disconnect = parseDisconnectBlock(lines);
+    if (disconnect === undefined) return;
+    this.#builder.noteDisconnect(disconnect.peerId, disconnect.received, Date.now());
+    this.changed();
+  }
+
   changed(): void {
     if (this.#closed || this.#pending !== undefined) return;
     const delay = Math.max(0, this.#lastBuildAt + this.#minIntervalMs - this.#clock.now());
@@ -176,11 +190,11 @@ class WebViewServer implements WebView {
       return;
     }
     const path = (req.url ?? "/").split("?")[0] ?? "/";
-    if (path === "/events") {
+    if (path === EVENTS_PATH) {
       this.#openStream(req, res);
       return;
     }
-    if (path === "/snapshot.json") {
+    if (path === STATE_PATH) {
       this.#publish();
       this.#send(res, req, 200, "application/json; charset=utf-8", Buffer.from(this.#json));
       return;

@@ -1,0 +1,23 @@
+import { createHash } from "node:crypto";
+import { CHUNK_SIZE, CHUNKS_PER_BLOCK, CHUNKS_PER_PIECE, chunkCount, pieceCount } from "../../src/wire/limits.js";
+import { type CheckedManifest, checkManifest } from "../../src/wire/tracker-frame.js";
+
+const sha = (text: string): Buffer => createHash("sha256").update(text).digest();
+
+/** A valid manifest for a file of `size` bytes named `name` (made-up hashes, fixed by name and size). */
+export function testManifest(name: string, size: number): CheckedManifest {
+  const checked = checkManifest(
+    {
+      name,
+      size,
+      chunkSize: CHUNK_SIZE,
+      chunksPerPiece: CHUNKS_PER_PIECE,
+      chunksPerBlock: CHUNKS_PER_BLOCK,
+      sha256: sha(`${name}/${size}`),
+      pieceSha256: Array.from({ length: pieceCount(chunkCount(size)) }, (_, i) => sha(`${name}/${size}/${i}`)),
+    },
+    Number.MAX_SAFE_INTEGER,
+  );
+  if (typeof checked === "string") throw new Error(`bad test manifest ${name}: ${checked}`);
+  return checked;
+}
