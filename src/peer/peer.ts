@@ -272,6 +272,8 @@ export class Peer {
         }
         this.#engine.removeFile(fileId);
         this.#pendingHave.delete(fileId);
+        this.#downloadStarted.delete(fileId);
+        this.#downloadCompleted.delete(fileId);
         return;
       }
       case "holdersChanged":
