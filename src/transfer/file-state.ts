@@ -171,6 +171,11 @@ export class FileState {
     return this.manifest.chunks;
   }
 
+  /** Pieces held from an earlier run, verified again by their hashes: done before any fetch. */
+  restoreVerifiedPieces(pieces: Iterable<number>): void {
+    for (const p of pieces) if (Number.isInteger(p) && p >= 0 && p < this.pieces) this.done.set(p);
+  }
+
   pieceOf(chunk: number): number {
     return Math.floor(chunk / this.manifest.chunksPerPiece);
   }

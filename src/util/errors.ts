@@ -7,7 +7,8 @@ export type SwarmErrorCode =
   | "ERR_PROTOCOL_VERSION"
   | "ERR_IO"
   | "ERR_FRAME_TOO_LARGE"
-  | "ERR_BAD_MESSAGE";
+  | "ERR_BAD_MESSAGE"
+  | "ERR_FOLDER_IN_USE";
 
 export class SwarmError extends Error {
   readonly code: SwarmErrorCode;
@@ -27,6 +28,8 @@ export const ExitStatus = {
   trackerLost: 4,
   io: 5,
   refused: 6,
+  /** Another peer runs in the same folder (its lock is in the staging folder). */
+  folderInUse: 7,
 } as const;
 
 export function exitStatusFor(err: unknown): number {
@@ -45,5 +48,7 @@ export function exitStatusFor(err: unknown): number {
       return ExitStatus.refused;
     case "ERR_IO":
       return ExitStatus.io;
+    case "ERR_FOLDER_IN_USE":
+      return ExitStatus.folderInUse;
   }
 }
