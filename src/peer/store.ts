@@ -81,6 +81,8 @@ export class FileStore implements PieceStore {
   readonly #entries = new Map<number, Entry>();
   readonly #fds = new FdPool();
   readonly #jobs = new PQueue({ concurrency: BACKGROUND_JOBS });
+  /** Downloads whose record is behind their pieces (checkpoints look at these only). */
+  readonly #dirty = new Set<Download>();
   #closed = false;
 
   constructor(sharedDir: string, stagingRoot: string, log: (line: string) => void) {
@@ -118,21 +120,25 @@ export class FileStore implements PieceStore {
     return false;
   }
 
-  /** A file to download from scratch: an empty staging file of the final size. */
+  /**
+   * A file to download from scratch: an empty staging file of the final size. An empty
+   * file has nothing to stage: it is created in Shared/ when it is finalized.
+   */
   startDownload(fileId: number, manifest: CheckedManifest): void {
     const identity = identityOf(manifest);
     const key = stagingKey(identity);
     this.#staging.discardOtherVersions(identity);
-    this.#staging.discard(key);
+    if (this.hasPartial(manifest)) this.#staging.discard(key);
     const path = this.#staging.partPath(key);
-    this.#io(() => {
-      const fd = openSync(path, "w");
-      try {
-        ftruncateSync(fd, manifest.size);
-      } finally {
-        closeSync(fd);
-      }
-    }, `create ${path}`);
+    if (manifest.size > 0)
+      this.#io(() => {
+        const fd = openSync(path, "w");
+        try {
+          ftruncateSync(fd, manifest.size);
+        } finally {
+          closeSync(fd);
+        }
+      }, `create ${path}`);
     this.#addDownload(fileId, manifest, key, path, new Bitmap(piecesOf(manifest.size, manifest.chunksPerPiece)), false);
   }
 
@@ -191,6 +197,7 @@ export class FileStore implements PieceStore {
       recorded: recordUpToDate ? 1 : 0,
     };
     this.#entries.set(fileId, { name: manifest.name, size: manifest.size, path, download });
+    if (!recordUpToDate) this.#dirty.add(download);
   }
 
   read(fileId: number, firstChunk: number, count: number): Buffer {
@@ -198,6 +205,7 @@ export class FileStore implements PieceStore {
     const start = firstChunk * CHUNK_SIZE;
     const length = Math.max(0, Math.min(count * CHUNK_SIZE, e.size - start));
     const buf = Buffer.allocUnsafe(length);
+    if (length === 0) return buf;
     const fd = this.#fd(e);
     let got = 0;
     while (got < length) {
@@ -220,7 +228,10 @@ export class FileStore implements PieceStore {
         `write ${e.path}`,
       );
     }
-    if (d.written.set(piece)) d.changes++;
+    if (d.written.set(piece)) {
+      d.changes++;
+      this.#dirty.add(d);
+    }
   }
 
   /**
@@ -230,9 +241,9 @@ export class FileStore implements PieceStore {
    */
   async checkpoint(): Promise<void> {
     const writes: Promise<void>[] = [];
-    for (const e of this.#entries.values()) {
-      const d = e.download;
-      if (d === undefined || !this.#needsRecord(d)) continue;
+    for (const d of this.#dirty) {
+      this.#dirty.delete(d);
+      if (d.written.complete && d.manifest.size <= SMALL_FILE_BYTES) continue;
       const covers = d.changes;
       writes.push(
         this.#staging.writeRecord(d.key, this.#recordOf(d)).then(() => {
@@ -241,10 +252,6 @@ export class FileStore implements PieceStore {
       );
     }
     if (writes.length > 0) await Promise.all(writes);
-  }
-
-  #needsRecord(d: Download): boolean {
-    return d.changes !== d.recorded && !(d.written.complete && d.manifest.size <= SMALL_FILE_BYTES);
   }
 
   #recordOf(d: Download): StagingRecord {
@@ -262,6 +269,7 @@ export class FileStore implements PieceStore {
     for (const e of this.#entries.values()) {
       const d = e.download;
       if (d === undefined || d.changes === d.recorded) continue;
+      if (d.written.complete && d.manifest.size <= SMALL_FILE_BYTES) continue;
       try {
         this.#staging.writeRecordSync(d.key, this.#recordOf(d));
         d.recorded = d.changes;
@@ -287,15 +295,39 @@ export class FileStore implements PieceStore {
     const d = e.download;
     if (d === undefined || this.#entries.get(fileId) !== e) return;
     const staged = e.path;
+    const target = join(this.sharedDir, e.name);
+    if (e.size === 0) {
+      if (!createHash("sha256").digest().equals(manifest.sha256)) {
+        throw new SwarmError("ERR_IO", `${manifest.name}: an empty file cannot have this hash`);
+      }
+      // Nothing can be seen half-written: created in place, never over an existing file.
+      this.#io(() => closeSync(openSync(target, "wx")), `create ${target}`);
+      e.path = target;
+      e.download = undefined;
+      return;
+    }
+    await this.#checkWhole(staged, e.size, manifest);
+    if (this.#entries.get(fileId) !== e || this.#closed) return; // abandoned meanwhile
+    this.#io(() => linkSync(staged, target), `move ${e.name} into ${this.sharedDir}`);
+    this.#fds.close(staged);
+    e.path = target;
+    e.download = undefined;
+    this.#dirty.delete(d);
+    this.#io(() => unlinkSync(staged), `remove ${staged}`);
+    rmSync(this.#staging.recordPath(d.key), { force: true });
+  }
+
+  /** Hashes the whole staging file (asynchronously) and makes it durable before it is moved. */
+  async #checkWhole(staged: string, size: number, manifest: CheckedManifest): Promise<void> {
     const handle = await open(staged, "r").catch((err: unknown) => {
       throw new SwarmError("ERR_IO", `cannot read ${staged}: ${(err as Error).message}`, { cause: err });
     });
     try {
       const hash = createHash("sha256");
       const buf = Buffer.allocUnsafe(1 << 20);
-      for (let offset = 0; offset < e.size; ) {
+      for (let offset = 0; offset < size; ) {
         const { bytesRead } = await handle
-          .read(buf, 0, Math.min(buf.length, e.size - offset), offset)
+          .read(buf, 0, Math.min(buf.length, size - offset), offset)
           .catch((err: unknown) => {
             throw new SwarmError("ERR_IO", `cannot read ${staged}: ${(err as Error).message}`, { cause: err });
           });
@@ -303,7 +335,6 @@ export class FileStore implements PieceStore {
         hash.update(buf.subarray(0, bytesRead));
         offset += bytesRead;
       }
-      if (this.#entries.get(fileId) !== e || this.#closed) return; // abandoned meanwhile
       if (!hash.digest().equals(manifest.sha256)) {
         throw new SwarmError("ERR_IO", `${manifest.name}: whole-file hash mismatch after every piece verified`);
       }
@@ -313,14 +344,6 @@ export class FileStore implements PieceStore {
     } finally {
       await handle.close().catch(() => {});
     }
-    if (this.#entries.get(fileId) !== e || this.#closed) return;
-    const target = join(this.sharedDir, e.name);
-    this.#io(() => linkSync(staged, target), `move ${e.name} into ${this.sharedDir}`);
-    this.#fds.close(staged);
-    e.path = target;
-    e.download = undefined;
-    this.#io(() => unlinkSync(staged), `remove ${staged}`);
-    rmSync(this.#staging.recordPath(d.key), { force: true });
   }
 
   /** Whether a name is taken in Shared/ (a download would collide with it). */
@@ -339,6 +362,8 @@ export class FileStore implements PieceStore {
     this.#fds.close(e.path);
     const d = e.download;
     if (d === undefined) return;
+    this.#dirty.delete(d);
+    if (e.size === 0) return; // nothing staged
     try {
       this.#staging.writeRecordSync(d.key, this.#recordOf(d));
     } catch {
