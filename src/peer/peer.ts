@@ -421,7 +421,11 @@ export class Peer {
     }
     if (!this.#config.quiet) {
       const pieces = manifest.pieceSha256.length;
-      const failed = result.failed > 0 ? `; ${result.failed} kept pieces failed their check and are fetched again` : "";
+      const n = result.failed;
+      const failed =
+        n === 0
+          ? ""
+          : `; ${n} kept piece${n === 1 ? " failed its check and is" : "s failed their check and are"} fetched again`;
       const lost = result.record === "missing" ? " (its record was missing or damaged: every piece was checked)" : "";
       this.#config.log(
         `resuming ${JSON.stringify(manifest.name)}: ${result.kept.length} of ${pieces} pieces kept from an earlier run${failed}${lost}`,

@@ -236,10 +236,10 @@ export class StagingArea {
     if (this.#closed) return;
     this.#closed = true;
     this.#found.clear();
-    if (removeAll) {
-      for (const name of safeList(this.root)) {
-        if (name.endsWith(PART) || name.endsWith(RECORD) || name.endsWith(TMP))
-          rmSync(join(this.root, name), { force: true });
+    // Records being written when the process stops are torn: only whole ones are kept.
+    for (const name of safeList(this.root)) {
+      if (name.endsWith(TMP) || (removeAll && (name.endsWith(PART) || name.endsWith(RECORD)))) {
+        rmSync(join(this.root, name), { force: true });
       }
     }
     this.#lock.release();

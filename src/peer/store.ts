@@ -383,10 +383,15 @@ export class FileStore implements PieceStore {
   /**
    * Closes every file and the staging folder. "leave" (a normal departure) removes every
    * partial; "keep" (a signal, an error) writes their records and keeps them for the
-   * next start. Returns how many partials are kept. Safe to call twice.
+   * next start (those with at least one piece). Returns how many partials are kept.
+   * Safe to call twice.
    */
   close(mode: "leave" | "keep"): { kept: number; failure: unknown } {
     if (this.#closed) return { kept: 0, failure: undefined };
+    // A download with no piece yet has nothing worth keeping.
+    for (const e of this.#entries.values()) {
+      if (e.download !== undefined && e.download.written.count === 0) this.#staging.discard(e.download.key);
+    }
     const failure = mode === "keep" ? this.#checkpointSync() : undefined;
     this.#closed = true;
     this.#jobs.clear();
