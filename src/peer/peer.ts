@@ -367,7 +367,9 @@ export class Peer {
     const busy = [...this.#resuming.values()].find((r) => r.key === key);
     if (busy !== undefined) {
       // The same version under an earlier id is still being checked: take it up after.
-      void busy.done.then(() => this.#learnFile(info));
+      void busy.done.then(() => {
+        if (!this.#ended) this.#learnFile(info);
+      });
       return;
     }
     if (this.#store.hasPartial(checked)) {
