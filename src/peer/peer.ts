@@ -3,7 +3,8 @@ import { lookup } from "node:dns";
 import { writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
-import { parseRuns } from "../transfer/bitmap.js";
+import { relative } from "node:path";
+import { parseRuns, runsOf } from "../transfer/bitmap.js";
 import { type DatagramPort, TransferEngine, type TransferOptions } from "../transfer/engine.js";
 import { type Clock, RealClock, type TimerHandle } from "../util/clock.js";
 import { errorMessage, exitStatusFor, exitStatusForSignal, SwarmError } from "../util/errors.js";
@@ -13,11 +14,12 @@ import { writeBlock } from "../util/stdout.js";
 import { requestAuth } from "../wire/auth.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { CHUNK_SIZE } from "../wire/limits.js";
-import { checkManifest, type TrackerFrame } from "../wire/tracker-frame.js";
+import { type CheckedManifest, checkManifest, type TrackerFrame } from "../wire/tracker-frame.js";
 import { type FaultConfig, FaultInjector, hasFaults } from "./faults.js";
 import { type DownloadView, ProgressDisplay } from "./progress.js";
 import { type LocalFile, scanShared } from "./scan.js";
-import { FileStore } from "./store.js";
+import { identityOf, stagingKey } from "./staging-record.js";
+import { FileStore, type ResumeResult } from "./store.js";
 import { TrackerClient } from "./tracker-client.js";
 
 export type PeerConfig = {
@@ -91,6 +93,17 @@ export class Peer {
   readonly #downloadCompleted = new Map<number, number>();
   /** Files whole and verified piece by piece, being checked whole and moved into Shared/. */
   readonly #finalizing = new Map<number, Promise<void>>();
+  /**
+   * Downloads whose partial from an earlier run is being checked, with the holder reports
+   * that came meanwhile (the engine learns of the file once the check is done).
+   */
+  readonly #resuming = new Map<
+    number,
+    { readonly key: string; readonly done: Promise<void>; held: udpswarm.IHoldersChanged[] }
+  >();
+  readonly #resumed = { files: 0, pieces: 0, chunks: 0, checked: 0, failed: 0 };
+  /** Completion reports wait for the staging records that cover them (see FileStore.checkpoint). */
+  #haveChain: Promise<void> = Promise.resolve();
   #leaving = false;
   #finished: ((code: number) => void) | undefined;
   #ended = false;
@@ -108,7 +121,7 @@ export class Peer {
   constructor(config: PeerConfig) {
     this.#config = config;
     this.#startedAt = this.#clock.now();
-    this.#store = new FileStore(config.sharedDir, config.stagingRoot);
+    this.#store = new FileStore(config.sharedDir, config.stagingRoot, config.log);
     this.#socket = createSocket({ type: "udp4", lookup: literalLookup });
     const faulty = hasFaults(config.faults);
     this.#faultsOut = faulty ? new FaultInjector(config.faults, this.#clock, 1) : undefined;
@@ -267,9 +280,12 @@ export class Peer {
         const fileId = frame.fileRemoved?.fileId ?? 0;
         const file = this.#engine.file(fileId);
         if (file?.mode === "downloading") {
-          this.#log(`"${file.manifest.name}" is no longer available in the swarm; dropping the partial copy`);
+          this.#log(
+            `"${file.manifest.name}" is no longer available in the swarm; its partial copy stays in staging until this peer leaves`,
+          );
           this.#store.abandon(fileId);
         }
+        this.#resuming.delete(fileId);
         this.#engine.removeFile(fileId);
         this.#pendingHave.delete(fileId);
         this.#downloadStarted.delete(fileId);
@@ -358,8 +374,21 @@ export class Peer {
       this.#engine.addFile(id, checked, "ignored");
       return;
     }
+    const key = stagingKey(identityOf(checked));
+    const busy = [...this.#resuming.values()].find((r) => r.key === key);
+    if (busy !== undefined) {
+      // The same version under an earlier id is still being checked: take it up after.
+      void busy.done.then(() => {
+        if (!this.#ended) this.#learnFile(info);
+      });
+      return;
+    }
+    if (this.#store.hasPartial(checked)) {
+      this.#resume(id, checked, key);
+      return;
+    }
     try {
-      this.#store.startDownload(id, checked.name, checked.size);
+      this.#store.startDownload(id, checked);
     } catch (err) {
       this.#fail(err);
       return;
@@ -368,9 +397,66 @@ export class Peer {
     this.#engine.addFile(id, checked, "downloading");
   }
 
+  /**
+   * A partial of this very version is in staging: its pieces are checked in the background,
+   * then the download starts from what passed, and those chunks are reported as held.
+   */
+  #resume(id: number, manifest: CheckedManifest, key: string): void {
+    const state = {
+      key,
+      held: [] as udpswarm.IHoldersChanged[],
+      done: this.#store.resumeDownload(id, manifest).then(
+        (result) => this.#onResumeChecked(id, manifest, result),
+        (err: unknown) => this.#fail(err),
+      ),
+    };
+    this.#resuming.set(id, state);
+  }
+
+  #onResumeChecked(id: number, manifest: CheckedManifest, result: ResumeResult): void {
+    const state = this.#resuming.get(id);
+    this.#resuming.delete(id);
+    if (this.#ended) return;
+    if (state === undefined) {
+      this.#store.abandon(id); // the swarm dropped the file meanwhile: the partial stays for later
+      return;
+    }
+    const r = this.#resumed;
+    r.files++;
+    r.pieces += result.kept.length;
+    r.checked += result.checked;
+    r.failed += result.failed;
+    const cpp = manifest.chunksPerPiece;
+    for (const [first, count] of runsOf(result.kept)) {
+      const firstChunk = first * cpp;
+      const chunks = Math.min(manifest.chunks, (first + count) * cpp) - firstChunk;
+      r.chunks += chunks;
+      this.#onAcquired(id, firstChunk, chunks);
+    }
+    if (!this.#config.quiet) {
+      const pieces = manifest.pieceSha256.length;
+      const n = result.failed;
+      const failed =
+        n === 0
+          ? ""
+          : `; ${n} kept piece${n === 1 ? " failed its check and is" : "s failed their check and are"} fetched again`;
+      const lost = result.record === "missing" ? " (its record was missing or damaged: every piece was checked)" : "";
+      this.#config.log(
+        `resuming ${JSON.stringify(manifest.name)}: ${result.kept.length} of ${pieces} pieces kept from an earlier run${failed}${lost}`,
+      );
+    }
+    this.#engine.addFile(id, manifest, "downloading", { verifiedPieces: result.kept });
+    for (const h of state.held) this.#onHolders(h);
+  }
+
   #onHolders(h: udpswarm.IHoldersChanged): void {
     const peerId = h.peerId ?? 0;
     if (peerId === this.#peerId) return;
+    const resuming = this.#resuming.get(h.fileId ?? 0);
+    if (resuming !== undefined) {
+      resuming.held.push(h);
+      return;
+    }
     const file = this.#engine.file(h.fileId ?? 0);
     if (file === undefined) return;
     const runs = parseRuns(h.runs ?? [], file.chunks);
@@ -401,11 +487,30 @@ export class Peer {
   }
 
   #flushHave(onlyFile?: number): void {
+    const haves: udpswarm.IHave[] = [];
     for (const [fileId, runs] of this.#pendingHave) {
       if (onlyFile !== undefined && fileId !== onlyFile) continue;
-      this.#tracker?.send({ have: { fileId, runs: runs.flat() } });
+      haves.push({ fileId, runs: runs.flat() });
       this.#pendingHave.delete(fileId);
     }
+    this.#reportAfterCheckpoint(haves);
+  }
+
+  /**
+   * Sends completion reports once the staging records list their pieces (write, fsync,
+   * rename), in order: what the tracker prints as ACQUIRED is never lost by a crash.
+   */
+  #reportAfterCheckpoint(haves: udpswarm.IHave[]): void {
+    if (haves.length === 0) return;
+    this.#haveChain = this.#haveChain
+      .then(() => this.#store.checkpoint())
+      .then(
+        () => {
+          if (this.#ended) return;
+          for (const have of haves) this.#tracker?.send({ have });
+        },
+        (err: unknown) => this.#fail(err),
+      );
   }
 
   /**
@@ -417,7 +522,7 @@ export class Peer {
     const file = this.#engine.file(fileId);
     if (file === undefined) return;
     this.#downloadCompleted.set(fileId, this.#clock.now());
-    if (file.chunks === 0) this.#tracker?.send({ have: { fileId, runs: [] } });
+    if (file.chunks === 0) this.#reportAfterCheckpoint([{ fileId, runs: [] }]);
     else this.#flushHave(fileId);
     const done = this.#store.finalize(fileId, file.manifest).then(
       () => {
@@ -439,18 +544,21 @@ export class Peer {
     this.#flushHave();
     // Files still being checked whole and moved into Shared/ must be there before SHUTDOWN lists it.
     while (this.#finalizing.size > 0) await Promise.all(this.#finalizing.values());
+    await this.#haveChain;
     if (this.#ended) return;
     this.#progress?.draw(this.#downloads(), this.#clock.now());
     this.#progress?.finish();
     writeBlock(shutdownBlock(this.#peerId, this.#store.sharedNames()));
     this.#ended = true;
     await this.#tracker?.goodbye();
+    // Every version still offered is whole in Shared: what staging holds is of versions nobody offers.
+    this.#store.close("leave");
     this.#finish(0);
   }
 
   /**
-   * SIGINT/SIGTERM: leave at once, without a SHUTDOWN block; the staging folder goes with
-   * the downloads in it, and the one line says which (or that there were none).
+   * SIGINT/SIGTERM: leave at once, without a SHUTDOWN block; partial downloads stay in
+   * staging for the next start, and the one line says which (or that there were none).
    */
   interrupt(signal: "SIGINT" | "SIGTERM"): void {
     if (this.#ended) return;
@@ -459,7 +567,10 @@ export class Peer {
     // it, where the cursor is: the message starts on the next line.
     this.#progress?.finish();
     if (signal === "SIGINT" && process.stderr.isTTY === true) writeBlock([""], 2);
-    this.#log(`interrupted by ${signal}; ${interruptedDownloads(this.#unfinishedDownloads())}`);
+    const unfinished = this.#unfinishedDownloads();
+    this.#store.close("keep");
+    const where = relative(process.cwd(), this.#store.stagingDir) || this.#store.stagingDir;
+    this.#log(`interrupted by ${signal}; ${interruptedDownloads(unfinished, where)}`);
     this.#finish(exitStatusForSignal(signal));
   }
 
@@ -518,7 +629,8 @@ export class Peer {
     } catch {
       // not bound yet
     }
-    this.#store.close();
+    // An error keeps partial downloads for the next start; its one stderr line is already out.
+    this.#store.close("keep");
     this.#writeStats();
     this.#finished?.(code);
   }
@@ -533,6 +645,8 @@ export class Peer {
       faultsOut: this.#faultsOut?.counters,
       faultsIn: this.#faultsIn?.counters,
       remotes: this.#engine.remoteStats(),
+      resumed: this.#resumed,
+      descriptors: this.#store.descriptors,
       memory: process.memoryUsage(),
       peakRssKiB: process.resourceUsage().maxRSS,
     };
@@ -555,11 +669,11 @@ export class Peer {
   }
 }
 
-/** What an interruption cost, in words: "nothing was being downloaded", "2 partial downloads removed: a, b". */
-export function interruptedDownloads(names: readonly string[]): string {
+/** What an interruption left, in words: "nothing was being downloaded", "2 partial downloads kept in DIR for the next start: a, b". */
+export function interruptedDownloads(names: readonly string[], where: string): string {
   if (names.length === 0) return "nothing was being downloaded";
   const shown = names.slice(0, 3).map((n) => JSON.stringify(n));
   const more = names.length > 3 ? ` and ${names.length - 3} more` : "";
-  const what = names.length === 1 ? "1 partial download removed" : `${names.length} partial downloads removed`;
+  const what = `${names.length === 1 ? "1 partial download" : `${names.length} partial downloads`} kept in ${where} for the next start`;
   return `${what}: ${shown.join(", ")}${more}`;
 }

@@ -2,71 +2,202 @@ import { createHash } from "node:crypto";
 import {
   closeSync,
   existsSync,
-  fsyncSync,
   ftruncateSync,
   linkSync,
   mkdirSync,
   openSync,
-  read,
   readdirSync,
   readSync,
   rmSync,
+  truncateSync,
   unlinkSync,
   writeSync,
 } from "node:fs";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
+import PQueue from "p-queue";
+import { Bitmap } from "../transfer/bitmap.js";
 import type { PieceStore } from "../transfer/engine.js";
+import { pieceHash } from "../transfer/piece-hash.js";
 import { SwarmError } from "../util/errors.js";
 import { CHUNK_SIZE } from "../wire/limits.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
+import { FdPool } from "./fd-pool.js";
+import { StagingArea } from "./staging.js";
+import { identityOf, piecesOf, type StagingIdentity, type StagingRecord, stagingKey } from "./staging-record.js";
+
+/** A file being downloaded into staging. */
+type Download = {
+  readonly key: string;
+  readonly identity: StagingIdentity;
+  readonly manifest: CheckedManifest;
+  /** Pieces verified and written. */
+  readonly written: Bitmap;
+  /** Changes to `written` so far, and how many of them the record on disk covers. */
+  changes: number;
+  recorded: number;
+};
 
 type Entry = {
   readonly name: string;
   readonly size: number;
   /** Where the bytes are: the file in Shared, or the staging file while downloading. */
   path: string;
-  fd: number | undefined;
-  readonly staging: boolean;
+  download: Download | undefined;
+};
+
+/** What a restart kept of a partial download. */
+export type ResumeResult = {
+  /** Pieces kept: verified again by their hashes, ascending. */
+  readonly kept: readonly number[];
+  /** Pieces hashed to decide. */
+  readonly checked: number;
+  /** Pieces the record listed that failed their check (or lay past a truncation). */
+  readonly failed: number;
+  /** "ok": the record told which pieces to check; "missing": it was lost or damaged, every piece was checked. */
+  readonly record: "ok" | "missing";
 };
 
 /**
- * Files on disk. Downloads are written into a staging folder outside Shared/ (a folder of
- * this process: `<staging root>/<pid>`), a verified piece at a time, and moved into
- * Shared/ only once whole and verified, so a partial file is never visible there, even
- * after kill -9. Staging folders of dead processes are removed at start.
+ * A whole file this small gets no record on its way into Shared (that takes a moment),
+ * so that thousands of small files do not cost thousands of fsyncs.
+ */
+const SMALL_FILE_BYTES = 1 << 20;
+/** Pieces read at once when checking a partial. */
+const VERIFY_READ_PIECES = 16;
+/** Whole-file checks and partial checks at once (each holds a descriptor and a buffer). */
+const BACKGROUND_JOBS = 2;
+
+/**
+ * Files on disk. Downloads are written into the staging folder outside Shared/ (see
+ * StagingArea), a verified piece at a time, with a record of which pieces are there,
+ * and moved into Shared/ only once whole and verified, so a partial file is never visible
+ * there, even after kill -9. A restart takes up the partials of versions still offered.
+ * Descriptors are opened only to read or write, a bounded number at a time (FdPool).
  */
 export class FileStore implements PieceStore {
   readonly sharedDir: string;
-  readonly stagingDir: string;
+  readonly #staging: StagingArea;
   readonly #entries = new Map<number, Entry>();
+  readonly #fds = new FdPool();
+  readonly #jobs = new PQueue({ concurrency: BACKGROUND_JOBS });
+  /** Downloads whose record is behind their pieces (checkpoints look at these only). */
+  readonly #dirty = new Set<Download>();
+  #closed = false;
 
-  constructor(sharedDir: string, stagingRoot: string) {
+  constructor(sharedDir: string, stagingRoot: string, log: (line: string) => void) {
     this.sharedDir = sharedDir;
-    this.stagingDir = join(stagingRoot, String(process.pid));
     try {
       mkdirSync(sharedDir, { recursive: true });
-      mkdirSync(stagingRoot, { recursive: true });
-      removeDeadStaging(stagingRoot);
-      rmSync(this.stagingDir, { recursive: true, force: true });
-      mkdirSync(this.stagingDir);
     } catch (err) {
-      throw new SwarmError("ERR_IO", `cannot prepare ${sharedDir} and ${stagingRoot}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new SwarmError("ERR_IO", `cannot prepare ${sharedDir}: ${(err as Error).message}`, { cause: err });
     }
+    this.#staging = StagingArea.open(stagingRoot, log);
+    // A name already in Shared is never fetched again (see Peer): its partials are dead.
+    for (const p of [...this.#staging.found()]) {
+      if (p.record !== undefined && this.existsInShared(p.record.identity.name)) this.#staging.discard(p.key);
+    }
+  }
+
+  get stagingDir(): string {
+    return this.#staging.root;
+  }
+
+  /** Descriptors open now and opened in all (the pool's bound is what matters). */
+  get descriptors(): { readonly open: number; readonly opened: number } {
+    return { open: this.#fds.size, opened: this.#fds.opened };
   }
 
   /** A file we offer, complete in Shared/. */
   addSeed(fileId: number, name: string, size: number): void {
-    this.#entries.set(fileId, { name, size, path: join(this.sharedDir, name), fd: undefined, staging: false });
+    this.#entries.set(fileId, { name, size, path: join(this.sharedDir, name), download: undefined });
   }
 
-  /** A file to download: an empty staging file of the final size. */
-  startDownload(fileId: number, name: string, size: number): void {
-    const path = join(this.stagingDir, `${fileId}.part`);
-    const fd = this.#io(() => openSync(path, "w+"), `create ${path}`);
-    this.#io(() => ftruncateSync(fd, size), `size ${path}`);
-    this.#entries.set(fileId, { name, size, path, fd, staging: true });
+  /** Whether an earlier run left a partial of exactly this version (see resumeDownload). */
+  hasPartial(manifest: CheckedManifest): boolean {
+    const key = stagingKey(identityOf(manifest));
+    for (const p of this.#staging.found()) if (p.key === key) return true;
+    return false;
+  }
+
+  /**
+   * A file to download from scratch: an empty staging file of the final size. An empty
+   * file has nothing to stage: it is created in Shared/ when it is finalized.
+   */
+  startDownload(fileId: number, manifest: CheckedManifest): void {
+    const identity = identityOf(manifest);
+    const key = stagingKey(identity);
+    this.#staging.discardOtherVersions(identity);
+    if (this.hasPartial(manifest)) this.#staging.discard(key);
+    const path = this.#staging.partPath(key);
+    if (manifest.size > 0)
+      this.#io(() => {
+        const fd = openSync(path, "w");
+        try {
+          ftruncateSync(fd, manifest.size);
+        } finally {
+          closeSync(fd);
+        }
+      }, `create ${path}`);
+    this.#addDownload(fileId, manifest, key, path, new Bitmap(piecesOf(manifest.size, manifest.chunksPerPiece)), false);
+  }
+
+  /**
+   * Takes up the partial an earlier run left of this version: hashes again the pieces its
+   * record lists (every piece that fits in the file when the record is lost or damaged),
+   * keeps those that match the manifest, and brings the file back to its full size. Other
+   * versions of the same name are removed. Runs in the background.
+   */
+  async resumeDownload(fileId: number, manifest: CheckedManifest): Promise<ResumeResult> {
+    const identity = identityOf(manifest);
+    const partial = this.#staging.claim(identity);
+    if (partial === undefined) {
+      this.startDownload(fileId, manifest);
+      return { kept: [], checked: 0, failed: 0, record: "missing" };
+    }
+    this.#staging.discardOtherVersions(identity);
+    const record = partial.record;
+    const usable =
+      record !== undefined &&
+      record.chunksPerPiece === manifest.chunksPerPiece &&
+      record.chunksPerBlock === manifest.chunksPerBlock;
+    const pieceBytes = manifest.chunksPerPiece * CHUNK_SIZE;
+    const pieces = piecesOf(manifest.size, manifest.chunksPerPiece);
+    const candidates: number[] = [];
+    for (let p = 0; p < pieces; p++) {
+      if (usable && !record.verified.has(p)) continue;
+      if (Math.min(manifest.size, (p + 1) * pieceBytes) <= partial.partSize) candidates.push(p);
+    }
+    const kept = await this.#jobs.add(() => verifyPieces(partial.partPath, manifest, candidates));
+    if (this.#closed) return { kept: [], checked: 0, failed: 0, record: "missing" };
+    if (partial.partSize !== manifest.size) {
+      this.#io(() => truncateSync(partial.partPath, manifest.size), `resize ${partial.partPath}`);
+    }
+    const written = new Bitmap(pieces);
+    for (const p of kept) written.set(p);
+    const failed = usable ? record.verified.count - kept.length : 0;
+    this.#addDownload(fileId, manifest, partial.key, partial.partPath, written, usable && failed === 0);
+    return { kept, checked: candidates.length, failed, record: usable ? "ok" : "missing" };
+  }
+
+  #addDownload(
+    fileId: number,
+    manifest: CheckedManifest,
+    key: string,
+    path: string,
+    written: Bitmap,
+    recordUpToDate: boolean,
+  ): void {
+    const download: Download = {
+      key,
+      identity: identityOf(manifest),
+      manifest,
+      written,
+      changes: 1,
+      recorded: recordUpToDate ? 1 : 0,
+    };
+    this.#entries.set(fileId, { name: manifest.name, size: manifest.size, path, download });
+    if (!recordUpToDate) this.#dirty.add(download);
   }
 
   read(fileId: number, firstChunk: number, count: number): Buffer {
@@ -74,6 +205,7 @@ export class FileStore implements PieceStore {
     const start = firstChunk * CHUNK_SIZE;
     const length = Math.max(0, Math.min(count * CHUNK_SIZE, e.size - start));
     const buf = Buffer.allocUnsafe(length);
+    if (length === 0) return buf;
     const fd = this.#fd(e);
     let got = 0;
     while (got < length) {
@@ -84,9 +216,10 @@ export class FileStore implements PieceStore {
     return buf;
   }
 
-  writePiece(fileId: number, _piece: number, firstChunk: number, data: Buffer): void {
+  writePiece(fileId: number, piece: number, firstChunk: number, data: Buffer): void {
     const e = this.#entry(fileId);
-    if (!e.staging) throw new SwarmError("ERR_IO", `refusing to write into complete file ${e.path}`);
+    const d = e.download;
+    if (d === undefined) throw new SwarmError("ERR_IO", `refusing to write into complete file ${e.path}`);
     const fd = this.#fd(e);
     let done = 0;
     while (done < data.length) {
@@ -95,6 +228,56 @@ export class FileStore implements PieceStore {
         `write ${e.path}`,
       );
     }
+    if (d.written.set(piece)) {
+      d.changes++;
+      this.#dirty.add(d);
+    }
+  }
+
+  /**
+   * Brings every download's record up to date with the pieces written so far (write,
+   * fsync, rename, off the event loop). A peer reports pieces to the tracker only once
+   * this is done, so whatever the tracker printed as ACQUIRED survives a crash.
+   */
+  async checkpoint(): Promise<void> {
+    const writes: Promise<void>[] = [];
+    for (const d of this.#dirty) {
+      this.#dirty.delete(d);
+      if (d.written.complete && d.manifest.size <= SMALL_FILE_BYTES) continue;
+      const covers = d.changes;
+      writes.push(
+        this.#staging.writeRecord(d.key, this.#recordOf(d)).then(() => {
+          if (d.recorded < covers) d.recorded = covers;
+        }),
+      );
+    }
+    if (writes.length > 0) await Promise.all(writes);
+  }
+
+  #recordOf(d: Download): StagingRecord {
+    return {
+      identity: d.identity,
+      chunksPerPiece: d.manifest.chunksPerPiece,
+      chunksPerBlock: d.manifest.chunksPerBlock,
+      verified: d.written,
+    };
+  }
+
+  /** The same, synchronously, for the exit paths. Returns the first failure, if any. */
+  #checkpointSync(): unknown {
+    let failure: unknown;
+    for (const e of this.#entries.values()) {
+      const d = e.download;
+      if (d === undefined || d.changes === d.recorded) continue;
+      if (d.written.complete && d.manifest.size <= SMALL_FILE_BYTES) continue;
+      try {
+        this.#staging.writeRecordSync(d.key, this.#recordOf(d));
+        d.recorded = d.changes;
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    return failure;
   }
 
   /**
@@ -102,32 +285,65 @@ export class FileStore implements PieceStore {
    * Never replaces a file already there (link + unlink, not rename). Reads asynchronously
    * so a big file does not stall the data path; the file is served from staging meanwhile.
    */
-  async finalize(fileId: number, manifest: CheckedManifest): Promise<void> {
+  finalize(fileId: number, manifest: CheckedManifest): Promise<void> {
     const e = this.#entry(fileId);
-    if (!e.staging) return;
-    const fd = this.#fd(e);
-    const hash = createHash("sha256");
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (let offset = 0; offset < e.size; ) {
-      const want = Math.min(buf.length, e.size - offset);
-      const n = await new Promise<number>((resolve, reject) =>
-        read(fd, buf, 0, want, offset, (err, bytes) => (err ? reject(err) : resolve(bytes))),
-      ).catch((err: unknown) => {
-        throw new SwarmError("ERR_IO", `cannot read ${e.path}: ${(err as Error).message}`, { cause: err });
-      });
-      if (n === 0) throw new SwarmError("ERR_IO", `${e.path} is shorter than expected`);
-      hash.update(buf.subarray(0, n));
-      offset += n;
-    }
-    if (this.#entries.get(fileId) !== e) return; // abandoned meanwhile
-    if (!hash.digest().equals(manifest.sha256)) {
-      throw new SwarmError("ERR_IO", `${manifest.name}: whole-file hash mismatch after every piece verified`);
-    }
-    this.#io(() => fsyncSync(fd), `sync ${e.path}`);
+    if (e.download === undefined) return Promise.resolve();
+    return this.#jobs.add(() => this.#finalize(fileId, e, manifest));
+  }
+
+  async #finalize(fileId: number, e: Entry, manifest: CheckedManifest): Promise<void> {
+    const d = e.download;
+    if (d === undefined || this.#entries.get(fileId) !== e) return;
+    const staged = e.path;
     const target = join(this.sharedDir, e.name);
-    this.#io(() => linkSync(e.path, target), `move ${e.name} into ${this.sharedDir}`);
-    this.#io(() => unlinkSync(e.path), `remove ${e.path}`);
+    if (e.size === 0) {
+      if (!createHash("sha256").digest().equals(manifest.sha256)) {
+        throw new SwarmError("ERR_IO", `${manifest.name}: an empty file cannot have this hash`);
+      }
+      // Nothing can be seen half-written: created in place, never over an existing file.
+      this.#io(() => closeSync(openSync(target, "wx")), `create ${target}`);
+      e.path = target;
+      e.download = undefined;
+      return;
+    }
+    await this.#checkWhole(staged, e.size, manifest);
+    if (this.#entries.get(fileId) !== e || this.#closed) return; // abandoned meanwhile
+    this.#io(() => linkSync(staged, target), `move ${e.name} into ${this.sharedDir}`);
+    this.#fds.close(staged);
     e.path = target;
+    e.download = undefined;
+    this.#dirty.delete(d);
+    this.#io(() => unlinkSync(staged), `remove ${staged}`);
+    rmSync(this.#staging.recordPath(d.key), { force: true });
+  }
+
+  /** Hashes the whole staging file (asynchronously) and makes it durable before it is moved. */
+  async #checkWhole(staged: string, size: number, manifest: CheckedManifest): Promise<void> {
+    const handle = await open(staged, "r").catch((err: unknown) => {
+      throw new SwarmError("ERR_IO", `cannot read ${staged}: ${(err as Error).message}`, { cause: err });
+    });
+    try {
+      const hash = createHash("sha256");
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (let offset = 0; offset < size; ) {
+        const { bytesRead } = await handle
+          .read(buf, 0, Math.min(buf.length, size - offset), offset)
+          .catch((err: unknown) => {
+            throw new SwarmError("ERR_IO", `cannot read ${staged}: ${(err as Error).message}`, { cause: err });
+          });
+        if (bytesRead === 0) throw new SwarmError("ERR_IO", `${staged} is shorter than expected`);
+        hash.update(buf.subarray(0, bytesRead));
+        offset += bytesRead;
+      }
+      if (!hash.digest().equals(manifest.sha256)) {
+        throw new SwarmError("ERR_IO", `${manifest.name}: whole-file hash mismatch after every piece verified`);
+      }
+      await handle.sync().catch((err: unknown) => {
+        throw new SwarmError("ERR_IO", `cannot sync ${staged}: ${(err as Error).message}`, { cause: err });
+      });
+    } finally {
+      await handle.close().catch(() => {});
+    }
   }
 
   /** Whether a name is taken in Shared/ (a download would collide with it). */
@@ -135,13 +351,26 @@ export class FileStore implements PieceStore {
     return existsSync(join(this.sharedDir, name));
   }
 
-  /** Drops a download (the swarm lost the file): its staging file is deleted. */
+  /**
+   * Drops a download (the swarm lost the file). Its partial stays in staging with an up to
+   * date record: the file may come back in this run, or be offered at the next start.
+   */
   abandon(fileId: number): void {
     const e = this.#entries.get(fileId);
     if (e === undefined) return;
     this.#entries.delete(fileId);
-    if (e.fd !== undefined) closeSync(e.fd);
-    if (e.staging) rmSync(e.path, { force: true });
+    this.#fds.close(e.path);
+    const d = e.download;
+    if (d === undefined) return;
+    this.#dirty.delete(d);
+    if (e.size === 0) return; // nothing staged
+    try {
+      this.#staging.writeRecordSync(d.key, this.#recordOf(d));
+    } catch {
+      this.#staging.discard(d.key); // no record: the partial would cost a full check later
+      return;
+    }
+    this.#staging.release({ key: d.key, partPath: e.path, partSize: e.size, record: this.#recordOf(d) });
   }
 
   /** Names of the files now in Shared/ (what SHUTDOWN lists). */
@@ -151,26 +380,26 @@ export class FileStore implements PieceStore {
       .map((d) => d.name);
   }
 
-  /** Closes every file and deletes this process's staging folder. Safe to call twice. */
-  close(): void {
+  /**
+   * Closes every file and the staging folder. "leave" (a normal departure) removes every
+   * partial; "keep" (a signal, an error) writes their records and keeps them for the
+   * next start (those with at least one piece). Returns how many partials are kept.
+   * Safe to call twice.
+   */
+  close(mode: "leave" | "keep"): { kept: number; failure: unknown } {
+    if (this.#closed) return { kept: 0, failure: undefined };
+    // A download with no piece yet has nothing worth keeping.
     for (const e of this.#entries.values()) {
-      if (e.fd !== undefined) {
-        try {
-          closeSync(e.fd);
-        } catch {
-          // already closed: nothing to release
-        }
-        e.fd = undefined;
-      }
+      if (e.download !== undefined && e.download.written.count === 0) this.#staging.discard(e.download.key);
     }
+    const failure = mode === "keep" ? this.#checkpointSync() : undefined;
+    this.#closed = true;
+    this.#jobs.clear();
+    this.#fds.closeAll();
     this.#entries.clear();
-    rmSync(this.stagingDir, { recursive: true, force: true });
-    try {
-      const root = join(this.stagingDir, "..");
-      if (readdirSync(root).length === 0) rmSync(root, { recursive: true, force: true });
-    } catch {
-      // the root is shared with other peers or already gone
-    }
+    const kept = mode === "keep" ? this.#staging.partialCount() : 0;
+    this.#staging.close(mode === "leave");
+    return { kept, failure };
   }
 
   #entry(fileId: number): Entry {
@@ -180,8 +409,7 @@ export class FileStore implements PieceStore {
   }
 
   #fd(e: Entry): number {
-    if (e.fd === undefined) e.fd = this.#io(() => openSync(e.path, "r"), `open ${e.path}`);
-    return e.fd;
+    return this.#io(() => this.#fds.get(e.path, e.download === undefined ? "r" : "r+"), `open ${e.path}`);
   }
 
   #io<T>(op: () => T, what: string): T {
@@ -194,21 +422,43 @@ export class FileStore implements PieceStore {
   }
 }
 
-/** Removes `<root>/<pid>` folders whose process is gone (left by a crash or kill -9). */
-function removeDeadStaging(root: string): void {
-  for (const name of readdirSync(root)) {
-    const pid = Number(name);
-    if (!Number.isInteger(pid) || pid <= 0) continue;
-    if (pid !== process.pid && isAlive(pid)) continue;
-    rmSync(join(root, name), { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
+/** The candidates whose bytes in the staging file match the manifest's piece hashes. */
+async function verifyPieces(path: string, manifest: CheckedManifest, candidates: readonly number[]): Promise<number[]> {
+  if (candidates.length === 0) return [];
+  const pieceBytes = manifest.chunksPerPiece * CHUNK_SIZE;
+  const kept: number[] = [];
+  const handle = await open(path, "r").catch((err: unknown) => {
+    throw new SwarmError("ERR_IO", `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  });
   try {
-    process.kill(pid, 0);
-    return true;
+    const buf = Buffer.allocUnsafe(VERIFY_READ_PIECES * pieceBytes);
+    for (let i = 0; i < candidates.length; ) {
+      const first = candidates[i] ?? 0;
+      let j = i + 1;
+      while (j < candidates.length && j - i < VERIFY_READ_PIECES && candidates[j] === first + (j - i)) j++;
+      const start = first * pieceBytes;
+      const end = Math.min(manifest.size, (first + (j - i)) * pieceBytes);
+      let got = 0;
+      while (got < end - start) {
+        const { bytesRead } = await handle.read(buf, got, end - start - got, start + got);
+        if (bytesRead === 0) break; // shorter than it was a moment ago: what is missing fails
+        got += bytesRead;
+      }
+      for (let k = i; k < j; k++) {
+        const p = candidates[k] ?? 0;
+        const offset = (p - first) * pieceBytes;
+        const length = Math.min(pieceBytes, manifest.size - p * pieceBytes);
+        const expected = manifest.pieceSha256[p];
+        if (offset + length > got || expected === undefined) continue;
+        if (pieceHash(buf.subarray(offset, offset + length)).equals(expected)) kept.push(p);
+      }
+      i = j;
+    }
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    if (err instanceof SwarmError) throw err;
+    throw new SwarmError("ERR_IO", `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await handle.close().catch(() => {});
   }
+  return kept;
 }

@@ -15,6 +15,31 @@ export class Bitmap {
     return b;
   }
 
+  /**
+   * A bitmap from its bytes (bit i is byte i >> 3, bit i & 7); undefined when the length
+   * is wrong or a bit past `size` is set.
+   */
+  static fromBytes(size: number, bytes: Uint8Array): Bitmap | undefined {
+    const b = new Bitmap(size);
+    if (bytes.length !== b.#bits.length) return undefined;
+    for (let i = 0; i < bytes.length; i++) {
+      const byte = bytes[i] ?? 0;
+      if (byte === 0) continue;
+      for (let bit = 0; bit < 8; bit++) {
+        if ((byte & (1 << bit)) === 0) continue;
+        const index = i * 8 + bit;
+        if (index >= size) return undefined;
+        b.set(index);
+      }
+    }
+    return b;
+  }
+
+  /** A copy of the bits (see fromBytes). */
+  toBytes(): Uint8Array {
+    return this.#bits.slice();
+  }
+
   get count(): number {
     return this.#count;
   }

@@ -98,12 +98,25 @@ export class TransferEngine {
 
   // ------------------------------------------------------------------ swarm view
 
-  addFile(id: number, manifest: CheckedManifest, mode: FileMode): FileState {
+  /**
+   * A file of the swarm. A download resumed from an earlier run passes the pieces it
+   * already holds, verified: they are served, never requested, and not reported as
+   * acquired (the caller reports them).
+   */
+  addFile(
+    id: number,
+    manifest: CheckedManifest,
+    mode: FileMode,
+    resumed: { readonly verifiedPieces?: Iterable<number> } = {},
+  ): FileState {
     const existing = this.#files.get(id);
     if (existing !== undefined) return existing;
     const file = new FileState(id, manifest, mode);
+    if (mode === "downloading" && resumed.verifiedPieces !== undefined) {
+      file.restoreVerifiedPieces(resumed.verifiedPieces);
+    }
     this.#files.set(id, file);
-    if (mode === "downloading" && file.pieces === 0) this.#completeFile(file);
+    if (mode === "downloading" && file.done.complete) this.#completeFile(file);
     this.#schedulePump();
     return file;
   }

@@ -82,6 +82,11 @@ export class FileState {
     return this.picker.holders;
   }
 
+  /** Pieces held from an earlier run, verified again by their hashes: done before any fetch. */
+  restoreVerifiedPieces(pieces: Iterable<number>): void {
+    this.picker.restoreVerified(pieces);
+  }
+
   pieceOf(chunk: number): number {
     return Math.floor(chunk / this.manifest.chunksPerPiece);
   }

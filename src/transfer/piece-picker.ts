@@ -334,6 +334,13 @@ export class PiecePicker {
     this.done.set(piece.piece);
   }
 
+  /** Pieces kept from an earlier run and verified again: held before any fetch (resume). */
+  restoreVerified(pieces: Iterable<number>): void {
+    for (const p of pieces) {
+      if (Number.isInteger(p) && p >= 0 && p < this.pieces && !this.#active.has(p)) this.done.set(p);
+    }
+  }
+
   /** Chunks [from, from + count) of the piece (local indices) were bad: fetch them again. */
   restoreBlocks(piece: DownloadingPiece, from: number, count: number): void {
     for (let i = from; i < Math.min(piece.chunkCount, from + count); i++) {

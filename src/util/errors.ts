@@ -11,7 +11,8 @@ export type SwarmErrorCode =
   | "ERR_PROTOCOL_VERSION"
   | "ERR_IO"
   | "ERR_FRAME_TOO_LARGE"
-  | "ERR_BAD_MESSAGE";
+  | "ERR_BAD_MESSAGE"
+  | "ERR_FOLDER_IN_USE";
 
 export class SwarmError extends Error {
   readonly code: SwarmErrorCode;
@@ -33,6 +34,8 @@ export const ExitStatus = {
   trackerLost: 4,
   io: 5,
   refused: 6,
+  /** Another peer runs in the same folder (its lock is in the staging folder). */
+  folderInUse: 7,
   /** 128 + the signal's number, as shells report it. */
   sigint: 130,
   sigterm: 143,
@@ -49,6 +52,7 @@ const STATUS_OF: Readonly<Record<SwarmErrorCode, number>> = {
   ERR_TRACKER_REFUSED: ExitStatus.refused,
   ERR_PROTOCOL_VERSION: ExitStatus.refused,
   ERR_IO: ExitStatus.io,
+  ERR_FOLDER_IN_USE: ExitStatus.folderInUse,
 };
 
 /** An error raised by the operating system (fs, net, dgram): it has an errno-style code. */
@@ -88,6 +92,7 @@ export const PEER_EXIT_STATUSES: StatusTable = [
   [ExitStatus.trackerLost, "tracker lost (connection closed or silent)"],
   [ExitStatus.io, "I/O error (./Shared or staging unusable, disk full)"],
   [ExitStatus.refused, "refused by the tracker (other protocol version)"],
+  [ExitStatus.folderInUse, "another peer is running in this folder"],
   [ExitStatus.sigint, "interrupted by SIGINT (Ctrl-C)"],
   [ExitStatus.sigterm, "stopped by SIGTERM"],
 ];

@@ -78,7 +78,7 @@ function canMountTmpfs(): boolean {
 
 // Needs root to mount a small tmpfs: skipped (not passed) without it.
 (canMountTmpfs() ? test.serial : test.serial.skip)(
-  "a full disk: the downloader stops with one clear line, exit 5, nothing half-written in Shared",
+  "a full disk: the downloader stops with one clear line, exit 5, nothing half-written in Shared; once there is room, a restart resumes",
   async (t) => {
     const root = await tempDir(t);
     const { proc: tracker, port, stdoutLine } = await startTracker(t, path.join(root, "tracker"));
@@ -98,7 +98,8 @@ function canMountTmpfs(): boolean {
         // already unmounted
       }
     });
-    const seed = new Proc("seed", "sh", [PEER_SH, "127.0.0.1", String(port), "2"], { cwd: seedDir });
+    // It stays (MIN_ALIVE is never reached) until the test stops it: the restart needs it.
+    const seed = new Proc("seed", "sh", [PEER_SH, "127.0.0.1", String(port), "600"], { cwd: seedDir });
     t.teardown(() => seed.killHard());
     await stdoutLine(/^PEER 1 CONNECT: OFFERS 2$/);
     const result = await runToExit("downloader", "sh", [PEER_SH, "127.0.0.1", String(port), "0"], {
@@ -114,14 +115,37 @@ function canMountTmpfs(): boolean {
     const lines = result.stderr.toString().trimEnd().split("\n");
     t.is(lines.length, 1, `one stderr line: ${JSON.stringify(lines)}`);
     t.regex(lines[0] ?? "", /^udpswarm peer: cannot write .*(ENOSPC|no space)/i);
-    // Only whole, verified files may be in Shared; the staging folder is gone.
+    // Only whole, verified files may be in Shared; the partial is kept in staging (SPEC §12).
     const left = await tree(small);
-    for (const entry of left) t.true(entry === "Shared/" || entry === "Shared/small.txt", `unexpected ${entry}`);
-    if (left.includes("Shared/small.txt")) {
-      t.is(await readFile(path.join(small, "Shared", "small.txt"), "utf8"), "fits\n");
+    const staged = /^\.udpswarm-staging\/([0-9a-f]{32}\.(part|rec))?$/;
+    for (const entry of left) {
+      t.true(entry === "Shared/" || entry === "Shared/small.txt" || staged.test(entry), `unexpected ${entry}`);
     }
-    const seedExit = await seed.exited;
-    t.is(seedExit.code, 0, "the seeder still leaves normally");
+    t.true(
+      left.some((e) => e.endsWith(".part")),
+      `the partial download is kept: ${JSON.stringify(left)}`,
+    );
+    const smallDone = left.includes("Shared/small.txt");
+    if (smallDone) t.is(await readFile(path.join(small, "Shared", "small.txt"), "utf8"), "fits\n");
+
+    // Room again: the restart takes up what was written and fetches the rest.
+    execFileSync("mount", ["-o", "remount,size=8m", small]);
+    const again = await runToExit(
+      "downloader again",
+      "sh",
+      [PEER_SH, "127.0.0.1", String(port), "0", "--stats", "stats.json"],
+      { cwd: small, timeoutMs: 30_000 },
+    );
+    t.is(again.exit.code, 0, again.stderr.toString());
+    t.is(again.stdout.toString(), "PEER 3 SHUTDOWN: HAS 2\n3    big.bin\n3    small.txt\n");
+    t.true((await readFile(path.join(small, "Shared", "big.bin"))).equals(big), "big.bin byte-identical");
+    t.deepEqual(await tree(small), ["Shared/", "Shared/big.bin", "Shared/small.txt", "stats.json"]);
+    const stats = JSON.parse(await readFile(path.join(small, "stats.json"), "utf8"));
+    t.log(`resumed ${JSON.stringify(stats.resumed)}; received ${stats.chunksReceived}`);
+    t.true(stats.resumed.pieces > 0, "pieces written before the disk filled up were kept");
+    t.is(stats.chunksReceived, 6144 - stats.resumed.chunks + (smallDone ? 0 : 1), "only the rest was fetched");
+    seed.signal("SIGTERM");
+    t.is((await seed.exited).code, 143, "the seeder served both runs");
     await stopTracker(t, tracker);
   },
 );

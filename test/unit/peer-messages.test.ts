@@ -1,9 +1,18 @@
 import test from "ava";
 import { interruptedDownloads } from "../../src/peer/peer.js";
 
-test("interrupted: the line says what was removed, or that nothing was", (t) => {
-  t.is(interruptedDownloads([]), "nothing was being downloaded");
-  t.is(interruptedDownloads(["a b.bin"]), '1 partial download removed: "a b.bin"');
-  t.is(interruptedDownloads(["a", "b"]), '2 partial downloads removed: "a", "b"');
-  t.is(interruptedDownloads(["a", "b", "c", "d", "e"]), '5 partial downloads removed: "a", "b", "c" and 2 more');
+test("interrupted: the line says what was kept, or that nothing was", (t) => {
+  t.is(interruptedDownloads([], "st"), "nothing was being downloaded");
+  t.is(
+    interruptedDownloads(["a b.bin"], ".udpswarm-staging"),
+    '1 partial download kept in .udpswarm-staging for the next start: "a b.bin"',
+  );
+  t.is(
+    interruptedDownloads(["a", "b"], ".udpswarm-staging"),
+    '2 partial downloads kept in .udpswarm-staging for the next start: "a", "b"',
+  );
+  t.is(
+    interruptedDownloads(["a", "b", "c", "d", "e"], ".udpswarm-staging"),
+    '5 partial downloads kept in .udpswarm-staging for the next start: "a", "b", "c" and 2 more',
+  );
 });
