@@ -18,6 +18,7 @@ import { type FaultConfig, FaultInjector, hasFaults } from "./faults.js";
 import { type DownloadView, ProgressDisplay } from "./progress.js";
 import { type LocalFile, scanShared } from "./scan.js";
 import { FileStore } from "./store.js";
+import { SyncPeer } from "./sync-peer.js";
 import { TrackerClient } from "./tracker-client.js";
 
 export type PeerConfig = {
@@ -37,6 +38,8 @@ export type PeerConfig = {
   readonly progress: "auto" | "on" | "off";
   /** No progress and no counters on stderr (errors still are). */
   readonly quiet: boolean;
+  /** SYNC (§9): a live-folder peer. */
+  readonly sync?: boolean;
 };
 
 /**
@@ -92,6 +95,8 @@ export class Peer {
   /** Files whole and verified piece by piece, being checked whole and moved into Shared/. */
   readonly #finalizing = new Map<number, Promise<void>>();
   #leaving = false;
+  /** SYNC (§9): the live-folder side, in --sync mode. */
+  readonly #sync: SyncPeer | undefined;
   #finished: ((code: number) => void) | undefined;
   #ended = false;
   #badFrames = 0;
@@ -120,21 +125,37 @@ export class Peer {
     const faultsOut = this.#faultsOut;
     const port: DatagramPort =
       faultsOut === undefined ? raw : { send: (bytes, host, p) => faultsOut.apply(bytes, (b) => raw.send(b, host, p)) };
+    this.#sync = config.sync === true ? this.#syncPeer() : undefined;
     this.#engine = new TransferEngine(
       {
         clock: this.#clock,
         port,
-        store: this.#store,
+        store: this.#sync?.guard(this.#store) ?? this.#store,
         random: new SeededRandom(config.faults.seed ^ process.pid),
         defer: (fn) => setImmediate(fn),
         events: {
           acquired: (fileId, first, count) => this.#onAcquired(fileId, first, count),
           fileComplete: (fileId) => this.#onFileComplete(fileId),
-          fatal: (err) => this.#fail(err),
+          fatal: (err) => {
+            if (this.#sync?.onFatal(err) !== true) this.#fail(err);
+          },
         },
       },
       config.transfer,
     );
+  }
+
+  #syncPeer(): SyncPeer {
+    return new SyncPeer({
+      engine: () => this.#engine,
+      store: this.#store,
+      sharedDir: this.#config.sharedDir,
+      maxFileSize: this.#config.maxFileSize,
+      send: (body) => this.#tracker?.send(body),
+      acquired: (fileId, first, count) => this.#onAcquired(fileId, first, count),
+      peerId: () => this.#peerId,
+      log: (line) => this.#log(line),
+    });
   }
 
   /** Runs the peer to the end; resolves with the exit status. */
@@ -173,8 +194,11 @@ export class Peer {
 
   async #start(): Promise<void> {
     const log = (line: string) => this.#log(line);
-    for (const local of scanShared(this.#config.sharedDir, this.#config.maxFileSize, log)) {
-      this.#local.set(local.manifest.name, local);
+    const syncOffers = await this.#sync?.start();
+    if (this.#sync === undefined) {
+      for (const local of scanShared(this.#config.sharedDir, this.#config.maxFileSize, log)) {
+        this.#local.set(local.manifest.name, local);
+      }
     }
     const udpPort = await this.#bind();
     this.#tracker = await TrackerClient.connect(this.#config.trackerHost, this.#config.trackerPort, this.#clock, {
@@ -185,6 +209,12 @@ export class Peer {
       },
     });
     if (this.#ended) return;
+    if (syncOffers !== undefined) {
+      // SYNC (§9): versions from the watcher's first listing; never asks to leave.
+      this.#tracker.send({ hello: { udpPort, addresses: [...this.#localAddresses], offers: syncOffers, sync: true } });
+      this.#reportStats();
+      return;
+    }
     this.#tracker.send({
       hello: {
         udpPort,
@@ -261,10 +291,16 @@ export class Peer {
         if (frame.welcome) this.#onWelcome(frame.welcome);
         return;
       case "fileAdded":
-        if (frame.fileAdded?.file) this.#learnFile(frame.fileAdded.file);
+        if (frame.fileAdded?.file && this.#sync !== undefined) this.#sync.fileAdded(frame.fileAdded.file);
+        else if (frame.fileAdded?.file) this.#learnFile(frame.fileAdded.file);
         return;
       case "fileRemoved": {
         const fileId = frame.fileRemoved?.fileId ?? 0;
+        if (this.#sync !== undefined) {
+          this.#sync.fileRemoved(fileId);
+          this.#pendingHave.delete(fileId);
+          return;
+        }
         const file = this.#engine.file(fileId);
         if (file?.mode === "downloading") {
           this.#log(`"${file.manifest.name}" is no longer available in the swarm; dropping the partial copy`);
@@ -312,7 +348,8 @@ export class Peer {
       );
     }
     const ours = new Set<number>();
-    for (const info of w.accepted ?? []) {
+    if (this.#sync !== undefined) this.#sync.welcome(w);
+    for (const info of this.#sync === undefined ? (w.accepted ?? []) : []) {
       const local = this.#local.get(info.manifest?.name ?? "");
       if (local === undefined) continue;
       const id = info.fileId ?? 0;
@@ -321,7 +358,9 @@ export class Peer {
       this.#store.addSeed(id, local.manifest.name, local.manifest.size);
       this.#engine.addFile(id, local.manifest, "seeding");
     }
-    for (const info of w.files ?? []) if (!ours.has(info.fileId ?? 0)) this.#learnFile(info);
+    for (const info of this.#sync === undefined ? (w.files ?? []) : []) {
+      if (!ours.has(info.fileId ?? 0)) this.#learnFile(info);
+    }
     for (const p of w.peers ?? []) this.#addRemote(p);
     for (const h of w.holders ?? []) this.#onHolders(h);
   }
@@ -417,6 +456,10 @@ export class Peer {
     this.#downloadCompleted.set(fileId, this.#clock.now());
     if (file.chunks === 0) this.#tracker?.send({ have: { fileId, runs: [] } });
     else this.#flushHave(fileId);
+    if (this.#sync !== undefined) {
+      this.#sync.fileComplete(fileId);
+      return;
+    }
     const done = this.#store.finalize(fileId, file.manifest).then(
       () => {
         this.#finalizing.delete(fileId);
@@ -452,6 +495,11 @@ export class Peer {
    */
   interrupt(signal: "SIGINT" | "SIGTERM"): void {
     if (this.#ended) return;
+    if (this.#sync !== undefined) {
+      // SYNC (§9): stopping is how a live-folder peer leaves: SHUTDOWN block, exit 0.
+      void this.#leave();
+      return;
+    }
     this.#ended = true;
     // The last progress frame stays as it was; on a terminal, Ctrl-C echoed "^C" below
     // it, where the cursor is: the message starts on the next line.
@@ -509,6 +557,7 @@ export class Peer {
   }
 
   #finish(code: number): void {
+    this.#sync?.close();
     this.#tracker?.close();
     this.#engine.close();
     try {

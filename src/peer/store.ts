@@ -102,7 +102,12 @@ export class FileStore implements PieceStore {
    * Never replaces a file already there (link + unlink, not rename). Reads asynchronously
    * so a big file does not stall the data path; the file is served from staging meanwhile.
    */
-  async finalize(fileId: number, manifest: CheckedManifest): Promise<void> {
+  async finalize(
+    fileId: number,
+    manifest: CheckedManifest,
+    /** SYNC (§9): puts the verified staging file in place (rename over) instead of link + unlink. */
+    place?: (stagingPath: string, fd: number) => string,
+  ): Promise<void> {
     const e = this.#entry(fileId);
     if (!e.staging) return;
     const fd = this.#fd(e);
@@ -124,6 +129,10 @@ export class FileStore implements PieceStore {
       throw new SwarmError("ERR_IO", `${manifest.name}: whole-file hash mismatch after every piece verified`);
     }
     this.#io(() => fsyncSync(fd), `sync ${e.path}`);
+    if (place !== undefined) {
+      this.#entries.set(fileId, { ...e, path: place(e.path, fd), staging: false });
+      return;
+    }
     const target = join(this.sharedDir, e.name);
     this.#io(() => linkSync(e.path, target), `move ${e.name} into ${this.sharedDir}`);
     this.#io(() => unlinkSync(e.path), `remove ${e.path}`);

@@ -98,12 +98,14 @@ export class TransferEngine {
 
   // ------------------------------------------------------------------ swarm view
 
-  addFile(id: number, manifest: CheckedManifest, mode: FileMode): FileState {
+  addFile(id: number, manifest: CheckedManifest, mode: FileMode, donePieces: readonly number[] = []): FileState {
     const existing = this.#files.get(id);
     if (existing !== undefined) return existing;
     const file = new FileState(id, manifest, mode);
     this.#files.set(id, file);
-    if (mode === "downloading" && file.pieces === 0) this.#completeFile(file);
+    // SYNC (§9): pieces a live-folder peer already stored from its local copy.
+    if (mode === "downloading") for (const p of donePieces) file.done.set(p);
+    if (mode === "downloading" && file.done.complete) this.#completeFile(file);
     this.#schedulePump();
     return file;
   }
