@@ -105,13 +105,14 @@ const OPTIONS: readonly OptionSpec[] = [
     name: "sync",
     kind: "boolean",
     env: "UDPSWARM_SYNC",
-    help: "live folder (SPEC §9): keep ./Shared in step until SIGINT/SIGTERM; MIN_ALIVE optional",
+    help: "live folder: keep ./Shared in step until SIGINT/SIGTERM; MIN_ALIVE optional",
   },
   { name: "help", kind: "boolean", short: "h", help: "show this help and exit" },
   { name: "version", kind: "boolean", help: "show the version and exit" },
 ];
 
 const USAGE = `usage: sh peer.sh TRACKER_IP TRACKER_PORT MIN_ALIVE_SECONDS [options]
+       sh peer.sh TRACKER_IP TRACKER_PORT [MIN_ALIVE_SECONDS] --sync [options]
 
 Joins the swarm of the tracker at TRACKER_IP:TRACKER_PORT (TRACKER_IP may be a
 host name), offers every regular, non-hidden file of ./Shared, fetches every
