@@ -47,6 +47,7 @@ export class SyncSwarm {
   }
 
   static async start(t: ExecutionContext): Promise<SyncSwarm> {
+    t.timeout(180_000, "sync swarm test exceeded its bound");
     const release = await acquireSwarmSlot();
     const dir = await tempDir(t, "udpswarm-sync-");
     await mkdir(path.join(dir, "tracker"));
