@@ -101,11 +101,18 @@ const OPTIONS: readonly OptionSpec[] = [
     env: "UDPSWARM_QUIET",
     help: "no progress display (errors and warnings are still reported)",
   },
+  {
+    name: "sync",
+    kind: "boolean",
+    env: "UDPSWARM_SYNC",
+    help: "live folder: keep ./Shared in step until SIGINT/SIGTERM; MIN_ALIVE optional",
+  },
   { name: "help", kind: "boolean", short: "h", help: "show this help and exit" },
   { name: "version", kind: "boolean", help: "show the version and exit" },
 ];
 
 const USAGE = `usage: sh peer.sh TRACKER_IP TRACKER_PORT MIN_ALIVE_SECONDS [options]
+       sh peer.sh TRACKER_IP TRACKER_PORT [MIN_ALIVE_SECONDS] --sync [options]
 
 Joins the swarm of the tracker at TRACKER_IP:TRACKER_PORT (TRACKER_IP may be a
 host name), offers every regular, non-hidden file of ./Shared, fetches every
@@ -150,7 +157,9 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`udpswarm peer ${packageVersion()}\n`);
     return ExitStatus.ok;
   }
-  const [host, portText, minAliveText, ...extra] = args.positional;
+  const sync = v.get("sync") === true;
+  // SYNC (§9): a live-folder peer never leaves by the departure rule, so MIN_ALIVE may be left out.
+  const [host, portText, minAliveText = sync ? "0" : undefined, ...extra] = args.positional;
   if (host === undefined || portText === undefined || minAliveText === undefined) {
     throw new SwarmError("ERR_USAGE", "expected TRACKER_IP TRACKER_PORT MIN_ALIVE_SECONDS (see --help)");
   }
@@ -198,6 +207,7 @@ async function main(argv: readonly string[]): Promise<number> {
     log,
     progress: v.get("progress") === true ? "on" : "auto",
     quiet: v.get("quiet") === true,
+    sync,
   });
   process.on("SIGINT", () => peer.interrupt("SIGINT"));
   process.on("SIGTERM", () => peer.interrupt("SIGTERM"));

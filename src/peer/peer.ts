@@ -20,6 +20,7 @@ import { type DownloadView, ProgressDisplay } from "./progress.js";
 import { type LocalFile, scanShared } from "./scan.js";
 import { identityOf, stagingKey } from "./staging-record.js";
 import { FileStore, type ResumeResult } from "./store.js";
+import { SyncPeer } from "./sync-peer.js";
 import { TrackerClient } from "./tracker-client.js";
 
 export type PeerConfig = {
@@ -39,6 +40,8 @@ export type PeerConfig = {
   readonly progress: "auto" | "on" | "off";
   /** No progress and no counters on stderr (errors still are). */
   readonly quiet: boolean;
+  /** SYNC (§9): a live-folder peer. */
+  readonly sync?: boolean;
 };
 
 /**
@@ -105,6 +108,8 @@ export class Peer {
   /** Completion reports wait for the staging records that cover them (see FileStore.checkpoint). */
   #haveChain: Promise<void> = Promise.resolve();
   #leaving = false;
+  /** SYNC (§9): the live-folder side, in --sync mode. */
+  readonly #sync: SyncPeer | undefined;
   #finished: ((code: number) => void) | undefined;
   #ended = false;
   #badFrames = 0;
@@ -133,21 +138,37 @@ export class Peer {
     const faultsOut = this.#faultsOut;
     const port: DatagramPort =
       faultsOut === undefined ? raw : { send: (bytes, host, p) => faultsOut.apply(bytes, (b) => raw.send(b, host, p)) };
+    this.#sync = config.sync === true ? this.#syncPeer() : undefined;
     this.#engine = new TransferEngine(
       {
         clock: this.#clock,
         port,
-        store: this.#store,
+        store: this.#sync?.guard(this.#store) ?? this.#store,
         random: new SeededRandom(config.faults.seed ^ process.pid),
         defer: (fn) => setImmediate(fn),
         events: {
           acquired: (fileId, first, count) => this.#onAcquired(fileId, first, count),
           fileComplete: (fileId) => this.#onFileComplete(fileId),
-          fatal: (err) => this.#fail(err),
+          fatal: (err) => {
+            if (this.#sync?.onFatal(err) !== true) this.#fail(err);
+          },
         },
       },
       config.transfer,
     );
+  }
+
+  #syncPeer(): SyncPeer {
+    return new SyncPeer({
+      engine: () => this.#engine,
+      store: this.#store,
+      sharedDir: this.#config.sharedDir,
+      maxFileSize: this.#config.maxFileSize,
+      send: (body) => this.#tracker?.send(body),
+      acquired: (fileId, first, count) => this.#onAcquired(fileId, first, count),
+      peerId: () => this.#peerId,
+      log: (line) => this.#log(line),
+    });
   }
 
   /** Runs the peer to the end; resolves with the exit status. */
@@ -186,8 +207,11 @@ export class Peer {
 
   async #start(): Promise<void> {
     const log = (line: string) => this.#log(line);
-    for (const local of scanShared(this.#config.sharedDir, this.#config.maxFileSize, log)) {
-      this.#local.set(local.manifest.name, local);
+    const syncOffers = await this.#sync?.start();
+    if (this.#sync === undefined) {
+      for (const local of scanShared(this.#config.sharedDir, this.#config.maxFileSize, log)) {
+        this.#local.set(local.manifest.name, local);
+      }
     }
     const udpPort = await this.#bind();
     this.#tracker = await TrackerClient.connect(this.#config.trackerHost, this.#config.trackerPort, this.#clock, {
@@ -198,6 +222,12 @@ export class Peer {
       },
     });
     if (this.#ended) return;
+    if (syncOffers !== undefined) {
+      // SYNC (§9): versions from the watcher's first listing; never asks to leave.
+      this.#tracker.send({ hello: { udpPort, addresses: [...this.#localAddresses], offers: syncOffers, sync: true } });
+      this.#reportStats();
+      return;
+    }
     this.#tracker.send({
       hello: {
         udpPort,
@@ -274,10 +304,16 @@ export class Peer {
         if (frame.welcome) this.#onWelcome(frame.welcome);
         return;
       case "fileAdded":
-        if (frame.fileAdded?.file) this.#learnFile(frame.fileAdded.file);
+        if (frame.fileAdded?.file && this.#sync !== undefined) this.#sync.fileAdded(frame.fileAdded.file);
+        else if (frame.fileAdded?.file) this.#learnFile(frame.fileAdded.file);
         return;
       case "fileRemoved": {
         const fileId = frame.fileRemoved?.fileId ?? 0;
+        if (this.#sync !== undefined) {
+          this.#sync.fileRemoved(fileId);
+          this.#pendingHave.delete(fileId);
+          return;
+        }
         const file = this.#engine.file(fileId);
         if (file?.mode === "downloading") {
           this.#log(
@@ -330,7 +366,8 @@ export class Peer {
       );
     }
     const ours = new Set<number>();
-    for (const info of w.accepted ?? []) {
+    if (this.#sync !== undefined) this.#sync.welcome(w);
+    for (const info of this.#sync === undefined ? (w.accepted ?? []) : []) {
       const local = this.#local.get(info.manifest?.name ?? "");
       if (local === undefined) continue;
       const id = info.fileId ?? 0;
@@ -339,7 +376,9 @@ export class Peer {
       this.#store.addSeed(id, local.manifest.name, local.manifest.size);
       this.#engine.addFile(id, local.manifest, "seeding");
     }
-    for (const info of w.files ?? []) if (!ours.has(info.fileId ?? 0)) this.#learnFile(info);
+    for (const info of this.#sync === undefined ? (w.files ?? []) : []) {
+      if (!ours.has(info.fileId ?? 0)) this.#learnFile(info);
+    }
     for (const p of w.peers ?? []) this.#addRemote(p);
     for (const h of w.holders ?? []) this.#onHolders(h);
   }
@@ -524,6 +563,10 @@ export class Peer {
     this.#downloadCompleted.set(fileId, this.#clock.now());
     if (file.chunks === 0) this.#reportAfterCheckpoint([{ fileId, runs: [] }]);
     else this.#flushHave(fileId);
+    if (this.#sync !== undefined) {
+      this.#sync.fileComplete(fileId);
+      return;
+    }
     const done = this.#store.finalize(fileId, file.manifest).then(
       () => {
         this.#finalizing.delete(fileId);
@@ -562,6 +605,11 @@ export class Peer {
    */
   interrupt(signal: "SIGINT" | "SIGTERM"): void {
     if (this.#ended) return;
+    if (this.#sync !== undefined) {
+      // SYNC (§9): stopping is how a live-folder peer leaves: SHUTDOWN block, exit 0.
+      void this.#leave();
+      return;
+    }
     this.#ended = true;
     // The last progress frame stays as it was; on a terminal, Ctrl-C echoed "^C" below
     // it, where the cursor is: the message starts on the next line.
@@ -622,6 +670,7 @@ export class Peer {
   }
 
   #finish(code: number): void {
+    this.#sync?.close();
     this.#tracker?.close();
     this.#engine.close();
     try {

@@ -84,12 +84,46 @@ function readProblem(err: unknown): string {
   return `cannot read it (${cause instanceof Error ? cause.message : String(cause)})`;
 }
 
-const PIECE_BYTES = CHUNK_SIZE * CHUNKS_PER_PIECE;
+/** Bytes of one piece: files are hashed a piece at a time. */
+export const PIECE_BYTES = CHUNK_SIZE * CHUNKS_PER_PIECE;
 
 /**
- * Hashes a file into its manifest: the hash of each 64 KiB piece (see pieceHash) and the
- * SHA-256 of the whole file,
- * reading a piece at a time (memory stays bounded whatever the size).
+ * A manifest from a file's pieces fed in order (each PIECE_BYTES, the last may be
+ * shorter): the hash of each piece (see pieceHash) and the SHA-256 of the whole file.
+ * Shared by every reader of local files, so there is one manifest format.
+ */
+export class ManifestBuilder {
+  readonly #name: string;
+  readonly #whole = createHash("sha256");
+  readonly #pieces: Buffer[] = [];
+  #size = 0;
+
+  constructor(name: string) {
+    this.#name = name;
+  }
+
+  add(piece: Uint8Array): void {
+    this.#whole.update(piece);
+    this.#pieces.push(pieceHash(piece));
+    this.#size += piece.length;
+  }
+
+  finish(): CheckedManifest {
+    return {
+      name: this.#name,
+      size: this.#size,
+      chunks: chunkCount(this.#size),
+      chunksPerPiece: CHUNKS_PER_PIECE,
+      chunksPerBlock: CHUNKS_PER_BLOCK,
+      sha256: this.#whole.digest(),
+      pieceSha256: this.#pieces,
+    };
+  }
+}
+
+/**
+ * Hashes a file into its manifest, reading a piece at a time (memory stays bounded
+ * whatever the size).
  */
 export function hashFile(dir: string, name: string): LocalFile {
   const path = join(dir, name);
@@ -101,8 +135,7 @@ export function hashFile(dir: string, name: string): LocalFile {
   }
   try {
     const size = fstatSync(fd).size;
-    const whole = createHash("sha256");
-    const pieces: Buffer[] = [];
+    const builder = new ManifestBuilder(name);
     const buf = Buffer.allocUnsafe(PIECE_BYTES);
     let offset = 0;
     while (offset < size) {
@@ -113,23 +146,10 @@ export function hashFile(dir: string, name: string): LocalFile {
         if (n === 0) throw new SwarmError("ERR_IO", "it shrank while it was being read");
         got += n;
       }
-      const piece = buf.subarray(0, want);
-      whole.update(piece);
-      pieces.push(pieceHash(piece));
+      builder.add(buf.subarray(0, want));
       offset += want;
     }
-    return {
-      path,
-      manifest: {
-        name,
-        size,
-        chunks: chunkCount(size),
-        chunksPerPiece: CHUNKS_PER_PIECE,
-        chunksPerBlock: CHUNKS_PER_BLOCK,
-        sha256: whole.digest(),
-        pieceSha256: pieces,
-      },
-    };
+    return { path, manifest: builder.finish() };
   } finally {
     closeSync(fd);
   }

@@ -285,18 +285,28 @@ export class FileStore implements PieceStore {
    * Never replaces a file already there (link + unlink, not rename). Reads asynchronously
    * so a big file does not stall the data path; the file is served from staging meanwhile.
    */
-  finalize(fileId: number, manifest: CheckedManifest): Promise<void> {
+  finalize(
+    fileId: number,
+    manifest: CheckedManifest,
+    /** SYNC (§9): puts the verified staging file in place (rename over) instead of link + unlink. */
+    place?: (stagingPath: string) => string,
+  ): Promise<void> {
     const e = this.#entry(fileId);
     if (e.download === undefined) return Promise.resolve();
-    return this.#jobs.add(() => this.#finalize(fileId, e, manifest));
+    return this.#jobs.add(() => this.#finalize(fileId, e, manifest, place));
   }
 
-  async #finalize(fileId: number, e: Entry, manifest: CheckedManifest): Promise<void> {
+  async #finalize(
+    fileId: number,
+    e: Entry,
+    manifest: CheckedManifest,
+    place: ((stagingPath: string) => string) | undefined,
+  ): Promise<void> {
     const d = e.download;
     if (d === undefined || this.#entries.get(fileId) !== e) return;
     const staged = e.path;
     const target = join(this.sharedDir, e.name);
-    if (e.size === 0) {
+    if (e.size === 0 && place === undefined) {
       if (!createHash("sha256").digest().equals(manifest.sha256)) {
         throw new SwarmError("ERR_IO", `${manifest.name}: an empty file cannot have this hash`);
       }
@@ -306,8 +316,18 @@ export class FileStore implements PieceStore {
       e.download = undefined;
       return;
     }
+    if (e.size === 0) this.#io(() => closeSync(openSync(staged, "w")), `create ${staged}`);
     await this.#checkWhole(staged, e.size, manifest);
     if (this.#entries.get(fileId) !== e || this.#closed) return; // abandoned meanwhile
+    if (place !== undefined) {
+      // SYNC (§9): the live-folder side renames it over the older version itself.
+      this.#fds.close(staged);
+      e.path = place(staged);
+      e.download = undefined;
+      this.#dirty.delete(d);
+      rmSync(this.#staging.recordPath(d.key), { force: true });
+      return;
+    }
     this.#io(() => linkSync(staged, target), `move ${e.name} into ${this.sharedDir}`);
     this.#fds.close(staged);
     e.path = target;

@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { isIPv4 } from "node:net";
 import { Bitmap, flattenRuns, parseRuns } from "../transfer/bitmap.js";
-import { acquiredLine, byNameBytes, connectBlock, disconnectBlock } from "../util/output-lines.js";
+import { acquiredLine, byNameBytes, connectBlock, disconnectBlock, updateBlock } from "../util/output-lines.js";
 import { requestAuth, SECRET_BYTES } from "../wire/auth.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { type CheckedManifest, type FrameBody, manifestToWire } from "../wire/tracker-frame.js";
+import { CLASSIC_TAG, tagToWire, VersionBook, type VersionTag, versionFrom } from "./versions.js";
 
 /**
  * The tracker's knowledge of the swarm, free of I/O: who is alive, which files exist,
@@ -46,6 +47,8 @@ type PeerRecord = {
   readonly receivedWhole: Set<string>;
   /** The peer's latest transfer counters (for observers only). */
   stats: PeerTransferStats | undefined;
+  /** SYNC (§9): a live-folder peer; it sees the newest version of each name. */
+  readonly sync: boolean;
 };
 
 /** Totals a peer reports about its own transfers (PeerStats). */
@@ -65,6 +68,8 @@ type FileRecord = {
   /** Peers holding at least one chunk (or the whole of an empty file). */
   readonly holders: Set<number>;
   readonly completeHolders: Set<number>;
+  /** SYNC (§9): the version's mtime and ancestry (CLASSIC_TAG for a classic peer's file). */
+  readonly tag: VersionTag;
 };
 
 export type JoinResult = { readonly peerId: number };
@@ -89,7 +94,10 @@ export class Registry {
   readonly #randomBytes: (n: number) => Buffer;
   readonly #peers = new Map<number, PeerRecord>();
   readonly #files = new Map<number, FileRecord>();
+  /** What classic peers see: the first record of each name (§8). */
   readonly #fileIdByName = new Map<string, number>();
+  /** SYNC (§9): what sync peers see: the newest version of each name. */
+  readonly #book = new VersionBook();
   #nextPeerId = 1;
   #nextFileId = 1;
 
@@ -121,6 +129,7 @@ export class Registry {
     offers: readonly CheckedManifest[],
     onAssigned?: (peerId: number) => void,
     addresses: readonly string[] = [],
+    sync?: { readonly tags: readonly VersionTag[] },
   ): JoinResult {
     const peer: PeerRecord = {
       id: this.#nextPeerId++,
@@ -134,14 +143,24 @@ export class Registry {
       holdings: new Map(),
       receivedWhole: new Set(),
       stats: undefined,
+      sync: sync !== undefined,
     };
     const refusals: udpswarm.IRefusal[] = [];
     const accepted: CheckedManifest[] = [];
     const newFiles: FileRecord[] = [];
     const seenNames = new Set<string>();
-    for (const offer of offers) {
+    const superseded: number[] = [];
+    for (const [i, offer] of offers.entries()) {
       if (seenNames.has(offer.name)) continue;
       seenNames.add(offer.name);
+      if (sync !== undefined) {
+        // SYNC (§9): a different content is a version, not a conflict; an older one is not held.
+        const file = this.#syncOffer(offer, sync.tags[i] ?? CLASSIC_TAG, newFiles, superseded);
+        if (file === undefined) continue;
+        this.#holdWhole(peer, file);
+        accepted.push(offer);
+        continue;
+      }
       const existingId = this.#fileIdByName.get(offer.name);
       const existing = existingId === undefined ? undefined : this.#files.get(existingId);
       if (existing !== undefined && !sameContent(existing.manifest, offer)) {
@@ -154,12 +173,9 @@ export class Registry {
         this.#sink.log(`peer ${peer.id}: refused "${offer.name}": name conflict (same name, different content)`);
         continue;
       }
-      const file = existing ?? this.#addFile(offer);
+      const file = existing ?? this.#addFile(offer, CLASSIC_TAG);
       if (existing === undefined) newFiles.push(file);
-      peer.offered.add(file.id);
-      peer.holdings.set(file.id, { bits: undefined, complete: true });
-      file.holders.add(peer.id);
-      file.completeHolders.add(peer.id);
+      this.#holdWhole(peer, file);
       accepted.push(offer);
     }
     this.#peers.set(peer.id, peer);
@@ -171,7 +187,9 @@ export class Registry {
     for (const other of this.#peers.values()) {
       if (other.id === peer.id || other.state === "leaving") continue;
       this.#sink.send(other.id, { peerJoined: { peer: peerAddress(peer, other) } });
-      for (const file of newFiles) this.#sink.send(other.id, { fileAdded: { file: fileInfo(file) } });
+      for (const file of newFiles) {
+        if (this.#sees(other, file)) this.#sink.send(other.id, { fileAdded: { file: fileInfo(file) } });
+      }
       for (const fileId of peer.offered) {
         this.#sink.send(other.id, { holdersChanged: { peerId: peer.id, fileId, runs: [], complete: true } });
       }
@@ -179,7 +197,7 @@ export class Registry {
     this.#sink.send(peer.id, {
       welcome: {
         peerId: peer.id,
-        files: [...this.#files.values()].map(fileInfo),
+        files: [...this.#files.values()].filter((f) => this.#sees(peer, f)).map(fileInfo),
         peers: [...this.#peers.values()]
           .filter((p) => p.id !== peer.id && p.state !== "leaving")
           .map((p) => peerAddress(p, peer)),
@@ -189,8 +207,95 @@ export class Registry {
         secret: peer.secret,
       },
     });
+    for (const id of superseded) this.#supersede(id);
     this.#evaluateDepartures();
     return { peerId: peer.id };
+  }
+
+  // ---------------------------------------------------------------- SYNC (§9) hooks
+
+  /**
+   * A sync peer's new file or new version while connected. The newest of its name becomes
+   * a record of its own: UPDATE block, FileAdded to those who see it (the author learns its
+   * id), and the version it replaces is no longer held by sync peers.
+   */
+  update(peerId: number, manifest: CheckedManifest, tag: VersionTag): string | undefined {
+    const peer = this.#peers.get(peerId);
+    if (peer === undefined) return "unknown peer";
+    if (!peer.sync) return "update from a classic peer";
+    const standing = this.#book.standing(versionFrom(manifest, tag));
+    if (standing === "same") return undefined;
+    if (standing === "older") {
+      this.#sink.send(peer.id, {
+        refusal: { reason: 6, fileName: manifest.name, detail: "a newer version is known to the swarm" },
+      });
+      return undefined;
+    }
+    const previous = this.#book.newestId(manifest.name);
+    const file = this.#addVersion(manifest, tag);
+    this.#holdWhole(peer, file);
+    this.#sink.print(updateBlock(peer.id, manifest.name, manifest.chunks));
+    for (const other of this.#peers.values()) {
+      if (other.state === "leaving") continue;
+      if (this.#sees(other, file)) this.#sink.send(other.id, { fileAdded: { file: fileInfo(file) } });
+      if (other.id !== peer.id) {
+        this.#sink.send(other.id, { holdersChanged: { peerId: peer.id, fileId: file.id, runs: [], complete: true } });
+      }
+    }
+    if (previous !== undefined) this.#supersede(previous);
+    return undefined;
+  }
+
+  /** Whether `peer` is shown `file`: sync peers see the newest versions, classic peers the first records. */
+  #sees(peer: PeerRecord, file: FileRecord): boolean {
+    const id = peer.sync ? this.#book.newestId(file.manifest.name) : this.#fileIdByName.get(file.manifest.name);
+    return id === file.id;
+  }
+
+  #syncOffer(
+    offer: CheckedManifest,
+    tag: VersionTag,
+    newFiles: FileRecord[],
+    superseded: number[],
+  ): FileRecord | undefined {
+    const standing = this.#book.standing(versionFrom(offer, tag));
+    if (standing === "older") return undefined;
+    if (standing === "same") return this.#files.get(this.#book.newestId(offer.name) ?? 0);
+    const previous = this.#book.newestId(offer.name);
+    if (previous !== undefined) superseded.push(previous);
+    const file = this.#addVersion(offer, tag);
+    newFiles.push(file);
+    return file;
+  }
+
+  #addVersion(manifest: CheckedManifest, tag: VersionTag): FileRecord {
+    const file = this.#addFile(manifest, tag);
+    this.#book.record(file.id, versionFrom(manifest, tag));
+    return file;
+  }
+
+  /** A newer version replaced `fileId`: sync peers stop holding (and serving) it. */
+  #supersede(fileId: number): void {
+    const old = this.#files.get(fileId);
+    if (old === undefined) return;
+    for (const p of this.#peers.values()) {
+      if (!p.sync) continue;
+      if (p.holdings.delete(old.id)) {
+        old.holders.delete(p.id);
+        old.completeHolders.delete(p.id);
+      }
+      if (p.state !== "leaving") this.#sink.send(p.id, { fileRemoved: { fileId: old.id } });
+    }
+    if (!this.#isAvailable(old)) this.#removeFile(old);
+  }
+
+  // ---------------------------------------------------------------- end of SYNC hooks
+
+  #holdWhole(peer: PeerRecord, file: FileRecord): void {
+    peer.offered.add(file.id);
+    peer.holdings.set(file.id, { bits: undefined, complete: true });
+    file.holders.add(peer.id);
+    file.completeHolders.add(peer.id);
   }
 
   /**
@@ -328,20 +433,23 @@ export class Registry {
     return { complete: h.complete, runs: h.complete ? [] : (h.bits?.runs() ?? []) };
   }
 
-  #addFile(manifest: CheckedManifest): FileRecord {
-    const file: FileRecord = { id: this.#nextFileId++, manifest, holders: new Set(), completeHolders: new Set() };
+  #addFile(manifest: CheckedManifest, tag: VersionTag): FileRecord {
+    const file: FileRecord = { id: this.#nextFileId++, manifest, holders: new Set(), completeHolders: new Set(), tag };
     this.#files.set(file.id, file);
-    this.#fileIdByName.set(manifest.name, file.id);
+    // SYNC (§9): a name's first record is what classic peers see, and sync peers until a newer one.
+    if (!this.#fileIdByName.has(manifest.name)) this.#fileIdByName.set(manifest.name, file.id);
+    if (this.#book.newestId(manifest.name) === undefined) this.#book.record(file.id, versionFrom(manifest, tag));
     return file;
   }
 
   #removeFile(file: FileRecord): void {
-    this.#files.delete(file.id);
-    this.#fileIdByName.delete(file.manifest.name);
     // Said only when it costs someone something: after a normal departure nobody lacks it.
     const lacking = [...this.#peers.values()]
-      .filter((p) => p.state !== "leaving" && !p.refusedNames.has(file.manifest.name))
+      .filter((p) => p.state !== "leaving" && !p.refusedNames.has(file.manifest.name) && this.#sees(p, file))
       .map((p) => p.id);
+    this.#files.delete(file.id);
+    if (this.#fileIdByName.get(file.manifest.name) === file.id) this.#fileIdByName.delete(file.manifest.name);
+    this.#book.forget(file.manifest.name, file.id);
     if (lacking.length > 0) {
       this.#sink.log(
         `file "${file.manifest.name}" is no longer available: no live peer holds all of it ` +
@@ -385,7 +493,7 @@ export class Registry {
   /** Whether `peer` holds every available file it has not refused. */
   #holdsEverything(peer: PeerRecord): boolean {
     for (const file of this.#files.values()) {
-      if (peer.refusedNames.has(file.manifest.name)) continue;
+      if (peer.refusedNames.has(file.manifest.name) || !this.#sees(peer, file)) continue;
       if (!file.completeHolders.has(peer.id)) return false;
     }
     return true;
@@ -406,7 +514,9 @@ export class Registry {
       for (const other of this.#peers.values()) {
         if (other.id === peer.id || other.state === "leaving") continue;
         for (const file of this.#files.values()) {
-          if (other.refusedNames.has(file.manifest.name)) continue;
+          if (other.refusedNames.has(file.manifest.name) || !this.#sees(other, file)) continue;
+          // SYNC (§9): a sync peer lacking a version the ready peer does not see is no reason to stay.
+          if (other.sync && !this.#sees(peer, file)) continue;
           if (!file.completeHolders.has(other.id)) {
             someoneLacks = true;
             break;
@@ -435,7 +545,7 @@ function sameContent(a: CheckedManifest, b: CheckedManifest): boolean {
 }
 
 function fileInfo(file: FileRecord): udpswarm.IFileInfo {
-  return { fileId: file.id, manifest: manifestToWire(file.manifest) };
+  return { fileId: file.id, manifest: { ...manifestToWire(file.manifest), ...tagToWire(file.tag) } };
 }
 
 /** Interface addresses kept per peer. */

@@ -12,6 +12,7 @@ import {
   TRACKER_PROTOCOL_VERSION,
 } from "../wire/tracker-frame.js";
 import { Registry, type RegistrySink } from "./registry.js";
+import { CLASSIC_TAG, syncUpdate, tagFromWire, type VersionTag } from "./versions.js";
 
 export type TrackerOptions = {
   /** Largest file size a peer may announce (bytes). */
@@ -177,7 +178,13 @@ export class TrackerServer {
         this.#drop(conn, "first frame was not Hello", true);
         return;
       }
-      this.#onHello(conn, frame.hello.udpPort ?? 0, frame.hello.offers ?? [], frame.hello.addresses ?? []);
+      this.#onHello(
+        conn,
+        frame.hello.udpPort ?? 0,
+        frame.hello.offers ?? [],
+        frame.hello.addresses ?? [],
+        frame.hello.sync === true,
+      );
       return;
     }
     const peerId = conn.peerId;
@@ -193,6 +200,15 @@ export class TrackerServer {
       case "readyToLeave":
         this.registry.readyToLeave(peerId);
         return;
+      case "update": {
+        // SYNC (§9)
+        const problem = syncUpdate(this.registry, peerId, frame.update?.manifest, this.#options.maxFileSize);
+        if (problem !== undefined) {
+          this.counters.badFrames++;
+          this.#log(`peer ${peerId}: ignored update: ${problem}`);
+        }
+        return;
+      }
       case "stats": {
         const s = frame.stats;
         const num = (v: number | null | undefined) => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0);
@@ -227,6 +243,7 @@ export class TrackerServer {
     udpPort: number,
     offers: readonly import("../wire/gen/swarm.js").udpswarm.IManifest[],
     addresses: readonly string[],
+    sync = false,
   ): void {
     if (!Number.isInteger(udpPort) || udpPort <= 0 || udpPort > 65535) {
       this.counters.badFrames++;
@@ -235,6 +252,7 @@ export class TrackerServer {
       return;
     }
     const checked: CheckedManifest[] = [];
+    const tags: VersionTag[] = [];
     const refusals: Array<{ name: string; reason: number; detail: string }> = [];
     for (const offer of offers) {
       const result = checkManifest(offer, this.#options.maxFileSize);
@@ -246,7 +264,12 @@ export class TrackerServer {
           detail: result,
         });
         this.#log(`${conn.label}: refused offer ${JSON.stringify(offer.name ?? "")}: ${result}`);
-      } else checked.push(result);
+      } else {
+        checked.push(result);
+        // SYNC (§9): a sync offer's version fields; a bad one counts as the oldest version.
+        const tag = sync ? tagFromWire(offer) : CLASSIC_TAG;
+        tags.push(typeof tag === "string" ? CLASSIC_TAG : tag);
+      }
     }
     const host = normalizeHost(conn.socket.remoteAddress ?? "");
     this.registry.join(
@@ -258,6 +281,7 @@ export class TrackerServer {
         this.#byPeer.set(peerId, conn);
       },
       addresses,
+      sync ? { tags } : undefined,
     );
     for (const r of refusals) {
       this.#write(conn, { refusal: { reason: r.reason, detail: r.detail, fileName: r.name } });

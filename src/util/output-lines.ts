@@ -13,6 +13,11 @@ export function connectBlock(peerId: number, offers: ReadonlyArray<{ name: strin
   ];
 }
 
+/** SYNC (§9): a connected peer offers a new file or a new version. */
+export function updateBlock(peerId: number, name: string, chunks: number): string[] {
+  return [`PEER ${peerId} UPDATE: ${name} ${chunks}`];
+}
+
 /** `chunk` is 0-based here and printed 1-based. */
 export function acquiredLine(peerId: number, chunk: number, chunks: number, name: string): string {
   return `PEER ${peerId} ACQUIRED: CHUNK ${chunk + 1}/${chunks} ${name}`;

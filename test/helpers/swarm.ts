@@ -288,7 +288,7 @@ export async function tempDir(t: ExecutionContext, prefix = "udpswarm-e2e-"): Pr
  * Linux): whoever binds it holds it; the others connect to it and retry when that
  * connection closes, which the kernel also does if the holder dies. Event-driven.
  */
-async function acquireSwarmSlot(): Promise<() => Promise<void>> {
+export async function acquireSwarmSlot(): Promise<() => Promise<void>> {
   const uid = typeof process.getuid === "function" ? process.getuid() : 0;
   const name = `udpswarm-e2e-slot-${uid}`;
   const address = process.platform === "linux" ? `\0${name}` : path.join(os.tmpdir(), `${name}.sock`);

@@ -1,0 +1,418 @@
+/**
+ * The live-folder side of a peer (SPEC §9): keeps ./Shared in step with the swarm's newest
+ * versions. The Peer forwards tracker frames and the engine's completions here; this class
+ * owns the folder watcher, what each local copy was derived from, and the downloads of
+ * newer versions (reusing unchanged pieces of the local file, then replacing it atomically).
+ *
+ * Each version is a tracker file record of its own, so the engine, the chunk datagrams and
+ * the Have reports need nothing new: a file id names one version.
+ */
+import { closeSync, linkSync, lstatSync, openSync, readSync, renameSync, statSync, utimesSync } from "node:fs";
+import { join } from "node:path";
+import { conflictName } from "../sync/conflict-name.js";
+import { FolderWatcher } from "../sync/folder-watcher.js";
+import { diffPieces, reusedChunkRuns } from "../sync/piece-diff.js";
+import {
+  type Announced,
+  announcement,
+  checkAncestry,
+  compareVersions,
+  decide,
+  editedCopy,
+  type LocalCopy,
+  receivedCopy,
+  versionOf,
+} from "../sync/version.js";
+import { type FileSig, sameSig } from "../sync/watch-core.js";
+import type { PieceStore, TransferEngine } from "../transfer/engine.js";
+import type { udpswarm } from "../wire/gen/swarm.js";
+import { CHUNK_SIZE } from "../wire/limits.js";
+import { type CheckedManifest, checkManifest, manifestToWire } from "../wire/tracker-frame.js";
+import type { FileStore } from "./store.js";
+
+/** A served file no longer has the version's size or mtime: it is not served any more. */
+export class SeedChanged extends Error {
+  readonly fileId: number;
+  constructor(fileId: number, name: string) {
+    super(`"${name}" changed while being served; no longer serving that version`);
+    this.fileId = fileId;
+  }
+}
+
+/** The file in Shared/ is not the one the decision was taken on: the fetched version waits. */
+class TargetMoved extends Error {}
+
+export interface SyncHost {
+  engine(): TransferEngine;
+  readonly store: FileStore;
+  readonly sharedDir: string;
+  readonly maxFileSize: number;
+  send(body: Omit<udpswarm.ITrackerFrame, "version">): void;
+  /** Chunks now held (reported with Have, as fetched ones are). */
+  acquired(fileId: number, first: number, count: number): void;
+  peerId(): number;
+  log(line: string): void;
+}
+
+type Newest = { readonly id: number; readonly manifest: CheckedManifest; readonly announced: Announced };
+type Download = { readonly newest: Newest; readonly keepConflict: boolean; readonly expect: FileSig | undefined };
+type Seed = { readonly name: string; readonly size: number; readonly mtimeMs: number };
+
+/** Settle time of the watcher (ms): short, so a small edit reaches every peer well within 2 s. */
+const SETTLE_MS = 200;
+const RESCAN_MS = 1000;
+
+export class SyncPeer {
+  readonly #host: SyncHost;
+  readonly #watcher: FolderWatcher;
+  /** What each local copy is and was derived from. */
+  readonly #copies = new Map<string, LocalCopy>();
+  /** The on-disk signature each copy was last seen (or put in place) with. */
+  readonly #sigs = new Map<string, FileSig>();
+  /** The newest version of each name the tracker told us of. */
+  readonly #newest = new Map<string, Newest>();
+  readonly #downloads = new Map<string, Download>();
+  /** Versions served from Shared/, checked before every read. */
+  readonly #seeds = new Map<number, Seed>();
+  readonly #reported = new Set<string>();
+  #ready: (() => void) | undefined;
+  #joined = false;
+
+  constructor(host: SyncHost) {
+    this.#host = host;
+    this.#watcher = new FolderWatcher(
+      host.sharedDir,
+      {
+        changed: (name, manifest, mtimeMs) => this.#onChanged(name, manifest, mtimeMs),
+        unreadable: (name, err) => host.log(`skipping "${name}": ${err.message}`),
+        gone: (name) => this.#onGone(name),
+        ready: () => this.#ready?.(),
+      },
+      { settleMs: SETTLE_MS, rescanMs: RESCAN_MS, maxFileSize: host.maxFileSize, warn: (line) => host.log(line) },
+    );
+  }
+
+  /** Starts watching; resolves with the Hello offers once the first listing is hashed. */
+  start(): Promise<udpswarm.IManifest[]> {
+    const ready = new Promise<void>((resolve) => {
+      this.#ready = resolve;
+    });
+    this.#watcher.start();
+    return ready.then(() => [...this.#copies.entries()].map(([name, copy]) => this.#wire(name, copy)));
+  }
+
+  close(): void {
+    this.#watcher.close();
+  }
+
+  /** The PieceStore the engine reads through: a changed seed throws SeedChanged instead of serving. */
+  guard(store: PieceStore): PieceStore {
+    return {
+      read: (fileId, first, count) => {
+        const seed = this.#seeds.get(fileId);
+        if (seed !== undefined) {
+          let st: { size: number; mtimeMs: number } | undefined;
+          try {
+            st = statSync(join(this.#host.sharedDir, seed.name));
+          } catch {
+            st = undefined;
+          }
+          if (st === undefined || st.size !== seed.size || Math.round(st.mtimeMs) !== seed.mtimeMs) {
+            throw new SeedChanged(fileId, seed.name);
+          }
+        }
+        return store.read(fileId, first, count);
+      },
+      writePiece: (fileId, piece, first, data) => store.writePiece(fileId, piece, first, data),
+    };
+  }
+
+  /** The engine hit an error; true when it is ours to handle (a changed seed). */
+  onFatal(err: unknown): boolean {
+    if (!(err instanceof SeedChanged)) return false;
+    const seed = this.#seeds.get(err.fileId);
+    this.#seeds.delete(err.fileId);
+    this.#host.engine().removeFile(err.fileId);
+    this.#host.store.abandon(err.fileId);
+    if (seed !== undefined) this.#host.log(err.message);
+    return true;
+  }
+
+  // ------------------------------------------------------------------ tracker frames
+
+  welcome(w: udpswarm.IWelcome): void {
+    this.#joined = true;
+    for (const info of w.accepted ?? []) this.#learn(info);
+    for (const info of w.files ?? []) this.#learn(info);
+    // Edits made while the Hello was on its way.
+    for (const [name, copy] of this.#copies) {
+      const n = this.#newest.get(name);
+      if (n === undefined || compareVersions(copy.current, n.announced.version) > 0) {
+        this.#host.send({ update: { manifest: this.#wire(name, copy) } });
+      }
+    }
+  }
+
+  fileAdded(info: udpswarm.IFileInfo): void {
+    this.#learn(info);
+  }
+
+  fileRemoved(fileId: number): void {
+    this.#seeds.delete(fileId);
+    for (const [name, d] of this.#downloads) {
+      if (d.newest.id === fileId) this.#downloads.delete(name);
+    }
+    this.#host.engine().removeFile(fileId);
+    this.#host.store.abandon(fileId);
+  }
+
+  /** Every piece of a version is stored: verify it whole, then put it in place. */
+  fileComplete(fileId: number): void {
+    const entry = [...this.#downloads.entries()].find(([, d]) => d.newest.id === fileId);
+    if (entry === undefined) return;
+    const [name, d] = entry;
+    const { manifest, announced } = d.newest;
+    const target = join(this.#host.sharedDir, name);
+    let conflictKept: string | undefined;
+    const place = (staging: string): string => {
+      if (this.#downloads.get(name) !== d) throw new TargetMoved("superseded");
+      if (!sameSigOrAbsent(d.expect, target)) throw new TargetMoved(`"${name}" changed here meanwhile`);
+      if (d.keepConflict && d.expect !== undefined) {
+        const copy = this.#copies.get(name);
+        const kept = conflictName(name, copy?.current.mtimeMs ?? Date.now(), this.#host.peerId(), (c) =>
+          exists(join(this.#host.sharedDir, c)),
+        );
+        if (kept !== undefined) {
+          linkSync(target, join(this.#host.sharedDir, kept));
+          conflictKept = kept;
+        }
+      }
+      const seconds = announced.version.mtimeMs / 1000;
+      utimesSync(staging, seconds, seconds);
+      this.#watcher.expectOwnWrite(name, manifest, announced.version.mtimeMs);
+      renameSync(staging, target);
+      return target;
+    };
+    this.#host.store.finalize(fileId, manifest, place).then(
+      () => {
+        if (this.#downloads.get(name) !== d) return; // superseded or abandoned meanwhile
+        this.#downloads.delete(name);
+        this.#copies.set(name, receivedCopy(announced));
+        this.#sigs.set(name, sigAt(target));
+        this.#seeds.set(fileId, { name, size: manifest.size, mtimeMs: announced.version.mtimeMs });
+        if (conflictKept !== undefined) this.#host.log(`"${name}": local edit kept as "${conflictKept}"`);
+      },
+      (err: unknown) => {
+        if (this.#downloads.get(name) === d) this.#downloads.delete(name);
+        this.#host.engine().removeFile(fileId);
+        this.#host.store.abandon(fileId);
+        if (err instanceof TargetMoved) {
+          if (err.message !== "superseded") this.#host.log(`${err.message}; deciding again once it settles`);
+          return;
+        }
+        // A reused piece moved under us: fetch the whole version again, nothing reused.
+        this.#host.log(`"${name}": ${(err as Error).message}; fetching it again`);
+        this.#evaluate(name, false);
+      },
+    );
+  }
+
+  // ------------------------------------------------------------------ decisions
+
+  #learn(info: udpswarm.IFileInfo): void {
+    const id = info.fileId ?? 0;
+    const wire = info.manifest;
+    if (wire === undefined || wire === null) return;
+    const manifest = checkManifest(wire, this.#host.maxFileSize);
+    const ancestry = checkAncestry(wire.ancestry ?? []);
+    if (typeof manifest === "string" || typeof ancestry === "string") {
+      this.#host.log(`ignoring file ${id} from the tracker: ${typeof manifest === "string" ? manifest : ancestry}`);
+      return;
+    }
+    const announced: Announced = { version: versionOf(manifest, Number(wire.mtimeMs ?? 0)), ancestry };
+    const known = this.#newest.get(manifest.name);
+    if (known !== undefined && compareVersions(announced.version, known.announced.version) <= 0 && known.id !== id) {
+      return;
+    }
+    this.#newest.set(manifest.name, { id, manifest, announced });
+    this.#evaluate(manifest.name);
+  }
+
+  /** Brings the local copy of `name` in step with the newest version known. */
+  #evaluate(name: string, reuse = true): void {
+    const n = this.#newest.get(name);
+    if (n === undefined) return;
+    const current = this.#downloads.get(name);
+    if (current !== undefined) {
+      if (current.newest.id === n.id) return;
+      this.#cancel(name, current);
+    }
+    const copy = this.#copies.get(name);
+    const decision = decide(copy, n.announced);
+    switch (decision.kind) {
+      case "ignore":
+        if (decision.reason === "same") this.#seed(name, n);
+        return;
+      case "retime": {
+        const path = join(this.#host.sharedDir, name);
+        if (!sameSigOrAbsent(this.#sigs.get(name), path)) return; // moved: the watcher reports it
+        const seconds = n.announced.version.mtimeMs / 1000;
+        this.#watcher.expectOwnWrite(name, n.manifest, n.announced.version.mtimeMs);
+        try {
+          utimesSync(path, seconds, seconds);
+        } catch (err) {
+          this.#host.log(`cannot set the time of "${name}": ${(err as Error).message}`);
+          return;
+        }
+        this.#copies.set(name, receivedCopy(n.announced));
+        this.#sigs.set(name, sigAt(path));
+        this.#seed(name, n);
+        return;
+      }
+      default:
+        this.#fetch(name, n, decision.kind === "fetch-keep-conflict", reuse);
+    }
+  }
+
+  #seed(name: string, n: Newest): void {
+    if (this.#host.engine().file(n.id) !== undefined) return;
+    this.#host.store.addSeed(n.id, name, n.manifest.size);
+    this.#host.engine().addFile(n.id, n.manifest, "seeding");
+    this.#seeds.set(n.id, { name, size: n.manifest.size, mtimeMs: n.announced.version.mtimeMs });
+  }
+
+  #fetch(name: string, n: Newest, keepConflict: boolean, reuse: boolean): void {
+    const path = join(this.#host.sharedDir, name);
+    const expect = this.#sigs.get(name);
+    const d: Download = { newest: n, keepConflict, expect };
+    this.#host.engine().removeFile(n.id); // a seed of this id from before (fetched again)
+    this.#host.store.abandon(n.id);
+    try {
+      this.#host.store.startDownload(n.id, n.manifest);
+    } catch (err) {
+      this.#host.log(`cannot fetch "${name}": ${(err as Error).message}`);
+      return;
+    }
+    this.#downloads.set(name, d);
+    const local = this.#watcher.known(name);
+    const done: number[] = [];
+    if (reuse && local !== undefined && expect !== undefined && sameSig(local.sig, expect)) {
+      const diff = diffPieces(local.manifest.pieceSha256, n.manifest.pieceSha256);
+      this.#copyPieces(path, n, diff.reuse.runs(), done);
+      for (const [first, count] of reusedChunkRuns(diff.reuse, n.manifest.chunks)) {
+        if (count > 0) this.#host.acquired(n.id, first, count);
+      }
+    }
+    // Reused pieces are checked with the whole file before it is put in place.
+    this.#host.engine().addFile(n.id, n.manifest, "downloading", { verifiedPieces: done });
+  }
+
+  /** Copies the pieces in `runs` from the local file into the staging file. */
+  #copyPieces(path: string, n: Newest, runs: ReadonlyArray<readonly [number, number]>, done: number[]): void {
+    if (runs.length === 0) return;
+    let fd: number;
+    try {
+      fd = openSync(path, "r");
+    } catch {
+      return; // gone: fetch everything
+    }
+    try {
+      const pieceBytes = n.manifest.chunksPerPiece * CHUNK_SIZE;
+      const buf = Buffer.allocUnsafe(pieceBytes);
+      for (const [first, count] of runs) {
+        for (let p = first; p < first + count; p++) {
+          const start = p * pieceBytes;
+          const length = Math.min(pieceBytes, n.manifest.size - start);
+          let got = 0;
+          while (got < length) {
+            const r = readSync(fd, buf, got, length - got, start + got);
+            if (r === 0) return;
+            got += r;
+          }
+          this.#host.store.writePiece(n.id, p, p * n.manifest.chunksPerPiece, buf.subarray(0, length));
+          done.push(p);
+        }
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  #cancel(name: string, d: Download): void {
+    this.#downloads.delete(name);
+    this.#host.engine().removeFile(d.newest.id);
+    this.#host.store.abandon(d.newest.id);
+  }
+
+  // ------------------------------------------------------------------ the folder
+
+  #onChanged(name: string, manifest: CheckedManifest, mtimeMs: number): void {
+    this.#reported.delete(name);
+    const copy = editedCopy(this.#copies.get(name), versionOf(manifest, mtimeMs));
+    this.#copies.set(name, copy);
+    const known = this.#watcher.known(name);
+    if (known !== undefined) this.#sigs.set(name, known.sig);
+    // The served versions of this name are no longer on disk.
+    for (const [id, seed] of this.#seeds) {
+      if (seed.name === name && (seed.mtimeMs !== mtimeMs || seed.size !== manifest.size)) {
+        this.#seeds.delete(id);
+        this.#host.engine().removeFile(id);
+        this.#host.store.abandon(id);
+      }
+    }
+    if (!this.#joined) return;
+    const n = this.#newest.get(name);
+    if (n !== undefined && compareVersions(n.announced.version, copy.current) >= 0) {
+      // A newer (or this very) version is known: our edit lost, or it is what we hold.
+      this.#evaluate(name);
+      return;
+    }
+    this.#host.send({ update: { manifest: this.#wire(name, copy) } });
+  }
+
+  #onGone(name: string): void {
+    // Deletions are not propagated: the copy is simply no longer offered here.
+    this.#copies.delete(name);
+    this.#sigs.delete(name);
+    for (const [id, seed] of this.#seeds) {
+      if (seed.name !== name) continue;
+      this.#seeds.delete(id);
+      this.#host.engine().removeFile(id);
+      this.#host.store.abandon(id);
+    }
+  }
+
+  #wire(name: string, copy: LocalCopy): udpswarm.IManifest {
+    const known = this.#watcher.known(name);
+    const manifest = known?.manifest;
+    if (manifest === undefined) throw new Error(`no manifest for ${name}`);
+    const a = announcement(copy);
+    return { ...manifestToWire(manifest), mtimeMs: a.version.mtimeMs, ancestry: [...a.ancestry] };
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function sigAt(path: string): FileSig {
+  const st = lstatSync(path);
+  return { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino };
+}
+
+/** Whether the file at `path` still has `expect` (or is still absent when `expect` is undefined). */
+function sameSigOrAbsent(expect: FileSig | undefined, path: string): boolean {
+  let now: FileSig | undefined;
+  try {
+    now = sigAt(path);
+  } catch {
+    now = undefined;
+  }
+  if (expect === undefined || now === undefined) return expect === now;
+  return sameSig(expect, now);
+}

@@ -1,0 +1,184 @@
+/**
+ * End-to-end harness for live folders (SPEC §9): a real tracker and real `peer.sh --sync`
+ * processes, each in its own temporary directory. Waits are on conditions (output lines,
+ * files on disk, exits), each bounded; nothing sleeps to make a test pass.
+ */
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { ExecutionContext } from "ava";
+import { acquireSwarmSlot, PEER_SH, Proc, TRACKER_SH, tempDir } from "./swarm.js";
+
+export type SyncPeer = { readonly label: string; readonly dir: string; readonly shared: string; readonly proc: Proc };
+
+/** What a Shared folder holds: name -> sha256 hex and integer mtime. */
+export type FolderState = Map<string, { sha: string; mtimeMs: number; size: number }>;
+
+export class SyncSwarm {
+  readonly #t: ExecutionContext;
+  readonly dir: string;
+  readonly tracker: Proc;
+  readonly trackerLines: string[] = [];
+  readonly peers: SyncPeer[] = [];
+  #port = 0;
+  #conditions = new Set<() => void>();
+
+  private constructor(t: ExecutionContext, dir: string, onPort: (port: number) => void) {
+    this.#t = t;
+    this.dir = dir;
+    this.tracker = new Proc(
+      "tracker",
+      "sh",
+      [TRACKER_SH],
+      { cwd: path.join(dir, "tracker") },
+      {
+        onStdoutLine: (line) => {
+          this.trackerLines.push(line);
+          this.#notify();
+        },
+        onStderrLine: (line) => {
+          const m = /listening on port (\d+)/.exec(line);
+          if (m !== null) onPort(Number(m[1]));
+        },
+        onExit: () => this.#notify(),
+      },
+    );
+  }
+
+  static async start(t: ExecutionContext): Promise<SyncSwarm> {
+    t.timeout(180_000, "sync swarm test exceeded its bound");
+    const release = await acquireSwarmSlot();
+    const dir = await tempDir(t, "udpswarm-sync-");
+    await mkdir(path.join(dir, "tracker"));
+    let gotPort: (port: number) => void = () => {};
+    const port = new Promise<number>((resolve) => {
+      gotPort = resolve;
+    });
+    const swarm = new SyncSwarm(t, dir, (p) => gotPort(p));
+    t.teardown(async () => {
+      const procs = [swarm.tracker, ...swarm.peers.map((p) => p.proc)];
+      for (const p of procs) p.killHard();
+      await Promise.all(procs.map((p) => p.exited));
+      await release();
+    });
+    swarm.#port = await swarm.#bounded(port, 15_000, "the tracker's port");
+    return swarm;
+  }
+
+  /** Starts `peer.sh IP PORT --sync` in a new directory whose Shared holds `files`. */
+  async addPeer(label: string, files: Record<string, Buffer> = {}, extra: readonly string[] = []): Promise<SyncPeer> {
+    const dir = path.join(this.dir, label);
+    const shared = path.join(dir, "Shared");
+    await mkdir(shared, { recursive: true });
+    for (const [name, data] of Object.entries(files)) await writeFile(path.join(shared, name), data);
+    const proc = new Proc(
+      label,
+      "sh",
+      [PEER_SH, "127.0.0.1", String(this.#port), "--sync", "--stats", path.join(dir, "stats.json"), ...extra],
+      { cwd: dir },
+      { onStdoutLine: () => this.#notify(), onStderrLine: () => this.#notify(), onExit: () => this.#notify() },
+    );
+    const peer = { label, dir, shared, proc };
+    this.peers.push(peer);
+    return peer;
+  }
+
+  /** Resolves once `check()` holds (checked on every output line and every 20 ms), within `ms`. */
+  async waitFor(what: string, check: () => boolean, ms = 30_000): Promise<void> {
+    if (check()) return;
+    await this.#bounded(
+      new Promise<void>((resolve) => {
+        const test = () => {
+          let ok = false;
+          try {
+            ok = check();
+          } catch {
+            ok = false; // a file mid-rename: look again
+          }
+          if (!ok) return;
+          clearInterval(timer);
+          this.#conditions.delete(test);
+          resolve();
+        };
+        const timer = setInterval(test, 20);
+        this.#conditions.add(test);
+        this.#t.teardown(() => clearInterval(timer));
+      }),
+      ms,
+      what,
+    );
+  }
+
+  /** Waits until the tracker printed a line matching `re` (count times). */
+  async trackerLine(re: RegExp, count = 1): Promise<void> {
+    await this.waitFor(
+      `${count} tracker line(s) ${re}`,
+      () => this.trackerLines.filter((l) => re.test(l)).length >= count,
+    );
+  }
+
+  /** SIGTERM: the peer prints its SHUTDOWN block and exits 0. */
+  async stop(peer: SyncPeer): Promise<void> {
+    peer.proc.signal("SIGTERM");
+    const info = await this.#bounded(peer.proc.exited, 15_000, `${peer.label} to exit`);
+    this.#t.is(info.code, 0, `${peer.label} exit status\n${peer.proc.describe()}`);
+    this.#t.regex(peer.proc.stdout().toString(), /^PEER \d+ SHUTDOWN: HAS \d+\n/);
+  }
+
+  stats(peer: SyncPeer): Record<string, number> {
+    return JSON.parse(readFileSync(path.join(peer.dir, "stats.json"), "utf8")) as Record<string, number>;
+  }
+
+  describe(): string {
+    return [
+      `tracker stdout:\n${this.trackerLines.slice(-40).join("\n")}`,
+      this.tracker.describe(),
+      ...this.peers.map((p) => p.proc.describe()),
+    ].join("\n");
+  }
+
+  #notify(): void {
+    for (const c of [...this.#conditions]) c();
+  }
+
+  #bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`timed out after ${ms} ms waiting for ${what}\n${this.describe()}`)),
+        ms,
+      );
+    });
+    return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  }
+}
+
+/** Every regular, non-hidden file of a folder with its hash and integer mtime. */
+export function folderState(dir: string): FolderState {
+  const out: FolderState = new Map();
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith(".")) continue;
+    const p = path.join(dir, name);
+    const st = statSync(p);
+    if (!st.isFile()) continue;
+    const sha = createHash("sha256").update(readFileSync(p)).digest("hex");
+    out.set(name, { sha, mtimeMs: Math.round(st.mtimeMs), size: st.size });
+  }
+  return out;
+}
+
+export function sha256Hex(data: Buffer): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** Whether every peer's folder holds `name` with content `sha` (and the same mtime everywhere). */
+export function allHave(peers: readonly SyncPeer[], name: string, sha: string): boolean {
+  const mtimes = new Set<number>();
+  for (const p of peers) {
+    const f = folderState(p.shared).get(name);
+    if (f === undefined || f.sha !== sha) return false;
+    mtimes.add(f.mtimeMs);
+  }
+  return mtimes.size === 1;
+}

@@ -1,0 +1,123 @@
+import test from "ava";
+import { CLASSIC_TAG, tagFromWire, tagToWire, VersionBook, versionFrom } from "../../src/tracker/versions.js";
+
+const sha = (b: number) => Buffer.alloc(32, b);
+const v = (mtimeMs: number, h: number, name = "a.txt") => ({ name, size: 10, sha256: sha(h), mtimeMs });
+
+test("version book: the first version of a name is new; later mtime is newer, earlier older, equal same", (t) => {
+  const book = new VersionBook();
+  t.is(book.standing(v(100, 1)), "new");
+  t.is(book.record(1, v(100, 1)), undefined);
+  t.is(book.newestId("a.txt"), 1);
+  t.is(book.standing(v(200, 0)), "newer");
+  t.is(book.standing(v(50, 9)), "older");
+  t.is(book.standing(v(100, 1)), "same");
+  t.is(book.standing(v(100, 1, "b.txt")), "new");
+});
+
+test("version book: equal mtimes are ordered by the larger content hash", (t) => {
+  const book = new VersionBook();
+  book.record(1, v(100, 5));
+  t.is(book.standing(v(100, 6)), "newer");
+  t.is(book.standing(v(100, 4)), "older");
+});
+
+test("version book: recording a newer version returns the id it supersedes", (t) => {
+  const book = new VersionBook();
+  book.record(1, v(100, 1));
+  t.is(book.record(2, v(200, 1)), 1);
+  t.is(book.newestId("a.txt"), 2);
+  t.is(book.standing(v(100, 1)), "older");
+});
+
+test("version book: forgetting a record frees the name only if it was the newest", (t) => {
+  const book = new VersionBook();
+  book.record(1, v(100, 1));
+  book.record(2, v(200, 1));
+  book.forget("a.txt", 1);
+  t.is(book.newestId("a.txt"), 2);
+  book.forget("a.txt", 2);
+  t.is(book.newestId("a.txt"), undefined);
+  t.is(book.standing(v(1, 1)), "new");
+});
+
+test("version tags: classic records carry no version fields; sync ones round-trip", (t) => {
+  t.deepEqual(tagToWire(CLASSIC_TAG), {});
+  t.deepEqual(tagToWire(undefined), {});
+  const wire = tagToWire({ mtimeMs: 1_700_000_000_123, ancestry: [sha(7)] });
+  t.deepEqual(tagFromWire(wire), { mtimeMs: 1_700_000_000_123, ancestry: [sha(7)] });
+  t.deepEqual(versionFrom({ name: "x", size: 3, sha256: sha(1) } as never, { mtimeMs: 5, ancestry: [] }), {
+    name: "x",
+    size: 3,
+    sha256: sha(1),
+    mtimeMs: 5,
+  });
+});
+
+test("version tags: bad fields from the network are refused with a reason", (t) => {
+  t.is(typeof tagFromWire({ mtimeMs: -1 }), "string");
+  t.is(typeof tagFromWire({ ancestry: [Buffer.alloc(31)] }), "string");
+  t.is(typeof tagFromWire({ ancestry: Array.from({ length: 17 }, () => sha(1)) }), "string");
+  t.deepEqual(tagFromWire({}), { mtimeMs: 0, ancestry: [] });
+});
+
+// ---------------------------------------------------------------- the registry's sync hooks
+
+import { Registry } from "../../src/tracker/registry.js";
+import type { CheckedManifest, FrameBody } from "../../src/wire/tracker-frame.js";
+
+function m(name: string, h: number): CheckedManifest {
+  return { name, size: 0, chunks: 0, chunksPerPiece: 128, chunksPerBlock: 4, sha256: sha(h), pieceSha256: [] };
+}
+
+function registry() {
+  const printed: string[] = [];
+  const sent: Array<[number, FrameBody]> = [];
+  const r = new Registry({
+    print: (lines) => printed.push(...lines),
+    send: (id, body) => sent.push([id, body]),
+    log: () => {},
+  });
+  return { r, printed, sent };
+}
+
+test("registry sync: an update prints UPDATE, tells sync peers, hides it from classic peers, supersedes the old version", (t) => {
+  const { r, printed, sent } = registry();
+  const a = r.join("127.0.0.1", 1000, [m("f", 1)], undefined, [], { tags: [{ mtimeMs: 100, ancestry: [] }] }).peerId;
+  const b = r.join("127.0.0.1", 1001, [], undefined, [], { tags: [] }).peerId;
+  const classic = r.join("127.0.0.1", 1002, []).peerId;
+  sent.length = 0;
+  t.is(r.update(a, m("f", 2), { mtimeMs: 200, ancestry: [sha(1)] }), undefined);
+  t.is(printed.at(-1), `PEER ${a} UPDATE: f 0`);
+  const added = (id: number) =>
+    sent.filter(([to, body]) => to === id && body.fileAdded).map(([, body]) => body.fileAdded?.file?.fileId);
+  t.deepEqual(added(a), [2]);
+  t.deepEqual(added(b), [2]);
+  t.deepEqual(added(classic), [], "classic peers see the first version only");
+  t.true(sent.some(([to, body]) => to === b && body.fileRemoved?.fileId === 1));
+  // An older one is refused; the same one changes nothing.
+  sent.length = 0;
+  r.update(b, m("f", 3), { mtimeMs: 150, ancestry: [] });
+  t.is(sent.find(([to]) => to === b)?.[1].refusal?.reason, 6);
+  t.is(printed.filter((l) => l.includes("UPDATE")).length, 1);
+  t.is(typeof r.update(classic, m("g", 1), CLASSIC_TAG), "string", "classic peers cannot send updates");
+});
+
+test("registry sync: a sync peer joining with an older version is not a holder; a newer one becomes the newest", (t) => {
+  const { r, printed } = registry();
+  r.join("127.0.0.1", 1000, [m("f", 1)], undefined, [], { tags: [{ mtimeMs: 100, ancestry: [] }] });
+  r.join("127.0.0.1", 1001, [m("f", 2)], undefined, [], { tags: [{ mtimeMs: 50, ancestry: [] }] });
+  r.join("127.0.0.1", 1002, [m("f", 3)], undefined, [], { tags: [{ mtimeMs: 300, ancestry: [] }] });
+  t.deepEqual(printed, [
+    "PEER 1 CONNECT: OFFERS 1",
+    "1    f 0",
+    "PEER 2 CONNECT: OFFERS 0",
+    "PEER 3 CONNECT: OFFERS 1",
+    "3    f 0",
+  ]);
+  t.deepEqual(
+    r.snapshot().files.map((f) => f.id),
+    [2],
+    "the superseded version went with its last holder",
+  );
+});
