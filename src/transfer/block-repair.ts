@@ -107,6 +107,11 @@ export class BlockRepair<P extends RepairPeer> {
     return undefined;
   }
 
+  /** Whether hash request `token` is out to `peer`. */
+  asked(peer: P, token: number): boolean {
+    return this.#pending.get(token)?.peer === peer;
+  }
+
   /** The deadline of hash request `token` passed. */
   onTimeout(token: number): void {
     const pending = this.#pending.get(token);

@@ -1,6 +1,13 @@
 import { TimerTable } from "../util/timer-table.js";
 import { CHUNK_SIZE, chunkLength, MAX_CHUNKS_PER_REQUEST } from "../wire/limits.js";
-import { type ChunkDatagram, decodePeerDatagram, encodeHashRequest, encodeRequest } from "../wire/peer-datagram.js";
+import { PROOF_HASH_REQUEST, PROOF_REQUEST, requestProof } from "../wire/auth.js";
+import {
+  type ChunkDatagram,
+  type CookieDatagram,
+  decodePeerDatagram,
+  encodeHashRequest,
+  encodeRequest,
+} from "../wire/peer-datagram.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
 import { AddressTable } from "./address-table.js";
 import { BlockRepair } from "./block-repair.js";
@@ -85,7 +92,9 @@ export class TransferEngine {
       peer: (id) => this.#remotes.get(id),
       current: (file, piece) => this.#files.get(file.id) === file && file.picker.activePiece(piece.piece) !== undefined,
       sendHashRequest: (to, fileId, piece, token) => {
-        this.#send(encodeHashRequest(this.#requestSeq, fileId, piece, token, to.outboundAuth), to.host, to.port);
+        const seq = this.#requestSeq;
+        const proof = this.#proof(to, PROOF_HASH_REQUEST, seq, token, fileId);
+        this.#send(encodeHashRequest(seq, fileId, piece, token, proof, to.cookie), to.host, to.port);
         this.#requestSeq = (this.#requestSeq + 1) >>> 0;
       },
       token: () => deps.random.u32(),
@@ -141,7 +150,10 @@ export class TransferEngine {
       ...(this.#remoteOptions.window && { window: this.#remoteOptions.window }),
     });
     this.#remotes.set(id, remote);
-    this.#byAddress.set(host, port, remote);
+    // An address stays with the peer that was listed at it first: a later peer listed at
+    // the same address (a client announcing someone else's port) gets no datagram from it
+    // and cannot take it over or, leaving, take it away.
+    if (!this.#byAddress.add(host, port, remote)) this.counters.addressConflicts++;
     // The other addresses its datagrams may come from (a host with several interfaces).
     for (const alias of aliases) if (this.#byAddress.add(alias, port, remote)) remote.aliases.push(alias);
   }
@@ -150,6 +162,7 @@ export class TransferEngine {
     const remote = this.#remotes.get(id);
     if (remote === undefined) return;
     this.#remotes.delete(id);
+    // Only the entries it owns go (see addRemote).
     for (const host of [remote.host, ...remote.aliases]) this.#byAddress.delete(host, remote.port, remote);
     remote.queue.clear();
     remote.tracker.abandonAll();
@@ -192,6 +205,9 @@ export class TransferEngine {
       badChunks: r.trust.badChunks,
       chunksFrom: r.trust.chunksFrom,
       proven: r.client.proven,
+      validated: r.client.validated,
+      unvalidatedIn: r.client.unvalidatedIn,
+      unvalidatedOut: r.client.unvalidatedOut,
     }));
   }
 
@@ -267,6 +283,9 @@ export class TransferEngine {
       case "hash-reply":
         drop = this.#repair.onReply(remote, d);
         break;
+      case "cookie":
+        drop = this.#onCookie(remote, d);
+        break;
     }
     if (drop !== undefined) countDrop(c, drop, remote.label);
   }
@@ -285,6 +304,8 @@ export class TransferEngine {
     const o = tracker.find(d.requestSeq);
     if (o === undefined) return "stale";
     if (o.token !== d.token || o.file.id !== d.fileId) return "bad-token";
+    // It echoed a random token we sent only to its listed address: the address answers.
+    remote.client.validated = true;
     // Most requests name consecutive chunks: then the index is the offset from the first.
     const offset = d.chunk - o.first;
     const idx = o.chunks[offset] === d.chunk ? offset : o.chunks.indexOf(d.chunk);
@@ -318,6 +339,29 @@ export class TransferEngine {
     this.#schedulePump();
     // An answer to a request given up with its file: nothing of it is used.
     return kind === "abandoned" ? "stale" : undefined;
+  }
+
+  /**
+   * The peer wants its listed address validated before it serves us: keep the cookie for
+   * every later request, and ask again at once for what the request named. The echoed
+   * token proves the peer received our request at its listed address.
+   */
+  #onCookie(remote: RemotePeer, d: CookieDatagram): Drop | undefined {
+    const o = remote.tracker.find(d.requestSeq);
+    const ours = o !== undefined ? o.token === d.token : this.#repair.asked(remote, d.token);
+    if (!ours) return "stale";
+    this.counters.cookiesReceived++;
+    remote.cookie = Buffer.from(d.cookie);
+    remote.client.validated = true;
+    if (o !== undefined && !o.retired) remote.tracker.abandon(o);
+    this.#schedulePump();
+    return undefined;
+  }
+
+  /** The proof of origin our request to `remote` carries (none without a key: tests). */
+  #proof(remote: RemotePeer, kind: number, seq: number, token: number, fileId: number): Uint8Array {
+    const key = remote.outboundAuth;
+    return key.length === 0 ? key : requestProof(key, kind, seq, token, fileId);
   }
 
   #accept(file: FileState, remote: RemotePeer, chunk: number, data: Buffer): void {
@@ -491,7 +535,9 @@ export class TransferEngine {
   /** The request's turn in its peer's queue: it goes out now. */
   #sendRequest(o: Request): void {
     o.remote.tracker.transmitted(o, this.#deps.clock.now());
-    const bytes = encodeRequest(o.seq, o.file.id, o.first, o.chunks, o.token, o.remote.outboundAuth);
+    const remote = o.remote;
+    const proof = this.#proof(remote, PROOF_REQUEST, o.seq, o.token, o.file.id);
+    const bytes = encodeRequest(o.seq, o.file.id, o.first, o.chunks, o.token, proof, remote.cookie);
     this.counters.requestsSent++;
     this.counters.chunksRequested += o.chunks.length;
     this.#send(bytes, o.remote.host, o.remote.port);

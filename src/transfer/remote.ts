@@ -45,6 +45,8 @@ export class RemotePeer {
   consecutiveTimeouts = 0;
   /** Stopped answering: no new work except one probe request at a time. */
   suspect = false;
+  /** The latest AddressCookie this peer sent us: our requests to it echo it. */
+  cookie: Uint8Array = new Uint8Array(0);
 
   constructor(
     id: number,
@@ -67,6 +69,15 @@ export class RemotePeer {
     this.client = parts.client;
     this.outboundAuth = parts.outboundAuth;
     this.window = new WindowController(parts.window);
+  }
+
+  /**
+   * One request at a time: the peer stopped answering, or its listed address never
+   * answered yet (so a client that lists someone else's address cannot aim our requests
+   * at it).
+   */
+  get probing(): boolean {
+    return this.suspect || !this.client.validated;
   }
 
   get windowChunks(): number {
