@@ -217,13 +217,19 @@ export class ChunkServer {
     const c = this.#deps.counters;
     c.unprovenRequests++;
     client.unvalidatedIn += received;
+    c.unvalidatedBytesIn += received;
     const now = this.#deps.now();
-    const out = encodeCookie(this.#datagramSeq++, d.seq, d.token, this.cookieFor(client, Math.floor(now / COOKIE_WINDOW_MS)));
+    const out = encodeCookie(
+      this.#datagramSeq++,
+      d.seq,
+      d.token,
+      this.cookieFor(client, Math.floor(now / COOKIE_WINDOW_MS)),
+    );
     if (out.length > client.budget) return "amplification";
     client.spend(out.length);
+    c.unvalidatedBytesOut += out.length;
     c.cookiesSent++;
     this.#deps.send(out, client);
     return "unvalidated";
   }
-
 }

@@ -36,6 +36,9 @@ export type TransferCounters = {
   hashRepliesSent: number;
   /** Proven requests from an address not validated yet (answered with a cookie only). */
   unprovenRequests: number;
+  /** Bytes of those requests, and of what was sent in answer (at most 3x as many). */
+  unvalidatedBytesIn: number;
+  unvalidatedBytesOut: number;
   /** AddressCookies sent, and received in answer to our requests. */
   cookiesSent: number;
   cookiesReceived: number;
@@ -107,6 +110,8 @@ export function newCounters(): TransferCounters {
     hashRequestsSent: 0,
     hashRepliesSent: 0,
     unprovenRequests: 0,
+    unvalidatedBytesIn: 0,
+    unvalidatedBytesOut: 0,
     cookiesSent: 0,
     cookiesReceived: 0,
     holdersDropped: 0,

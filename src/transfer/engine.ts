@@ -1,6 +1,6 @@
 import { TimerTable } from "../util/timer-table.js";
-import { CHUNK_SIZE, chunkLength, MAX_CHUNKS_PER_REQUEST } from "../wire/limits.js";
 import { PROOF_HASH_REQUEST, PROOF_REQUEST, requestProof } from "../wire/auth.js";
+import { CHUNK_SIZE, chunkLength, MAX_CHUNKS_PER_REQUEST } from "../wire/limits.js";
 import {
   type ChunkDatagram,
   type CookieDatagram,

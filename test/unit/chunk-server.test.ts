@@ -5,17 +5,13 @@
  * bucket, and the one drop reason of a request that gets nothing.
  */
 import test from "ava";
-import { AMPLIFICATION_LIMIT, COOKIE_WINDOW_MS, ChunkServer, ServedClient } from "../../src/transfer/chunk-server.js";
+import { AMPLIFICATION_LIMIT, ChunkServer, COOKIE_WINDOW_MS, ServedClient } from "../../src/transfer/chunk-server.js";
 import { newCounters } from "../../src/transfer/counters.js";
 import { FileState } from "../../src/transfer/file-state.js";
 import { TokenBucket } from "../../src/util/token-bucket.js";
 import { PROOF_HASH_REQUEST, PROOF_REQUEST, requestProof } from "../../src/wire/auth.js";
 import { CHUNK_SIZE } from "../../src/wire/limits.js";
-import {
-  decodePeerDatagram,
-  type HashRequestDatagram,
-  type RequestDatagram,
-} from "../../src/wire/peer-datagram.js";
+import { decodePeerDatagram, type HashRequestDatagram, type RequestDatagram } from "../../src/wire/peer-datagram.js";
 import type { CheckedManifest } from "../../src/wire/tracker-frame.js";
 
 const KEY = Buffer.from("0123456789abcdef", "hex");

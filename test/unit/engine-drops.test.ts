@@ -50,7 +50,15 @@ function seeder() {
 
 /** A request with a valid proof for its seq, token and file. */
 function proven(seq: number, fileId: number, chunks: number[], token: number, cookie?: Uint8Array): Buffer {
-  return encodeRequest(seq, fileId, chunks[0] ?? 0, chunks, token, requestProof(KEY, PROOF_REQUEST, seq, token, fileId), cookie);
+  return encodeRequest(
+    seq,
+    fileId,
+    chunks[0] ?? 0,
+    chunks,
+    token,
+    requestProof(KEY, PROOF_REQUEST, seq, token, fileId),
+    cookie,
+  );
 }
 
 test("drops: one per datagram that got nothing, none for one that got an answer", (t) => {
@@ -72,10 +80,12 @@ test("drops: one per datagram that got nothing, none for one that got an answer"
   t.deepEqual([...new Set(answers)], [21]);
   t.is(answers.length, 3);
   const c = engine.counters;
-  t.deepEqual(
-    Object.fromEntries(Object.entries(c.drops).filter(([, n]) => n > 0)),
-    { "bad-proof": 9, unvalidated: 1, "not-held": 1, replay: 1 },
-  );
+  t.deepEqual(Object.fromEntries(Object.entries(c.drops).filter(([, n]) => n > 0)), {
+    "bad-proof": 9,
+    unvalidated: 1,
+    "not-held": 1,
+    replay: 1,
+  });
 });
 
 test("drops: datagrams from an address the tracker never listed count under unknown-source, by address", (t) => {

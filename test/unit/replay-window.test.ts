@@ -29,11 +29,15 @@ test("replay window: wraps around 2^32", (t) => {
 test("property: a set of seqs within the window in any order is accepted once each", (t) => {
   t.notThrows(() =>
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 0xffffffff }), fc.shuffledSubarray([...Array(64).keys()]), (base, order) => {
-        const w = new ReplayWindow(64);
-        for (const k of order) if (!w.accept((base + k) >>> 0)) return false;
-        return order.every((k) => !w.accept((base + k) >>> 0));
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.shuffledSubarray([...Array(64).keys()]),
+        (base, order) => {
+          const w = new ReplayWindow(64);
+          for (const k of order) if (!w.accept((base + k) >>> 0)) return false;
+          return order.every((k) => !w.accept((base + k) >>> 0));
+        },
+      ),
     ),
   );
 });
