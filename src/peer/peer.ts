@@ -91,6 +91,8 @@ export class Peer {
   readonly #downloadCompleted = new Map<number, number>();
   /** Files whole and verified piece by piece, being checked whole and moved into Shared/. */
   readonly #finalizing = new Map<number, Promise<void>>();
+  /** Files whose lack of a serving holder was reported (once each). */
+  readonly #stalled = new Set<number>();
   #leaving = false;
   #finished: ((code: number) => void) | undefined;
   #ended = false;
@@ -131,6 +133,12 @@ export class Peer {
           acquired: (fileId, first, count) => this.#onAcquired(fileId, first, count),
           fileComplete: (fileId) => this.#onFileComplete(fileId),
           fatal: (err) => this.#fail(err),
+          holderFailed: (fileId, peerId, why, dropped, holdersLeft) =>
+            this.#onHolderFailed(fileId, peerId, why, dropped, holdersLeft),
+          withdrawn: (fileId, why) => {
+            const name = this.#engine.file(fileId)?.manifest.name ?? `file ${fileId}`;
+            this.#log(`"${name}" changed on disk since it was offered (${why}): no longer serving it`);
+          },
         },
       },
       config.transfer,
@@ -377,6 +385,19 @@ export class Peer {
       return;
     }
     this.#engine.holdersChanged(peerId, file.id, runs, h.complete === true);
+  }
+
+  /** Says once per file that no holder serves it any more (and once per holder dropped). */
+  #onHolderFailed(fileId: number, peerId: number, why: string, dropped: boolean, holdersLeft: number): void {
+    const name = JSON.stringify(this.#engine.file(fileId)?.manifest.name ?? `file ${fileId}`);
+    if (dropped) this.#log(`peer ${peerId} no longer asked for ${name}: ${why}`);
+    if (holdersLeft > 0 || this.#stalled.has(fileId)) return;
+    this.#stalled.add(fileId);
+    this.#log(
+      dropped
+        ? `${name}: no holder left that serves it; waiting for another`
+        : `${name}: its only holder, peer ${peerId}, does not serve it (${why}); still asking it, waiting for another`,
+    );
   }
 
   // ------------------------------------------------------------------ progress reports

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import {
   closeSync,
   existsSync,
+  fstatSync,
   fsyncSync,
   ftruncateSync,
   linkSync,
@@ -11,6 +12,7 @@ import {
   readdirSync,
   readSync,
   rmSync,
+  statSync,
   unlinkSync,
   writeSync,
 } from "node:fs";
@@ -27,6 +29,8 @@ type Entry = {
   path: string;
   fd: number | undefined;
   readonly staging: boolean;
+  /** Size and modification time of an offered file when it was offered (see seedChanged). */
+  readonly offered?: { readonly size: number; readonly mtimeMs: number };
 };
 
 /**
@@ -58,7 +62,20 @@ export class FileStore implements PieceStore {
 
   /** A file we offer, complete in Shared/. */
   addSeed(fileId: number, name: string, size: number): void {
-    this.#entries.set(fileId, { name, size, path: join(this.sharedDir, name), fd: undefined, staging: false });
+    const path = join(this.sharedDir, name);
+    const st = this.#io(() => statSync(path), `stat ${path}`);
+    const offered = { size, mtimeMs: st.mtimeMs };
+    this.#entries.set(fileId, { name, size, path, fd: undefined, staging: false, offered });
+  }
+
+  /** Why an offered file is no longer what was offered (size or modification time changed), or undefined. */
+  seedChanged(fileId: number): string | undefined {
+    const e = this.#entry(fileId);
+    if (e.offered === undefined) return undefined;
+    const st = this.#io(() => fstatSync(this.#fd(e)), `stat ${e.path}`);
+    if (st.size !== e.offered.size) return `its size changed from ${e.offered.size} to ${st.size} bytes`;
+    if (st.mtimeMs !== e.offered.mtimeMs) return "it was modified";
+    return undefined;
   }
 
   /** A file to download: an empty staging file of the final size. */

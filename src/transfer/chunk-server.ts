@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { errorMessage } from "../util/errors.js";
 import { TokenBucket } from "../util/token-bucket.js";
 import { PROOF_HASH_REQUEST, PROOF_REQUEST, requestProof } from "../wire/auth.js";
 import { CHUNK_SIZE, chunkLength } from "../wire/limits.js";
@@ -26,6 +27,8 @@ const HASH_REPLIES_AT_START = 10;
 /** A cookie is accepted in the time window it was made in and the next one (ms). */
 export const COOKIE_WINDOW_MS = 60_000;
 const COOKIE_BYTES = 16;
+/** A file we offered is checked against the disk at most this often while it is served (ms). */
+export const SEED_CHECK_MS = 100;
 
 /** What a request carries that admission looks at. */
 type Admitted = {
@@ -94,7 +97,9 @@ export type ChunkServerDeps = {
   readonly file: (id: number) => FileState | undefined;
   readonly send: (bytes: Buffer, to: ServedClient) => void;
   readonly now: () => number;
-  /** Storage failed: the peer cannot go on. */
+  /** A file we seed changed on disk or cannot be read: it is no longer served. */
+  readonly withdraw: (file: FileState, why: string) => void;
+  /** Storage of a file being fetched failed: the peer cannot go on. */
   readonly fatal: (err: unknown) => void;
   /** Key of the address cookies (random when not given). */
   readonly cookieSecret?: Uint8Array;
@@ -111,12 +116,41 @@ export type ChunkServerDeps = {
 export class ChunkServer {
   readonly #deps: ChunkServerDeps;
   readonly #cookieSecret: Uint8Array;
+  /** When each offered file was last checked against the disk. */
+  readonly #checkedAt = new Map<number, number>();
   #datagramSeq: number;
 
   constructor(deps: ChunkServerDeps, firstSeq: number) {
     this.#deps = deps;
     this.#datagramSeq = firstSeq;
     this.#cookieSecret = deps.cookieSecret ?? randomBytes(16);
+  }
+
+  /** A seed that cannot be read is withdrawn (the peer goes on); a file being fetched is fatal. */
+  #readFailed(file: FileState, err: unknown): void {
+    if (file.mode === "seeding") this.#deps.withdraw(file, errorMessage(err));
+    else this.#deps.fatal(err);
+  }
+
+  /**
+   * Whether `file` is still what we offered: checked against the disk (one fstat) at most
+   * every SEED_CHECK_MS, not per request or chunk; a changed file is withdrawn.
+   */
+  #unchanged(file: FileState): boolean {
+    const check = this.#deps.store.seedChanged;
+    if (check === undefined) return true;
+    const now = this.#deps.now();
+    if (now - (this.#checkedAt.get(file.id) ?? Number.NEGATIVE_INFINITY) < SEED_CHECK_MS) return true;
+    this.#checkedAt.set(file.id, now);
+    let why: string | undefined;
+    try {
+      why = check.call(this.#deps.store, file.id);
+    } catch (err) {
+      why = errorMessage(err);
+    }
+    if (why === undefined) return true;
+    this.#deps.withdraw(file, why);
+    return false;
   }
 
   /** The cookie of `client`'s listed address for time window `window`. */
@@ -139,7 +173,7 @@ export class ChunkServer {
     const refusal = this.#admit(client, PROOF_REQUEST, req, received);
     if (refusal !== undefined) return refusal;
     const file = this.#deps.file(req.fileId);
-    if (file === undefined || file.mode === "ignored") return "not-held";
+    if (file === undefined || file.mode === "ignored" || !this.#unchanged(file)) return "not-held";
     const chunks = req.chunks;
     const last = chunks[chunks.length - 1] ?? -1;
     if (last >= file.chunks) return "range";
@@ -159,8 +193,8 @@ export class ChunkServer {
       try {
         data = store.read(file.id, start, count);
       } catch (err) {
-        this.#deps.fatal(err);
-        return undefined;
+        this.#readFailed(file, err);
+        return answered === 0 ? "not-held" : undefined;
       }
       for (let k = 0; k < count; k++) {
         const chunk = start + k;
@@ -183,7 +217,13 @@ export class ChunkServer {
     const refusal = this.#admit(client, PROOF_HASH_REQUEST, d, received);
     if (refusal !== undefined) return refusal;
     const file = this.#deps.file(d.fileId);
-    if (file === undefined || d.piece >= file.pieces || !file.done.has(d.piece) || file.mode === "ignored") {
+    if (
+      file === undefined ||
+      d.piece >= file.pieces ||
+      !file.done.has(d.piece) ||
+      file.mode === "ignored" ||
+      !this.#unchanged(file)
+    ) {
       return "not-held";
     }
     if (!client.hashReplies.take(this.#deps.now())) return "rate-limited";
@@ -191,8 +231,8 @@ export class ChunkServer {
     try {
       data = this.#deps.store.read(file.id, file.firstChunkOf(d.piece), file.chunksIn(d.piece));
     } catch (err) {
-      this.#deps.fatal(err);
-      return undefined;
+      this.#readFailed(file, err);
+      return "not-held";
     }
     const reply = encodeHashReply(this.#datagramSeq++, file.id, d.piece, d.token, blockHashes(data));
     c.hashRepliesSent++;

@@ -24,6 +24,15 @@ export type { DatagramPort, PieceStore, RemoteAuth, TransferDeps, TransferEvents
 
 type Plan = { readonly file: FileState; readonly pick: Pick };
 
+/**
+ * Requests for one file to one holder that got no answer at all, in a row, after which it is
+ * dropped as a holder of that file while another holder is left (the only one is still
+ * asked, one request at a time, and reported once).
+ */
+export const MAX_SILENT_REQUESTS = 8;
+/** Pieces of one file failed with chunks from one holder (more than it helped verify) after which it is dropped as a holder of that file. */
+export const MAX_BAD_PIECES = 8;
+
 /** The one timer-table entry for loss detection; the others are hash-request tokens. */
 const LOSS_TIMER = "loss";
 
@@ -82,6 +91,7 @@ export class TransferEngine {
         file: (id) => this.#files.get(id),
         send: (bytes, to) => this.#send(bytes, to.host, to.port),
         now: () => deps.clock.now(),
+        withdraw: (file, why) => this.#withdraw(file, why),
         fatal: (err) => deps.events.fatal(err),
       },
       deps.random.u32(),
@@ -102,6 +112,15 @@ export class TransferEngine {
       timers: { set: (token, at) => this.#timers.set(token, at), clear: (token) => this.#timers.clear(token) },
       wake: () => this.#schedulePump(),
       maxBadChunks: options.maxBadChunks ?? 64,
+      failedPiece: (file, sources) => {
+        for (const remote of sources) {
+          const src = remote.source(file.id);
+          src.badPieces++;
+          if (src.badPieces >= MAX_BAD_PIECES && src.badPieces > src.goodPieces) {
+            this.#dropHolder(remote, file, `${src.badPieces} pieces from it failed verification`);
+          }
+        }
+      },
     });
   }
 
@@ -179,7 +198,7 @@ export class TransferEngine {
     complete: boolean,
   ): void {
     const file = this.#files.get(fileId);
-    if (file === undefined) return;
+    if (file === undefined || this.#remotes.get(peerId)?.files.get(fileId)?.dropped === true) return;
     file.picker.addHolder(peerId, runs, complete);
     this.#schedulePump();
   }
@@ -319,6 +338,7 @@ export class TransferEngine {
       remote.window.onRttSample(rtt.latest, rtt.min ?? rtt.latest, rtt.smoothed ?? rtt.latest, now);
       remote.consecutiveTimeouts = 0;
       remote.suspect = false;
+      remote.source(file.id).silent = 0;
     }
     switch (kind) {
       case "duplicate":
@@ -390,12 +410,55 @@ export class TransferEngine {
       this.#deps.events.fatal(err);
       return;
     }
+    for (const id of this.#sourcesOf(file, piece)) {
+      const remote = this.#remotes.get(id);
+      if (remote !== undefined) remote.source(file.id).goodPieces++;
+    }
     file.picker.markVerified(piece);
     file.dropAssembly(piece.piece);
     this.counters.piecesVerified++;
     this.counters.chunksAcquired += piece.chunkCount;
     this.#deps.events.acquired(file.id, piece.firstChunk, piece.chunkCount);
     if (file.done.complete) this.#completeFile(file);
+  }
+
+  /** The peers that sent chunks of `piece`. */
+  #sourcesOf(file: FileState, piece: DownloadingPiece): Set<number> {
+    const ids = new Set<number>();
+    for (let i = 0; i < piece.chunkCount; i++) ids.add(file.picker.sourceOf(piece, i));
+    return ids;
+  }
+
+  /** `remote` is no longer asked for `file`: what it holds of it is forgotten, its requests for it abandoned. */
+  #dropHolder(remote: RemotePeer, file: FileState, why: string): void {
+    const src = remote.source(file.id);
+    if (src.dropped) return;
+    src.dropped = true;
+    this.counters.holdersDropped++;
+    file.picker.removeHolder(remote.id);
+    remote.tracker.abandonAll((o) => o.file === file);
+    this.#deps.events.holderFailed?.(file.id, remote.id, why, true, file.holders.size);
+    this.#schedulePump();
+  }
+
+  /** A request for `file` to `remote` got no answer at all. */
+  #silent(remote: RemotePeer, file: FileState): void {
+    const src = remote.source(file.id);
+    if (++src.silent < MAX_SILENT_REQUESTS || src.dropped || file.mode !== "downloading") return;
+    const why = `${src.silent} requests in a row got no answer`;
+    if ([...file.holders.keys()].some((id) => id !== remote.id)) this.#dropHolder(remote, file, why);
+    else if (!src.reported) {
+      src.reported = true;
+      this.#deps.events.holderFailed?.(file.id, remote.id, why, false, 0);
+    }
+  }
+
+  /** A file we served changed or cannot be read any more: it is no longer served (the peer goes on). */
+  #withdraw(file: FileState, why: string): void {
+    if (file.mode === "ignored") return;
+    file.mode = "ignored";
+    this.counters.filesWithdrawn++;
+    this.#deps.events.withdrawn?.(file.id, why);
   }
 
   #completeFile(file: FileState): void {
@@ -418,6 +481,7 @@ export class TransferEngine {
     this.counters.timeouts++;
     if (!unanswered) return;
     const remote = o.remote;
+    this.#silent(remote, o.file);
     const rtt = remote.tracker.rtt;
     remote.window.onTimeout(rtt.smoothed ?? rtt.rto(), this.#deps.clock.now());
     remote.consecutiveTimeouts++;

@@ -12,7 +12,7 @@
 import { createHmac } from "node:crypto";
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { lstat, readdir, readFile } from "node:fs/promises";
+import { lstat, readdir, readFile, truncate, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import test from "ava";
@@ -1110,4 +1110,66 @@ test.serial("reflection: an address whose owner never answered gets at most 3x w
   t.true(out <= AMPLIFICATION * inn, `seed counters: ${out} bytes out for ${inn} in ${SEEDED}`);
   t.true((st.drops["bad-proof"] ?? 0) >= N, `requests whose proof is the pair key are refused ${SEEDED}`);
   t.true((st.drops.replay ?? 0) >= N, `replayed requests are refused ${SEEDED}`);
+});
+
+// ------------------------------------------------------------------ 6. seed files that change under the seeder
+
+/*
+ * How this failed on 0850ae8: the downloader fetched the overwritten file again and again
+ * (pieces never verify; nothing said so), and the seeder exited 5 once it read past the
+ * end of the truncated file.
+ */
+test.serial("a seed file overwritten or truncated after it was offered: withdrawn, the seeder goes on", async (t) => {
+  const swarm = await Swarm.start(t, { timeoutMs: 60_000 });
+  const gate = await swarm.gate(2);
+  const overwritten: FileSpec = { name: "overwritten.bin", size: 12 * MiB + 3 };
+  const truncated: FileSpec = { name: "truncated.bin", size: 12 * MiB + 5 };
+  const kept: FileSpec = { name: "kept.bin", size: 40 * KiB };
+  const [s, d] = await Promise.all([
+    swarm.startPeer({
+      label: "seed",
+      files: [overwritten, truncated, kept],
+      gate,
+      extraArgs: ["--stats", "stats.json"],
+    }),
+    swarm.startPeer({
+      label: "d",
+      files: [{ name: "d small", size: 900 }],
+      gate,
+      extraArgs: ["--stats", "stats.json"],
+    }),
+  ]);
+  const [, did] = await Promise.all([s, d].map((p) => swarm.idOf(p)));
+  if (did === undefined) throw new Error("unreachable");
+  await swarm.waitFor("the downloader to acquire chunks of both big files", () =>
+    [overwritten, truncated].every((f) => swarm.acquired(did, f.name) > 0),
+  );
+  t.false(
+    swarm.completed(did, overwritten) || swarm.completed(did, truncated),
+    `precondition: both big files still being fetched ${SEEDED}`,
+  );
+  const rng = new SeededRandom(SEED ^ 0x8);
+  await writeFile(path.join(s.sharedDir, overwritten.name), randomBytes(rng, overwritten.size));
+  await truncate(path.join(s.sharedDir, truncated.name), 1000);
+  const stderrOf = (p: Peer): string => p.proc.stderr().toString("utf8");
+  await swarm.waitFor(
+    "the seeder to withdraw both files",
+    () => [overwritten, truncated].every((f) => stderrOf(s).includes(`"${f.name}" changed on disk`)),
+    [s],
+  );
+  // The downloader's only holder does not serve them any more: it says so once per file.
+  await swarm.waitFor(
+    "the downloader to say its only holder does not serve the overwritten file",
+    () => stderrOf(d).includes(`"${overwritten.name}": its only holder, peer`),
+    [s, d],
+  );
+  t.false(s.exited, `the seeder goes on ${SEEDED}\n${stderrOf(s)}`);
+  t.true(swarm.completed(did, kept), `the untouched file was fetched ${SEEDED}`);
+  const lines = stderrOf(d)
+    .split("\n")
+    .filter((l) => l.includes(`"${overwritten.name}": its only holder`));
+  t.is(lines.length, 1, `said once ${SEEDED}`);
+  // Bounded: not the endless re-fetching of before.
+  const received = swarm.acquired(did, overwritten.name);
+  t.log(`d acquired ${received} chunk lines of ${overwritten.name}; stderr of d:\n${stderrOf(d)}`);
 });

@@ -5,7 +5,13 @@
  * bucket, and the one drop reason of a request that gets nothing.
  */
 import test from "ava";
-import { AMPLIFICATION_LIMIT, ChunkServer, COOKIE_WINDOW_MS, ServedClient } from "../../src/transfer/chunk-server.js";
+import {
+  AMPLIFICATION_LIMIT,
+  ChunkServer,
+  COOKIE_WINDOW_MS,
+  SEED_CHECK_MS,
+  ServedClient,
+} from "../../src/transfer/chunk-server.js";
 import { newCounters } from "../../src/transfer/counters.js";
 import { FileState } from "../../src/transfer/file-state.js";
 import { TokenBucket } from "../../src/util/token-bucket.js";
@@ -30,7 +36,16 @@ function manifest(chunks: number, lastBytes = CHUNK_SIZE): CheckedManifest {
   };
 }
 
-function setup(options: { mode?: "seeding" | "downloading"; chunks?: number; unvalidated?: boolean } = {}) {
+function setup(
+  options: {
+    mode?: "seeding" | "downloading";
+    chunks?: number;
+    unvalidated?: boolean;
+    changed?: () => string | undefined;
+    readFails?: boolean;
+  } = {},
+) {
+  const withdrawn: string[] = [];
   const counters = newCounters();
   const file = new FileState(7, manifest(options.chunks ?? 300, 100), options.mode ?? "seeding");
   const sent: Buffer[] = [];
@@ -40,10 +55,16 @@ function setup(options: { mode?: "seeding" | "downloading"; chunks?: number; unv
     {
       store: {
         read: (_id, first, count) => {
+          if (options.readFails === true) throw new Error("file is shorter than expected");
           reads.push([first, count]);
           return Buffer.alloc(count * CHUNK_SIZE, first & 0xff);
         },
         writePiece: () => {},
+        ...(options.changed !== undefined && { seedChanged: options.changed }),
+      },
+      withdraw: (f, why) => {
+        f.mode = "ignored";
+        withdrawn.push(why);
       },
       counters,
       file: (id) => (id === 7 ? file : undefined),
@@ -57,7 +78,7 @@ function setup(options: { mode?: "seeding" | "downloading"; chunks?: number; unv
   );
   const client = new ServedClient("10.0.0.1", 5000, KEY);
   client.validated = options.unvalidated !== true;
-  return { counters, file, sent, reads, server, client, advance: (ms: number) => (now += ms) };
+  return { counters, file, sent, reads, server, client, withdrawn, advance: (ms: number) => (now += ms) };
 }
 
 let nextSeq = 5;
@@ -194,6 +215,35 @@ test("server: a hash request of an address not validated gets a cookie only", (t
     s.sent.map((b) => decodePeerDatagram(b).kind),
     ["cookie"],
   );
+});
+
+test("server: a seed that changed on disk is withdrawn, checked at most every SEED_CHECK_MS", (t) => {
+  let checks = 0;
+  let changed: string | undefined;
+  const s = setup({
+    changed: () => {
+      checks++;
+      return changed;
+    },
+  });
+  t.is(s.server.onRequest(s.client, request([0]), 40), undefined);
+  t.is(s.server.onRequest(s.client, request([1]), 40), undefined);
+  t.is(checks, 1, "not per request");
+  changed = "size 153700 -> 1000";
+  t.is(s.server.onRequest(s.client, request([2]), 40), undefined, "not checked yet");
+  s.advance(SEED_CHECK_MS);
+  t.is(s.server.onRequest(s.client, request([3]), 40), "not-held");
+  t.deepEqual(s.withdrawn, ["size 153700 -> 1000"]);
+  t.is(s.server.onHashRequest(s.client, hashRequest(0), 30), "not-held");
+});
+
+test("server: a seed that cannot be read is withdrawn, not fatal", (t) => {
+  const s = setup({ readFails: true });
+  t.is(s.server.onRequest(s.client, request([0, 1]), 40), "not-held");
+  t.is(s.withdrawn.length, 1);
+  t.regex(s.withdrawn[0] ?? "", /shorter than expected/);
+  t.is(s.server.onRequest(s.client, request([0, 1]), 40), "not-held");
+  t.is(s.withdrawn.length, 1);
 });
 
 test("token bucket: starts with what it is given, refills at its rate, never above its burst", (t) => {
