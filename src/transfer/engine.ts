@@ -26,8 +26,9 @@ type Plan = { readonly file: FileState; readonly pick: Pick };
 
 /**
  * Requests for one file to one holder that got no answer at all, in a row, after which it is
- * dropped as a holder of that file while another holder is left (the only one is still
- * asked, one request at a time, and reported once).
+ * dropped as a holder of that file while another holder is left, or when its address never
+ * answered anything (a holder that did answer before and is the only one is still asked,
+ * one request at a time, and reported once).
  */
 export const MAX_SILENT_REQUESTS = 8;
 /** Pieces of one file failed with chunks from one holder (more than it helped verify) after which it is dropped as a holder of that file. */
@@ -446,7 +447,9 @@ export class TransferEngine {
     const src = remote.source(file.id);
     if (++src.silent < MAX_SILENT_REQUESTS || src.dropped || file.mode !== "downloading") return;
     const why = `${src.silent} requests in a row got no answer`;
-    if ([...file.holders.keys()].some((id) => id !== remote.id)) this.#dropHolder(remote, file, why);
+    // An address that never answered anything may not be a peer at all: it is not asked again.
+    const others = [...file.holders.keys()].some((id) => id !== remote.id);
+    if (others || !remote.client.validated) this.#dropHolder(remote, file, why);
     else if (!src.reported) {
       src.reported = true;
       this.#deps.events.holderFailed?.(file.id, remote.id, why, false, 0);

@@ -1173,3 +1173,52 @@ test.serial("a seed file overwritten or truncated after it was offered: withdraw
   const received = swarm.acquired(did, overwritten.name);
   t.log(`d acquired ${received} chunk lines of ${overwritten.name}; stderr of d:\n${stderrOf(d)}`);
 });
+
+// ------------------------------------------------------------------ 7. a holder that never serves
+
+/*
+ * How this failed on 0850ae8: the downloader asked the silent holder for ever (one probe
+ * at a time, a datagram to an address that never answered), and nothing said why the
+ * file did not come.
+ */
+test.serial("a holder that offers a file and never serves it: dropped, said once, bounded bytes to it", async (t) => {
+  const swarm = await Swarm.start(t, { timeoutMs: 60_000 });
+  const gate = await swarm.gate(2);
+  const stats = ["--stats", "stats.json"];
+  const [s, d] = await Promise.all([
+    swarm.startPeer({ label: "seed", files: [{ name: "real.bin", size: 3 * MiB + 1 }], gate, extraArgs: stats }),
+    swarm.startPeer({ label: "d", files: [{ name: "d small", size: 800 }], gate, extraArgs: stats }),
+  ]);
+  const [, did] = await Promise.all([s, d].map((p) => swarm.idOf(p)));
+  if (did === undefined) throw new Error("unreachable");
+  const rng = new SeededRandom(SEED ^ 0x6b);
+  const content = randomBytes(rng, 200 * KiB + 3);
+  const never = manifestOf("never served.bin", content);
+  const fake = await FakePeer.join(swarm.port, [never]);
+  t.teardown(() => fake.close());
+  swarm.foreign(fake.id);
+  let receivedFromD = 0;
+  const dPort = udpSocketOf(d).port;
+  fake.udp.listen(({ bytes, from }) => {
+    if (from.port === dPort) receivedFromD += bytes.length;
+  });
+  const stderrOf = (p: Peer): string => p.proc.stderr().toString("utf8");
+  await swarm.waitFor(
+    "the downloader to say nobody serves the file",
+    () => stderrOf(d).includes(`"${never.name}": no holder left that serves it`),
+    [d],
+  );
+  const lines = stderrOf(d)
+    .split("\n")
+    .filter((l) => l.includes(`"${never.name}"`) && l.includes("holder"));
+  t.log(lines.join("\n"));
+  // Its address never answered: it got one request at a time, at most 8, then nothing.
+  t.true(receivedFromD <= 8 * 200, `${receivedFromD} bytes of requests to the silent holder ${SEEDED}`);
+  const before = receivedFromD;
+  await swarm.waitFor("the legit file to arrive", () => swarm.completed(did, { name: "real.bin", size: 3 * MiB + 1 }));
+  await fake.client.leave();
+  const result = await swarm.finish();
+  swarm.logSummary(result);
+  t.deepEqual(result.has(d), ["d small", "real.bin"], `peer d ${SEEDED}`);
+  t.is(receivedFromD, before, `nothing more asked of it ${SEEDED}`);
+});
