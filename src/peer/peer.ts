@@ -107,6 +107,8 @@ export class Peer {
   readonly #resumed = { files: 0, pieces: 0, chunks: 0, checked: 0, failed: 0 };
   /** Completion reports wait for the staging records that cover them (see FileStore.checkpoint). */
   #haveChain: Promise<void> = Promise.resolve();
+  /** Files whose lack of a serving holder was reported (once each). */
+  readonly #stalled = new Set<number>();
   #leaving = false;
   /** SYNC (§9): the live-folder side, in --sync mode. */
   readonly #sync: SyncPeer | undefined;
@@ -151,6 +153,12 @@ export class Peer {
           fileComplete: (fileId) => this.#onFileComplete(fileId),
           fatal: (err) => {
             if (this.#sync?.onFatal(err) !== true) this.#fail(err);
+          },
+          holderFailed: (fileId, peerId, why, dropped, holdersLeft) =>
+            this.#onHolderFailed(fileId, peerId, why, dropped, holdersLeft),
+          withdrawn: (fileId, why) => {
+            const name = this.#engine.file(fileId)?.manifest.name ?? `file ${fileId}`;
+            this.#log(`"${name}" changed on disk since it was offered (${why}): no longer serving it`);
           },
         },
       },
@@ -504,6 +512,19 @@ export class Peer {
       return;
     }
     this.#engine.holdersChanged(peerId, file.id, runs, h.complete === true);
+  }
+
+  /** Says once per file that no holder serves it any more (and once per holder dropped). */
+  #onHolderFailed(fileId: number, peerId: number, why: string, dropped: boolean, holdersLeft: number): void {
+    const name = JSON.stringify(this.#engine.file(fileId)?.manifest.name ?? `file ${fileId}`);
+    if (dropped) this.#log(`peer ${peerId} no longer asked for ${name}: ${why}`);
+    if (holdersLeft > 0 || this.#stalled.has(fileId)) return;
+    this.#stalled.add(fileId);
+    this.#log(
+      dropped
+        ? `${name}: no holder left that serves it; waiting for another`
+        : `${name}: its only holder, peer ${peerId}, does not serve it (${why}); still asking it, waiting for another`,
+    );
   }
 
   // ------------------------------------------------------------------ progress reports

@@ -9,6 +9,7 @@ import {
   readdirSync,
   readSync,
   rmSync,
+  statSync,
   truncateSync,
   unlinkSync,
   writeSync,
@@ -44,6 +45,8 @@ type Entry = {
   /** Where the bytes are: the file in Shared, or the staging file while downloading. */
   path: string;
   download: Download | undefined;
+  /** Size and modification time of an offered file when it was offered (see seedChanged). */
+  readonly offered?: { readonly size: number; readonly mtimeMs: number };
 };
 
 /** What a restart kept of a partial download. */
@@ -110,7 +113,20 @@ export class FileStore implements PieceStore {
 
   /** A file we offer, complete in Shared/. */
   addSeed(fileId: number, name: string, size: number): void {
-    this.#entries.set(fileId, { name, size, path: join(this.sharedDir, name), download: undefined });
+    const path = join(this.sharedDir, name);
+    const st = this.#io(() => statSync(path), `stat ${path}`);
+    const offered = { size, mtimeMs: st.mtimeMs };
+    this.#entries.set(fileId, { name, size, path, download: undefined, offered });
+  }
+
+  /** Why an offered file is no longer what was offered (size or modification time changed), or undefined. */
+  seedChanged(fileId: number): string | undefined {
+    const e = this.#entry(fileId);
+    if (e.offered === undefined) return undefined;
+    const st = this.#io(() => statSync(e.path), `stat ${e.path}`);
+    if (st.size !== e.offered.size) return `its size changed from ${e.offered.size} to ${st.size} bytes`;
+    if (st.mtimeMs !== e.offered.mtimeMs) return "it was modified";
+    return undefined;
   }
 
   /** Whether an earlier run left a partial of exactly this version (see resumeDownload). */

@@ -115,6 +115,21 @@ export class Registry {
     return this.#files.size;
   }
 
+  /**
+   * The live peer already listed at the UDP endpoint `host`:`udpPort` (or at that port on
+   * one of `addresses`), if any: a client announcing another peer's endpoint would have
+   * the swarm's datagrams from that peer attributed to it, and its requests answered there.
+   */
+  udpEndpointOwner(host: string, udpPort: number, addresses: readonly string[] = []): number | undefined {
+    const key = (h: string) => (isLoopback(h) ? "loopback" : h);
+    const claimed = new Set([host, ...addresses].map(key));
+    for (const peer of this.#peers.values()) {
+      if (peer.udpPort !== udpPort) continue;
+      if ([peer.host, ...peer.addresses].some((h) => claimed.has(key(h)))) return peer.id;
+    }
+    return undefined;
+  }
+
   hasPeer(peerId: number): boolean {
     return this.#peers.has(peerId);
   }

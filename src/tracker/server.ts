@@ -272,6 +272,14 @@ export class TrackerServer {
       }
     }
     const host = normalizeHost(conn.socket.remoteAddress ?? "");
+    const owner = this.registry.udpEndpointOwner(host, udpPort, addresses);
+    if (owner !== undefined) {
+      this.counters.badFrames++;
+      const detail = `UDP endpoint ${host}:${udpPort} is peer ${owner}'s`;
+      this.#write(conn, { refusal: { reason: 5, detail } });
+      this.#drop(conn, detail, true);
+      return;
+    }
     this.registry.join(
       host,
       udpPort,

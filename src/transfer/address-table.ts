@@ -1,5 +1,6 @@
 /**
- * Values by source address. Looked up for every datagram, so by port first (a number: no
+ * Values by source address. An entry is never overwritten: the first value added for an
+ * address keeps it until that value itself is deleted. Looked up for every datagram, so by port first (a number: no
  * string is built per datagram) and then by host among the few entries on that port.
  */
 export class AddressTable<T> {
@@ -22,13 +23,6 @@ export class AddressTable<T> {
     if (entries.some((e) => e.host === host)) return false;
     entries.push({ host, value });
     return true;
-  }
-
-  /** Maps host:port to `value`, replacing what it mapped to. */
-  set(host: string, port: number, value: T): void {
-    const taken = this.get(host, port);
-    if (taken !== undefined) this.delete(host, port, taken);
-    this.add(host, port, value);
   }
 
   /** Forgets host:port if it maps to `value`. */

@@ -46,6 +46,8 @@ export type BlockRepairDeps<P extends RepairPeer> = {
   readonly wake: () => void;
   /** Bad chunks after which a mostly-bad source is banned. */
   readonly maxBadChunks: number;
+  /** A piece failed, with bad chunks from each of `sources` (once per failure). */
+  readonly failedPiece?: (file: FileState, sources: P[]) => void;
 };
 
 type PendingHashes<P> = {
@@ -107,6 +109,11 @@ export class BlockRepair<P extends RepairPeer> {
     return undefined;
   }
 
+  /** Whether hash request `token` is out to `peer`. */
+  asked(peer: P, token: number): boolean {
+    return this.#pending.get(token)?.peer === peer;
+  }
+
   /** The deadline of hash request `token` passed. */
   onTimeout(token: number): void {
     const pending = this.#pending.get(token);
@@ -123,14 +130,16 @@ export class BlockRepair<P extends RepairPeer> {
     this.#pending.clear();
   }
 
-  /** Counts a bad chunk against its source (all sources of the piece when unknown). */
-  #blame(file: FileState, piece: DownloadingPiece, localIndex: number | undefined): void {
+  /** Counts a bad chunk against its source (all sources of the piece when unknown); adds them to `blamed`. */
+  #blame(file: FileState, piece: DownloadingPiece, localIndex: number | undefined, blamed: Set<P>): void {
     const sources = new Set<number>();
     if (localIndex !== undefined) sources.add(file.picker.sourceOf(piece, localIndex));
     else for (let i = 0; i < piece.chunkCount; i++) sources.add(file.picker.sourceOf(piece, i));
     for (const src of sources) {
       const peer = src >= 0 ? this.#deps.peer(src) : undefined;
-      peer?.trust.blame(this.#deps.maxBadChunks);
+      if (peer === undefined) continue;
+      peer.trust.blame(this.#deps.maxBadChunks);
+      blamed.add(peer);
     }
   }
 
@@ -139,8 +148,10 @@ export class BlockRepair<P extends RepairPeer> {
     const trusted = all.filter((r) => !r.trust.banned);
     const holders = trusted.length > 0 ? trusted : all;
     if (attempt >= HASH_ATTEMPTS || holders.length === 0) {
-      this.#blame(file, piece, undefined);
+      const blamed = new Set<P>();
+      this.#blame(file, piece, undefined, blamed);
       file.picker.restorePiece(piece);
+      this.#deps.failedPiece?.(file, [...blamed]);
       this.#deps.wake();
       return;
     }
@@ -169,16 +180,18 @@ export class BlockRepair<P extends RepairPeer> {
     const local = assembly.localBlocks ?? blockHashes(assembly.data);
     const perBlock = file.manifest.chunksPerBlock;
     let bad = 0;
+    const blamed = new Set<P>();
     for (let b = 0; b * SHA256_BYTES < trusted.length; b++) {
       const at = b * SHA256_BYTES;
       if (local.compare(trusted, at, at + SHA256_BYTES, at, at + SHA256_BYTES) === 0) continue;
       const first = b * perBlock;
       const end = Math.min(piece.chunkCount, first + perBlock);
-      for (let i = first; i < end; i++) this.#blame(file, piece, i);
+      for (let i = first; i < end; i++) this.#blame(file, piece, i, blamed);
       file.picker.restoreBlocks(piece, first, end - first);
       bad += end - first;
     }
     this.#deps.counters.badChunksRefetched += bad;
+    if (blamed.size > 0) this.#deps.failedPiece?.(file, [...blamed]);
     if (bad === 0) {
       // Every block matches yet the piece failed: cannot happen with honest hashes.
       file.picker.restoreBlocks(piece, 0, piece.chunkCount);

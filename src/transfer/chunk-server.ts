@@ -1,8 +1,11 @@
-import { timingSafeEqual } from "node:crypto";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { errorMessage } from "../util/errors.js";
 import { TokenBucket } from "../util/token-bucket.js";
+import { PROOF_HASH_REQUEST, PROOF_REQUEST, requestProof } from "../wire/auth.js";
 import { CHUNK_SIZE, chunkLength } from "../wire/limits.js";
 import {
   CHUNK_HEADER_BYTES,
+  encodeCookie,
   encodeHashReply,
   type HashRequestDatagram,
   type RequestDatagram,
@@ -12,55 +15,79 @@ import type { Drop, TransferCounters } from "./counters.js";
 import type { FileState } from "./file-state.js";
 import type { PieceStore } from "./io.js";
 import { blockHashes } from "./piece-hash.js";
+import { ReplayWindow } from "./replay-window.js";
 
-/** An unauthenticated address gets at most this many bytes per byte it sent (RFC 9000 §8). */
+/** An address not validated yet gets at most this many bytes per byte it sent (RFC 9000 §8). */
 export const AMPLIFICATION_LIMIT = 3;
 /** HashRequests answered per peer per second at most (each costs a 64 KiB read and 32 hashes). */
 export const HASH_REPLIES_PER_SECOND = 50;
 /** HashRequests a peer may make at once before the rate applies. */
 const HASH_REPLY_BURST = HASH_REPLIES_PER_SECOND;
 const HASH_REPLIES_AT_START = 10;
+/** A cookie is accepted in the time window it was made in and the next one (ms). */
+export const COOKIE_WINDOW_MS = 60_000;
+const COOKIE_BYTES = 16;
+/** A file we offered is checked against the disk at most this often while it is served (ms). */
+export const SEED_CHECK_MS = 100;
+
+/** What a request carries that admission looks at. */
+type Admitted = {
+  readonly seq: number;
+  readonly token: number;
+  readonly fileId: number;
+  readonly auth: Uint8Array;
+  readonly cookie: Uint8Array;
+};
 
 /**
- * What the server knows of one remote peer as a client: the proof its requests must carry,
- * the amplification budget of what it sent unproven, and its hash-reply rate limit.
+ * What the server knows of one remote peer as a client: the key its request proofs must
+ * be made with, the sequence numbers it used lately, whether its listed address is
+ * validated, the amplification budget until it is, and its hash-reply rate limit.
  */
 export class ServedClient {
   readonly host: string;
   readonly port: number;
-  /** What this peer's requests must carry (undefined: not checked). */
-  readonly #inboundAuth: Buffer | undefined;
-  /** A request from this address proved it is the listed peer. */
+  /** Key of this peer's request proofs (undefined: not checked, tests). */
+  readonly #key: Buffer | undefined;
+  readonly #replay = new ReplayWindow();
+  /** A request proved it comes from the listed peer. */
   proven = false;
-  /** Bytes received in, and sent in answer to, requests that did not prove themselves. */
-  #unprovenIn = 0;
-  #unprovenOut = 0;
+  /**
+   * The listed address answers: it echoed our cookie, or answered a request of ours (its
+   * random token). Only then is it served in full.
+   */
+  validated: boolean;
+  /** Bytes of proven requests received, and of answers sent, while not validated. */
+  unvalidatedIn = 0;
+  unvalidatedOut = 0;
   readonly hashReplies = new TokenBucket(HASH_REPLIES_PER_SECOND, HASH_REPLY_BURST, HASH_REPLIES_AT_START);
 
-  constructor(host: string, port: number, inboundAuth?: Uint8Array) {
+  constructor(host: string, port: number, key?: Uint8Array) {
     this.host = host;
     this.port = port;
-    this.#inboundAuth = inboundAuth === undefined ? undefined : Buffer.from(inboundAuth);
+    this.#key = key === undefined ? undefined : Buffer.from(key);
+    this.validated = key === undefined;
   }
 
-  /**
-   * How many bytes we may send in answer to a request of `received` bytes carrying
-   * `auth`: unlimited when it proves it comes from the listed peer; otherwise three times
-   * what this address sent unproven, less what it was sent already.
-   */
-  admit(auth: Uint8Array, received: number): number {
-    const expected = this.#inboundAuth;
-    if (expected === undefined || (auth.length === expected.length && timingSafeEqual(auth, expected))) {
-      this.proven = true;
-      return Number.POSITIVE_INFINITY;
-    }
-    this.#unprovenIn += received;
-    return AMPLIFICATION_LIMIT * this.#unprovenIn - this.#unprovenOut;
+  /** Why a request of body `kind` must be dropped (a bad proof, a replay), or undefined. */
+  check(kind: number, d: Admitted): Drop | undefined {
+    const key = this.#key;
+    if (key === undefined) return undefined;
+    const expected = requestProof(key, kind, d.seq, d.token, d.fileId);
+    if (d.auth.length !== expected.length || !timingSafeEqual(d.auth, expected)) return "bad-proof";
+    if (!this.#replay.accept(d.seq)) return "replay";
+    this.proven = true;
+    return undefined;
   }
 
-  /** `bytes` went out in answer to an unproven request. */
+  /** Bytes we may still send to the address before it is validated. */
+  get budget(): number {
+    return this.validated ? Number.POSITIVE_INFINITY : AMPLIFICATION_LIMIT * this.unvalidatedIn - this.unvalidatedOut;
+  }
+
+  /** `bytes` went out to this address. */
   spend(bytes: number): void {
-    this.#unprovenOut += bytes;
+    if (!this.validated) this.unvalidatedOut += bytes;
   }
 }
 
@@ -70,39 +97,90 @@ export type ChunkServerDeps = {
   readonly file: (id: number) => FileState | undefined;
   readonly send: (bytes: Buffer, to: ServedClient) => void;
   readonly now: () => number;
-  /** Storage failed: the peer cannot go on. */
+  /** A file we seed changed on disk or cannot be read: it is no longer served. */
+  readonly withdraw: (file: FileState, why: string) => void;
+  /** Storage of a file being fetched failed: the peer cannot go on. */
   readonly fatal: (err: unknown) => void;
+  /** Key of the address cookies (random when not given). */
+  readonly cookieSecret?: Uint8Array;
 };
 
 /**
- * Serving: answers chunk requests with one datagram per chunk held (one read per run) and
- * hash requests with the piece's block hashes, within each client's amplification budget
- * and hash-reply rate. Each handler returns why the datagram was dropped (a request that
+ * Serving: admits a request only with a valid proof and a sequence number not seen before;
+ * answers a client whose address is not validated with an AddressCookie (within 3x what it
+ * sent) and nothing else; answers a validated one's chunk requests with one datagram per
+ * chunk held (one read per run) and hash requests with the piece's block hashes, within
+ * its hash-reply rate. Each handler returns why the datagram was dropped (a request that
  * got no answer at all), or undefined: a request answered in part is not a drop.
  */
 export class ChunkServer {
   readonly #deps: ChunkServerDeps;
+  readonly #cookieSecret: Uint8Array;
+  /** When each offered file was last checked against the disk. */
+  readonly #checkedAt = new Map<number, number>();
   #datagramSeq: number;
 
   constructor(deps: ChunkServerDeps, firstSeq: number) {
     this.#deps = deps;
     this.#datagramSeq = firstSeq;
+    this.#cookieSecret = deps.cookieSecret ?? randomBytes(16);
+  }
+
+  /** A seed that cannot be read is withdrawn (the peer goes on); a file being fetched is fatal. */
+  #readFailed(file: FileState, err: unknown): void {
+    if (file.mode === "seeding") this.#deps.withdraw(file, errorMessage(err));
+    else this.#deps.fatal(err);
+  }
+
+  /**
+   * Whether `file` is still what we offered: checked against the disk (one fstat) at most
+   * every SEED_CHECK_MS, not per request or chunk; a changed file is withdrawn.
+   */
+  #unchanged(file: FileState): boolean {
+    const check = this.#deps.store.seedChanged;
+    if (check === undefined) return true;
+    const now = this.#deps.now();
+    if (now - (this.#checkedAt.get(file.id) ?? Number.NEGATIVE_INFINITY) < SEED_CHECK_MS) return true;
+    this.#checkedAt.set(file.id, now);
+    let why: string | undefined;
+    try {
+      why = check.call(this.#deps.store, file.id);
+    } catch (err) {
+      why = errorMessage(err);
+    }
+    if (why === undefined) return true;
+    this.#deps.withdraw(file, why);
+    return false;
+  }
+
+  /** The cookie of `client`'s listed address for time window `window`. */
+  cookieFor(client: ServedClient, window: number): Buffer {
+    const h = createHmac("sha256", this.#cookieSecret);
+    h.update(`${window}|${client.host}|${client.port}`);
+    return h.digest().subarray(0, COOKIE_BYTES);
+  }
+
+  #cookieValid(client: ServedClient, cookie: Uint8Array): boolean {
+    if (cookie.length !== COOKIE_BYTES) return false;
+    const window = Math.floor(this.#deps.now() / COOKIE_WINDOW_MS);
+    for (const w of [window, window - 1]) if (timingSafeEqual(cookie, this.cookieFor(client, w))) return true;
+    return false;
   }
 
   onRequest(client: ServedClient, req: RequestDatagram, received: number): Drop | undefined {
     const { counters: c, store } = this.#deps;
     c.requestsReceived++;
-    let budget = this.#admit(client, req.auth, received);
+    const refusal = this.#admit(client, PROOF_REQUEST, req, received);
+    if (refusal !== undefined) return refusal;
     const file = this.#deps.file(req.fileId);
-    if (file === undefined || file.mode === "ignored") return "not-held";
+    if (file === undefined || file.mode === "ignored" || !this.#unchanged(file)) return "not-held";
     const chunks = req.chunks;
     const last = chunks[chunks.length - 1] ?? -1;
     if (last >= file.chunks) return "range";
     let answered = 0;
-    let refused: Drop = "not-held";
     // Answer in maximal runs of consecutive chunks we hold: one read per run.
     let i = 0;
-    runs: while (i < chunks.length) {
+    while (i < chunks.length) {
       const start = chunks[i] ?? 0;
       if (!file.canServe(start)) {
         i++;
@@ -115,21 +193,13 @@ export class ChunkServer {
       try {
         data = store.read(file.id, start, count);
       } catch (err) {
-        this.#deps.fatal(err);
-        return undefined;
+        this.#readFailed(file, err);
+        return answered === 0 ? "not-held" : undefined;
       }
       for (let k = 0; k < count; k++) {
         const chunk = start + k;
         const len = chunkLength(file.manifest.size, chunk);
         const bytes = CHUNK_HEADER_BYTES + len;
-        if (bytes > budget) {
-          refused = "amplification";
-          break runs;
-        }
-        if (budget !== Number.POSITIVE_INFINITY) {
-          budget -= bytes;
-          client.spend(bytes);
-        }
         const out = Buffer.allocUnsafe(bytes);
         writeChunkHeader(out, 0, this.#datagramSeq++, req.seq, req.token, file.id, chunk);
         data.copy(out, CHUNK_HEADER_BYTES, k * CHUNK_SIZE, k * CHUNK_SIZE + len);
@@ -139,14 +209,21 @@ export class ChunkServer {
       }
       i = j;
     }
-    return answered === 0 ? refused : undefined;
+    return answered === 0 ? "not-held" : undefined;
   }
 
   onHashRequest(client: ServedClient, d: HashRequestDatagram, received: number): Drop | undefined {
     const c = this.#deps.counters;
-    const budget = this.#admit(client, d.auth, received);
+    const refusal = this.#admit(client, PROOF_HASH_REQUEST, d, received);
+    if (refusal !== undefined) return refusal;
     const file = this.#deps.file(d.fileId);
-    if (file === undefined || d.piece >= file.pieces || !file.done.has(d.piece) || file.mode === "ignored") {
+    if (
+      file === undefined ||
+      d.piece >= file.pieces ||
+      !file.done.has(d.piece) ||
+      file.mode === "ignored" ||
+      !this.#unchanged(file)
+    ) {
       return "not-held";
     }
     if (!client.hashReplies.take(this.#deps.now())) return "rate-limited";
@@ -154,20 +231,45 @@ export class ChunkServer {
     try {
       data = this.#deps.store.read(file.id, file.firstChunkOf(d.piece), file.chunksIn(d.piece));
     } catch (err) {
-      this.#deps.fatal(err);
-      return undefined;
+      this.#readFailed(file, err);
+      return "not-held";
     }
     const reply = encodeHashReply(this.#datagramSeq++, file.id, d.piece, d.token, blockHashes(data));
-    if (reply.length > budget) return "amplification";
-    if (budget !== Number.POSITIVE_INFINITY) client.spend(reply.length);
     c.hashRepliesSent++;
     this.#deps.send(reply, client);
     return undefined;
   }
 
-  #admit(client: ServedClient, auth: Uint8Array, received: number): number {
-    const budget = client.admit(auth, received);
-    if (budget !== Number.POSITIVE_INFINITY) this.#deps.counters.unprovenRequests++;
-    return budget;
+  /**
+   * Why the request gets no answer (a bad proof, a replay, an address not validated yet),
+   * or undefined when it is to be served in full. An address not validated gets an
+   * AddressCookie instead, within the amplification budget; a request echoing a valid
+   * cookie validates it (once per address: later requests skip the cookie check).
+   */
+  #admit(client: ServedClient, kind: number, d: Admitted, received: number): Drop | undefined {
+    const drop = client.check(kind, d);
+    if (drop !== undefined) return drop;
+    if (client.validated) return undefined;
+    if (d.cookie.length > 0 && this.#cookieValid(client, d.cookie)) {
+      client.validated = true;
+      return undefined;
+    }
+    const c = this.#deps.counters;
+    c.unprovenRequests++;
+    client.unvalidatedIn += received;
+    c.unvalidatedBytesIn += received;
+    const now = this.#deps.now();
+    const out = encodeCookie(
+      this.#datagramSeq++,
+      d.seq,
+      d.token,
+      this.cookieFor(client, Math.floor(now / COOKIE_WINDOW_MS)),
+    );
+    if (out.length > client.budget) return "amplification";
+    client.spend(out.length);
+    c.unvalidatedBytesOut += out.length;
+    c.cookiesSent++;
+    this.#deps.send(out, client);
+    return "unvalidated";
   }
 }

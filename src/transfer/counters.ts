@@ -34,8 +34,19 @@ export type TransferCounters = {
   badChunksRefetched: number;
   hashRequestsSent: number;
   hashRepliesSent: number;
-  /** Requests and hash requests that did not prove their origin (answered within the amplification budget). */
+  /** Proven requests from an address not validated yet (answered with a cookie only). */
   unprovenRequests: number;
+  /** Bytes of those requests, and of what was sent in answer (at most 3x as many). */
+  unvalidatedBytesIn: number;
+  unvalidatedBytesOut: number;
+  /** AddressCookies sent, and received in answer to our requests. */
+  cookiesSent: number;
+  cookiesReceived: number;
+  /** Holders dropped for not serving (silent) or serving bad pieces, and files withdrawn. */
+  holdersDropped: number;
+  /** Peers listed at an address another listed peer has (it stays with the first). */
+  addressConflicts: number;
+  filesWithdrawn: number;
   /** Datagrams dropped, by reason: each dropped datagram counts under exactly one. */
   drops: Record<Drop, number>;
   /**
@@ -53,6 +64,9 @@ export type Drop =
   | "bad-token"
   | "bad-hashes"
   | "amplification"
+  | "bad-proof"
+  | "replay"
+  | "unvalidated"
   | "rate-limited"
   | "length"
   | "not-held";
@@ -96,6 +110,13 @@ export function newCounters(): TransferCounters {
     hashRequestsSent: 0,
     hashRepliesSent: 0,
     unprovenRequests: 0,
+    unvalidatedBytesIn: 0,
+    unvalidatedBytesOut: 0,
+    cookiesSent: 0,
+    cookiesReceived: 0,
+    holdersDropped: 0,
+    addressConflicts: 0,
+    filesWithdrawn: 0,
     drops: {
       short: 0,
       oversize: 0,
@@ -108,6 +129,9 @@ export function newCounters(): TransferCounters {
       "bad-token": 0,
       "bad-hashes": 0,
       amplification: 0,
+      "bad-proof": 0,
+      replay: 0,
+      unvalidated: 0,
       "rate-limited": 0,
       length: 0,
       "not-held": 0,

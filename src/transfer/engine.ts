@@ -1,6 +1,13 @@
 import { TimerTable } from "../util/timer-table.js";
+import { PROOF_HASH_REQUEST, PROOF_REQUEST, requestProof } from "../wire/auth.js";
 import { CHUNK_SIZE, chunkLength, MAX_CHUNKS_PER_REQUEST } from "../wire/limits.js";
-import { type ChunkDatagram, decodePeerDatagram, encodeHashRequest, encodeRequest } from "../wire/peer-datagram.js";
+import {
+  type ChunkDatagram,
+  type CookieDatagram,
+  decodePeerDatagram,
+  encodeHashRequest,
+  encodeRequest,
+} from "../wire/peer-datagram.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
 import { AddressTable } from "./address-table.js";
 import { BlockRepair } from "./block-repair.js";
@@ -16,6 +23,16 @@ import { RequestTracker, type TrackerEvents } from "./request-tracker.js";
 export type { DatagramPort, PieceStore, RemoteAuth, TransferDeps, TransferEvents, TransferOptions };
 
 type Plan = { readonly file: FileState; readonly pick: Pick };
+
+/**
+ * Requests for one file to one holder that got no answer at all, in a row, after which it is
+ * dropped as a holder of that file while another holder is left, or when its address never
+ * answered anything (a holder that did answer before and is the only one is still asked,
+ * one request at a time, and reported once).
+ */
+export const MAX_SILENT_REQUESTS = 8;
+/** Pieces of one file failed with chunks from one holder (more than it helped verify) after which it is dropped as a holder of that file. */
+export const MAX_BAD_PIECES = 8;
 
 /** The one timer-table entry for loss detection; the others are hash-request tokens. */
 const LOSS_TIMER = "loss";
@@ -75,6 +92,7 @@ export class TransferEngine {
         file: (id) => this.#files.get(id),
         send: (bytes, to) => this.#send(bytes, to.host, to.port),
         now: () => deps.clock.now(),
+        withdraw: (file, why) => this.#withdraw(file, why),
         fatal: (err) => deps.events.fatal(err),
       },
       deps.random.u32(),
@@ -85,7 +103,9 @@ export class TransferEngine {
       peer: (id) => this.#remotes.get(id),
       current: (file, piece) => this.#files.get(file.id) === file && file.picker.activePiece(piece.piece) !== undefined,
       sendHashRequest: (to, fileId, piece, token) => {
-        this.#send(encodeHashRequest(this.#requestSeq, fileId, piece, token, to.outboundAuth), to.host, to.port);
+        const seq = this.#requestSeq;
+        const proof = this.#proof(to, PROOF_HASH_REQUEST, seq, token, fileId);
+        this.#send(encodeHashRequest(seq, fileId, piece, token, proof, to.cookie), to.host, to.port);
         this.#requestSeq = (this.#requestSeq + 1) >>> 0;
       },
       token: () => deps.random.u32(),
@@ -93,6 +113,15 @@ export class TransferEngine {
       timers: { set: (token, at) => this.#timers.set(token, at), clear: (token) => this.#timers.clear(token) },
       wake: () => this.#schedulePump(),
       maxBadChunks: options.maxBadChunks ?? 64,
+      failedPiece: (file, sources) => {
+        for (const remote of sources) {
+          const src = remote.source(file.id);
+          src.badPieces++;
+          if (src.badPieces >= MAX_BAD_PIECES && src.badPieces > src.goodPieces) {
+            this.#dropHolder(remote, file, `${src.badPieces} pieces from it failed verification`);
+          }
+        }
+      },
     });
   }
 
@@ -154,7 +183,10 @@ export class TransferEngine {
       ...(this.#remoteOptions.window && { window: this.#remoteOptions.window }),
     });
     this.#remotes.set(id, remote);
-    this.#byAddress.set(host, port, remote);
+    // An address stays with the peer that was listed at it first: a later peer listed at
+    // the same address (a client announcing someone else's port) gets no datagram from it
+    // and cannot take it over or, leaving, take it away.
+    if (!this.#byAddress.add(host, port, remote)) this.counters.addressConflicts++;
     // The other addresses its datagrams may come from (a host with several interfaces).
     for (const alias of aliases) if (this.#byAddress.add(alias, port, remote)) remote.aliases.push(alias);
   }
@@ -163,6 +195,7 @@ export class TransferEngine {
     const remote = this.#remotes.get(id);
     if (remote === undefined) return;
     this.#remotes.delete(id);
+    // Only the entries it owns go (see addRemote).
     for (const host of [remote.host, ...remote.aliases]) this.#byAddress.delete(host, remote.port, remote);
     remote.queue.clear();
     remote.tracker.abandonAll();
@@ -179,7 +212,7 @@ export class TransferEngine {
     complete: boolean,
   ): void {
     const file = this.#files.get(fileId);
-    if (file === undefined) return;
+    if (file === undefined || this.#remotes.get(peerId)?.files.get(fileId)?.dropped === true) return;
     file.picker.addHolder(peerId, runs, complete);
     this.#schedulePump();
   }
@@ -205,6 +238,9 @@ export class TransferEngine {
       badChunks: r.trust.badChunks,
       chunksFrom: r.trust.chunksFrom,
       proven: r.client.proven,
+      validated: r.client.validated,
+      unvalidatedIn: r.client.unvalidatedIn,
+      unvalidatedOut: r.client.unvalidatedOut,
     }));
   }
 
@@ -280,6 +316,9 @@ export class TransferEngine {
       case "hash-reply":
         drop = this.#repair.onReply(remote, d);
         break;
+      case "cookie":
+        drop = this.#onCookie(remote, d);
+        break;
     }
     if (drop !== undefined) countDrop(c, drop, remote.label);
   }
@@ -298,6 +337,8 @@ export class TransferEngine {
     const o = tracker.find(d.requestSeq);
     if (o === undefined) return "stale";
     if (o.token !== d.token || o.file.id !== d.fileId) return "bad-token";
+    // It echoed a random token we sent only to its listed address: the address answers.
+    remote.client.validated = true;
     // Most requests name consecutive chunks: then the index is the offset from the first.
     const offset = d.chunk - o.first;
     const idx = o.chunks[offset] === d.chunk ? offset : o.chunks.indexOf(d.chunk);
@@ -311,6 +352,7 @@ export class TransferEngine {
       remote.window.onRttSample(rtt.latest, rtt.min ?? rtt.latest, rtt.smoothed ?? rtt.latest, now);
       remote.consecutiveTimeouts = 0;
       remote.suspect = false;
+      remote.source(file.id).silent = 0;
     }
     switch (kind) {
       case "duplicate":
@@ -331,6 +373,29 @@ export class TransferEngine {
     this.#schedulePump();
     // An answer to a request given up with its file: nothing of it is used.
     return kind === "abandoned" ? "stale" : undefined;
+  }
+
+  /**
+   * The peer wants its listed address validated before it serves us: keep the cookie for
+   * every later request, and ask again at once for what the request named. The echoed
+   * token proves the peer received our request at its listed address.
+   */
+  #onCookie(remote: RemotePeer, d: CookieDatagram): Drop | undefined {
+    const o = remote.tracker.find(d.requestSeq);
+    const ours = o !== undefined ? o.token === d.token : this.#repair.asked(remote, d.token);
+    if (!ours) return "stale";
+    this.counters.cookiesReceived++;
+    remote.cookie = Buffer.from(d.cookie);
+    remote.client.validated = true;
+    if (o !== undefined && !o.retired) remote.tracker.abandon(o);
+    this.#schedulePump();
+    return undefined;
+  }
+
+  /** The proof of origin our request to `remote` carries (none without a key: tests). */
+  #proof(remote: RemotePeer, kind: number, seq: number, token: number, fileId: number): Uint8Array {
+    const key = remote.outboundAuth;
+    return key.length === 0 ? key : requestProof(key, kind, seq, token, fileId);
   }
 
   #accept(file: FileState, remote: RemotePeer, chunk: number, data: Buffer): void {
@@ -359,12 +424,57 @@ export class TransferEngine {
       this.#deps.events.fatal(err);
       return;
     }
+    for (const id of this.#sourcesOf(file, piece)) {
+      const remote = this.#remotes.get(id);
+      if (remote !== undefined) remote.source(file.id).goodPieces++;
+    }
     file.picker.markVerified(piece);
     file.dropAssembly(piece.piece);
     this.counters.piecesVerified++;
     this.counters.chunksAcquired += piece.chunkCount;
     this.#deps.events.acquired(file.id, piece.firstChunk, piece.chunkCount);
     if (file.done.complete) this.#completeFile(file);
+  }
+
+  /** The peers that sent chunks of `piece`. */
+  #sourcesOf(file: FileState, piece: DownloadingPiece): Set<number> {
+    const ids = new Set<number>();
+    for (let i = 0; i < piece.chunkCount; i++) ids.add(file.picker.sourceOf(piece, i));
+    return ids;
+  }
+
+  /** `remote` is no longer asked for `file`: what it holds of it is forgotten, its requests for it abandoned. */
+  #dropHolder(remote: RemotePeer, file: FileState, why: string): void {
+    const src = remote.source(file.id);
+    if (src.dropped) return;
+    src.dropped = true;
+    this.counters.holdersDropped++;
+    file.picker.removeHolder(remote.id);
+    remote.tracker.abandonAll((o) => o.file === file);
+    this.#deps.events.holderFailed?.(file.id, remote.id, why, true, file.holders.size);
+    this.#schedulePump();
+  }
+
+  /** A request for `file` to `remote` got no answer at all. */
+  #silent(remote: RemotePeer, file: FileState): void {
+    const src = remote.source(file.id);
+    if (++src.silent < MAX_SILENT_REQUESTS || src.dropped || file.mode !== "downloading") return;
+    const why = `${src.silent} requests in a row got no answer`;
+    // An address that never answered anything may not be a peer at all: it is not asked again.
+    const others = [...file.holders.keys()].some((id) => id !== remote.id);
+    if (others || !remote.client.validated) this.#dropHolder(remote, file, why);
+    else if (!src.reported) {
+      src.reported = true;
+      this.#deps.events.holderFailed?.(file.id, remote.id, why, false, 0);
+    }
+  }
+
+  /** A file we served changed or cannot be read any more: it is no longer served (the peer goes on). */
+  #withdraw(file: FileState, why: string): void {
+    if (file.mode === "ignored") return;
+    file.mode = "ignored";
+    this.counters.filesWithdrawn++;
+    this.#deps.events.withdrawn?.(file.id, why);
   }
 
   #completeFile(file: FileState): void {
@@ -387,6 +497,7 @@ export class TransferEngine {
     this.counters.timeouts++;
     if (!unanswered) return;
     const remote = o.remote;
+    this.#silent(remote, o.file);
     const rtt = remote.tracker.rtt;
     remote.window.onTimeout(rtt.smoothed ?? rtt.rto(), this.#deps.clock.now());
     remote.consecutiveTimeouts++;
@@ -504,7 +615,9 @@ export class TransferEngine {
   /** The request's turn in its peer's queue: it goes out now. */
   #sendRequest(o: Request): void {
     o.remote.tracker.transmitted(o, this.#deps.clock.now());
-    const bytes = encodeRequest(o.seq, o.file.id, o.first, o.chunks, o.token, o.remote.outboundAuth);
+    const remote = o.remote;
+    const proof = this.#proof(remote, PROOF_REQUEST, o.seq, o.token, o.file.id);
+    const bytes = encodeRequest(o.seq, o.file.id, o.first, o.chunks, o.token, proof, remote.cookie);
     this.counters.requestsSent++;
     this.counters.chunksRequested += o.chunks.length;
     this.#send(bytes, o.remote.host, o.remote.port);

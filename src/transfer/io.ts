@@ -9,8 +9,16 @@ export interface DatagramPort {
   send(bytes: Buffer, host: string, port: number): void;
 }
 
-/** Where verified pieces live. Throwing from either method is a fatal I/O error. */
+/**
+ * Where verified pieces live. Throwing from `writePiece` is a fatal I/O error; throwing from
+ * `read` withdraws the file being read (it is no longer served).
+ */
 export interface PieceStore {
+  /**
+   * Why a file we offered from disk is no longer what we offered (its size or modification
+   * time changed), or undefined. Cheap (one fstat); absent: never checked.
+   */
+  seedChanged?(fileId: number): string | undefined;
   /** Bytes of chunks [firstChunk, firstChunk + count) of a file whose pieces we hold. */
   read(fileId: number, firstChunk: number, count: number): Buffer;
   writePiece(fileId: number, piece: number, firstChunk: number, data: Buffer): void;
@@ -23,6 +31,13 @@ export interface TransferEvents {
   fileComplete(fileId: number): void;
   /** Storage failed: the peer cannot go on. */
   fatal(err: unknown): void;
+  /**
+   * A holder of a file we fetch was dropped (`dropped`), or, the only holder, does not
+   * answer (not dropped: still asked, rarely); `holdersLeft` other holders remain.
+   */
+  holderFailed?(fileId: number, peerId: number, why: string, dropped: boolean, holdersLeft: number): void;
+  /** A file we served changed or became unreadable on disk: it is no longer served. */
+  withdrawn?(fileId: number, why: string): void;
 }
 
 export type TransferOptions = {

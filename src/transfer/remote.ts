@@ -22,6 +22,19 @@ export type RemoteOptions = { readonly rtt?: RttOptions; readonly window?: Windo
 
 export type { LossReason };
 
+/** How one remote peer has served one file: what makes it dropped as a holder of that file. */
+export type FileSource = {
+  /** Requests for the file that got no answer at all, in a row. */
+  silent: number;
+  /** Pieces that failed verification with chunks from it, and pieces verified with some. */
+  badPieces: number;
+  goodPieces: number;
+  /** No longer asked for the file (its later holdings are ignored). */
+  dropped: boolean;
+  /** Its silence was reported (it was the only holder). */
+  reported: boolean;
+};
+
 /**
  * One other peer of the swarm, as the parts of the engine see it: a source of chunks (its
  * request tracker, window and request queue, how far its data is trusted) and a client
@@ -45,6 +58,10 @@ export class RemotePeer {
   consecutiveTimeouts = 0;
   /** Stopped answering: no new work except one probe request at a time. */
   suspect = false;
+  /** How it served each file we fetched from it, by file id. */
+  readonly files = new Map<number, FileSource>();
+  /** The latest AddressCookie this peer sent us: our requests to it echo it. */
+  cookie: Uint8Array = new Uint8Array(0);
 
   constructor(
     id: number,
@@ -67,6 +84,24 @@ export class RemotePeer {
     this.client = parts.client;
     this.outboundAuth = parts.outboundAuth;
     this.window = new WindowController(parts.window);
+  }
+
+  /**
+   * One request at a time: the peer stopped answering, or its listed address never
+   * answered yet (so a client that lists someone else's address cannot aim our requests
+   * at it).
+   */
+  get probing(): boolean {
+    return this.suspect || !this.client.validated;
+  }
+
+  source(fileId: number): FileSource {
+    let s = this.files.get(fileId);
+    if (s === undefined) {
+      s = { silent: 0, badPieces: 0, goodPieces: 0, dropped: false, reported: false };
+      this.files.set(fileId, s);
+    }
+    return s;
   }
 
   get windowChunks(): number {

@@ -7,8 +7,8 @@ export interface SchedulerLane {
   /** Chunks the window allows in flight, and chunks in flight. */
   readonly windowChunks: number;
   readonly inflightChunks: number;
-  /** Stopped answering: only one probe request at a time. */
-  readonly suspect: boolean;
+  /** Stopped answering, or not validated yet: only one probe request at a time. */
+  readonly probing: boolean;
 }
 
 /** A request as the scheduler holds it: its task ends when the request retires. */
@@ -56,11 +56,11 @@ export class RequestScheduler<L extends SchedulerLane> {
    * multiply them) and in chunks (the peer's window and the global cap).
    */
   room(lane: L, totalInflight: number): number {
-    const slots = lane.suspect ? 1 : Math.max(1, Math.ceil(lane.windowChunks / this.#perRequest));
+    const slots = lane.probing ? 1 : Math.max(1, Math.ceil(lane.windowChunks / this.#perRequest));
     const queue = lane.queue;
     if (queue.concurrency !== slots) queue.concurrency = slots;
     if (queue.pending + queue.size >= slots) return 0;
-    if (lane.suspect && lane.inflightChunks > 0) return 0;
+    if (lane.probing && lane.inflightChunks > 0) return 0;
     return Math.max(
       0,
       Math.min(this.#perRequest, this.#maxInflight - totalInflight, lane.windowChunks - lane.inflightChunks),

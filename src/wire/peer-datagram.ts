@@ -2,7 +2,7 @@ import { udpswarm } from "./gen/swarm.js";
 import { CHUNK_SIZE, MAX_CHUNKS_PER_REQUEST, MAX_DATAGRAM_BYTES, MAX_REQUEST_SPAN, SHA256_BYTES } from "./limits.js";
 
 /** Peer-link datagram layout; see proto/swarm.proto (DatagramKind, ChunkHeader). */
-export const PROTOCOL_VERSION = udpswarm.ProtocolVersion.PROTOCOL_VERSION;
+export const PROTOCOL_VERSION = udpswarm.ProtocolVersion.PEER_LINK_VERSION;
 export const KIND_MESSAGE = udpswarm.DatagramKind.KIND_MESSAGE;
 export const KIND_CHUNK = udpswarm.DatagramKind.KIND_CHUNK;
 /** Fixed chunk header: see ChunkHeader in proto/swarm.proto. */
@@ -30,6 +30,7 @@ export type RequestDatagram = {
   readonly chunks: number[];
   readonly token: number;
   readonly auth: Uint8Array;
+  readonly cookie: Uint8Array;
 };
 
 export type HashRequestDatagram = {
@@ -39,6 +40,15 @@ export type HashRequestDatagram = {
   readonly piece: number;
   readonly token: number;
   readonly auth: Uint8Array;
+  readonly cookie: Uint8Array;
+};
+
+export type CookieDatagram = {
+  readonly kind: "cookie";
+  readonly seq: number;
+  readonly requestSeq: number;
+  readonly token: number;
+  readonly cookie: Uint8Array;
 };
 
 export type HashReplyDatagram = {
@@ -50,7 +60,7 @@ export type HashReplyDatagram = {
   readonly hashes: Uint8Array;
 };
 
-export type PeerDatagram = ChunkDatagram | RequestDatagram | HashRequestDatagram | HashReplyDatagram;
+export type PeerDatagram = ChunkDatagram | RequestDatagram | HashRequestDatagram | HashReplyDatagram | CookieDatagram;
 
 export type DecodeFailure = { readonly kind: "invalid"; readonly reason: DropReason };
 
@@ -100,6 +110,7 @@ export function encodeRequest(
   chunks: readonly number[],
   token: number,
   auth: Uint8Array = EMPTY,
+  cookie: Uint8Array = EMPTY,
 ): Buffer {
   if (chunks.length > MAX_CHUNKS_PER_REQUEST) throw new RangeError(`${chunks.length} chunks in one request`);
   const mask = new Uint8Array(MAX_REQUEST_SPAN / 8);
@@ -113,12 +124,14 @@ export function encodeRequest(
   const body = udpswarm.PeerMessage.encode({
     version: PROTOCOL_VERSION,
     seq: seq >>> 0,
-    request: { fileId, first, mask: mask.subarray(0, (last >> 3) + 1), token: token >>> 0, auth },
+    request: { fileId, first, mask: mask.subarray(0, (last >> 3) + 1), token: token >>> 0, auth, cookie },
   }).finish();
   return withKind(body);
 }
 
 const EMPTY = new Uint8Array(0);
+/** Longer cookies are refused (ours are 16 bytes). */
+const MAX_COOKIE_BYTES = 32;
 
 function withKind(body: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(1 + body.length);
@@ -133,12 +146,24 @@ export function encodeHashRequest(
   piece: number,
   token: number,
   auth: Uint8Array = EMPTY,
+  cookie: Uint8Array = EMPTY,
 ): Buffer {
   return withKind(
     udpswarm.PeerMessage.encode({
       version: PROTOCOL_VERSION,
       seq: seq >>> 0,
-      hashRequest: { fileId, piece, token: token >>> 0, auth },
+      hashRequest: { fileId, piece, token: token >>> 0, auth, cookie },
+    }).finish(),
+  );
+}
+
+/** The answer to a request from an address not validated yet: the cookie to echo. */
+export function encodeCookie(seq: number, requestSeq: number, token: number, cookie: Uint8Array): Buffer {
+  return withKind(
+    udpswarm.PeerMessage.encode({
+      version: PROTOCOL_VERSION,
+      seq: seq >>> 0,
+      cookie: { requestSeq: requestSeq >>> 0, token: token >>> 0, cookie },
     }).finish(),
   );
 }
@@ -172,6 +197,7 @@ function decodeRequest(msg: udpswarm.PeerMessage): RequestDatagram | DecodeFailu
     chunks,
     token: req.token ?? 0,
     auth: req.auth ?? EMPTY,
+    cookie: req.cookie ?? EMPTY,
   };
 }
 
@@ -218,7 +244,15 @@ export function decodePeerDatagram(buf: Buffer): PeerDatagram | DecodeFailure {
           piece: h.piece ?? 0,
           token: h.token ?? 0,
           auth: h.auth ?? EMPTY,
+          cookie: h.cookie ?? EMPTY,
         };
+      }
+      case "cookie": {
+        const k = msg.cookie;
+        if (k === null || k === undefined) return { kind: "invalid", reason: "malformed" };
+        const cookie = k.cookie ?? EMPTY;
+        if (cookie.length === 0 || cookie.length > MAX_COOKIE_BYTES) return { kind: "invalid", reason: "range" };
+        return { kind: "cookie", seq: msg.seq, requestSeq: k.requestSeq ?? 0, token: k.token ?? 0, cookie };
       }
       case "hashReply": {
         const h = msg.hashReply;

@@ -9,16 +9,17 @@
  * process exits, frames and datagrams; the only timer-driven action is re-sending a UDP
  * probe that got no answer (a datagram may be lost), and every wait is bounded.
  */
+import { createHmac } from "node:crypto";
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { lstat, readdir, readFile } from "node:fs/promises";
+import { lstat, readdir, readFile, truncate, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import test from "ava";
-import { AMPLIFICATION_LIMIT } from "../../src/transfer/chunk-server.js";
+
 import { pieceHash, sha256 } from "../../src/transfer/piece-hash.js";
 import { SeededRandom } from "../../src/util/random.js";
-import { requestAuth } from "../../src/wire/auth.js";
+import { PROOF_REQUEST, requestAuth, requestProof } from "../../src/wire/auth.js";
 import { encodeFrame, FrameDecoder } from "../../src/wire/framing.js";
 import {
   CHUNK_SIZE,
@@ -27,7 +28,6 @@ import {
   chunkCount,
   chunkLength,
   MAX_FRAME_BYTES,
-  SHA256_BYTES,
 } from "../../src/wire/limits.js";
 import {
   decodePeerDatagram,
@@ -49,6 +49,8 @@ import { contentOf, type FileSpec, type Peer, readShared, Swarm } from "../helpe
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
+/** Bytes an unvalidated address may get per byte it sent (RFC 9000 §8). */
+const AMPLIFICATION = 3;
 
 const SEED = seedFromEnv(process.env.ATTACK_SEED);
 
@@ -339,7 +341,7 @@ function peerMessage(message: udpswarm.IPeerMessage): Buffer {
  * carries a valid proof of origin. `engine` says how the peer's engine must count it
  * when it comes from a listed address and the decoder accepts it (one reason at most).
  */
-function craftedDatagrams(rng: SeededRandom, fileId: number, chunks = 1): { bytes: Buffer; engine: string[] }[] {
+function craftedDatagrams(rng: SeededRandom, fileId: number): { bytes: Buffer; engine: string[] }[] {
   const wrongAuth = randomBytes(rng, 8);
   const chunk0 = encodeChunk(rng.u32(), rng.u32(), rng.u32(), fileId, 0, randomBytes(rng, CHUNK_SIZE));
   const badVersionChunk = Buffer.from(chunk0);
@@ -357,10 +359,6 @@ function craftedDatagrams(rng: SeededRandom, fileId: number, chunks = 1): { byte
     seq: 8,
     hashRequest: { fileId, piece: 0, token: 10 },
   });
-  const unprovenIn = absurdChunk.length + unknownFile.length + absurdPiece.length + unprovenHashes.length;
-  // The largest the HashReply for piece 0 can be (sequence number and token of 5 bytes each).
-  const blocks = Math.ceil(Math.min(chunks, CHUNKS_PER_PIECE) / CHUNKS_PER_BLOCK);
-  const replyBytes = encodeHashReply(0xffffffff, fileId, 0, 0xffffffff, Buffer.alloc(SHA256_BYTES * blocks)).length;
   return [
     { bytes: Buffer.alloc(0), engine: [] },
     { bytes: Buffer.from([KIND_MESSAGE]), engine: [] },
@@ -387,13 +385,12 @@ function craftedDatagrams(rng: SeededRandom, fileId: number, chunks = 1): { byte
       bytes: peerMessage({ version: PROTOCOL_VERSION, seq: 4, request: { fileId, mask: Buffer.from([0, 0]) } }),
       engine: [],
     },
-    // An absurd first chunk of a held file, and an unknown file.
-    { bytes: absurdChunk, engine: ["range"] },
-    { bytes: unknownFile, engine: ["not-held"] },
-    // HashRequests with a wrong proof: an absurd piece, and a piece the peer holds (its
-    // answer is refused when larger than 3x what this address sent unproven so far).
-    { bytes: absurdPiece, engine: ["not-held"] },
-    { bytes: unprovenHashes, engine: replyBytes > AMPLIFICATION_LIMIT * unprovenIn ? ["amplification"] : [] },
+    // Requests without a valid proof get nothing, whatever they ask: an absurd first chunk
+    // of a held file, an unknown file, an absurd piece, a piece the peer holds.
+    { bytes: absurdChunk, engine: ["bad-proof"] },
+    { bytes: unknownFile, engine: ["bad-proof"] },
+    { bytes: absurdPiece, engine: ["bad-proof"] },
+    { bytes: unprovenHashes, engine: ["bad-proof"] },
     // HashReplies nobody asked for: a bad length, and a well-formed one.
     {
       bytes: peerMessage({ version: PROTOCOL_VERSION, seq: 9, hashReply: { fileId, hashes: Buffer.alloc(5) } }),
@@ -465,6 +462,9 @@ class FakePeer {
   readonly welcome: udpswarm.IWelcome;
   readonly id: number;
   readonly secret: Uint8Array;
+  /** The address cookie each real peer gave this fake. */
+  readonly cookies = new Map<number, Buffer>();
+  #seq = 1;
 
   private constructor(client: HandClient, udp: UdpEnd, welcome: udpswarm.IWelcome) {
     this.client = client;
@@ -499,29 +499,38 @@ class FakePeer {
   }
 
   /**
-   * Asks PEER id (at `port`) for chunk 0 of `fileId` with a valid proof, re-sending every
+   * Asks PEER id (at `port`) for chunk 0 of `fileId` with a valid proof (a fresh sequence
+   * number each time), echoing the address cookie the peer answers with, re-sending every
    * 100 ms until the chunk comes back: then the peer knows this fake, and everything sent
    * to it from this socket before has been handled (one socket, one queue). Returns the
    * number of requests sent.
    */
   async probe(id: number, port: number, fileId: number): Promise<number> {
     const token = (0x70000000 + id) >>> 0;
-    const auth = requestAuth(this.secret, id);
+    const key = requestAuth(this.secret, id);
     let sent = 0;
     let timer: NodeJS.Timeout | undefined;
     let stop: () => void = () => {};
     try {
       await within(
         new Promise<void>((resolve) => {
-          stop = this.udp.listen(({ bytes, from }) => {
-            const d = decodePeerDatagram(bytes);
-            if (from.port === port && d.kind === "chunk" && d.token === token) resolve();
-          });
           const fire = (): void => {
+            clearTimeout(timer);
             sent++;
-            void this.udp.send(encodeRequest(sent, fileId, 0, [0], token, auth), port);
+            const seq = this.#seq++;
+            const proof = requestProof(key, PROOF_REQUEST, seq, token, fileId);
+            void this.udp.send(encodeRequest(seq, fileId, 0, [0], token, proof, this.cookies.get(id)), port);
             timer = setTimeout(fire, 100);
           };
+          stop = this.udp.listen(({ bytes, from }) => {
+            const d = decodePeerDatagram(bytes);
+            if (from.port !== port) return;
+            if (d.kind === "chunk" && d.token === token) resolve();
+            if (d.kind === "cookie" && d.token === token && !this.cookies.has(id)) {
+              this.cookies.set(id, Buffer.from(d.cookie));
+              fire();
+            }
+          });
           fire();
         }),
         10_000,
@@ -661,7 +670,7 @@ test.serial(
       const e = expected[i];
       if (e === undefined) return;
       const items = [
-        ...craftedDatagrams(rng, fake.heldBy(id).fileId, fake.heldBy(id).chunks),
+        ...craftedDatagrams(rng, fake.heldBy(id).fileId),
         ...Array.from({ length: RANDOM_FROM_FAKE }, () => randomFromListed(rng)),
       ];
       for (const item of items) {
@@ -733,10 +742,16 @@ test.serial(
       exact(bySource[strangerKey], { "unknown-source": sentUnlisted }, "the stranger's datagrams, all unknown-source");
       const fromFake = new Map(e.decoder);
       for (const [reason, n] of e.engine) fromFake.set(reason, (fromFake.get(reason) ?? 0) + n);
-      exact(bySource[`peer ${fake.id}`], want(fromFake), "the hand-made peer's datagrams, each under its reason");
+      // Probes answered with a cookie only (the address was not validated yet) are apart.
+      const { unvalidated = 0, ...fakeDrops } = bySource[`peer ${fake.id}`] ?? {};
+      exact(fakeDrops, want(fromFake), "the hand-made peer's datagrams, each under its reason");
       // Probes that came while this peer did not know the hand-made one (before its
       // introduction, or, re-sent ones, after it left): of each round, the last was answered.
       const probed = (probes[i] ?? 0) + (probesAfter[i] ?? 0);
+      t.true(
+        unvalidated >= 1 && unvalidated <= probed - 2,
+        `peer ${p.label}: ${unvalidated} probes got a cookie ${SEEDED}`,
+      );
       const early = bySource[`127.0.0.1:${fake.udp.port}`]?.["unknown-source"] ?? 0;
       t.true(early <= probed - 2, `peer ${p.label}: ${early} of ${probed} probes unknown ${SEEDED}`);
       t.is(st.pieceHashFailures, 0, `peer ${p.label}: no piece ever failed verification ${SEEDED}`);
@@ -950,4 +965,264 @@ test.serial("tracker SIGKILLed mid-transfer: status 4, one stderr line, empty st
     swarm.acquired(id2, bigName) < total || swarm.acquired(id3, bigName) < total,
     "precondition: the tracker must be killed mid-transfer",
   );
+});
+
+// ------------------------------------------------------------------ 5. address hijack and reflection
+
+/*
+ * How these failed on 0850ae8 (before request proofs were bound to requests and addresses
+ * validated): the hijack test got a Welcome for a Hello announcing d1's UDP port, peers
+ * attributed d1's datagrams to the attacker and, once it left, dropped them as
+ * unknown-source: the swarm timed out. The reflection test measured the seeder sending
+ * the victim's address hundreds of times the bytes it received from there.
+ */
+test.serial("address hijack: a Hello announcing a live peer's UDP port is refused; the swarm completes", async (t) => {
+  const swarm = await Swarm.start(t, { timeoutMs: 45_000 });
+  const gate = await swarm.gate(3);
+  const file: FileSpec = { name: "hijacked.bin", size: 10 * MiB + 5 };
+  const stats = ["--stats", "stats.json"];
+  const [s, d1, d2] = await Promise.all([
+    swarm.startPeer({ label: "seed", files: [file], gate, extraArgs: stats }),
+    swarm.startPeer({ label: "d1", files: [{ name: "d1 small", size: 900 }], gate, extraArgs: stats }),
+    swarm.startPeer({ label: "d2", files: [{ name: "d2 small", size: 1900 }], gate, extraArgs: stats }),
+  ]);
+  const ids = await Promise.all([s, d1, d2].map((p) => swarm.idOf(p)));
+  const [, id1, id2] = ids;
+  if (id1 === undefined || id2 === undefined) throw new Error("unreachable");
+  const victim = udpSocketOf(d1);
+  t.false(
+    swarm.completed(id1, file) && swarm.completed(id2, file),
+    `precondition: the transfer must still be running when the attack starts ${SEEDED}`,
+  );
+  // Two attackers claim d1's endpoint (the tracker sees 127.0.0.1 for all of them).
+  for (const round of [1, 2]) {
+    const m = await HandClient.connect(swarm.port);
+    t.teardown(() => m.socket.destroy());
+    m.send({ hello: { udpPort: victim.port, offers: [] } });
+    const first = await m.next(`the tracker's answer to Hello ${round} with d1's UDP port`);
+    if (first.body === "welcome") {
+      // Not refused: leave, as the attacker of the report did (its peers then forget d1).
+      swarm.foreign(first.welcome?.peerId ?? 0);
+      await m.leave();
+    } else await m.waitClosed("the tracker to close the hijacker's connection", 5000);
+    t.is(first.body, "refusal", `Hello ${round} with a live peer's UDP port ${SEEDED}`);
+    t.is(first.refusal?.reason, udpswarm.RefusalReason.REASON_BAD_MESSAGE, SEEDED);
+    t.regex(first.refusal?.detail ?? "", new RegExp(`UDP endpoint .*:${victim.port} is peer ${id1}'s`), SEEDED);
+  }
+  const result = await swarm.finish();
+  swarm.logSummary(result);
+  for (const p of [s, d1, d2]) t.deepEqual(result.has(p), result.allFiles, `peer ${p.label} ${SEEDED}`);
+});
+
+/** A request proof bound to kind, seq, token and file (proto: AddressCookie); written out so the test builds on older code. */
+function boundProof(key: Uint8Array, seq: number, token: number, fileId: number): Buffer {
+  const msg = Buffer.alloc(13);
+  msg[0] = 1;
+  msg.writeUInt32BE(seq >>> 0, 1);
+  msg.writeUInt32BE(token >>> 0, 5);
+  msg.writeUInt32BE(fileId >>> 0, 9);
+  return createHmac("sha256", key).update(msg).digest().subarray(0, 8);
+}
+
+test.serial("reflection: an address whose owner never answered gets at most 3x what came from it", async (t) => {
+  const swarm = await Swarm.start(t, { timeoutMs: 40_000 });
+  const gate = await swarm.gate(2);
+  const file: FileSpec = { name: "reflected.bin", size: 4 * MiB + 11 };
+  const stats = ["--stats", "stats.json"];
+  const [s, d] = await Promise.all([
+    swarm.startPeer({ label: "seed", files: [file], gate, extraArgs: stats, minAlive: 2 }),
+    swarm.startPeer({ label: "d", files: [{ name: "d small", size: 700 }], gate, extraArgs: stats }),
+  ]);
+  const [sid] = await Promise.all([s, d].map((p) => swarm.idOf(p)));
+  if (sid === undefined) throw new Error("unreachable");
+  const seedPort = udpSocketOf(s).port;
+
+  // The victim: an address that never answers. The attacker lists it as its own UDP
+  // endpoint and sends requests from it (as spoofed datagrams would come).
+  const victim = await UdpEnd.open();
+  t.teardown(() => victim.close());
+  let received = 0;
+  victim.listen(({ bytes, from }) => {
+    if (from.port === seedPort) received += bytes.length;
+  });
+  const m = await HandClient.connect(swarm.port);
+  t.teardown(() => m.socket.destroy());
+  m.send({ hello: { udpPort: victim.port, offers: [] } });
+  const w = await m.next("the Welcome of the attacker");
+  if (w.body !== "welcome") throw new Error(`the attacker got ${w.body} ${SEEDED}`);
+  const mid = w.welcome?.peerId ?? 0;
+  swarm.foreign(mid);
+  const key = requestAuth(w.welcome?.secret ?? new Uint8Array(0), sid);
+  const info = w.welcome?.files?.find((f) => f.manifest?.name === file.name);
+  if (info === undefined) throw new Error(`no ${file.name} in the Welcome ${SEEDED}`);
+  const fileId = info.fileId ?? 0;
+  const chunks = chunkCount(file.size);
+
+  // Requests whose proof is the pair key itself (as a sniffed request carried it before
+  // proofs were bound to requests), and requests with a proof bound to each one.
+  const N = 150;
+  const bound: Buffer[] = [];
+  const items: { bytes: Buffer; port: number }[] = [];
+  for (let i = 0; i < N; i++) {
+    const first = (i * 64) % (chunks - 64);
+    const list = Array.from({ length: 64 }, (_, k) => first + k);
+    items.push({ bytes: encodeRequest(1000 + i, fileId, first, list, i, key), port: seedPort });
+    const seq = 5000 + i;
+    const req = encodeRequest(seq, fileId, first, list, 0x10000 + i, boundProof(key, seq, 0x10000 + i, fileId));
+    bound.push(req);
+    items.push({ bytes: req, port: seedPort });
+  }
+  const sentBytes = (list: readonly { bytes: Buffer }[]): number => list.reduce((n, d) => n + d.bytes.length, 0);
+  // Every request is handled once one sent after them is answered (a chunk before the fix,
+  // an address cookie after it); the bound ones again: replays.
+  const marker = async (seq: number, token: number): Promise<number> => {
+    let stop: () => void = () => {};
+    const answered = new Promise<void>((resolve) => {
+      stop = victim.listen(({ bytes }) => {
+        const a = decodePeerDatagram(bytes);
+        if ((a.kind === "chunk" && a.requestSeq === seq) || (a.kind === "cookie" && a.token === token)) resolve();
+      });
+    });
+    const pair = [
+      encodeRequest(seq, fileId, 0, [0], token, key),
+      encodeRequest(seq, fileId, 0, [0], token, boundProof(key, seq, token, fileId)),
+    ];
+    for (const bytes of pair) await victim.send(bytes, seedPort);
+    try {
+      await within(answered, 10_000, "the seeder to answer the marker request");
+    } finally {
+      stop();
+    }
+    return sentBytes(pair.map((bytes) => ({ bytes })));
+  };
+  await victim.sendAll(items);
+  let sent = sentBytes(items) + (await marker(9000, 0x20000));
+  const replays = bound.map((bytes) => ({ bytes, port: seedPort }));
+  await victim.sendAll(replays);
+  sent += sentBytes(replays) + (await marker(9001, 0x20001));
+  t.log(`the victim's address sent ${sent} bytes to the seeder and got ${received} back`);
+  t.true(received <= AMPLIFICATION * sent, `${received} bytes back for ${sent} sent ${SEEDED}`);
+
+  await m.leave();
+  const result = await swarm.finish();
+  swarm.logSummary(result);
+  t.deepEqual(result.has(d), result.allFiles, `peer d ${SEEDED}`);
+  const st = await readStats(s);
+  const out = Number(st.unvalidatedBytesOut ?? Number.NaN);
+  const inn = Number(st.unvalidatedBytesIn ?? Number.NaN);
+  t.log(`seed: drops ${JSON.stringify(st.drops)}; to unvalidated addresses ${out} bytes for ${inn} received`);
+  t.true(out <= AMPLIFICATION * inn, `seed counters: ${out} bytes out for ${inn} in ${SEEDED}`);
+  t.true((st.drops["bad-proof"] ?? 0) >= N, `requests whose proof is the pair key are refused ${SEEDED}`);
+  t.true((st.drops.replay ?? 0) >= N, `replayed requests are refused ${SEEDED}`);
+});
+
+// ------------------------------------------------------------------ 6. seed files that change under the seeder
+
+/*
+ * How this failed on 0850ae8: the downloader fetched the overwritten file again and again
+ * (pieces never verify; nothing said so), and the seeder exited 5 once it read past the
+ * end of the truncated file.
+ */
+test.serial("a seed file overwritten or truncated after it was offered: withdrawn, the seeder goes on", async (t) => {
+  const swarm = await Swarm.start(t, { timeoutMs: 60_000 });
+  const gate = await swarm.gate(2);
+  const overwritten: FileSpec = { name: "overwritten.bin", size: 12 * MiB + 3 };
+  const truncated: FileSpec = { name: "truncated.bin", size: 12 * MiB + 5 };
+  const kept: FileSpec = { name: "kept.bin", size: 40 * KiB };
+  const [s, d] = await Promise.all([
+    swarm.startPeer({
+      label: "seed",
+      files: [overwritten, truncated, kept],
+      gate,
+      extraArgs: ["--stats", "stats.json"],
+    }),
+    swarm.startPeer({
+      label: "d",
+      files: [{ name: "d small", size: 900 }],
+      gate,
+      extraArgs: ["--stats", "stats.json"],
+    }),
+  ]);
+  const [, did] = await Promise.all([s, d].map((p) => swarm.idOf(p)));
+  if (did === undefined) throw new Error("unreachable");
+  await swarm.waitFor("the downloader to acquire chunks of both big files", () =>
+    [overwritten, truncated].every((f) => swarm.acquired(did, f.name) > 0),
+  );
+  t.false(
+    swarm.completed(did, overwritten) || swarm.completed(did, truncated),
+    `precondition: both big files still being fetched ${SEEDED}`,
+  );
+  const rng = new SeededRandom(SEED ^ 0x8);
+  await writeFile(path.join(s.sharedDir, overwritten.name), randomBytes(rng, overwritten.size));
+  await truncate(path.join(s.sharedDir, truncated.name), 1000);
+  const stderrOf = (p: Peer): string => p.proc.stderr().toString("utf8");
+  await swarm.waitFor(
+    "the seeder to withdraw both files",
+    () => [overwritten, truncated].every((f) => stderrOf(s).includes(`"${f.name}" changed on disk`)),
+    [s],
+  );
+  // The downloader's only holder does not serve them any more: it says so once per file.
+  await swarm.waitFor(
+    "the downloader to say its only holder does not serve the overwritten file",
+    () => stderrOf(d).includes(`"${overwritten.name}": its only holder, peer`),
+    [s, d],
+  );
+  t.false(s.exited, `the seeder goes on ${SEEDED}\n${stderrOf(s)}`);
+  t.true(swarm.completed(did, kept), `the untouched file was fetched ${SEEDED}`);
+  const lines = stderrOf(d)
+    .split("\n")
+    .filter((l) => l.includes(`"${overwritten.name}": its only holder`));
+  t.is(lines.length, 1, `said once ${SEEDED}`);
+  // Bounded: not the endless re-fetching of before.
+  const received = swarm.acquired(did, overwritten.name);
+  t.log(`d acquired ${received} chunk lines of ${overwritten.name}; stderr of d:\n${stderrOf(d)}`);
+});
+
+// ------------------------------------------------------------------ 7. a holder that never serves
+
+/*
+ * How this failed on 0850ae8: the downloader asked the silent holder for ever (one probe
+ * at a time, a datagram to an address that never answered), and nothing said why the
+ * file did not come.
+ */
+test.serial("a holder that offers a file and never serves it: dropped, said once, bounded bytes to it", async (t) => {
+  const swarm = await Swarm.start(t, { timeoutMs: 60_000 });
+  const gate = await swarm.gate(2);
+  const stats = ["--stats", "stats.json"];
+  const [s, d] = await Promise.all([
+    swarm.startPeer({ label: "seed", files: [{ name: "real.bin", size: 3 * MiB + 1 }], gate, extraArgs: stats }),
+    swarm.startPeer({ label: "d", files: [{ name: "d small", size: 800 }], gate, extraArgs: stats }),
+  ]);
+  const [, did] = await Promise.all([s, d].map((p) => swarm.idOf(p)));
+  if (did === undefined) throw new Error("unreachable");
+  const rng = new SeededRandom(SEED ^ 0x6b);
+  const content = randomBytes(rng, 200 * KiB + 3);
+  const never = manifestOf("never served.bin", content);
+  const fake = await FakePeer.join(swarm.port, [never]);
+  t.teardown(() => fake.close());
+  swarm.foreign(fake.id);
+  let receivedFromD = 0;
+  const dPort = udpSocketOf(d).port;
+  fake.udp.listen(({ bytes, from }) => {
+    if (from.port === dPort) receivedFromD += bytes.length;
+  });
+  const stderrOf = (p: Peer): string => p.proc.stderr().toString("utf8");
+  await swarm.waitFor(
+    "the downloader to say nobody serves the file",
+    () => stderrOf(d).includes(`"${never.name}": no holder left that serves it`),
+    [d],
+  );
+  const lines = stderrOf(d)
+    .split("\n")
+    .filter((l) => l.includes(`"${never.name}"`) && l.includes("holder"));
+  t.log(lines.join("\n"));
+  // Its address never answered: it got one request at a time, at most 8, then nothing.
+  t.true(receivedFromD <= 8 * 200, `${receivedFromD} bytes of requests to the silent holder ${SEEDED}`);
+  const before = receivedFromD;
+  await swarm.waitFor("the legit file to arrive", () => swarm.completed(did, { name: "real.bin", size: 3 * MiB + 1 }));
+  await fake.client.leave();
+  const result = await swarm.finish();
+  swarm.logSummary(result);
+  t.deepEqual(result.has(d), ["d small", "real.bin"], `peer d ${SEEDED}`);
+  t.is(receivedFromD, before, `nothing more asked of it ${SEEDED}`);
 });

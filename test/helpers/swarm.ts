@@ -971,6 +971,8 @@ export class Swarm {
           if (m !== null && peer !== undefined && peer.id === undefined) peer.id = Number(m[1]);
           this.#notify();
         },
+        // Tests may wait for a diagnostic line.
+        onStderrLine: () => this.#notify(),
         onExit: () => this.#notify(),
       },
     );

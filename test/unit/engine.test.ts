@@ -19,7 +19,7 @@
  *   random-loss window test fails ("13 decreases, 1 timeouts").
  */
 import test, { type ExecutionContext } from "ava";
-import type { TransferOptions } from "../../src/transfer/engine.js";
+import { MAX_BAD_PIECES, type TransferOptions } from "../../src/transfer/engine.js";
 import type { CheckedManifest } from "../../src/wire/tracker-frame.js";
 import { FakeNetwork, type FakeNode, type LinkFaults, manifestOf, randomBytes } from "../helpers/fake-network.js";
 
@@ -302,6 +302,37 @@ test("a source whose every datagram is corrupted is banned; the other completes 
     t.is(stats.find((r) => r.peer === bad.index)?.banned, true, `seed ${seed}: corrupting source banned`);
     t.is(stats.find((r) => r.peer === good.index)?.banned, false, `seed ${seed}: good source not banned`);
     t.true(s.b.engine.counters.pieceHashFailures > 0, `seed ${seed}: pieceHashFailures`);
+  }
+});
+
+test("holders that do not serve: a silent one is dropped while another serves; a bad only one after 8 pieces", async (t) => {
+  for (const seed of SEEDS) {
+    const s = makeSwarm(seed, { seeders: 2, size: LARGE });
+    const [silent, slow] = s.seeders as [FakeNode, FakeNode];
+    // The other holder is slow, so the download is still running after 8 silent requests.
+    s.net.setFaults(slow, s.b, { delayMs: 100 });
+    s.net.setFaults(silent, s.b, { loss: 1 });
+    s.net.setFaults(s.b, silent, { loss: 1 });
+    await s.net.runUntil(() => s.b.engine.counters.holdersDropped > 0, { maxVirtualMs: 30_000 });
+    const sentTo = silent.engine.counters.requestsReceived;
+    await complete(s);
+    assertComplete(t, s, "silent holder");
+    t.is(s.b.engine.counters.holdersDropped, 1, `seed ${seed}: the silent holder dropped`);
+    t.is(silent.engine.counters.requestsReceived, sentTo, `seed ${seed}: nothing asked of it since`);
+  }
+  for (const seed of SEEDS) {
+    // Its only holder serves a file whose every piece fails (changed under it): after 8
+    // failed pieces it is no longer asked; before, it was asked for ever.
+    const s = makeSwarm(seed, { size: LARGE });
+    const [bad] = s.seeders as [FakeNode];
+    s.net.setFaults(bad, s.b, { delayMs: DELAY_MS, corrupt: 1 });
+    await s.net.runUntil(() => s.b.engine.counters.holdersDropped > 0, { maxVirtualMs: 30_000 });
+    const asked = s.b.engine.counters.requestsSent;
+    // Quiet within 10 virtual seconds: nothing asked any more (before, this never settled).
+    await s.net.settle({ maxVirtualMs: 10_000 });
+    t.true(s.b.engine.counters.requestsSent <= asked + 64, `seed ${seed}: requests after it was dropped`);
+    t.true(s.b.engine.counters.pieceHashFailures >= MAX_BAD_PIECES, `seed ${seed}: failed pieces`);
+    t.false(s.b.completed.has(FILE));
   }
 });
 

@@ -17,6 +17,7 @@ import {
   type DropReason,
   decodePeerDatagram,
   encodeChunk,
+  encodeCookie,
   encodeHashReply,
   encodeHashRequest,
   encodeRequest,
@@ -37,7 +38,7 @@ const BLOCKS_PER_PIECE = CHUNKS_PER_PIECE / 4;
 test("constants match proto/swarm.proto", (t) => {
   t.is(KIND_MESSAGE, 1);
   t.is(KIND_CHUNK, 2);
-  t.is(PROTOCOL_VERSION, 1);
+  t.is(PROTOCOL_VERSION, 2);
   t.is(CHUNK_HEADER_BYTES, 24);
   t.is(CHUNK_DATA_OFFSET, 24);
   t.is(MAX_DATAGRAM_BYTES, 1200);
@@ -53,7 +54,7 @@ test("encodeChunk: fixed 24-byte header, big-endian, then the data", (t) => {
   t.is(
     hex(out),
     // kind ver  flags rsvd  seq       request_seq token     file_id   chunk     data
-    "02" + "01" + "00" + "00" + "01020304" + "05060708" + "090a0b0c" + "0d0e0f10" + "11121314" + "aabbcc",
+    "02" + "02" + "00" + "00" + "01020304" + "05060708" + "090a0b0c" + "0d0e0f10" + "11121314" + "aabbcc",
   );
   t.is(out.length, 27);
 });
@@ -62,26 +63,26 @@ test("encodeChunk: all-zero fields and a full 512-byte chunk", (t) => {
   const data = Buffer.alloc(CHUNK_SIZE, 0x7e);
   const out = encodeChunk(0, 0, 0, 0, 0, data);
   t.is(out.length, 24 + 512);
-  t.is(hex(out.subarray(0, 24)), "020100000000000000000000000000000000000000000000");
+  t.is(hex(out.subarray(0, 24)), "020200000000000000000000000000000000000000000000");
   t.true(out.subarray(24).equals(data));
 });
 
 test("encodeChunk: 32-bit maxima and negative numbers are written as unsigned", (t) => {
   const out = encodeChunk(0xffffffff, -1, 0x80000000, 0xfffffffe, 0x7fffffff, Uint8Array.of(1));
-  t.is(hex(out), "02010000" + "ffffffff" + "ffffffff" + "80000000" + "fffffffe" + "7fffffff" + "01");
+  t.is(hex(out), "02020000" + "ffffffff" + "ffffffff" + "80000000" + "fffffffe" + "7fffffff" + "01");
 });
 
 test("writeChunkHeader: writes exactly 24 bytes at the offset and nothing else", (t) => {
   const out = Buffer.alloc(40, 0xee);
   writeChunkHeader(out, 8, 1, 2, 3, 4, 5);
   t.is(hex(out.subarray(0, 8)), "eeeeeeeeeeeeeeee");
-  t.is(hex(out.subarray(8, 32)), "02010000" + "00000001" + "00000002" + "00000003" + "00000004" + "00000005");
+  t.is(hex(out.subarray(8, 32)), "02020000" + "00000001" + "00000002" + "00000003" + "00000004" + "00000005");
   t.is(hex(out.subarray(32)), "eeeeeeeeeeeeeeee");
 });
 
 test("decodePeerDatagram: decodes the fixed chunk vector", (t) => {
   const bytes = Buffer.from(
-    "02" + "01" + "00" + "00" + "01020304" + "05060708" + "090a0b0c" + "0d0e0f10" + "11121314" + "aabbcc",
+    "02" + "02" + "00" + "00" + "01020304" + "05060708" + "090a0b0c" + "0d0e0f10" + "11121314" + "aabbcc",
     "hex",
   );
   t.deepEqual(decodePeerDatagram(bytes), {
@@ -136,19 +137,19 @@ test("property: chunk datagrams round-trip", (t) => {
 // ------------------------------------------------------------------ request datagrams
 
 test("encodeRequest: fixed protobuf bytes after the kind byte", (t) => {
-  // kind 01 | PeerMessage: version(1)=1, seq(2)=5, request(3)=LEN 9 {
+  // kind 01 | PeerMessage: version(1)=2, seq(2)=5, request(3)=LEN 9 {
   //   file_id(1)=7, first(2)=10, mask(3)=LEN 1 [0b101], token(4)=9 }
   const out = encodeRequest(5, 7, 10, [10, 12], 9);
-  t.is(hex(out), "01" + "0801" + "1005" + "1a09" + "0807" + "100a" + "1a0105" + "2009");
+  t.is(hex(out), "01" + "0802" + "1005" + "1a09" + "0807" + "100a" + "1a0105" + "2009");
 });
 
 test("encodeRequest: the mask is as long as the highest bit needs", (t) => {
   // chunks first+0 and first+9: mask [0x01, 0x02]
   const out = encodeRequest(1, 2, 100, [100, 109], 3);
-  t.is(hex(out), "01" + "0801" + "1001" + "1a0a" + "0802" + "1064" + "1a020102" + "2003");
+  t.is(hex(out), "01" + "0802" + "1001" + "1a0a" + "0802" + "1064" + "1a020102" + "2003");
   // chunk first+63: an 8-byte mask with only bit 7 of byte 7 set
   const last = encodeRequest(1, 2, 0, [63], 3);
-  t.is(hex(last), "01" + "0801" + "1001" + "1a0e" + "0802" + "1a080000000000000080" + "2003");
+  t.is(hex(last), "01" + "0802" + "1001" + "1a0e" + "0802" + "1a080000000000000080" + "2003");
 });
 
 test("encodeRequest: refuses a chunk outside the 128-chunk span, and more than 64 chunks", (t) => {
@@ -163,14 +164,14 @@ test("decodePeerDatagram: a request may span a whole piece (16-byte mask) but na
   const spanning = decodePeerDatagram(encodeRequest(3, 1, 128, [128, 200, 255], 7));
   t.like(spanning, { kind: "request", first: 128, chunks: [128, 200, 255] });
   const all = Uint8Array.from({ length: 16 }, () => 0xff);
-  t.like(decodePeerDatagram(message({ version: 1, seq: 1, request: { fileId: 1, mask: all, token: 1 } })), {
+  t.like(decodePeerDatagram(message({ version: 2, seq: 1, request: { fileId: 1, mask: all, token: 1 } })), {
     kind: "invalid",
     reason: "range",
   });
 });
 
 test("decodePeerDatagram: decodes the fixed request vector", (t) => {
-  const bytes = Buffer.from("01" + "0801" + "1005" + "1a09" + "0807" + "100a" + "1a0105" + "2009", "hex");
+  const bytes = Buffer.from("01" + "0802" + "1005" + "1a09" + "0807" + "100a" + "1a0105" + "2009", "hex");
   t.deepEqual(decodePeerDatagram(bytes), {
     kind: "request",
     seq: 5,
@@ -179,6 +180,7 @@ test("decodePeerDatagram: decodes the fixed request vector", (t) => {
     chunks: [10, 12],
     token: 9,
     auth: NO_AUTH,
+    cookie: NO_AUTH,
   });
 });
 
@@ -192,6 +194,7 @@ test("decodePeerDatagram: request round-trip, 64 chunks and large numbers", (t) 
     chunks: all,
     token: 0xcafebabe,
     auth: NO_AUTH,
+    cookie: NO_AUTH,
   });
   // zero values are proto3 defaults, omitted on the wire: they still decode to 0
   t.deepEqual(decodePeerDatagram(encodeRequest(0, 0, 0, [0], 0)), {
@@ -202,6 +205,7 @@ test("decodePeerDatagram: request round-trip, 64 chunks and large numbers", (t) 
     chunks: [0],
     token: 0,
     auth: NO_AUTH,
+    cookie: NO_AUTH,
   });
 });
 
@@ -230,6 +234,7 @@ test("property: request datagrams round-trip and fit in a datagram", (t) => {
           chunks: [...chunks].sort((a, b) => a - b),
           token: r.token,
           auth: Buffer.from(r.auth ?? []),
+          cookie: NO_AUTH,
         });
       },
     ),
@@ -239,17 +244,17 @@ test("property: request datagrams round-trip and fit in a datagram", (t) => {
 // ------------------------------------------------------------------ request authentication
 
 test("encodeRequest: the auth is field 5 of ChunkRequest, after the token", (t) => {
-  // kind 01 | PeerMessage: version(1)=1, seq(2)=5, request(3)=LEN 19 {
+  // kind 01 | PeerMessage: version(1)=2, seq(2)=5, request(3)=LEN 19 {
   //   file_id(1)=7, first(2)=10, mask(3)=LEN 1 [0b101], token(4)=9, auth(5)=LEN 8 [01..08] }
   const out = encodeRequest(5, 7, 10, [10, 12], 9, Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8));
-  t.is(hex(out), "01" + "0801" + "1005" + "1a13" + "0807" + "100a" + "1a0105" + "2009" + "2a080102030405060708");
+  t.is(hex(out), "01" + "0802" + "1005" + "1a13" + "0807" + "100a" + "1a0105" + "2009" + "2a080102030405060708");
   // An empty auth is the proto3 default: not on the wire, the same bytes as no auth.
   t.is(hex(encodeRequest(5, 7, 10, [10, 12], 9, new Uint8Array(0))), hex(encodeRequest(5, 7, 10, [10, 12], 9)));
 });
 
 test("decodePeerDatagram: decodes the fixed authenticated request vector", (t) => {
   const bytes = Buffer.from(
-    "01" + "0801" + "1005" + "1a13" + "0807" + "100a" + "1a0105" + "2009" + "2a080102030405060708",
+    "01" + "0802" + "1005" + "1a13" + "0807" + "100a" + "1a0105" + "2009" + "2a080102030405060708",
     "hex",
   );
   t.deepEqual(decodePeerDatagram(bytes), {
@@ -260,6 +265,7 @@ test("decodePeerDatagram: decodes the fixed authenticated request vector", (t) =
     chunks: [10, 12],
     token: 9,
     auth: Buffer.from("0102030405060708", "hex"),
+    cookie: NO_AUTH,
   });
 });
 
@@ -275,6 +281,7 @@ test("request auth round-trip: the requestAuth of a secret arrives as sent", (t)
     chunks: [64, 100, 127],
     token: 0x01020304,
     auth: Buffer.from("330325658279c9e4", "hex"),
+    cookie: NO_AUTH,
   });
   // An auth of another length is carried as is (the receiver compares it to what it expects).
   const long = Buffer.alloc(40, 0x5a);
@@ -334,19 +341,19 @@ test("property: requestAuth matches its definition", (t) => {
 // ------------------------------------------------------------------ hash request / reply datagrams
 
 test("encodeHashRequest: fixed protobuf bytes after the kind byte", (t) => {
-  // kind 01 | PeerMessage: version(1)=1, seq(2)=5, hash_request(4)=LEN 16 {
+  // kind 01 | PeerMessage: version(1)=2, seq(2)=5, hash_request(4)=LEN 16 {
   //   file_id(1)=7, piece(2)=3, token(3)=9, auth(4)=LEN 8 [01..08] }
   const out = encodeHashRequest(5, 7, 3, 9, Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8));
-  t.is(hex(out), "01" + "0801" + "1005" + "2210" + "0807" + "1003" + "1809" + "22080102030405060708");
+  t.is(hex(out), "01" + "0802" + "1005" + "2210" + "0807" + "1003" + "1809" + "22080102030405060708");
   // Without auth, and with zero values (proto3 defaults, not on the wire): an empty body.
-  t.is(hex(encodeHashRequest(5, 7, 3, 9)), "01" + "0801" + "1005" + "2206" + "0807" + "1003" + "1809");
-  t.is(hex(encodeHashRequest(0, 0, 0, 0)), "01" + "0801" + "2200");
+  t.is(hex(encodeHashRequest(5, 7, 3, 9)), "01" + "0802" + "1005" + "2206" + "0807" + "1003" + "1809");
+  t.is(hex(encodeHashRequest(0, 0, 0, 0)), "01" + "0802" + "2200");
 });
 
 test("decodePeerDatagram: decodes the fixed hash request vectors", (t) => {
   t.deepEqual(
     decodePeerDatagram(
-      Buffer.from("01" + "0801" + "1005" + "2210" + "0807" + "1003" + "1809" + "22080102030405060708", "hex"),
+      Buffer.from("01" + "0802" + "1005" + "2210" + "0807" + "1003" + "1809" + "22080102030405060708", "hex"),
     ),
     {
       kind: "hash-request",
@@ -355,28 +362,30 @@ test("decodePeerDatagram: decodes the fixed hash request vectors", (t) => {
       piece: 3,
       token: 9,
       auth: Buffer.from("0102030405060708", "hex"),
+      cookie: NO_AUTH,
     },
   );
-  t.deepEqual(decodePeerDatagram(Buffer.from("01" + "0801" + "2200", "hex")), {
+  t.deepEqual(decodePeerDatagram(Buffer.from("01" + "0802" + "2200", "hex")), {
     kind: "hash-request",
     seq: 0,
     fileId: 0,
     piece: 0,
     token: 0,
     auth: NO_AUTH,
+    cookie: NO_AUTH,
   });
 });
 
 test("encodeHashReply: fixed protobuf bytes after the kind byte", (t) => {
-  // kind 01 | PeerMessage: version(1)=1, seq(2)=5, hash_reply(5)=LEN 40 {
+  // kind 01 | PeerMessage: version(1)=2, seq(2)=5, hash_reply(5)=LEN 40 {
   //   file_id(1)=7, piece(2)=3, token(3)=9, hashes(4)=LEN 32 [ab x 32] }
   const out = encodeHashReply(5, 7, 3, 9, Buffer.alloc(32, 0xab));
-  t.is(hex(out), "01" + "0801" + "1005" + "2a28" + "0807" + "1003" + "1809" + "2220" + "ab".repeat(32));
+  t.is(hex(out), "01" + "0802" + "1005" + "2a28" + "0807" + "1003" + "1809" + "2220" + "ab".repeat(32));
 });
 
 test("decodePeerDatagram: decodes the fixed hash reply vector", (t) => {
   const bytes = Buffer.from(
-    "01" + "0801" + "1005" + "2a28" + "0807" + "1003" + "1809" + "2220" + "ab".repeat(32),
+    "01" + "0802" + "1005" + "2a28" + "0807" + "1003" + "1809" + "2220" + "ab".repeat(32),
     "hex",
   );
   t.deepEqual(decodePeerDatagram(bytes), {
@@ -389,6 +398,21 @@ test("decodePeerDatagram: decodes the fixed hash reply vector", (t) => {
   });
 });
 
+test("address cookie and a request echoing it round-trip; an empty or 33-byte cookie is refused", (t) => {
+  const cookie = Buffer.from("00112233445566778899aabbccddeeff", "hex");
+  t.deepEqual(decodePeerDatagram(encodeCookie(-1, 0xfffffffe, 7, cookie)), {
+    kind: "cookie",
+    seq: 0xffffffff,
+    requestSeq: 0xfffffffe,
+    token: 7,
+    cookie,
+  });
+  t.like(decodePeerDatagram(encodeRequest(1, 2, 0, [0], 3, NO_AUTH, cookie)), { kind: "request", cookie });
+  t.like(decodePeerDatagram(encodeHashRequest(1, 2, 0, 3, NO_AUTH, cookie)), { kind: "hash-request", cookie });
+  t.deepEqual(decodePeerDatagram(encodeCookie(1, 2, 3, NO_AUTH)), { kind: "invalid", reason: "range" });
+  t.deepEqual(decodePeerDatagram(encodeCookie(1, 2, 3, Buffer.alloc(33))), { kind: "invalid", reason: "range" });
+});
+
 test("hash request and reply round-trip with 32-bit maxima and negative numbers as unsigned", (t) => {
   const auth = Buffer.from("fedcba9876543210", "hex");
   t.deepEqual(decodePeerDatagram(encodeHashRequest(-1, 0xffffffff, 0xfffffffe, -2, auth)), {
@@ -398,6 +422,7 @@ test("hash request and reply round-trip with 32-bit maxima and negative numbers 
     piece: 0xfffffffe,
     token: 0xfffffffe,
     auth,
+    cookie: NO_AUTH,
   });
   const hashes = Buffer.alloc(32 * BLOCKS_PER_PIECE);
   for (let i = 0; i < hashes.length; i++) hashes[i] = (i * 31 + 7) & 0xff;
@@ -437,6 +462,7 @@ test("property: hash request and reply datagrams round-trip and fit in a datagra
           piece: h.piece,
           token: h.token,
           auth: Buffer.from(h.auth),
+          cookie: NO_AUTH,
         });
         const hashes = Buffer.alloc(32 * h.blocks);
         for (let i = 0; i < hashes.length; i++) hashes[i] = (h.fill + i * 13) & 0xff;
@@ -486,10 +512,10 @@ const INVALID: ReadonlyArray<readonly [string, Buffer, DropReason]> = [
   ["kind 3", Buffer.concat([Buffer.of(3), encodeChunk(1, 2, 3, 4, 5, Uint8Array.of(1)).subarray(1)]), "kind"],
   ["kind 255", Buffer.of(0xff, 0x01), "kind"],
   ["chunk version 0", Buffer.from("0200000000000001000000020000000300000004000000057f", "hex"), "version"],
-  ["chunk version 2", Buffer.from("0202000000000001000000020000000300000004000000057f", "hex"), "version"],
+  ["chunk version 3", Buffer.from("0203000000000001000000020000000300000004000000057f", "hex"), "version"],
   [
-    "request version 2",
-    message({ version: 2, seq: 1, request: { fileId: 1, first: 0, mask: Uint8Array.of(1), token: 1 } }),
+    "request version 3",
+    message({ version: 3, seq: 1, request: { fileId: 1, first: 0, mask: Uint8Array.of(1), token: 1 } }),
     "version",
   ],
   [
@@ -497,29 +523,29 @@ const INVALID: ReadonlyArray<readonly [string, Buffer, DropReason]> = [
     message({ seq: 1, request: { fileId: 1, first: 0, mask: Uint8Array.of(1), token: 1 } }),
     "version",
   ],
-  ["message without a body", message({ version: 1, seq: 3 }), "malformed"],
-  // field 6 (LEN, empty) is no body this version knows: skipped, so no body at all
-  ["message with only an unknown body", Buffer.from("01" + "0801" + "1003" + "3200", "hex"), "malformed"],
+  ["message without a body", message({ version: 2, seq: 3 }), "malformed"],
+  // field 7 (LEN, empty) is no body this version knows: skipped, so no body at all
+  ["message with only an unknown body", Buffer.from("01" + "0802" + "1003" + "3a00", "hex"), "malformed"],
   ["message of garbage", Buffer.of(KIND_MESSAGE, 0xff), "malformed"],
-  ["message with a truncated field", Buffer.from("01080110051a09080710", "hex"), "malformed"],
-  ["request with empty mask", message({ version: 1, seq: 1, request: { fileId: 1, first: 0, token: 1 } }), "range"],
+  ["message with a truncated field", Buffer.from("01080210051a09080710", "hex"), "malformed"],
+  ["request with empty mask", message({ version: 2, seq: 1, request: { fileId: 1, first: 0, token: 1 } }), "range"],
   [
     "request with all-zero mask",
-    message({ version: 1, seq: 1, request: { fileId: 1, mask: Uint8Array.of(0, 0), token: 1 } }),
+    message({ version: 2, seq: 1, request: { fileId: 1, mask: Uint8Array.of(0, 0), token: 1 } }),
     "range",
   ],
   [
     "request with a 17-byte mask",
     message({
-      version: 1,
+      version: 2,
       seq: 1,
       request: { fileId: 1, mask: Uint8Array.of(1, ...new Array<number>(16).fill(0)), token: 1 },
     }),
     "range",
   ],
   [
-    "hash request version 2",
-    message({ version: 2, seq: 1, hashRequest: { fileId: 1, piece: 0, token: 1 } }),
+    "hash request version 3",
+    message({ version: 3, seq: 1, hashRequest: { fileId: 1, piece: 0, token: 1 } }),
     "version",
   ],
   [
@@ -527,7 +553,7 @@ const INVALID: ReadonlyArray<readonly [string, Buffer, DropReason]> = [
     message({ seq: 1, hashReply: { fileId: 1, piece: 0, token: 1, hashes: new Uint8Array(32) } }),
     "version",
   ],
-  ["hash reply without hashes", message({ version: 1, seq: 1, hashReply: { fileId: 1, piece: 2, token: 1 } }), "range"],
+  ["hash reply without hashes", message({ version: 2, seq: 1, hashReply: { fileId: 1, piece: 2, token: 1 } }), "range"],
   ["hash reply with no hashes (encodeHashReply)", encodeHashReply(1, 1, 2, 1, new Uint8Array(0)), "range"],
   ["hash reply of 1 byte", encodeHashReply(1, 1, 2, 1, new Uint8Array(1)), "range"],
   ["hash reply of 31 bytes", encodeHashReply(1, 1, 2, 1, new Uint8Array(31)), "range"],

@@ -7,7 +7,7 @@ import test from "ava";
 import type PQueue from "p-queue";
 import { RequestScheduler, type ScheduledRequest, type SchedulerLane } from "../../src/transfer/request-scheduler.js";
 
-type Lane = SchedulerLane & { queue: PQueue; windowChunks: number; inflightChunks: number; suspect: boolean };
+type Lane = SchedulerLane & { queue: PQueue; windowChunks: number; inflightChunks: number; probing: boolean };
 
 function setup(maxInflight = 1000) {
   const deferred: Array<() => void> = [];
@@ -16,7 +16,7 @@ function setup(maxInflight = 1000) {
     queue: scheduler.newQueue(() => {}),
     windowChunks: 256,
     inflightChunks: 0,
-    suspect: false,
+    probing: false,
   };
   return { scheduler, lane, deferred };
 }
@@ -42,7 +42,7 @@ for (const row of ROOM) {
     const { scheduler, lane } = setup();
     lane.windowChunks = row.window;
     lane.inflightChunks = row.inflight;
-    lane.suspect = row.suspect === true;
+    lane.probing = row.suspect === true;
     t.is(scheduler.room(lane, row.total), row.room);
     t.is(lane.queue.concurrency, row.suspect === true ? 1 : Math.ceil(row.window / 64));
   });

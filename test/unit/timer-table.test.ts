@@ -53,13 +53,13 @@ test("timer table: close stops everything, and later sets are ignored", (t) => {
   t.is(clock.pendingTimers, 0);
 });
 
-test("address table: by port then host; aliases do not displace, a primary address does", (t) => {
+test("address table: by port then host; an entry is never overwritten, only its owner deletes it", (t) => {
   const table = new AddressTable<string>();
   t.true(table.add("10.0.0.1", 7000, "a"));
   t.true(table.add("127.0.0.1", 7000, "a"));
   t.false(table.add("127.0.0.1", 7000, "b"), "taken");
-  table.set("127.0.0.1", 7000, "b");
-  t.is(table.get("127.0.0.1", 7000), "b");
+  t.false(table.add("10.0.0.1", 7000, "b"), "taken");
+  t.is(table.get("127.0.0.1", 7000), "a");
   t.is(table.get("10.0.0.1", 7000), "a");
   t.is(table.get("10.0.0.1", 7001), undefined);
   table.delete("10.0.0.1", 7000, "b");
