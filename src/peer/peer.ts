@@ -13,7 +13,7 @@ import { writeBlock } from "../util/stdout.js";
 import { requestAuth } from "../wire/auth.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { CHUNK_SIZE } from "../wire/limits.js";
-import { checkManifest, type TrackerFrame } from "../wire/tracker-frame.js";
+import { checkManifest, isManifestProblem, RefusalReason, type TrackerFrame } from "../wire/tracker-frame.js";
 import { type FaultConfig, FaultInjector, hasFaults } from "./faults.js";
 import { ProgressDisplay } from "./progress.js";
 import { hashFile, type LocalFile, listShareable } from "./scan.js";
@@ -280,7 +280,7 @@ export class Peer {
         return;
       case "refusal": {
         const r = frame.refusal;
-        if (r?.reason === 1) {
+        if (r?.reason === RefusalReason.REASON_VERSION) {
           this.#fail(new SwarmError("ERR_PROTOCOL_VERSION", `the tracker refused this peer: ${r.detail ?? ""}`));
           return;
         }
@@ -337,8 +337,8 @@ export class Peer {
     const id = info.fileId ?? 0;
     if (this.#engine.file(id) !== undefined || info.manifest === undefined || info.manifest === null) return;
     const checked = checkManifest(info.manifest, this.#config.maxFileSize);
-    if (typeof checked === "string") {
-      this.#config.log(`ignoring file ${id} from the tracker: ${checked}`);
+    if (isManifestProblem(checked)) {
+      this.#config.log(`ignoring file ${id} from the tracker: ${checked.detail}`);
       return;
     }
     const local = this.#local.get(checked.name);

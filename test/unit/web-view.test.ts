@@ -17,7 +17,7 @@ import {
   type ViewSource,
 } from "../../src/tracker/web/model.js";
 import { CHUNK_SIZE, CHUNKS_PER_BLOCK, CHUNKS_PER_PIECE, chunkCount, pieceCount } from "../../src/wire/limits.js";
-import { type CheckedManifest, checkManifest } from "../../src/wire/tracker-frame.js";
+import { type CheckedManifest, checkManifest, isManifestProblem } from "../../src/wire/tracker-frame.js";
 
 const sha = (text: string): Buffer => createHash("sha256").update(text).digest();
 
@@ -35,7 +35,7 @@ function manifest(name: string, size: number): CheckedManifest {
     },
     Number.MAX_SAFE_INTEGER,
   );
-  if (typeof checked === "string") throw new Error(`bad test manifest ${name}: ${checked}`);
+  if (isManifestProblem(checked)) throw new Error(`bad test manifest ${name}: ${checked.detail}`);
   return checked;
 }
 
