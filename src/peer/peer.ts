@@ -14,7 +14,13 @@ import { writeBlock } from "../util/stdout.js";
 import { requestAuth } from "../wire/auth.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { CHUNK_SIZE } from "../wire/limits.js";
-import { type CheckedManifest, checkManifest, type TrackerFrame } from "../wire/tracker-frame.js";
+import {
+  type CheckedManifest,
+  checkManifest,
+  isManifestProblem,
+  RefusalReason,
+  type TrackerFrame,
+} from "../wire/tracker-frame.js";
 import { type FaultConfig, FaultInjector, hasFaults } from "./faults.js";
 import { type DownloadView, ProgressDisplay } from "./progress.js";
 import { type LocalFile, scanShared } from "./scan.js";
@@ -352,7 +358,7 @@ export class Peer {
         return;
       case "refusal": {
         const r = frame.refusal;
-        if (r?.reason === 1) {
+        if (r?.reason === RefusalReason.REASON_VERSION) {
           this.#fail(new SwarmError("ERR_PROTOCOL_VERSION", `the tracker refused this peer: ${r.detail ?? ""}`));
           return;
         }
@@ -411,8 +417,8 @@ export class Peer {
     const id = info.fileId ?? 0;
     if (this.#engine.file(id) !== undefined || info.manifest === undefined || info.manifest === null) return;
     const checked = checkManifest(info.manifest, this.#config.maxFileSize);
-    if (typeof checked === "string") {
-      this.#log(`ignoring file ${id} from the tracker: ${checked}`);
+    if (isManifestProblem(checked)) {
+      this.#log(`ignoring file ${id} from the tracker: ${checked.detail}`);
       return;
     }
     const local = this.#local.get(checked.name);

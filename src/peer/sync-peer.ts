@@ -27,7 +27,7 @@ import { type FileSig, sameSig } from "../sync/watch-core.js";
 import type { PieceStore, TransferEngine } from "../transfer/engine.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { CHUNK_SIZE } from "../wire/limits.js";
-import { type CheckedManifest, checkManifest, manifestToWire } from "../wire/tracker-frame.js";
+import { type CheckedManifest, checkManifest, isManifestProblem, manifestToWire } from "../wire/tracker-frame.js";
 import type { FileStore } from "./store.js";
 
 /** A served file no longer has the version's size or mtime: it is not served any more. */
@@ -225,8 +225,10 @@ export class SyncPeer {
     if (wire === undefined || wire === null) return;
     const manifest = checkManifest(wire, this.#host.maxFileSize);
     const ancestry = checkAncestry(wire.ancestry ?? []);
-    if (typeof manifest === "string" || typeof ancestry === "string") {
-      this.#host.log(`ignoring file ${id} from the tracker: ${typeof manifest === "string" ? manifest : ancestry}`);
+    if (isManifestProblem(manifest) || typeof ancestry === "string") {
+      this.#host.log(
+        `ignoring file ${id} from the tracker: ${isManifestProblem(manifest) ? manifest.detail : ancestry}`,
+      );
       return;
     }
     const announced: Announced = { version: versionOf(manifest, Number(wire.mtimeMs ?? 0)), ancestry };

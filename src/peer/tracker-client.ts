@@ -1,15 +1,14 @@
 import { connect, type Socket } from "node:net";
-import type { Clock, TimerHandle } from "../util/clock.js";
+import type { Clock } from "../util/clock.js";
 import { SwarmError } from "../util/errors.js";
-import { FrameDecoder } from "../wire/framing.js";
 import { MAX_FRAME_BYTES } from "../wire/limits.js";
 import {
-  decodeTrackerFrame,
   encodeTrackerFrame,
   type FrameBody,
   TRACKER_PROTOCOL_VERSION,
   type TrackerFrame,
 } from "../wire/tracker-frame.js";
+import { FramedLink, type LinkFailure } from "../wire/tracker-link.js";
 
 export type TrackerClientOptions = {
   /** Give up connecting after (ms). @default 5000 */
@@ -28,30 +27,35 @@ export type TrackerClientHandlers = {
   badFrame?(reason: string): void;
 };
 
-/** The peer's end of the tracker link: framing, keepalives, and loss detection. */
+/** The peer's end of the tracker link: a framed link over one TCP connection. */
 export class TrackerClient {
   readonly #socket: Socket;
-  readonly #clock: Clock;
   readonly #handlers: TrackerClientHandlers;
-  readonly #decoder = new FrameDecoder(MAX_FRAME_BYTES);
-  readonly #pingEvery: number;
-  readonly #idleTimeout: number;
-  #lastHeard: number;
-  #timer: TimerHandle | undefined;
+  readonly #link: FramedLink;
   #closing = false;
   #failed = false;
 
   private constructor(socket: Socket, clock: Clock, handlers: TrackerClientHandlers, options: TrackerClientOptions) {
     this.#socket = socket;
-    this.#clock = clock;
     this.#handlers = handlers;
-    this.#pingEvery = options.pingIntervalMs ?? 2000;
-    this.#idleTimeout = options.idleTimeoutMs ?? 10_000;
-    this.#lastHeard = clock.now();
-    socket.on("data", (data: Buffer) => this.#onData(data));
+    const link = new FramedLink(
+      clock,
+      {
+        write: (bytes) => socket.write(bytes),
+        frame: (frame) => handlers.frame(frame),
+        badFrame: (reason) => handlers.badFrame?.(reason),
+        failed: (failure) => this.#onLinkFailed(failure),
+      },
+      {
+        maxFrameBytes: MAX_FRAME_BYTES,
+        ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
+        ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+      },
+    );
+    this.#link = link;
+    socket.on("data", (data: Buffer) => link.receive(data));
     socket.on("error", (err) => this.#fail(`connection to the tracker failed: ${err.message}`));
     socket.on("close", () => this.#fail("the tracker closed the connection"));
-    this.#arm();
   }
 
   /** Connects over TCP (IPv4: the address the tracker sees is the one other peers use). */
@@ -85,14 +89,14 @@ export class TrackerClient {
 
   send(body: FrameBody): void {
     if (this.#closing || this.#failed) return;
-    this.#socket.write(encodeTrackerFrame(body));
+    this.#link.send(body);
   }
 
   /** Says goodbye and closes; resolves once the bytes are handed to the kernel. */
   goodbye(): Promise<void> {
     if (this.#closing || this.#failed) return Promise.resolve();
     this.#closing = true;
-    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#link.close();
     return new Promise((resolve) => {
       this.#socket.end(encodeTrackerFrame({ goodbye: {} }), () => resolve());
       setTimeout(resolve, 1000).unref();
@@ -102,55 +106,31 @@ export class TrackerClient {
   /** Drops the link without a word. Safe to call twice. */
   close(): void {
     this.#closing = true;
-    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#link.close();
     this.#socket.destroy();
   }
 
-  #onData(data: Buffer): void {
-    this.#lastHeard = this.#clock.now();
-    let frames: Buffer[];
-    try {
-      frames = this.#decoder.push(data);
-    } catch (err) {
-      this.#fail(`bad data from the tracker: ${(err as Error).message}`);
-      return;
-    }
-    for (const bytes of frames) {
-      if (this.#closing || this.#failed) return;
-      const decoded = decodeTrackerFrame(bytes);
-      if (!decoded.ok) {
-        if (decoded.reason === "version") {
-          this.#fail(
-            `the tracker speaks protocol version ${decoded.version ?? 0}, this peer speaks ${TRACKER_PROTOCOL_VERSION}`,
-            "ERR_PROTOCOL_VERSION",
-          );
-          return;
-        }
-        this.#handlers.badFrame?.(decoded.reason);
-        continue;
-      }
-      const frame = decoded.frame;
-      if (frame.body === "ping") this.send({ pong: { nonce: frame.ping?.nonce ?? 0 } });
-      else if (frame.body !== "pong") this.#handlers.frame(frame);
-    }
-  }
-
-  #arm(): void {
-    this.#timer = this.#clock.setTimer(this.#pingEvery, () => {
-      if (this.#closing || this.#failed) return;
-      if (this.#clock.now() - this.#lastHeard > this.#idleTimeout) {
+  #onLinkFailed(failure: LinkFailure): void {
+    switch (failure.kind) {
+      case "framing":
+        this.#fail(`bad data from the tracker: ${failure.error.message}`);
+        return;
+      case "version":
+        this.#fail(
+          `the tracker speaks protocol version ${failure.version}, this peer speaks ${TRACKER_PROTOCOL_VERSION}`,
+          "ERR_PROTOCOL_VERSION",
+        );
+        return;
+      case "silence":
         this.#fail("the tracker stopped answering (keepalive timeout)");
         return;
-      }
-      this.send({ ping: { nonce: Math.floor(this.#clock.now()) } });
-      this.#arm();
-    });
+    }
   }
 
   #fail(message: string, code: "ERR_TRACKER_LOST" | "ERR_PROTOCOL_VERSION" = "ERR_TRACKER_LOST"): void {
     if (this.#closing || this.#failed) return;
     this.#failed = true;
-    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#link.close();
     this.#socket.destroy();
     this.#handlers.lost(new SwarmError(code, message));
   }

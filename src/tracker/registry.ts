@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { isIPv4 } from "node:net";
-import { Bitmap, flattenRuns, parseRuns } from "../transfer/bitmap.js";
-import { acquiredLine, byNameBytes, connectBlock, disconnectBlock, updateBlock } from "../util/output-lines.js";
+import { byNameBytes } from "../util/output-lines.js";
 import { requestAuth, SECRET_BYTES } from "../wire/auth.js";
+import { Bitmap, flattenRuns, parseRuns } from "../wire/bitmap.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
-import { type CheckedManifest, type FrameBody, manifestToWire } from "../wire/tracker-frame.js";
+import { type CheckedManifest, type FrameBody, manifestToWire, RefusalReason } from "../wire/tracker-frame.js";
+import { acquiredLine, connectBlock, disconnectBlock, updateBlock } from "./output.js";
 import { CLASSIC_TAG, tagToWire, VersionBook, type VersionTag, versionFrom } from "./versions.js";
 
 /**
@@ -181,7 +182,7 @@ export class Registry {
       if (existing !== undefined && !sameContent(existing.manifest, offer)) {
         peer.refusedNames.add(offer.name);
         refusals.push({
-          reason: 2, // REASON_NAME_CONFLICT
+          reason: RefusalReason.REASON_NAME_CONFLICT,
           fileName: offer.name,
           detail: `a different file named "${offer.name}" is already offered by the swarm`,
         });
@@ -242,7 +243,11 @@ export class Registry {
     if (standing === "same") return undefined;
     if (standing === "older") {
       this.#sink.send(peer.id, {
-        refusal: { reason: 6, fileName: manifest.name, detail: "a newer version is known to the swarm" },
+        refusal: {
+          reason: RefusalReason.REASON_OLDER_VERSION,
+          fileName: manifest.name,
+          detail: "a newer version is known to the swarm",
+        },
       });
       return undefined;
     }
@@ -331,9 +336,8 @@ export class Registry {
       holding = { bits: new Bitmap(chunks), complete: false };
       peer.holdings.set(fileId, holding);
     }
-    if (holding.complete) return undefined;
-    if (holding.bits === undefined) holding.bits = new Bitmap(chunks);
     const bits = holding.bits;
+    if (holding.complete || bits === undefined) return undefined;
     const newRuns: Array<[number, number]> = [];
     const lines: string[] = [];
     for (const [first, count] of runs) {

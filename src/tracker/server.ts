@@ -1,16 +1,18 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { Clock, TimerHandle } from "../util/clock.js";
-import { SwarmError } from "../util/errors.js";
-import { FrameDecoder } from "../wire/framing.js";
+import type { udpswarm } from "../wire/gen/swarm.js";
 import { MAX_FRAME_BYTES } from "../wire/limits.js";
 import {
   type CheckedManifest,
   checkManifest,
-  decodeTrackerFrame,
   encodeTrackerFrame,
   type FrameBody,
+  isManifestProblem,
+  RefusalReason,
   TRACKER_PROTOCOL_VERSION,
+  type TrackerFrame,
 } from "../wire/tracker-frame.js";
+import { FramedLink, type LinkFailure } from "../wire/tracker-link.js";
 import { Registry, type RegistrySink } from "./registry.js";
 import { CLASSIC_TAG, syncUpdate, tagFromWire, type VersionTag } from "./versions.js";
 
@@ -21,7 +23,7 @@ export type TrackerOptions = {
   readonly pingIntervalMs?: number;
   /** A peer silent for this long is gone (ms). @default 10000 */
   readonly idleTimeoutMs?: number;
-  /** Time a new connection has to say Hello (ms). @default 10000 */
+  /** Time a new connection has to say Hello, counted from its accept (ms). @default 10000 */
   readonly helloTimeoutMs?: number;
   /** A peer whose unsent frames exceed this is too slow to keep (bytes). @default 256 MiB */
   readonly maxQueuedBytes?: number;
@@ -39,11 +41,11 @@ export type TrackerCounters = {
 
 type Connection = {
   readonly socket: Socket;
-  readonly decoder: FrameDecoder;
+  readonly link: FramedLink;
   readonly label: string;
   peerId: number | undefined;
-  lastHeard: number;
-  timer: TimerHandle | undefined;
+  /** Drops the connection if no Hello has come by then (armed at accept, never moved). */
+  helloTimer: TimerHandle | undefined;
   closed: boolean;
 };
 
@@ -122,56 +124,71 @@ export class TrackerServer {
     socket.setKeepAlive(true, 1000);
     const conn: Connection = {
       socket,
-      decoder: new FrameDecoder(MAX_FRAME_BYTES),
+      link: new FramedLink(
+        this.#clock,
+        {
+          write: (bytes) => this.#write(conn, bytes),
+          frame: (frame) => this.#onFrame(conn, frame),
+          badFrame: (reason) => this.#onBadFrame(conn, reason),
+          failed: (failure) => this.#onLinkFailed(conn, failure),
+        },
+        {
+          maxFrameBytes: MAX_FRAME_BYTES,
+          pingIntervalMs: this.#options.pingIntervalMs,
+          idleTimeoutMs: this.#options.idleTimeoutMs,
+        },
+      ),
       label: `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`,
       peerId: undefined,
-      lastHeard: this.#clock.now(),
-      timer: undefined,
+      helloTimer: undefined,
       closed: false,
     };
     this.#connections.add(conn);
-    socket.on("data", (data: Buffer) => this.#onData(conn, data));
+    // From the accept, not from the last byte: trickling bytes must not keep a
+    // connection that never says Hello.
+    conn.helloTimer = this.#clock.setTimer(this.#options.helloTimeoutMs, () => {
+      conn.helloTimer = undefined;
+      if (conn.peerId === undefined) this.#drop(conn, `no Hello within ${this.#options.helloTimeoutMs} ms`, true);
+    });
+    socket.on("data", (data: Buffer) => conn.link.receive(data));
     socket.on("error", () => this.#drop(conn, undefined, true));
     socket.on("close", () => this.#drop(conn, undefined, true));
-    this.#armKeepalive(conn);
   }
 
-  #onData(conn: Connection, data: Buffer): void {
-    if (conn.closed) return;
-    conn.lastHeard = this.#clock.now();
-    let frames: Buffer[];
-    try {
-      frames = conn.decoder.push(data);
-    } catch (err) {
-      this.counters.badFrames++;
-      this.#drop(conn, err instanceof SwarmError ? err.message : "bad framing", true);
-      return;
-    }
-    for (const frame of frames) {
-      if (conn.closed) return;
-      this.counters.framesIn++;
-      this.#onFrame(conn, frame);
+  #onLinkFailed(conn: Connection, failure: LinkFailure): void {
+    switch (failure.kind) {
+      case "framing":
+        this.counters.badFrames++;
+        this.#drop(conn, failure.error.message, true);
+        return;
+      case "version":
+        this.counters.badFrames++;
+        // The link is closed for frames by now; the refusal goes straight to the socket.
+        this.#write(
+          conn,
+          encodeTrackerFrame({
+            refusal: {
+              reason: RefusalReason.REASON_VERSION,
+              detail: `protocol version ${failure.version} is not supported (tracker speaks version ${TRACKER_PROTOCOL_VERSION})`,
+            },
+          }),
+        );
+        this.#drop(conn, `protocol version ${failure.version} not supported`, true);
+        return;
+      case "silence":
+        this.counters.idleTimeouts++;
+        this.#drop(conn, "no frame for too long (keepalive timeout)", true);
+        return;
     }
   }
 
-  #onFrame(conn: Connection, bytes: Buffer): void {
-    const decoded = decodeTrackerFrame(bytes);
-    if (!decoded.ok) {
-      this.counters.badFrames++;
-      if (decoded.reason === "version") {
-        this.#write(conn, {
-          refusal: {
-            reason: 1, // REASON_VERSION
-            detail: `protocol version ${decoded.version ?? 0} is not supported (tracker speaks version ${TRACKER_PROTOCOL_VERSION})`,
-          },
-        });
-        this.#drop(conn, `protocol version ${decoded.version ?? 0} not supported`, true);
-      } else if (conn.peerId === undefined) {
-        this.#drop(conn, `bad first frame (${decoded.reason})`, true);
-      }
-      return;
-    }
-    const frame = decoded.frame;
+  #onBadFrame(conn: Connection, reason: string): void {
+    this.counters.badFrames++;
+    if (conn.peerId === undefined) this.#drop(conn, `bad first frame (${reason})`, true);
+  }
+
+  #onFrame(conn: Connection, frame: TrackerFrame): void {
+    this.counters.framesIn++;
     if (conn.peerId === undefined) {
       if (frame.body !== "hello" || frame.hello === null || frame.hello === undefined) {
         this.counters.badFrames++;
@@ -226,11 +243,6 @@ export class TrackerServer {
       case "goodbye":
         this.#drop(conn, undefined, true);
         return;
-      case "ping":
-        this.#write(conn, { pong: { nonce: frame.ping?.nonce ?? 0 } });
-        return;
-      case "pong":
-        return;
       default:
         this.counters.badFrames++;
         this.#log(`peer ${peerId}: unexpected ${frame.body ?? "empty"} frame ignored`);
@@ -241,29 +253,25 @@ export class TrackerServer {
   #onHello(
     conn: Connection,
     udpPort: number,
-    offers: readonly import("../wire/gen/swarm.js").udpswarm.IManifest[],
+    offers: readonly udpswarm.IManifest[],
     addresses: readonly string[],
     sync = false,
   ): void {
     if (!Number.isInteger(udpPort) || udpPort <= 0 || udpPort > 65535) {
       this.counters.badFrames++;
-      this.#write(conn, { refusal: { reason: 5, detail: `bad UDP port ${udpPort}` } });
+      conn.link.send({ refusal: { reason: RefusalReason.REASON_BAD_MESSAGE, detail: `bad UDP port ${udpPort}` } });
       this.#drop(conn, `bad UDP port ${udpPort}`, true);
       return;
     }
     const checked: CheckedManifest[] = [];
     const tags: VersionTag[] = [];
-    const refusals: Array<{ name: string; reason: number; detail: string }> = [];
+    const refusals: udpswarm.IRefusal[] = [];
     for (const offer of offers) {
       const result = checkManifest(offer, this.#options.maxFileSize);
-      if (typeof result === "string") {
+      if (isManifestProblem(result)) {
         this.counters.refusedOffers++;
-        refusals.push({
-          name: offer.name ?? "",
-          reason: result.startsWith("size") ? 4 : result.startsWith("bad file name") ? 3 : 5,
-          detail: result,
-        });
-        this.#log(`${conn.label}: refused offer ${JSON.stringify(offer.name ?? "")}: ${result}`);
+        refusals.push({ reason: result.reason, detail: result.detail, fileName: offer.name ?? "" });
+        this.#log(`${conn.label}: refused offer ${JSON.stringify(offer.name ?? "")}: ${result.detail}`);
       } else {
         checked.push(result);
         // SYNC (§9): a sync offer's version fields; a bad one counts as the oldest version.
@@ -276,7 +284,7 @@ export class TrackerServer {
     if (owner !== undefined) {
       this.counters.badFrames++;
       const detail = `UDP endpoint ${host}:${udpPort} is peer ${owner}'s`;
-      this.#write(conn, { refusal: { reason: 5, detail } });
+      conn.link.send({ refusal: { reason: RefusalReason.REASON_BAD_MESSAGE, detail } });
       this.#drop(conn, detail, true);
       return;
     }
@@ -291,40 +299,20 @@ export class TrackerServer {
       addresses,
       sync ? { tags } : undefined,
     );
-    for (const r of refusals) {
-      this.#write(conn, { refusal: { reason: r.reason, detail: r.detail, fileName: r.name } });
-    }
+    for (const refusal of refusals) conn.link.send({ refusal });
   }
 
   #send(peerId: number, body: FrameBody): void {
-    const conn = this.#byPeer.get(peerId);
-    if (conn !== undefined) this.#write(conn, body);
+    this.#byPeer.get(peerId)?.link.send(body);
   }
 
-  #write(conn: Connection, body: FrameBody): void {
+  #write(conn: Connection, bytes: Buffer): void {
     if (conn.closed) return;
     this.counters.framesOut++;
-    conn.socket.write(encodeTrackerFrame(body));
+    conn.socket.write(bytes);
     if (conn.socket.writableLength > this.#options.maxQueuedBytes) {
       this.#drop(conn, "peer too slow to read its frames", true);
     }
-  }
-
-  #armKeepalive(conn: Connection): void {
-    conn.timer = this.#clock.setTimer(this.#options.pingIntervalMs, () => {
-      if (conn.closed) return;
-      if (this.#clock.now() - conn.lastHeard > this.#options.idleTimeoutMs) {
-        this.counters.idleTimeouts++;
-        this.#drop(conn, "no frame for too long (keepalive timeout)", true);
-        return;
-      }
-      if (conn.peerId === undefined && this.#clock.now() - conn.lastHeard > this.#options.helloTimeoutMs) {
-        this.#drop(conn, "no Hello", true);
-        return;
-      }
-      if (conn.peerId !== undefined) this.#write(conn, { ping: { nonce: Math.floor(this.#clock.now()) } });
-      this.#armKeepalive(conn);
-    });
   }
 
   /** Ends a connection once; a joined peer leaves the registry (DISCONNECT block). */
@@ -332,7 +320,8 @@ export class TrackerServer {
     if (conn.closed) return;
     conn.closed = true;
     this.#connections.delete(conn);
-    if (conn.timer !== undefined) this.#clock.clearTimer(conn.timer);
+    conn.link.close();
+    if (conn.helloTimer !== undefined) this.#clock.clearTimer(conn.helloTimer);
     if (reason !== undefined) {
       const who = conn.peerId === undefined ? conn.label : `peer ${conn.peerId}`;
       this.#log(`${who}: connection closed: ${reason}`);

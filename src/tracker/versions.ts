@@ -5,7 +5,7 @@
  */
 import { checkAncestry, compareVersions, MAX_ANCESTRY, type Version } from "../sync/version.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
-import { type CheckedManifest, checkManifest } from "../wire/tracker-frame.js";
+import { type CheckedManifest, checkManifest, isManifestProblem } from "../wire/tracker-frame.js";
 
 /** What a version record carries besides its manifest. */
 export type VersionTag = {
@@ -82,7 +82,7 @@ export function syncUpdate(
 ): string | undefined {
   if (wire === undefined || wire === null) return "no manifest";
   const manifest = checkManifest(wire, maxFileSize);
-  if (typeof manifest === "string") return `${JSON.stringify(wire.name ?? "")}: ${manifest}`;
+  if (isManifestProblem(manifest)) return `${JSON.stringify(wire.name ?? "")}: ${manifest.detail}`;
   const tag = tagFromWire(wire);
   if (typeof tag === "string") return `${JSON.stringify(manifest.name)}: ${tag}`;
   return registry.update(peerId, manifest, tag);

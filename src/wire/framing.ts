@@ -18,7 +18,7 @@ export function encodeFrame(body: Uint8Array): Buffer {
 
 /** Splits a TCP byte stream into frames, whatever the chunk boundaries. */
 export class FrameDecoder {
-  readonly #maxFrameBytes: number;
+  #maxFrameBytes: number;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   /** Length of the frame being collected, once its header has been read. */
@@ -26,6 +26,15 @@ export class FrameDecoder {
 
   constructor(maxFrameBytes: number) {
     this.#maxFrameBytes = maxFrameBytes;
+  }
+
+  /** The largest frame accepted from now on (a link may allow more once the peer is known). */
+  get maxFrameBytes(): number {
+    return this.#maxFrameBytes;
+  }
+
+  set maxFrameBytes(bytes: number) {
+    this.#maxFrameBytes = bytes;
   }
 
   /** Bytes received but not yet returned as a frame. */

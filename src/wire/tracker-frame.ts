@@ -6,6 +6,9 @@ import { checkFileName } from "./names.js";
 export type TrackerFrame = udpswarm.TrackerFrame;
 export type Manifest = udpswarm.IManifest;
 export const TRACKER_PROTOCOL_VERSION = udpswarm.ProtocolVersion.PROTOCOL_VERSION;
+/** Why the tracker refuses an offer or a peer: the wire carries the code, the text is for people. */
+export const RefusalReason = udpswarm.RefusalReason;
+export type RefusalReason = udpswarm.RefusalReason;
 
 /** Properties of a frame without its version (filled in here). */
 export type FrameBody = Omit<udpswarm.ITrackerFrame, "version">;
@@ -43,25 +46,41 @@ export type CheckedManifest = {
   readonly pieceSha256: readonly Buffer[];
 };
 
-/** Checks a manifest from the network; returns the reason it is refused, or the checked form. */
-export function checkManifest(m: udpswarm.IManifest, maxFileSize: number): CheckedManifest | string {
+/** Why a manifest from the network is refused: a wire code and a line for people. */
+export type ManifestProblem = { readonly reason: RefusalReason; readonly detail: string };
+
+export function isManifestProblem(result: CheckedManifest | ManifestProblem): result is ManifestProblem {
+  return "reason" in result;
+}
+
+const malformed = (detail: string): ManifestProblem => ({ reason: RefusalReason.REASON_BAD_MESSAGE, detail });
+
+/** Checks a manifest from the network; returns the checked form, or why it is refused. */
+export function checkManifest(m: udpswarm.IManifest, maxFileSize: number): CheckedManifest | ManifestProblem {
   const name = m.name ?? "";
   const nameProblem = checkFileName(name);
-  if (nameProblem !== undefined) return `bad file name: ${nameProblem}`;
+  if (nameProblem !== undefined)
+    return { reason: RefusalReason.REASON_BAD_NAME, detail: `bad file name: ${nameProblem}` };
   const size = Number(m.size ?? 0);
-  if (!(size >= 0)) return "bad size";
-  if (size > maxFileSize) return `size ${size} exceeds the limit of ${maxFileSize} bytes`;
-  if (!Number.isSafeInteger(size)) return "bad size";
-  if (m.chunkSize !== CHUNK_SIZE) return `chunk size ${m.chunkSize} is not ${CHUNK_SIZE}`;
-  if (m.chunksPerPiece !== CHUNKS_PER_PIECE) return `piece size ${m.chunksPerPiece} is not ${CHUNKS_PER_PIECE} chunks`;
-  if (m.chunksPerBlock !== CHUNKS_PER_BLOCK) return `block size ${m.chunksPerBlock} is not ${CHUNKS_PER_BLOCK} chunks`;
+  if (!(size >= 0)) return malformed("bad size");
+  if (size > maxFileSize) {
+    return { reason: RefusalReason.REASON_TOO_LARGE, detail: `size ${size} exceeds the limit of ${maxFileSize} bytes` };
+  }
+  if (!Number.isSafeInteger(size)) return malformed("bad size");
+  if (m.chunkSize !== CHUNK_SIZE) return malformed(`chunk size ${m.chunkSize} is not ${CHUNK_SIZE}`);
+  if (m.chunksPerPiece !== CHUNKS_PER_PIECE) {
+    return malformed(`piece size ${m.chunksPerPiece} is not ${CHUNKS_PER_PIECE} chunks`);
+  }
+  if (m.chunksPerBlock !== CHUNKS_PER_BLOCK) {
+    return malformed(`block size ${m.chunksPerBlock} is not ${CHUNKS_PER_BLOCK} chunks`);
+  }
   const sha = m.sha256;
-  if (sha === undefined || sha === null || sha.length !== SHA256_BYTES) return "bad file hash";
+  if (sha === undefined || sha === null || sha.length !== SHA256_BYTES) return malformed("bad file hash");
   const chunks = chunkCount(size);
   const pieces = pieceCount(chunks);
   const hashes = m.pieceSha256 ?? [];
-  if (hashes.length !== pieces) return `manifest has ${hashes.length} piece hashes, expected ${pieces}`;
-  for (const h of hashes) if (h.length !== SHA256_BYTES) return "bad piece hash";
+  if (hashes.length !== pieces) return malformed(`manifest has ${hashes.length} piece hashes, expected ${pieces}`);
+  for (const h of hashes) if (h.length !== SHA256_BYTES) return malformed("bad piece hash");
   return {
     name,
     size,

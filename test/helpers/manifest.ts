@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { CHUNK_SIZE, CHUNKS_PER_BLOCK, CHUNKS_PER_PIECE, chunkCount, pieceCount } from "../../src/wire/limits.js";
-import { type CheckedManifest, checkManifest } from "../../src/wire/tracker-frame.js";
+import { type CheckedManifest, checkManifest, isManifestProblem } from "../../src/wire/tracker-frame.js";
 
 const sha = (text: string): Buffer => createHash("sha256").update(text).digest();
 
@@ -18,6 +18,6 @@ export function testManifest(name: string, size: number): CheckedManifest {
     },
     Number.MAX_SAFE_INTEGER,
   );
-  if (typeof checked === "string") throw new Error(`bad test manifest ${name}: ${checked}`);
+  if (isManifestProblem(checked)) throw new Error(`bad test manifest ${name}: ${checked.detail}`);
   return checked;
 }

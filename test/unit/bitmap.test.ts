@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import test from "ava";
 import fc from "fast-check";
-import { Bitmap, flattenRuns, parseRuns, runsOf } from "../../src/transfer/bitmap.js";
+import { Bitmap, flattenRuns, parseRuns, runsOf } from "../../src/wire/bitmap.js";
 import { checkProperty } from "../helpers/property.js";
 
 test("Bitmap: a new bitmap is empty", (t) => {

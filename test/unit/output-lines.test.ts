@@ -1,12 +1,7 @@
 import test from "ava";
 import fc from "fast-check";
-import {
-  acquiredLine,
-  byNameBytes,
-  connectBlock,
-  disconnectBlock,
-  shutdownBlock,
-} from "../../src/util/output-lines.js";
+import { acquiredLine, connectBlock, disconnectBlock } from "../../src/tracker/output.js";
+import { byNameBytes, shutdownBlock } from "../../src/util/output-lines.js";
 import { checkProperty } from "../helpers/property.js";
 
 /**

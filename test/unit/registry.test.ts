@@ -9,6 +9,7 @@ import {
   checkManifest,
   encodeTrackerFrame,
   type FrameBody,
+  isManifestProblem,
   manifestToWire,
   type udpswarm,
 } from "../../src/wire/tracker-frame.js";
@@ -56,7 +57,7 @@ function manifest(name: string, size: number, content = name): CheckedManifest {
     },
     Number.MAX_SAFE_INTEGER,
   );
-  if (typeof checked === "string") throw new Error(`bad test manifest ${name}: ${checked}`);
+  if (isManifestProblem(checked)) throw new Error(`bad test manifest ${name}: ${checked.detail}`);
   return checked;
 }
 

@@ -13,8 +13,10 @@ import {
   decodeTrackerFrame,
   encodeTrackerFrame,
   type FrameBody,
+  isManifestProblem,
   type Manifest,
   manifestToWire,
+  RefusalReason,
   TRACKER_PROTOCOL_VERSION,
   udpswarm,
 } from "../../src/wire/tracker-frame.js";
@@ -291,6 +293,9 @@ test("property: decodeTrackerFrame never throws on truncated or bit-flipped fram
 
 // ------------------------------------------------------------------ checkManifest
 
+/** What checkManifest says of a malformed manifest: the reason code and the line for people. */
+const malformed = (detail: string) => ({ reason: RefusalReason.REASON_BAD_MESSAGE, detail });
+
 const EXPECTED_CHECKED: CheckedManifest = {
   name: "report.pdf",
   size: CONTENT.length,
@@ -321,17 +326,17 @@ test("checkManifest: accepts the manifest after a trip over the wire (size decod
 
 test("checkManifest: manifestToWire gives back an equivalent manifest", (t) => {
   const checked = checkManifest(MANIFEST, LIMIT);
-  if (typeof checked === "string") return t.fail(checked);
+  if (isManifestProblem(checked)) return t.fail(checked.detail);
   t.deepEqual(checkManifest(manifestToWire(checked), LIMIT), EXPECTED_CHECKED);
 });
 
 test("checkManifest: one-chunk and exact-piece files", (t) => {
   const tiny = checkManifest(manifestOf("tiny", Buffer.from("x")), LIMIT);
   t.like(tiny, { size: 1, chunks: 1 });
-  t.is(typeof tiny === "string" ? -1 : tiny.pieceSha256.length, 1);
+  t.is(isManifestProblem(tiny) ? -1 : tiny.pieceSha256.length, 1);
   const exact = checkManifest(manifestOf("exact", Buffer.alloc(PIECE_BYTES, 1)), LIMIT);
   t.like(exact, { size: PIECE_BYTES, chunks: 128 });
-  t.is(typeof exact === "string" ? -1 : exact.pieceSha256.length, 1);
+  t.is(isManifestProblem(exact) ? -1 : exact.pieceSha256.length, 1);
 });
 
 const BAD_NAMES: ReadonlyArray<readonly [string, string]> = [
@@ -350,7 +355,10 @@ const BAD_NAMES: ReadonlyArray<readonly [string, string]> = [
 
 for (const [name, reason] of BAD_NAMES) {
   test(`checkManifest: refuses the name ${JSON.stringify(name.length > 20 ? `${name.slice(0, 8)}…(${name.length})` : name)}`, (t) => {
-    t.is(checkManifest({ ...MANIFEST, name }, LIMIT), `bad file name: ${reason}`);
+    t.deepEqual(checkManifest({ ...MANIFEST, name }, LIMIT), {
+      reason: RefusalReason.REASON_BAD_NAME,
+      detail: `bad file name: ${reason}`,
+    });
   });
 }
 
@@ -359,42 +367,54 @@ test("checkManifest: a 255-byte name is accepted", (t) => {
 });
 
 test("checkManifest: refuses a size above the limit, accepts one equal to it", (t) => {
-  t.is(checkManifest(MANIFEST, CONTENT.length - 1), "size 131772 exceeds the limit of 131771 bytes");
+  t.deepEqual(checkManifest(MANIFEST, CONTENT.length - 1), {
+    reason: RefusalReason.REASON_TOO_LARGE,
+    detail: "size 131772 exceeds the limit of 131771 bytes",
+  });
   t.like(checkManifest(MANIFEST, CONTENT.length), { size: CONTENT.length });
 });
 
 test("checkManifest: refuses a size beyond 2^53 sent over the wire", (t) => {
   const huge = udpswarm.Manifest.decode(udpswarm.Manifest.encode({ ...MANIFEST, size: 2 ** 60 }).finish());
-  t.is(checkManifest(huge, Number.MAX_VALUE), "bad size");
+  t.deepEqual(checkManifest(huge, Number.MAX_VALUE), malformed("bad size"));
   // Above any sane limit it is "too large" (REASON_TOO_LARGE), not a malformed message.
-  t.is(checkManifest(huge, LIMIT), `size ${2 ** 60} exceeds the limit of ${LIMIT} bytes`);
-  t.is(checkManifest({ ...MANIFEST, size: -1 }, LIMIT), "bad size");
-  t.is(checkManifest({ ...MANIFEST, size: 1.5 }, LIMIT), "bad size");
+  t.deepEqual(checkManifest(huge, LIMIT), {
+    reason: RefusalReason.REASON_TOO_LARGE,
+    detail: `size ${2 ** 60} exceeds the limit of ${LIMIT} bytes`,
+  });
+  t.deepEqual(checkManifest({ ...MANIFEST, size: -1 }, LIMIT), malformed("bad size"));
+  t.deepEqual(checkManifest({ ...MANIFEST, size: 1.5 }, LIMIT), malformed("bad size"));
 });
 
 test("checkManifest: refuses a wrong piece count", (t) => {
   const hashes = MANIFEST.pieceSha256 ?? [];
-  t.is(
+  t.deepEqual(
     checkManifest({ ...MANIFEST, pieceSha256: hashes.slice(0, 2) }, LIMIT),
-    "manifest has 2 piece hashes, expected 3",
+    malformed("manifest has 2 piece hashes, expected 3"),
   );
-  t.is(
+  t.deepEqual(
     checkManifest({ ...MANIFEST, pieceSha256: [...hashes, sha256(Buffer.alloc(0))] }, LIMIT),
-    "manifest has 4 piece hashes, expected 3",
+    malformed("manifest has 4 piece hashes, expected 3"),
   );
-  t.is(checkManifest({ ...MANIFEST, pieceSha256: [] }, LIMIT), "manifest has 0 piece hashes, expected 3");
+  t.deepEqual(
+    checkManifest({ ...MANIFEST, pieceSha256: [] }, LIMIT),
+    malformed("manifest has 0 piece hashes, expected 3"),
+  );
   // size one byte into a fourth piece
-  t.is(checkManifest({ ...MANIFEST, size: 3 * PIECE_BYTES + 1 }, LIMIT), "manifest has 3 piece hashes, expected 4");
+  t.deepEqual(
+    checkManifest({ ...MANIFEST, size: 3 * PIECE_BYTES + 1 }, LIMIT),
+    malformed("manifest has 3 piece hashes, expected 4"),
+  );
 });
 
 test("checkManifest: refuses wrong hash lengths", (t) => {
   const hashes = MANIFEST.pieceSha256 ?? [];
-  t.is(checkManifest({ ...MANIFEST, sha256: new Uint8Array(31) }, LIMIT), "bad file hash");
-  t.is(checkManifest({ ...MANIFEST, sha256: new Uint8Array(33) }, LIMIT), "bad file hash");
-  t.is(checkManifest({ ...MANIFEST, sha256: null }, LIMIT), "bad file hash");
+  t.deepEqual(checkManifest({ ...MANIFEST, sha256: new Uint8Array(31) }, LIMIT), malformed("bad file hash"));
+  t.deepEqual(checkManifest({ ...MANIFEST, sha256: new Uint8Array(33) }, LIMIT), malformed("bad file hash"));
+  t.deepEqual(checkManifest({ ...MANIFEST, sha256: null }, LIMIT), malformed("bad file hash"));
   const { sha256: _omit, ...noHash } = MANIFEST;
-  t.is(checkManifest(noHash, LIMIT), "bad file hash");
-  t.is(
+  t.deepEqual(checkManifest(noHash, LIMIT), malformed("bad file hash"));
+  t.deepEqual(
     checkManifest(
       {
         ...MANIFEST,
@@ -402,18 +422,21 @@ test("checkManifest: refuses wrong hash lengths", (t) => {
       },
       LIMIT,
     ),
-    "bad piece hash",
+    malformed("bad piece hash"),
   );
-  t.is(checkManifest({ ...MANIFEST, pieceSha256: [new Uint8Array(0), ...hashes.slice(1)] }, LIMIT), "bad piece hash");
+  t.deepEqual(
+    checkManifest({ ...MANIFEST, pieceSha256: [new Uint8Array(0), ...hashes.slice(1)] }, LIMIT),
+    malformed("bad piece hash"),
+  );
 });
 
 test("checkManifest: refuses another chunk size, piece size or block size", (t) => {
   t.is(CHUNKS_PER_BLOCK, 4);
-  t.is(checkManifest({ ...MANIFEST, chunkSize: 1024 }, LIMIT), "chunk size 1024 is not 512");
-  t.is(checkManifest({ ...MANIFEST, chunksPerPiece: 64 }, LIMIT), "piece size 64 is not 128 chunks");
-  t.is(checkManifest({ ...MANIFEST, chunksPerBlock: 8 }, LIMIT), "block size 8 is not 4 chunks");
-  t.is(checkManifest({ ...MANIFEST, chunksPerBlock: 1 }, LIMIT), "block size 1 is not 4 chunks");
-  t.is(checkManifest({ ...MANIFEST, chunksPerBlock: 128 }, LIMIT), "block size 128 is not 4 chunks");
+  t.deepEqual(checkManifest({ ...MANIFEST, chunkSize: 1024 }, LIMIT), malformed("chunk size 1024 is not 512"));
+  t.deepEqual(checkManifest({ ...MANIFEST, chunksPerPiece: 64 }, LIMIT), malformed("piece size 64 is not 128 chunks"));
+  t.deepEqual(checkManifest({ ...MANIFEST, chunksPerBlock: 8 }, LIMIT), malformed("block size 8 is not 4 chunks"));
+  t.deepEqual(checkManifest({ ...MANIFEST, chunksPerBlock: 1 }, LIMIT), malformed("block size 1 is not 4 chunks"));
+  t.deepEqual(checkManifest({ ...MANIFEST, chunksPerBlock: 128 }, LIMIT), malformed("block size 128 is not 4 chunks"));
 });
 
 test("checkManifest: a manifest without chunks_per_block (the old protocol) is refused after a trip over the wire", (t) => {
@@ -424,7 +447,7 @@ test("checkManifest: a manifest without chunks_per_block (the old protocol) is r
   const offer = decoded.frame.hello?.offers?.[0];
   if (offer === undefined) return t.fail("no offer");
   t.is(offer.chunksPerBlock, 0);
-  t.is(checkManifest(offer, LIMIT), "block size 0 is not 4 chunks");
+  t.deepEqual(checkManifest(offer, LIMIT), malformed("block size 0 is not 4 chunks"));
 });
 
 test("piece hashes: src/transfer/piece-hash computes the manifest's definition", (t) => {

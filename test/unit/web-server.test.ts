@@ -5,11 +5,11 @@
  */
 import http from "node:http";
 import test from "ava";
+import { disconnectBlock } from "../../src/tracker/output.js";
 import { Registry, type RegistrySink } from "../../src/tracker/registry.js";
 import type { ViewModel } from "../../src/tracker/web/model.js";
 import { PAGE_HTML, PAGE_JS } from "../../src/tracker/web/page.js";
 import { EVENTS_PATH, STATE_PATH, startWebView, type WebView } from "../../src/tracker/web/server.js";
-import { disconnectBlock } from "../../src/util/output-lines.js";
 import { testManifest } from "../helpers/manifest.js";
 
 const manifest = testManifest;

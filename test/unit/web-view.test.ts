@@ -5,6 +5,7 @@
  * page puts them in the DOM as text (checked in Chromium by test/e2e/web-view.test.ts).
  */
 import test from "ava";
+import { disconnectBlock } from "../../src/tracker/output.js";
 import { Registry, type RegistrySink } from "../../src/tracker/registry.js";
 import {
   activityOf,
@@ -17,7 +18,6 @@ import {
   type ViewModel,
   type ViewSource,
 } from "../../src/tracker/web/model.js";
-import { disconnectBlock } from "../../src/util/output-lines.js";
 import { testManifest } from "../helpers/manifest.js";
 
 const manifest = testManifest;

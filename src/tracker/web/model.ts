@@ -282,7 +282,7 @@ export function activityOf(state: PeerState, filesComplete: number, filesTotal: 
 }
 
 /**
- * Reads a DISCONNECT block as the tracker prints it (output-lines.ts):
+ * Reads a DISCONNECT block as the tracker prints it (tracker/output.ts):
  * `PEER N DISCONNECT: RECEIVED R` then R lines `N    NAME`. Undefined for any other block.
  */
 export function parseDisconnectBlock(lines: readonly string[]): { peerId: number; received: string[] } | undefined {
