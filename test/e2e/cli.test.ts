@@ -87,7 +87,7 @@ for (const [program, script] of [
       t.regex(text, /^ {2}-h, --help {2,}show this help and exit$/m);
       t.regex(text, /docs\/contract\.md/, "points at the contract inside the repository");
       // The exit statuses, each on its own line.
-      const statuses = program === "peer" ? [0, 1, 2, 3, 4, 5, 6, 130, 143] : [0, 1, 2, 5];
+      const statuses = program === "peer" ? [0, 1, 2, 3, 4, 5, 6, 7, 130, 143] : [0, 1, 2, 5];
       const listed = [...text.matchAll(/^ +(\d+) {2}\S/gm)].map((m) => Number(m[1]));
       t.deepEqual(listed, statuses);
       t.false(existsSync(path.join(dir, "Shared")), "help creates nothing");
