@@ -101,7 +101,7 @@ export class SyncSwarm {
           this.#conditions.delete(test);
           resolve();
         };
-        const timer = setInterval(test, 20);
+        const timer = setInterval(test, 50);
         this.#conditions.add(test);
         this.#t.teardown(() => clearInterval(timer));
       }),
@@ -154,6 +154,8 @@ export class SyncSwarm {
   }
 }
 
+const hashes = new Map<string, string>();
+
 /** Every regular, non-hidden file of a folder with its hash and integer mtime. */
 export function folderState(dir: string): FolderState {
   const out: FolderState = new Map();
@@ -162,7 +164,10 @@ export function folderState(dir: string): FolderState {
     const p = path.join(dir, name);
     const st = statSync(p);
     if (!st.isFile()) continue;
-    const sha = createHash("sha256").update(readFileSync(p)).digest("hex");
+    // Hashed again only when the file moved: polling must not starve the peers of CPU.
+    const key = `${p}|${st.size}|${st.mtimeMs}|${st.ctimeMs}|${st.ino}`;
+    const sha = hashes.get(key) ?? createHash("sha256").update(readFileSync(p)).digest("hex");
+    hashes.set(key, sha);
     out.set(name, { sha, mtimeMs: Math.round(st.mtimeMs), size: st.size });
   }
   return out;
