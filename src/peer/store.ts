@@ -19,11 +19,11 @@ import { join } from "node:path";
 import PQueue from "p-queue";
 import { Bitmap } from "../transfer/bitmap.js";
 import type { PieceStore } from "../transfer/engine.js";
-import { pieceHash } from "../transfer/piece-hash.js";
 import { SwarmError } from "../util/errors.js";
 import { CHUNK_SIZE } from "../wire/limits.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
 import { FdPool } from "./fd-pool.js";
+import { verifyPieces } from "./piece-check.js";
 import { StagingArea } from "./staging.js";
 import { identityOf, piecesOf, type StagingIdentity, type StagingRecord, stagingKey } from "./staging-record.js";
 
@@ -66,8 +66,6 @@ export type ResumeResult = {
  * so that thousands of small files do not cost thousands of fsyncs.
  */
 const SMALL_FILE_BYTES = 1 << 20;
-/** Pieces read at once when checking a partial. */
-const VERIFY_READ_PIECES = 16;
 /** Whole-file checks and partial checks at once (each holds a descriptor and a buffer). */
 const BACKGROUND_JOBS = 2;
 
@@ -456,45 +454,4 @@ export class FileStore implements PieceStore {
       throw new SwarmError("ERR_IO", `cannot ${what}: ${(err as Error).message}`, { cause: err });
     }
   }
-}
-
-/** The candidates whose bytes in the staging file match the manifest's piece hashes. */
-async function verifyPieces(path: string, manifest: CheckedManifest, candidates: readonly number[]): Promise<number[]> {
-  if (candidates.length === 0) return [];
-  const pieceBytes = manifest.chunksPerPiece * CHUNK_SIZE;
-  const kept: number[] = [];
-  const handle = await open(path, "r").catch((err: unknown) => {
-    throw new SwarmError("ERR_IO", `cannot read ${path}: ${(err as Error).message}`, { cause: err });
-  });
-  try {
-    const buf = Buffer.allocUnsafe(VERIFY_READ_PIECES * pieceBytes);
-    for (let i = 0; i < candidates.length; ) {
-      const first = candidates[i] ?? 0;
-      let j = i + 1;
-      while (j < candidates.length && j - i < VERIFY_READ_PIECES && candidates[j] === first + (j - i)) j++;
-      const start = first * pieceBytes;
-      const end = Math.min(manifest.size, (first + (j - i)) * pieceBytes);
-      let got = 0;
-      while (got < end - start) {
-        const { bytesRead } = await handle.read(buf, got, end - start - got, start + got);
-        if (bytesRead === 0) break; // shorter than it was a moment ago: what is missing fails
-        got += bytesRead;
-      }
-      for (let k = i; k < j; k++) {
-        const p = candidates[k] ?? 0;
-        const offset = (p - first) * pieceBytes;
-        const length = Math.min(pieceBytes, manifest.size - p * pieceBytes);
-        const expected = manifest.pieceSha256[p];
-        if (offset + length > got || expected === undefined) continue;
-        if (pieceHash(buf.subarray(offset, offset + length)).equals(expected)) kept.push(p);
-      }
-      i = j;
-    }
-  } catch (err) {
-    if (err instanceof SwarmError) throw err;
-    throw new SwarmError("ERR_IO", `cannot read ${path}: ${(err as Error).message}`, { cause: err });
-  } finally {
-    await handle.close().catch(() => {});
-  }
-  return kept;
 }
