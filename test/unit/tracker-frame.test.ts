@@ -47,6 +47,8 @@ function manifestOf(name: string, content: Buffer): Manifest {
     chunksPerBlock: 4,
     sha256: sha256(content),
     pieceSha256,
+    mtimeMs: 1_700_000_000_123,
+    ancestry: [sha256(Buffer.from(`${name} before`))],
   };
 }
 
@@ -74,7 +76,8 @@ function plain(v: unknown): unknown {
 /** One frame of each kind, every field set to a non-default value (defaults are not sent). */
 type Kind = NonNullable<udpswarm.TrackerFrame["body"]>;
 const FRAMES: ReadonlyArray<readonly [Kind, FrameBody]> = [
-  ["hello", { hello: { udpPort: 40001, offers: [MANIFEST], addresses: ["192.0.2.7", "10.1.2.3"] } }],
+  ["hello", { hello: { udpPort: 40001, offers: [MANIFEST], addresses: ["192.0.2.7", "10.1.2.3"], sync: true } }],
+  ["update", { update: { manifest: MANIFEST } }],
   ["have", { have: { fileId: 3, runs: [0, 10, 20, 5] } }],
   ["readyToLeave", { readyToLeave: {} }],
   ["goodbye", { goodbye: {} }],
@@ -142,7 +145,7 @@ test("FRAMES covers every case of TrackerFrame.body in proto/swarm.proto", (t) =
   const root = protobuf.loadSync(fileURLToPath(new URL("../../../proto/swarm.proto", import.meta.url)));
   const oneof = root.lookupType("udpswarm.TrackerFrame").oneofs?.body?.oneof ?? [];
   const kinds = FRAMES.map(([kind]) => kind);
-  t.is(oneof.length, 15);
+  t.is(oneof.length, 16);
   t.deepEqual([...kinds].sort(), [...oneof].sort());
 });
 
