@@ -250,30 +250,8 @@ export class Peer {
       case "welcome":
         if (frame.welcome) this.#onWelcome(frame.welcome);
         return;
-      case "fileAdded":
-        if (frame.fileAdded?.file) this.#learnFile(frame.fileAdded.file);
-        return;
-      case "fileRemoved": {
-        const fileId = frame.fileRemoved?.fileId ?? 0;
-        const file = this.#engine.file(fileId);
-        if (file?.mode === "downloading") {
-          this.#config.log(`"${file.manifest.name}" is no longer available in the swarm; dropping the partial copy`);
-          this.#store.abandon(fileId);
-        }
-        this.#engine.removeFile(fileId);
-        this.#pendingHave.delete(fileId);
-        return;
-      }
-      case "holdersChanged":
-        if (frame.holdersChanged) this.#onHolders(frame.holdersChanged);
-        return;
-      case "peerJoined": {
-        const p = frame.peerJoined?.peer;
-        if (p) this.#addRemote(p);
-        return;
-      }
-      case "peerLeft":
-        this.#engine.removeRemote(frame.peerLeft?.peerId ?? 0);
+      case "updates":
+        if (frame.updates) this.#onUpdates(frame.updates);
         return;
       case "leaveGranted":
         void this.#leave();
@@ -295,6 +273,35 @@ export class Peer {
     }
   }
 
+  /** Changes in the swarm, applied in the order proto/swarm.proto gives for Updates. */
+  #onUpdates(u: udpswarm.IUpdates): void {
+    for (const fileId of u.removed ?? []) this.#removeFile(fileId);
+    for (const peerId of u.left ?? []) this.#engine.removeRemote(peerId);
+    for (const p of u.joined ?? []) this.#addRemote(p);
+    for (const info of u.accepted ?? []) this.#seed(info);
+    for (const info of u.added ?? []) this.#learnFile(info);
+    for (const h of u.holders ?? []) this.#onHolders(h);
+  }
+
+  #removeFile(fileId: number): void {
+    const file = this.#engine.file(fileId);
+    if (file?.mode === "downloading") {
+      this.#config.log(`"${file.manifest.name}" is no longer available in the swarm; dropping the partial copy`);
+      this.#store.abandon(fileId);
+    }
+    this.#engine.removeFile(fileId);
+    this.#pendingHave.delete(fileId);
+  }
+
+  /** One of our own offers, accepted by the tracker under `info.fileId`: we serve it. */
+  #seed(info: udpswarm.IFileInfo): void {
+    const local = this.#local.get(info.manifest?.name ?? "");
+    if (local === undefined) return;
+    const id = info.fileId ?? 0;
+    this.#store.addSeed(id, local.manifest.name, local.manifest.size);
+    this.#engine.addFile(id, local.manifest, "seeding");
+  }
+
   #onWelcome(w: udpswarm.IWelcome): void {
     this.#peerId = w.peerId ?? 0;
     this.#secret = w.secret ?? new Uint8Array(0);
@@ -303,16 +310,8 @@ export class Peer {
         `peer ${this.#peerId}: the tracker refused ${JSON.stringify(r.fileName ?? "")}: ${r.detail ?? "conflict"}; keeping the local file, not fetching the other`,
       );
     }
-    const ours = new Set<number>();
-    for (const info of w.accepted ?? []) {
-      const local = this.#local.get(info.manifest?.name ?? "");
-      if (local === undefined) continue;
-      const id = info.fileId ?? 0;
-      ours.add(id);
-      this.#store.addSeed(id, local.manifest.name, local.manifest.size);
-      this.#engine.addFile(id, local.manifest, "seeding");
-    }
-    for (const info of w.files ?? []) if (!ours.has(info.fileId ?? 0)) this.#learnFile(info);
+    for (const info of w.accepted ?? []) this.#seed(info);
+    for (const info of w.files ?? []) this.#learnFile(info);
     for (const p of w.peers ?? []) this.#addRemote(p);
     for (const h of w.holders ?? []) this.#onHolders(h);
   }

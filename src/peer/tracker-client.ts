@@ -1,6 +1,7 @@
 import { connect, type Socket } from "node:net";
 import type { Clock } from "../util/clock.js";
 import { SwarmError } from "../util/errors.js";
+import { processLag } from "../util/lag-monitor.js";
 import { MAX_FRAME_BYTES } from "../wire/limits.js";
 import {
   encodeTrackerFrame,
@@ -38,6 +39,7 @@ export class TrackerClient {
   private constructor(socket: Socket, clock: Clock, handlers: TrackerClientHandlers, options: TrackerClientOptions) {
     this.#socket = socket;
     this.#handlers = handlers;
+    const lag = processLag();
     const link = new FramedLink(
       clock,
       {
@@ -48,6 +50,8 @@ export class TrackerClient {
       },
       {
         maxFrameBytes: MAX_FRAME_BYTES,
+        lag: () => lag.stalledMs(),
+        defer: (fn) => setImmediate(fn),
         ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
         ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
       },

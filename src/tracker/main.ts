@@ -3,10 +3,11 @@ import { writeFileSync } from "node:fs";
 import { formatOptions, type OptionSpec, parseArgs } from "../util/cli-args.js";
 import { RealClock } from "../util/clock.js";
 import { ExitStatus, exitStatusFor, SwarmError } from "../util/errors.js";
-import { logLine, writeBlock } from "../util/stdout.js";
+import { logLine } from "../util/stdout.js";
 import { packageVersion } from "../util/version.js";
 import { DEFAULT_MAX_FILE_SIZE } from "../wire/limits.js";
 import { TrackerServer } from "./server.js";
+import { fdTarget, StdoutWriter } from "./stdout-writer.js";
 import { startWebView, type WebView } from "./web/server.js";
 
 const OPTIONS: readonly OptionSpec[] = [
@@ -72,17 +73,15 @@ async function main(argv: readonly string[]): Promise<void> {
 
   const clock = new RealClock();
   let web: WebView | undefined;
-  const server = new TrackerServer(
-    clock,
-    { maxFileSize },
-    (lines) => writeBlock(lines),
-    logLine,
-    () => web?.changed(),
-  );
+  const stdout = new StdoutWriter(fdTarget(1));
+  stdout.onError = (err) => logLine(`udpswarm tracker: cannot write to stdout: ${err.message}`);
+  const server = new TrackerServer(clock, { maxFileSize }, stdout, logLine, () => web?.changed());
   // Installed before the port is announced: a signal right after "listening" exits 0 too.
   const stop = () => {
     server.close();
     void web?.close();
+    // Every line still queued goes out before the exit.
+    stdout.flushSync();
     process.exit(ExitStatus.ok);
   };
   process.on("SIGINT", stop);

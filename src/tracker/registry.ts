@@ -5,18 +5,40 @@ import { requestAuth, SECRET_BYTES } from "../wire/auth.js";
 import { Bitmap, flattenRuns, parseRuns } from "../wire/bitmap.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { type CheckedManifest, type FrameBody, manifestToWire, RefusalReason } from "../wire/tracker-frame.js";
-import { acquiredLine, connectBlock, disconnectBlock } from "./output.js";
+import { connectBlock, disconnectBlock } from "./output.js";
 
 /**
  * The tracker's knowledge of the swarm, free of I/O: who is alive, which files exist,
  * which chunks each peer holds, and who may leave. Every change is turned into effects on
  * the injected sink (stdout blocks, frames to peers, diagnostics). The registry could be
  * rebuilt from what live peers re-announce: it holds nothing they do not tell it.
+ *
+ * Work grows with the change, not with the swarm: a chunk report costs its chunks; the
+ * other peers hear of changes in one Updates frame per flush (see `flush`), so a burst of
+ * joins or reports is not a frame per change per peer; and the departure rule reads a
+ * running count of (peer, file) pairs still lacking instead of scanning peers x files.
  */
 export interface RegistrySink {
   /** One whole block of stdout lines. */
   print(lines: string[]): void;
+  /**
+   * Peer `peerId` newly holds `runs` ([first, count], 0-based) of a file of `chunks`
+   * chunks: one ACQUIRED line per chunk, in order (the sink expands them as it writes).
+   */
+  acquired(peerId: number, name: string, chunks: number, runs: ReadonlyArray<readonly [number, number]>): void;
+  /** A frame for one peer. */
   send(peerId: number, body: FrameBody): void;
+  /**
+   * One Updates frame for each receiver: `shared` (the same for all of them) merged with
+   * what only that receiver hears (`own`, e.g. joined peers with their proof for it).
+   */
+  sendUpdates(
+    receivers: readonly number[],
+    shared: udpswarm.IUpdates,
+    own: ReadonlyMap<number, udpswarm.IUpdates>,
+  ): void;
+  /** Changes wait for `flush()`: the owner calls it soon (once per burst is enough). */
+  pending(): void;
   /** One diagnostic line (stderr). */
   log(line: string): void;
 }
@@ -38,10 +60,13 @@ type PeerRecord = {
   readonly addresses: readonly string[];
   readonly udpPort: number;
   state: PeerState;
-  /** File ids this peer offered at connect (accepted offers). */
+  /** File ids this peer offered (accepted offers). */
   readonly offered: Set<number>;
-  /** Names whose offer was refused (conflict): this peer neither serves nor fetches them. */
-  readonly refusedNames: Set<string>;
+  /**
+   * Offers refused for a name conflict, by name key (see nameKey): this peer neither serves
+   * nor fetches a file of that name, and its own is offered again once the name is free.
+   */
+  readonly refused: Map<string, CheckedManifest>;
   readonly holdings: Map<number, Holding>;
   /** Names of files this peer received whole from others (the DISCONNECT block). */
   readonly receivedWhole: Set<string>;
@@ -63,9 +88,12 @@ export type PeerTransferStats = {
 type FileRecord = {
   readonly id: number;
   readonly manifest: CheckedManifest;
+  readonly key: string;
   /** Peers holding at least one chunk (or the whole of an empty file). */
   readonly holders: Set<number>;
   readonly completeHolders: Set<number>;
+  /** Staying peers (active or ready) that have neither it whole nor refused its name. */
+  lackers: number;
 };
 
 export type JoinResult = { readonly peerId: number };
@@ -78,19 +106,67 @@ export type RegistrySnapshot = {
     udpPort: number;
     state: PeerState;
     files: Array<{ fileId: number; held: number; complete: boolean }>;
-    /** Names whose offer was refused (name conflict): this peer never fetches them. */
+    /** Names of swarm files whose offer this peer saw refused (name conflict): it never fetches them. */
     refusedNames: string[];
     stats: PeerTransferStats | undefined;
   }>;
   files: Array<{ id: number; name: string; size: number; chunks: number; completeHolders: number }>;
 };
 
+/**
+ * Names are compared in Unicode normalization form C: "café" typed on two systems may
+ * arrive as different code points (NFC, NFD) that print the same, and two files whose
+ * names print the same would be indistinguishable in every block.
+ */
+export function nameKey(name: string): string {
+  return name.normalize("NFC");
+}
+
+/** Changes since the last flush, for the peers that were there before them. */
+type Batch = {
+  readonly joined: Set<number>;
+  readonly added: Set<number>;
+  /** Per "peer:file": what that peer newly holds of that file. */
+  readonly holders: Map<string, { peerId: number; fileId: number; runs: number[]; complete: boolean }>;
+  readonly left: Set<number>;
+  readonly removed: Set<number>;
+  /** Offers accepted after their peer joined (its refused name became free), per peer. */
+  readonly accepted: Map<number, number[]>;
+  /** Newcomers to welcome at the flush, with the frames that follow their Welcome. */
+  readonly welcomes: Map<number, { refused: udpswarm.IRefusal[]; after: FrameBody[] }>;
+  /** Peers granted departure: told last (a newcomer may be granted before its Welcome went out). */
+  readonly granted: number[];
+};
+
+function emptyBatch(): Batch {
+  return {
+    joined: new Set(),
+    added: new Set(),
+    holders: new Map(),
+    left: new Set(),
+    removed: new Set(),
+    accepted: new Map(),
+    welcomes: new Map(),
+    granted: [],
+  };
+}
+
 export class Registry {
   readonly #sink: RegistrySink;
   readonly #randomBytes: (n: number) => Buffer;
   readonly #peers = new Map<number, PeerRecord>();
   readonly #files = new Map<number, FileRecord>();
-  readonly #fileIdByName = new Map<string, number>();
+  readonly #fileIdByKey = new Map<string, number>();
+  /** Peers in state "ready". */
+  readonly #ready = new Set<number>();
+  /** Staying peers (active or ready) that refused each name key. */
+  readonly #refusers = new Map<string, number>();
+  /** Staying peers (active or ready). */
+  #staying = 0;
+  /** Sum of FileRecord.lackers: no ready peer may leave while it is above 0. */
+  #lacking = 0;
+  #batch: Batch = emptyBatch();
+  #batchPending = false;
   #nextPeerId = 1;
   #nextFileId = 1;
 
@@ -114,7 +190,8 @@ export class Registry {
 
   /**
    * A peer connected and offered `offers` (already validated). Assigns its id, prints the
-   * CONNECT block, welcomes it with the whole swarm, and tells everyone else.
+   * CONNECT block, and welcomes it at the next flush (after the others heard of it);
+   * `after` are frames for it that must follow its Welcome.
    */
   join(
     host: string,
@@ -122,6 +199,7 @@ export class Registry {
     offers: readonly CheckedManifest[],
     onAssigned?: (peerId: number) => void,
     addresses: readonly string[] = [],
+    after: readonly FrameBody[] = [],
   ): JoinResult {
     const peer: PeerRecord = {
       id: this.#nextPeerId++,
@@ -131,65 +209,54 @@ export class Registry {
       udpPort,
       state: "active",
       offered: new Set(),
-      refusedNames: new Set(),
+      refused: new Map(),
       holdings: new Map(),
       receivedWhole: new Set(),
       stats: undefined,
     };
     const refusals: udpswarm.IRefusal[] = [];
     const accepted: CheckedManifest[] = [];
-    const newFiles: FileRecord[] = [];
-    const seenNames = new Set<string>();
+    const seenKeys = new Set<string>();
+    this.#peers.set(peer.id, peer);
+    this.#staying++;
+    // Files it lacks among those already there (its own offers are settled below).
+    const before = [...this.#files.values()];
     for (const offer of offers) {
-      if (seenNames.has(offer.name)) continue;
-      seenNames.add(offer.name);
-      const existingId = this.#fileIdByName.get(offer.name);
-      const existing = existingId === undefined ? undefined : this.#files.get(existingId);
-      if (existing !== undefined && !sameContent(existing.manifest, offer)) {
-        peer.refusedNames.add(offer.name);
+      const key = nameKey(offer.name);
+      if (seenKeys.has(key)) continue;
+      seenKeys.add(key);
+      const existing = this.#fileByKey(key);
+      if (existing !== undefined && !sameFile(existing.manifest, offer)) {
+        peer.refused.set(key, offer);
+        this.#refusers.set(key, (this.#refusers.get(key) ?? 0) + 1);
         refusals.push({
           reason: RefusalReason.REASON_NAME_CONFLICT,
           fileName: offer.name,
-          detail: `a different file named "${offer.name}" is already offered by the swarm`,
+          detail:
+            existing.manifest.name === offer.name
+              ? `a different file named "${offer.name}" is already offered by the swarm`
+              : `the swarm already offers "${existing.manifest.name}", a name that prints the same (another Unicode spelling)`,
         });
-        this.#sink.log(`peer ${peer.id}: refused "${offer.name}": name conflict (same name, different content)`);
+        this.#sink.log(
+          `peer ${peer.id}: refused ${JSON.stringify(offer.name)}: name conflict (${
+            existing.manifest.name === offer.name
+              ? "same name, different content"
+              : "same name, another Unicode spelling"
+          })`,
+        );
         continue;
       }
       const file = existing ?? this.#addFile(offer);
-      if (existing === undefined) newFiles.push(file);
       peer.offered.add(file.id);
-      peer.holdings.set(file.id, { bits: undefined, complete: true });
-      file.holders.add(peer.id);
-      file.completeHolders.add(peer.id);
+      this.#holdWhole(peer, file);
       accepted.push(offer);
     }
-    this.#peers.set(peer.id, peer);
+    for (const file of before) if (this.#lacks(peer, file)) this.#addLacker(file);
     onAssigned?.(peer.id);
-
     this.#sink.print(connectBlock(peer.id, accepted));
-    // The others hear of the newcomer before it hears of them: its first requests then
-    // rarely reach a peer that does not know its address yet (and would drop them).
-    for (const other of this.#peers.values()) {
-      if (other.id === peer.id || other.state === "leaving") continue;
-      this.#sink.send(other.id, { peerJoined: { peer: peerAddress(peer, other) } });
-      for (const file of newFiles) this.#sink.send(other.id, { fileAdded: { file: fileInfo(file) } });
-      for (const fileId of peer.offered) {
-        this.#sink.send(other.id, { holdersChanged: { peerId: peer.id, fileId, runs: [], complete: true } });
-      }
-    }
-    this.#sink.send(peer.id, {
-      welcome: {
-        peerId: peer.id,
-        files: [...this.#files.values()].map(fileInfo),
-        peers: [...this.#peers.values()]
-          .filter((p) => p.id !== peer.id && p.state !== "leaving")
-          .map((p) => peerAddress(p, peer)),
-        holders: this.#holdersSnapshot(peer.id),
-        refused: refusals,
-        accepted: [...peer.offered].map((id) => this.#files.get(id)).flatMap((f) => (f ? [fileInfo(f)] : [])),
-        secret: peer.secret,
-      },
-    });
+    this.#batch.joined.add(peer.id);
+    this.#batch.welcomes.set(peer.id, { refused: refusals, after: [...after] });
+    this.#markPending();
     this.#evaluateDepartures();
     return { peerId: peer.id };
   }
@@ -206,7 +273,9 @@ export class Registry {
     const chunks = file.manifest.chunks;
     const runs = parseRuns(flatRuns, chunks);
     if (runs === undefined) return `bad chunk runs for file ${fileId}`;
-    if (peer.refusedNames.has(file.manifest.name)) return `report for refused file ${file.manifest.name}`;
+    if (peer.refused.has(file.key)) return `report for refused file ${file.manifest.name}`;
+    // Granted peers held everything they had reported when they were granted.
+    if (peer.state === "leaving") return undefined;
     let holding = peer.holdings.get(fileId);
     if (holding === undefined) {
       holding = { bits: new Bitmap(chunks), complete: false };
@@ -215,21 +284,8 @@ export class Registry {
     const bits = holding.bits;
     if (holding.complete || bits === undefined) return undefined;
     const newRuns: Array<[number, number]> = [];
-    const lines: string[] = [];
-    for (const [first, count] of runs) {
-      let runStart = -1;
-      for (let c = first; c <= first + count; c++) {
-        const added = c < first + count && bits.set(c);
-        if (added) {
-          lines.push(acquiredLine(peer.id, c, chunks, file.manifest.name));
-          if (runStart < 0) runStart = c;
-        } else if (runStart >= 0) {
-          newRuns.push([runStart, c - runStart]);
-          runStart = -1;
-        }
-      }
-    }
-    if (lines.length > 0) this.#sink.print(lines);
+    for (const [first, count] of runs) bits.setRange(first, count, (start, n) => newRuns.push([start, n]));
+    if (newRuns.length > 0) this.#sink.acquired(peer.id, file.manifest.name, chunks, newRuns);
     if (bits.count > 0 || chunks === 0) file.holders.add(peer.id);
     const nowComplete = bits.complete;
     if (nowComplete) {
@@ -237,14 +293,11 @@ export class Registry {
       holding.bits = undefined;
       file.completeHolders.add(peer.id);
       if (!peer.offered.has(fileId)) peer.receivedWhole.add(file.manifest.name);
+      this.#removeLacker(file);
     }
     if (newRuns.length > 0 || nowComplete) {
-      for (const other of this.#peers.values()) {
-        if (other.id === peer.id || other.state === "leaving") continue;
-        this.#sink.send(other.id, {
-          holdersChanged: { peerId: peer.id, fileId, runs: flattenRuns(newRuns), complete: nowComplete },
-        });
-      }
+      this.#noteHolding(peer.id, fileId, flattenRuns(newRuns), nowComplete);
+      this.#markPending();
     }
     if (nowComplete) this.#evaluateDepartures();
     return undefined;
@@ -261,6 +314,7 @@ export class Registry {
     const peer = this.#peers.get(peerId);
     if (peer === undefined || peer.state !== "active") return;
     peer.state = "ready";
+    this.#ready.add(peerId);
     this.#evaluateDepartures();
   }
 
@@ -274,24 +328,75 @@ export class Registry {
     this.#peers.delete(peerId);
     this.#sink.print(disconnectBlock(peer.id, peer.receivedWhole));
     if (peer.state !== "leaving") {
-      for (const other of this.#peers.values()) {
-        if (other.state !== "leaving") this.#sink.send(other.id, { peerLeft: { peerId } });
-      }
+      for (const file of this.#files.values()) if (this.#lacks(peer, file)) this.#removeLacker(file);
+      this.#stopStaying(peer);
+      this.#noteLeft(peer.id);
     }
     this.#forgetHoldings(peer);
     this.#evaluateDepartures();
   }
 
-  /** A peer's chunks no longer count: files no live peer can complete any more are dropped. */
-  #forgetHoldings(peer: PeerRecord): void {
-    for (const fileId of peer.holdings.keys()) {
-      const file = this.#files.get(fileId);
-      if (file === undefined) continue;
-      file.holders.delete(peer.id);
-      file.completeHolders.delete(peer.id);
-      if (!this.#isAvailable(file)) this.#removeFile(file);
+  /**
+   * Sends what changed since the last flush: one Updates frame to every peer that was
+   * there before (what it must hear first), then the Welcome of each newcomer, built now.
+   */
+  flush(): void {
+    if (!this.#batchPending) return;
+    const batch = this.#batch;
+    this.#batch = emptyBatch();
+    this.#batchPending = false;
+    const joined = [...batch.joined].flatMap((id) => {
+      const p = this.#peers.get(id);
+      return p !== undefined && p.state !== "leaving" ? [p] : [];
+    });
+    const shared: udpswarm.IUpdates = {};
+    if (batch.removed.size > 0) shared.removed = [...batch.removed];
+    if (batch.left.size > 0) shared.left = [...batch.left];
+    const added = [...batch.added].flatMap((id) => {
+      const f = this.#files.get(id);
+      return f === undefined ? [] : [fileInfo(f)];
+    });
+    if (added.length > 0) shared.added = added;
+    const holders = [...batch.holders.values()].filter(
+      (h) => this.#peers.get(h.peerId)?.state !== "leaving" && this.#peers.has(h.peerId) && this.#files.has(h.fileId),
+    );
+    if (holders.length > 0) {
+      shared.holders = holders.map((h) => ({
+        peerId: h.peerId,
+        fileId: h.fileId,
+        runs: h.complete ? [] : h.runs,
+        complete: h.complete,
+      }));
     }
-    peer.holdings.clear();
+    const receivers: number[] = [];
+    const own = new Map<number, udpswarm.IUpdates>();
+    for (const receiver of this.#peers.values()) {
+      if (receiver.state === "leaving" || batch.welcomes.has(receiver.id)) continue;
+      receivers.push(receiver.id);
+      const mine: udpswarm.IUpdates = {};
+      const introductions = joined.filter((p) => p.id !== receiver.id).map((p) => peerAddress(p, receiver));
+      if (introductions.length > 0) mine.joined = introductions;
+      const accepted = batch.accepted.get(receiver.id)?.flatMap((id) => {
+        const f = this.#files.get(id);
+        return f === undefined ? [] : [fileInfo(f)];
+      });
+      if (accepted !== undefined && accepted.length > 0) mine.accepted = accepted;
+      if (mine.joined !== undefined || mine.accepted !== undefined) own.set(receiver.id, mine);
+    }
+    const anything =
+      shared.removed !== undefined ||
+      shared.left !== undefined ||
+      shared.added !== undefined ||
+      shared.holders !== undefined;
+    const addressed = anything ? receivers : receivers.filter((id) => own.has(id));
+    if (addressed.length > 0) this.#sink.sendUpdates(addressed, shared, own);
+    for (const [peerId, welcome] of batch.welcomes) {
+      const peer = this.#peers.get(peerId);
+      if (peer === undefined) continue;
+      this.#sink.send(peerId, { welcome: this.#welcome(peer, welcome.refused) });
+      for (const body of welcome.after) this.#sink.send(peerId, body);
+    }
+    for (const peerId of batch.granted) if (this.#peers.has(peerId)) this.#sink.send(peerId, { leaveGranted: {} });
   }
 
   snapshot(): RegistrySnapshot {
@@ -306,7 +411,7 @@ export class Registry {
           if (file === undefined) return [];
           return [{ fileId, held: h.complete ? file.manifest.chunks : (h.bits?.count ?? 0), complete: h.complete }];
         }),
-        refusedNames: [...p.refusedNames],
+        refusedNames: [...p.refused].map(([key, offer]) => this.#fileByKey(key)?.manifest.name ?? offer.name),
         stats: p.stats,
       })),
       files: [...this.#files.values()]
@@ -328,20 +433,98 @@ export class Registry {
     return { complete: h.complete, runs: h.complete ? [] : (h.bits?.runs() ?? []) };
   }
 
+  // ---------------------------------------------------------------- files and holders
+
+  #fileByKey(key: string): FileRecord | undefined {
+    const id = this.#fileIdByKey.get(key);
+    return id === undefined ? undefined : this.#files.get(id);
+  }
+
+  /** A new file, offered whole by one staying peer: every other lacks it unless it refused the name. */
   #addFile(manifest: CheckedManifest): FileRecord {
-    const file: FileRecord = { id: this.#nextFileId++, manifest, holders: new Set(), completeHolders: new Set() };
+    const key = nameKey(manifest.name);
+    const file: FileRecord = {
+      id: this.#nextFileId++,
+      manifest,
+      key,
+      holders: new Set(),
+      completeHolders: new Set(),
+      lackers: 0,
+    };
     this.#files.set(file.id, file);
-    this.#fileIdByName.set(manifest.name, file.id);
+    this.#fileIdByKey.set(key, file.id);
+    const lackers = this.#staying - 1 - (this.#refusers.get(key) ?? 0);
+    file.lackers = lackers;
+    this.#lacking += lackers;
+    this.#batch.added.add(file.id);
+    this.#markPending();
     return file;
+  }
+
+  #holdWhole(peer: PeerRecord, file: FileRecord): void {
+    peer.holdings.set(file.id, { bits: undefined, complete: true });
+    file.holders.add(peer.id);
+    file.completeHolders.add(peer.id);
+    this.#noteHolding(peer.id, file.id, [], true);
   }
 
   #removeFile(file: FileRecord): void {
     this.#files.delete(file.id);
-    this.#fileIdByName.delete(file.manifest.name);
+    this.#fileIdByKey.delete(file.key);
+    this.#lacking -= file.lackers;
     this.#sink.log(`file "${file.manifest.name}" is no longer available: no live peer can complete it`);
-    for (const peer of this.#peers.values()) {
-      peer.holdings.delete(file.id);
-      if (peer.state !== "leaving") this.#sink.send(peer.id, { fileRemoved: { fileId: file.id } });
+    for (const peerId of file.holders) this.#peers.get(peerId)?.holdings.delete(file.id);
+    if (this.#batch.added.delete(file.id)) {
+      // Added and gone within one flush: the others never hear of it.
+    } else this.#batch.removed.add(file.id);
+    this.#markPending();
+    this.#offerAgain(file.key);
+  }
+
+  /**
+   * A name is free again: the earliest staying peer whose offer of it was refused now
+   * offers it (SPEC §8), and so does every refused peer with the same content.
+   */
+  #offerAgain(key: string): void {
+    const candidates = [...this.#peers.values()].filter((p) => p.state !== "leaving" && p.refused.has(key));
+    const first = candidates[0];
+    const manifest = first?.refused.get(key);
+    if (first === undefined || manifest === undefined) return;
+    const holders = candidates.filter((p) => {
+      const offer = p.refused.get(key);
+      return offer !== undefined && sameFile(offer, manifest);
+    });
+    for (const p of holders) {
+      p.refused.delete(key);
+      this.#refusers.set(key, (this.#refusers.get(key) ?? 1) - 1);
+    }
+    if (this.#refusers.get(key) === 0) this.#refusers.delete(key);
+    // Every staying peer but `first` lacks it for now; the other holders are settled below.
+    const file = this.#addFile(manifest);
+    for (const p of holders) {
+      p.offered.add(file.id);
+      this.#holdWhole(p, file);
+      if (p !== first) this.#removeLacker(file);
+      let ids = this.#batch.accepted.get(p.id);
+      if (ids === undefined) {
+        ids = [];
+        this.#batch.accepted.set(p.id, ids);
+      }
+      ids.push(file.id);
+      this.#sink.log(`peer ${p.id}: ${JSON.stringify(manifest.name)} offered again now that the name is free`);
+    }
+  }
+
+  /** A peer's chunks no longer count: files no live peer can complete any more are dropped. */
+  #forgetHoldings(peer: PeerRecord): void {
+    const fileIds = [...peer.holdings.keys()];
+    peer.holdings.clear();
+    for (const fileId of fileIds) {
+      const file = this.#files.get(fileId);
+      if (file === undefined) continue;
+      file.holders.delete(peer.id);
+      file.completeHolders.delete(peer.id);
+      if (!this.#isAvailable(file)) this.#removeFile(file);
     }
   }
 
@@ -359,70 +542,109 @@ export class Registry {
     return union.complete;
   }
 
-  #holdersSnapshot(exceptPeer: number): udpswarm.IHoldersChanged[] {
-    const out: udpswarm.IHoldersChanged[] = [];
-    for (const peer of this.#peers.values()) {
-      if (peer.id === exceptPeer || peer.state === "leaving") continue;
-      for (const [fileId, h] of peer.holdings) {
-        if (h.complete) out.push({ peerId: peer.id, fileId, runs: [], complete: true });
-        else if (h.bits !== undefined && h.bits.count > 0) {
-          out.push({ peerId: peer.id, fileId, runs: flattenRuns(h.bits.runs()), complete: false });
-        }
-      }
-    }
-    return out;
+  // ---------------------------------------------------------------- who may leave
+
+  /** Whether a staying peer still lacks `file` (neither holds it whole nor refused its name). */
+  #lacks(peer: PeerRecord, file: FileRecord): boolean {
+    return !file.completeHolders.has(peer.id) && !peer.refused.has(file.key);
   }
 
-  /** Whether `peer` holds every available file it has not refused. */
-  #holdsEverything(peer: PeerRecord): boolean {
-    for (const file of this.#files.values()) {
-      if (peer.refusedNames.has(file.manifest.name)) continue;
-      if (!file.completeHolders.has(peer.id)) return false;
+  #addLacker(file: FileRecord): void {
+    file.lackers++;
+    this.#lacking++;
+  }
+
+  #removeLacker(file: FileRecord): void {
+    file.lackers--;
+    this.#lacking--;
+  }
+
+  /** The peer no longer stays (granted, or gone): its refusals stop counting. */
+  #stopStaying(peer: PeerRecord): void {
+    this.#staying--;
+    this.#ready.delete(peer.id);
+    for (const key of peer.refused.keys()) {
+      const n = (this.#refusers.get(key) ?? 1) - 1;
+      if (n > 0) this.#refusers.set(key, n);
+      else this.#refusers.delete(key);
     }
-    return true;
   }
 
   /**
-   * Grants departure to every ready peer that holds every available file while every other
-   * live peer holds them too (so nothing it holds is still lacked by anyone). Runs only on
+   * Grants departure to every ready peer once no staying peer lacks any file (then each
+   * ready peer holds everything, and nothing it holds is lacked by anyone). Runs only on
    * events that can change the answer: a join, a completed file, a departure, a new ready.
    */
   #evaluateDepartures(): void {
-    const ready = [...this.#peers.values()].filter((p) => p.state === "ready");
-    if (ready.length === 0) return;
-    let granted = false;
-    for (const peer of ready) {
-      if (!this.#holdsEverything(peer)) continue;
-      let someoneLacks = false;
-      for (const other of this.#peers.values()) {
-        if (other.id === peer.id || other.state === "leaving") continue;
-        for (const file of this.#files.values()) {
-          if (other.refusedNames.has(file.manifest.name)) continue;
-          if (!file.completeHolders.has(other.id)) {
-            someoneLacks = true;
-            break;
-          }
-        }
-        if (someoneLacks) break;
+    while (this.#lacking === 0 && this.#ready.size > 0) {
+      const granted = [...this.#ready].flatMap((id) => {
+        const p = this.#peers.get(id);
+        return p === undefined ? [] : [p];
+      });
+      for (const peer of granted) {
+        peer.state = "leaving";
+        this.#stopStaying(peer);
+        this.#batch.granted.push(peer.id);
+        this.#noteLeft(peer.id);
       }
-      if (someoneLacks) continue;
-      peer.state = "leaving";
-      this.#sink.send(peer.id, { leaveGranted: {} });
-      for (const other of this.#peers.values()) {
-        if (other.id !== peer.id && other.state !== "leaving")
-          this.#sink.send(other.id, { peerLeft: { peerId: peer.id } });
-      }
-      // From now on it is gone for everyone else: a newcomer must not count on its chunks.
-      this.#forgetHoldings(peer);
-      granted = true;
+      // From now on they are gone for everyone else: a newcomer must not count on their
+      // chunks. Files that go with them may free a name someone else offers again.
+      for (const peer of granted) this.#forgetHoldings(peer);
     }
-    // Files that went with a granted peer may free ready peers examined before it.
-    if (granted) this.#evaluateDepartures();
+  }
+
+  // ---------------------------------------------------------------- updates for the others
+
+  #markPending(): void {
+    if (this.#batchPending) return;
+    this.#batchPending = true;
+    this.#sink.pending();
+  }
+
+  #noteHolding(peerId: number, fileId: number, runs: number[], complete: boolean): void {
+    const key = `${peerId}:${fileId}`;
+    const entry = this.#batch.holders.get(key);
+    if (entry === undefined) this.#batch.holders.set(key, { peerId, fileId, runs, complete });
+    else {
+      entry.complete ||= complete;
+      if (!entry.complete) for (const r of runs) entry.runs.push(r);
+    }
+  }
+
+  #noteLeft(peerId: number): void {
+    // Joined and gone within one flush: the others never hear of it.
+    if (!this.#batch.joined.delete(peerId)) this.#batch.left.add(peerId);
+    this.#markPending();
+  }
+
+  #welcome(peer: PeerRecord, refused: udpswarm.IRefusal[]): udpswarm.IWelcome {
+    const others = [...this.#peers.values()].filter((p) => p.id !== peer.id && p.state !== "leaving");
+    const holders: udpswarm.IHoldersChanged[] = [];
+    for (const p of others) {
+      for (const [fileId, h] of p.holdings) {
+        if (h.complete) holders.push({ peerId: p.id, fileId, runs: [], complete: true });
+        else if (h.bits !== undefined && h.bits.count > 0) {
+          holders.push({ peerId: p.id, fileId, runs: flattenRuns(h.bits.runs()), complete: false });
+        }
+      }
+    }
+    return {
+      peerId: peer.id,
+      files: [...this.#files.values()].map(fileInfo),
+      peers: others.map((p) => peerAddress(p, peer)),
+      holders,
+      refused,
+      accepted: [...peer.offered].flatMap((id) => {
+        const f = this.#files.get(id);
+        return f === undefined ? [] : [fileInfo(f)];
+      }),
+      secret: peer.secret,
+    };
   }
 }
 
-function sameContent(a: CheckedManifest, b: CheckedManifest): boolean {
-  return a.size === b.size && a.sha256.equals(b.sha256);
+function sameFile(a: CheckedManifest, b: CheckedManifest): boolean {
+  return a.name === b.name && a.size === b.size && a.sha256.equals(b.sha256);
 }
 
 function fileInfo(file: FileRecord): udpswarm.IFileInfo {

@@ -1,11 +1,13 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { Clock, TimerHandle } from "../util/clock.js";
-import type { udpswarm } from "../wire/gen/swarm.js";
+import { processLag } from "../util/lag-monitor.js";
+import { udpswarm } from "../wire/gen/swarm.js";
 import { MAX_FRAME_BYTES } from "../wire/limits.js";
 import {
   type CheckedManifest,
   checkManifest,
   encodeTrackerFrame,
+  encodeUpdatesFrame,
   type FrameBody,
   isManifestProblem,
   RefusalReason,
@@ -20,22 +22,40 @@ export type TrackerOptions = {
   readonly maxFileSize: number;
   /** Interval between keepalive pings (ms). @default 2000 */
   readonly pingIntervalMs?: number;
-  /** A peer silent for this long is gone (ms). @default 10000 */
+  /** Silence always tolerated from a peer; more when its round trips or our stalls explain it (ms). @default 10000 */
   readonly idleTimeoutMs?: number;
+  /** Silence never tolerated beyond this (ms). @default 60000 */
+  readonly maxIdleTimeoutMs?: number;
   /** Time a new connection has to say Hello, counted from its accept (ms). @default 10000 */
   readonly helloTimeoutMs?: number;
-  /** A peer whose unsent frames exceed this is too slow to keep (bytes). @default 256 MiB */
+  /** A peer with more than this unsent to it (bytes, beyond the frame being sent) is too slow to keep. @default 16 MiB */
   readonly maxQueuedBytes?: number;
+  /** While more ACQUIRED lines of one peer than this wait for stdout, its reports are not read. @default 1000000 */
+  readonly maxPendingLines?: number;
+  /** Changes for the peers are gathered this long before they go out in one Updates frame (ms). @default 10 */
+  readonly flushMs?: number;
 };
+
+/** The tracker's stdout (tracker/stdout-writer.ts in the process). */
+export interface TrackerOutput {
+  block(lines: readonly string[]): void;
+  acquired(peerId: number, name: string, chunks: number, runs: ReadonlyArray<readonly [number, number]>): void;
+  /** ACQUIRED lines of this peer still waiting to be written. */
+  pendingLinesOf(peerId: number): number;
+  /** Called by the output whenever lines were written. */
+  onProgress: (() => void) | undefined;
+}
 
 /** Counters of what the tracker refused or dropped (telemetry and test oracle). */
 export type TrackerCounters = {
   connections: number;
   framesIn: number;
   framesOut: number;
+  updateFrames: number;
   badFrames: number;
   refusedOffers: number;
   idleTimeouts: number;
+  pausedForOutput: number;
 };
 
 type Connection = {
@@ -45,32 +65,39 @@ type Connection = {
   peerId: number | undefined;
   /** Drops the connection if no Hello has come by then (armed at accept, never moved). */
   helloTimer: TimerHandle | undefined;
+  /** Not read while its ACQUIRED lines wait for stdout. */
+  paused: boolean;
   closed: boolean;
 };
 
-/** Binds the registry to TCP: framing, hello, keepalives, and the peer's lifetime. */
+/** Binds the registry to TCP: framing, hello, keepalives, batching, and the peer's lifetime. */
 export class TrackerServer {
   readonly registry: Registry;
   readonly counters: TrackerCounters = {
     connections: 0,
     framesIn: 0,
     framesOut: 0,
+    updateFrames: 0,
     badFrames: 0,
     refusedOffers: 0,
     idleTimeouts: 0,
+    pausedForOutput: 0,
   };
   readonly #clock: Clock;
   readonly #options: Required<TrackerOptions>;
   readonly #server: Server;
   readonly #byPeer = new Map<number, Connection>();
   readonly #connections = new Set<Connection>();
-  readonly #print: (lines: string[]) => void;
+  readonly #paused = new Set<Connection>();
+  readonly #output: TrackerOutput;
   readonly #log: (line: string) => void;
+  #flushTimer: TimerHandle | undefined;
+  #lastFlush = Number.NEGATIVE_INFINITY;
 
   constructor(
     clock: Clock,
     options: TrackerOptions,
-    print: (lines: string[]) => void,
+    output: TrackerOutput,
     log: (line: string) => void,
     observer?: (event: "changed") => void,
   ) {
@@ -78,18 +105,28 @@ export class TrackerServer {
     this.#options = {
       pingIntervalMs: 2000,
       idleTimeoutMs: 10_000,
+      maxIdleTimeoutMs: 60_000,
       helloTimeoutMs: 10_000,
-      maxQueuedBytes: 256 * 1024 * 1024,
+      maxQueuedBytes: 16 * 1024 * 1024,
+      maxPendingLines: 1_000_000,
+      flushMs: 10,
       ...options,
     };
-    this.#print = print;
+    this.#output = output;
     this.#log = log;
+    output.onProgress = () => this.#resumeReaders();
     const sink: RegistrySink = {
       print: (lines) => {
-        this.#print(lines);
+        output.block(lines);
+        observer?.("changed");
+      },
+      acquired: (peerId, name, chunks, runs) => {
+        output.acquired(peerId, name, chunks, runs);
         observer?.("changed");
       },
       send: (peerId, body) => this.#send(peerId, body),
+      sendUpdates: (receivers, shared, own) => this.#sendUpdates(receivers, shared, own),
+      pending: () => this.#scheduleFlush(),
       log: (line) => this.#log(line),
     };
     this.registry = new Registry(sink);
@@ -115,12 +152,15 @@ export class TrackerServer {
   /** Stops listening and drops every connection. Safe to call twice. */
   close(): void {
     this.#server.close();
+    if (this.#flushTimer !== undefined) this.#clock.clearTimer(this.#flushTimer);
+    this.#flushTimer = undefined;
     for (const conn of this.#connections) this.#drop(conn, undefined, false);
   }
 
   #accept(socket: Socket): void {
     this.counters.connections++;
     socket.setKeepAlive(true, 1000);
+    const lag = processLag();
     const conn: Connection = {
       socket,
       link: new FramedLink(
@@ -135,11 +175,15 @@ export class TrackerServer {
           maxFrameBytes: MAX_FRAME_BYTES,
           pingIntervalMs: this.#options.pingIntervalMs,
           idleTimeoutMs: this.#options.idleTimeoutMs,
+          maxIdleTimeoutMs: this.#options.maxIdleTimeoutMs,
+          lag: () => lag.stalledMs(),
+          defer: (fn) => setImmediate(fn),
         },
       ),
       label: `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`,
       peerId: undefined,
       helloTimer: undefined,
+      paused: false,
       closed: false,
     };
     this.#connections.add(conn);
@@ -176,7 +220,11 @@ export class TrackerServer {
         return;
       case "silence":
         this.counters.idleTimeouts++;
-        this.#drop(conn, "no frame for too long (keepalive timeout)", true);
+        this.#drop(
+          conn,
+          `no frame for ${Math.round(failure.silentMs)} ms (keepalive timeout ${Math.round(conn.link.timeoutMs)} ms)`,
+          true,
+        );
         return;
     }
   }
@@ -205,6 +253,7 @@ export class TrackerServer {
           this.counters.badFrames++;
           this.#log(`tracker: peer ${peerId}: ignored report: ${problem}`);
         }
+        if (this.#output.pendingLinesOf(peerId) > this.#options.maxPendingLines) this.#pause(conn);
         return;
       }
       case "readyToLeave":
@@ -247,15 +296,17 @@ export class TrackerServer {
       return;
     }
     const checked: CheckedManifest[] = [];
-    const refusals: udpswarm.IRefusal[] = [];
+    const refusals: FrameBody[] = [];
     for (const offer of offers) {
       const result = checkManifest(offer, this.#options.maxFileSize);
       if (isManifestProblem(result)) {
         this.counters.refusedOffers++;
-        refusals.push({ reason: result.reason, detail: result.detail, fileName: offer.name ?? "" });
+        refusals.push({ refusal: { reason: result.reason, detail: result.detail, fileName: offer.name ?? "" } });
         this.#log(`tracker: ${conn.label}: refused offer ${JSON.stringify(offer.name ?? "")}: ${result.detail}`);
       } else checked.push(result);
     }
+    if (conn.helloTimer !== undefined) this.#clock.clearTimer(conn.helloTimer);
+    conn.helloTimer = undefined;
     const host = normalizeHost(conn.socket.remoteAddress ?? "");
     this.registry.join(
       host,
@@ -266,20 +317,80 @@ export class TrackerServer {
         this.#byPeer.set(peerId, conn);
       },
       addresses,
+      refusals,
     );
-    for (const refusal of refusals) conn.link.send({ refusal });
+  }
+
+  // ---------------------------------------------------------------- frames out
+
+  #scheduleFlush(): void {
+    if (this.#flushTimer !== undefined) return;
+    const wait = Math.max(0, this.#lastFlush + this.#options.flushMs - this.#clock.now());
+    this.#flushTimer = this.#clock.setTimer(wait, () => {
+      this.#flushTimer = undefined;
+      this.#lastFlush = this.#clock.now();
+      this.registry.flush();
+    });
   }
 
   #send(peerId: number, body: FrameBody): void {
     this.#byPeer.get(peerId)?.link.send(body);
   }
 
+  #sendUpdates(
+    receivers: readonly number[],
+    shared: udpswarm.IUpdates,
+    own: ReadonlyMap<number, udpswarm.IUpdates>,
+  ): void {
+    const sharedBytes = udpswarm.Updates.encode(shared).finish();
+    let sharedFrame: Buffer | undefined;
+    for (const peerId of receivers) {
+      const conn = this.#byPeer.get(peerId);
+      if (conn === undefined || conn.closed) continue;
+      const mine = own.get(peerId);
+      let frame: Buffer;
+      if (mine === undefined) {
+        sharedFrame ??= encodeUpdatesFrame(sharedBytes, new Uint8Array(0));
+        frame = sharedFrame;
+      } else frame = encodeUpdatesFrame(sharedBytes, udpswarm.Updates.encode(mine).finish());
+      this.counters.updateFrames++;
+      this.#write(conn, frame);
+    }
+  }
+
   #write(conn: Connection, bytes: Buffer): void {
     if (conn.closed) return;
     this.counters.framesOut++;
     conn.socket.write(bytes);
-    if (conn.socket.writableLength > this.#options.maxQueuedBytes) {
-      this.#drop(conn, "peer too slow to read its frames", true);
+    if (conn.socket.writableLength - bytes.length > this.#options.maxQueuedBytes) {
+      this.#drop(conn, `peer too slow to read its frames (${conn.socket.writableLength} bytes queued)`, true);
+    }
+  }
+
+  // ---------------------------------------------------------------- reading paused for stdout
+
+  #pause(conn: Connection): void {
+    if (conn.paused || conn.closed) return;
+    conn.paused = true;
+    conn.link.paused = true;
+    conn.socket.pause();
+    this.#paused.add(conn);
+    this.counters.pausedForOutput++;
+  }
+
+  #resumeReaders(): void {
+    for (const conn of this.#paused) {
+      const peerId = conn.peerId;
+      if (
+        !conn.closed &&
+        peerId !== undefined &&
+        this.#output.pendingLinesOf(peerId) > this.#options.maxPendingLines / 2
+      )
+        continue;
+      this.#paused.delete(conn);
+      conn.paused = false;
+      conn.link.paused = false;
+      if (!conn.closed) conn.socket.resume();
     }
   }
 
@@ -288,6 +399,7 @@ export class TrackerServer {
     if (conn.closed) return;
     conn.closed = true;
     this.#connections.delete(conn);
+    this.#paused.delete(conn);
     conn.link.close();
     if (conn.helloTimer !== undefined) this.#clock.clearTimer(conn.helloTimer);
     if (reason !== undefined) {

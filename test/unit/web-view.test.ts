@@ -39,7 +39,14 @@ function manifest(name: string, size: number): CheckedManifest {
   return checked;
 }
 
-const SILENT: RegistrySink = { print: () => {}, send: () => {}, log: () => {} };
+const SILENT: RegistrySink = {
+  print: () => {},
+  acquired: () => {},
+  send: () => {},
+  sendUpdates: () => {},
+  pending: () => {},
+  log: () => {},
+};
 
 function swarm() {
   const registry = new Registry(SILENT, (n) => Buffer.alloc(n, 7));
