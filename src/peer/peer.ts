@@ -1,12 +1,12 @@
 import { createSocket, type Socket } from "node:dgram";
 import { lookup } from "node:dns";
-import { writeFileSync } from "node:fs";
+import { existsSync, rmdirSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import { parseRuns } from "../transfer/bitmap.js";
 import { type DatagramPort, TransferEngine, type TransferOptions } from "../transfer/engine.js";
 import { type Clock, RealClock, type TimerHandle } from "../util/clock.js";
-import { SwarmError } from "../util/errors.js";
+import { ExitStatus, SwarmError } from "../util/errors.js";
 import { shutdownBlock } from "../util/output-lines.js";
 import { SeededRandom } from "../util/random.js";
 import { writeBlock } from "../util/stdout.js";
@@ -80,6 +80,10 @@ export class Peer {
   #peerId = 0;
   #secret: Uint8Array = new Uint8Array(0);
   readonly #local = new Map<string, LocalFile>();
+  /** The names of #local in Unicode form C: a file whose name prints the same is ours too. */
+  readonly #localKeys = new Set<string>();
+  /** Whether ./Shared was there before this peer (it is not left behind if the tracker cannot be reached). */
+  readonly #sharedExisted: boolean;
   readonly #pendingHave = new Map<number, Array<[number, number]>>();
   #haveTimer: TimerHandle | undefined;
   #progress: ProgressDisplay | undefined;
@@ -102,6 +106,7 @@ export class Peer {
   constructor(config: PeerConfig) {
     this.#config = config;
     this.#startedAt = this.#clock.now();
+    this.#sharedExisted = existsSync(config.sharedDir);
     this.#store = new FileStore(config.sharedDir, config.stagingRoot);
     this.#socket = createSocket({ type: "udp4", lookup: literalLookup });
     const faulty = hasFaults(config.faults);
@@ -165,6 +170,7 @@ export class Peer {
         continue;
       }
       this.#local.set(name, local);
+      this.#localKeys.add(name.normalize("NFC"));
     }
     const udpPort = await this.#bind();
     this.#tracker = await TrackerClient.connect(this.#config.trackerHost, this.#config.trackerPort, this.#clock, {
@@ -341,7 +347,11 @@ export class Peer {
       return;
     }
     const local = this.#local.get(checked.name);
-    if (local !== undefined || this.#store.existsInShared(checked.name)) {
+    if (
+      local !== undefined ||
+      this.#localKeys.has(checked.name.normalize("NFC")) ||
+      this.#store.existsInShared(checked.name)
+    ) {
       // Same name as a file we keep (the tracker refused ours): neither served nor fetched.
       this.#engine.addFile(id, checked, "ignored");
       return;
@@ -462,6 +472,13 @@ export class Peer {
       // not bound yet
     }
     this.#store.close();
+    if (code === ExitStatus.trackerUnreachable && !this.#sharedExisted) {
+      try {
+        rmdirSync(this.#config.sharedDir); // only if still empty: nothing was shared or fetched
+      } catch {
+        // not empty, or already gone
+      }
+    }
     this.#writeStats(code);
     this.#finished?.(code);
   }

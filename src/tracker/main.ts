@@ -6,6 +6,7 @@ import { ExitStatus, exitStatusFor, SwarmError } from "../util/errors.js";
 import { logLine } from "../util/stdout.js";
 import { packageVersion } from "../util/version.js";
 import { DEFAULT_MAX_FILE_SIZE } from "../wire/limits.js";
+import { LIMIT_OPTIONS, limitsFrom } from "./limits.js";
 import { TrackerServer } from "./server.js";
 import { fdTarget, StdoutWriter } from "./stdout-writer.js";
 import { startWebView, type WebView } from "./web/server.js";
@@ -33,6 +34,7 @@ const OPTIONS: readonly OptionSpec[] = [
     placeholder: "ADDR",
     help: "address of the web view (default 127.0.0.1)",
   },
+  ...LIMIT_OPTIONS,
   { name: "help", kind: "boolean", help: "show this help and exit" },
   { name: "version", kind: "boolean", help: "show the version and exit" },
 ];
@@ -75,7 +77,8 @@ async function main(argv: readonly string[]): Promise<void> {
   let web: WebView | undefined;
   const stdout = new StdoutWriter(fdTarget(1));
   stdout.onError = (err) => logLine(`udpswarm tracker: cannot write to stdout: ${err.message}`);
-  const server = new TrackerServer(clock, { maxFileSize }, stdout, logLine, () => web?.changed());
+  const limits = limitsFrom(args.values, maxFileSize);
+  const server = new TrackerServer(clock, { maxFileSize, ...limits }, stdout, logLine, () => web?.changed());
   // Installed before the port is announced: a signal right after "listening" exits 0 too.
   const stop = () => {
     server.close();

@@ -5,6 +5,7 @@ import { requestAuth, SECRET_BYTES } from "../wire/auth.js";
 import { Bitmap, flattenRuns, parseRuns } from "../wire/bitmap.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { type CheckedManifest, type FrameBody, manifestToWire, RefusalReason } from "../wire/tracker-frame.js";
+import { manifestBytes } from "./limits.js";
 import { connectBlock, disconnectBlock } from "./output.js";
 
 /**
@@ -39,9 +40,25 @@ export interface RegistrySink {
   ): void;
   /** Changes wait for `flush()`: the owner calls it soon (once per burst is enough). */
   pending(): void;
-  /** One diagnostic line (stderr). */
-  log(line: string): void;
+  /** One diagnostic line (stderr); `reason` groups lines for throttling. */
+  log(line: string, reason?: string): void;
 }
+
+/** What one peer may offer and the swarm may hold (tracker/limits.ts has the defaults). */
+export type OfferLimits = {
+  readonly maxFilesPerPeer: number;
+  readonly maxManifestBytesPerPeer: number;
+  readonly maxManifestBytes: number;
+};
+
+const NO_LIMITS: OfferLimits = {
+  maxFilesPerPeer: Number.POSITIVE_INFINITY,
+  maxManifestBytesPerPeer: Number.POSITIVE_INFINITY,
+  maxManifestBytes: Number.POSITIVE_INFINITY,
+};
+
+/** Holder entries' runs per Updates frame that follows a Welcome (keeps each frame small). */
+const HOLDER_RUNS_PER_FRAME = 64 * 1024;
 
 export type PeerState = "active" | "ready" | "leaving";
 
@@ -89,6 +106,8 @@ type FileRecord = {
   readonly id: number;
   readonly manifest: CheckedManifest;
   readonly key: string;
+  /** Wire bytes of its manifest (counted against the swarm's budget). */
+  readonly bytes: number;
   /** Peers holding at least one chunk (or the whole of an empty file). */
   readonly holders: Set<number>;
   readonly completeHolders: Set<number>;
@@ -154,6 +173,9 @@ function emptyBatch(): Batch {
 export class Registry {
   readonly #sink: RegistrySink;
   readonly #randomBytes: (n: number) => Buffer;
+  readonly #limits: OfferLimits;
+  /** Manifest bytes of every file in the swarm. */
+  #manifestBytes = 0;
   readonly #peers = new Map<number, PeerRecord>();
   readonly #files = new Map<number, FileRecord>();
   readonly #fileIdByKey = new Map<string, number>();
@@ -171,9 +193,10 @@ export class Registry {
   #nextFileId = 1;
 
   /** `random` makes the peers' secrets (injectable so tests are repeatable). */
-  constructor(sink: RegistrySink, random: (n: number) => Buffer = randomBytes) {
+  constructor(sink: RegistrySink, random: (n: number) => Buffer = randomBytes, limits: OfferLimits = NO_LIMITS) {
     this.#sink = sink;
     this.#randomBytes = random;
+    this.#limits = limits;
   }
 
   get peerCount(): number {
@@ -215,8 +238,10 @@ export class Registry {
       stats: undefined,
     };
     const refusals: udpswarm.IRefusal[] = [];
+    const overLimit: FrameBody[] = [];
     const accepted: CheckedManifest[] = [];
     const seenKeys = new Set<string>();
+    let peerBytes = 0;
     this.#peers.set(peer.id, peer);
     this.#staying++;
     // Files it lacks among those already there (its own offers are settled below).
@@ -243,9 +268,18 @@ export class Registry {
               ? "same name, different content"
               : "same name, another Unicode spelling"
           })`,
+          "conflict",
         );
         continue;
       }
+      const bytes = manifestBytes(offer);
+      const limit = this.#overLimit(accepted.length, peerBytes, bytes, existing === undefined);
+      if (limit !== undefined) {
+        overLimit.push({ refusal: { reason: RefusalReason.REASON_LIMIT, fileName: offer.name, detail: limit } });
+        this.#sink.log(`peer ${peer.id}: refused ${JSON.stringify(offer.name)}: ${limit}`, "limit");
+        continue;
+      }
+      peerBytes += bytes;
       const file = existing ?? this.#addFile(offer);
       peer.offered.add(file.id);
       this.#holdWhole(peer, file);
@@ -255,7 +289,7 @@ export class Registry {
     onAssigned?.(peer.id);
     this.#sink.print(connectBlock(peer.id, accepted));
     this.#batch.joined.add(peer.id);
-    this.#batch.welcomes.set(peer.id, { refused: refusals, after: [...after] });
+    this.#batch.welcomes.set(peer.id, { refused: refusals, after: [...after, ...overLimit] });
     this.#markPending();
     this.#evaluateDepartures();
     return { peerId: peer.id };
@@ -393,7 +427,13 @@ export class Registry {
     for (const [peerId, welcome] of batch.welcomes) {
       const peer = this.#peers.get(peerId);
       if (peer === undefined) continue;
-      this.#sink.send(peerId, { welcome: this.#welcome(peer, welcome.refused) });
+      const { welcome: w, holders: known } = this.#welcome(peer, welcome.refused);
+      // What every peer holds goes in groups of bounded size: the first in the Welcome, the
+      // rest in Updates frames (the Welcome stays within the frame budget).
+      const [first, ...rest] = holderFrames(known);
+      w.holders = first ?? [];
+      this.#sink.send(peerId, { welcome: w });
+      for (const holders of rest) this.#sink.send(peerId, { updates: { holders } });
       for (const body of welcome.after) this.#sink.send(peerId, body);
     }
     for (const peerId of batch.granted) if (this.#peers.has(peerId)) this.#sink.send(peerId, { leaveGranted: {} });
@@ -440,6 +480,19 @@ export class Registry {
     return id === undefined ? undefined : this.#files.get(id);
   }
 
+  /** Why an offer is over a limit, or undefined when it fits. */
+  #overLimit(acceptedSoFar: number, peerBytes: number, bytes: number, isNew: boolean): string | undefined {
+    const l = this.#limits;
+    if (acceptedSoFar >= l.maxFilesPerPeer) return `a peer may offer at most ${l.maxFilesPerPeer} files`;
+    if (peerBytes + bytes > l.maxManifestBytesPerPeer) {
+      return `manifests of more than ${l.maxManifestBytesPerPeer} bytes from one peer (this one: ${bytes})`;
+    }
+    if (isNew && this.#manifestBytes + bytes > l.maxManifestBytes) {
+      return `the swarm's manifests would exceed ${l.maxManifestBytes} bytes (this one: ${bytes})`;
+    }
+    return undefined;
+  }
+
   /** A new file, offered whole by one staying peer: every other lacks it unless it refused the name. */
   #addFile(manifest: CheckedManifest): FileRecord {
     const key = nameKey(manifest.name);
@@ -447,10 +500,12 @@ export class Registry {
       id: this.#nextFileId++,
       manifest,
       key,
+      bytes: manifestBytes(manifest),
       holders: new Set(),
       completeHolders: new Set(),
       lackers: 0,
     };
+    this.#manifestBytes += file.bytes;
     this.#files.set(file.id, file);
     this.#fileIdByKey.set(key, file.id);
     const lackers = this.#staying - 1 - (this.#refusers.get(key) ?? 0);
@@ -470,9 +525,10 @@ export class Registry {
 
   #removeFile(file: FileRecord): void {
     this.#files.delete(file.id);
+    this.#manifestBytes -= file.bytes;
     this.#fileIdByKey.delete(file.key);
     this.#lacking -= file.lackers;
-    this.#sink.log(`file "${file.manifest.name}" is no longer available: no live peer can complete it`);
+    this.#sink.log(`file "${file.manifest.name}" is no longer available: no live peer can complete it`, "removed");
     for (const peerId of file.holders) this.#peers.get(peerId)?.holdings.delete(file.id);
     if (this.#batch.added.delete(file.id)) {
       // Added and gone within one flush: the others never hear of it.
@@ -490,6 +546,8 @@ export class Registry {
     const first = candidates[0];
     const manifest = first?.refused.get(key);
     if (first === undefined || manifest === undefined) return;
+    // Within the swarm's budget only (the name stays refused otherwise).
+    if (this.#manifestBytes + manifestBytes(manifest) > this.#limits.maxManifestBytes) return;
     const holders = candidates.filter((p) => {
       const offer = p.refused.get(key);
       return offer !== undefined && sameFile(offer, manifest);
@@ -511,7 +569,10 @@ export class Registry {
         this.#batch.accepted.set(p.id, ids);
       }
       ids.push(file.id);
-      this.#sink.log(`peer ${p.id}: ${JSON.stringify(manifest.name)} offered again now that the name is free`);
+      this.#sink.log(
+        `peer ${p.id}: ${JSON.stringify(manifest.name)} offered again now that the name is free`,
+        "reoffer",
+      );
     }
   }
 
@@ -617,7 +678,10 @@ export class Registry {
     this.#markPending();
   }
 
-  #welcome(peer: PeerRecord, refused: udpswarm.IRefusal[]): udpswarm.IWelcome {
+  #welcome(
+    peer: PeerRecord,
+    refused: udpswarm.IRefusal[],
+  ): { welcome: udpswarm.IWelcome; holders: udpswarm.IHoldersChanged[] } {
     const others = [...this.#peers.values()].filter((p) => p.id !== peer.id && p.state !== "leaving");
     const holders: udpswarm.IHoldersChanged[] = [];
     for (const p of others) {
@@ -628,11 +692,10 @@ export class Registry {
         }
       }
     }
-    return {
+    const welcome: udpswarm.IWelcome = {
       peerId: peer.id,
       files: [...this.#files.values()].map(fileInfo),
       peers: others.map((p) => peerAddress(p, peer)),
-      holders,
       refused,
       accepted: [...peer.offered].flatMap((id) => {
         const f = this.#files.get(id);
@@ -640,7 +703,36 @@ export class Registry {
       }),
       secret: peer.secret,
     };
+    return { welcome, holders };
   }
+}
+
+/** Holder entries in groups of at most HOLDER_RUNS_PER_FRAME runs (a long entry is split: holdings add up). */
+function holderFrames(entries: readonly udpswarm.IHoldersChanged[]): udpswarm.IHoldersChanged[][] {
+  const frames: udpswarm.IHoldersChanged[][] = [];
+  let current: udpswarm.IHoldersChanged[] = [];
+  let runs = 0;
+  const push = (entry: udpswarm.IHoldersChanged, n: number): void => {
+    if (runs + n > HOLDER_RUNS_PER_FRAME && current.length > 0) {
+      frames.push(current);
+      current = [];
+      runs = 0;
+    }
+    current.push(entry);
+    runs += n;
+  };
+  for (const entry of entries) {
+    const flat = entry.runs ?? [];
+    if (flat.length / 2 <= HOLDER_RUNS_PER_FRAME) {
+      push(entry, Math.max(1, flat.length / 2));
+      continue;
+    }
+    for (let i = 0; i < flat.length; i += 2 * HOLDER_RUNS_PER_FRAME) {
+      push({ ...entry, runs: flat.slice(i, i + 2 * HOLDER_RUNS_PER_FRAME) }, HOLDER_RUNS_PER_FRAME);
+    }
+  }
+  if (current.length > 0) frames.push(current);
+  return frames;
 }
 
 function sameFile(a: CheckedManifest, b: CheckedManifest): boolean {

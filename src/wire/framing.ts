@@ -41,6 +41,11 @@ export class FrameDecoder {
     this.#maxFrameBytes = bytes;
   }
 
+  /** Declared length of the frame being collected (0 while between frames). */
+  get pendingFrameBytes(): number {
+    return this.#expected ?? 0;
+  }
+
   /** Bytes received but not yet returned as a frame. */
   get bufferedBytes(): number {
     return this.#pendingBytes;

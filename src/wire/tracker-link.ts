@@ -23,6 +23,8 @@ export interface LinkEnd {
   write(bytes: Buffer): void;
   /** A decoded frame; keepalives are answered by the link and not passed on. */
   frame(frame: TrackerFrame): void;
+  /** A valid frame of this protocol arrived, keepalives included (e.g. proof of who answers). */
+  valid?(): void;
   /** A frame that could not be decoded was dropped. */
   badFrame(reason: "malformed" | "empty"): void;
   /** The link cannot go on. Called at most once; the link is closed by then. */
@@ -51,7 +53,7 @@ export type LinkOptions = {
 };
 
 export const DEFAULT_PING_INTERVAL_MS = 2000;
-export const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 15_000;
 export const DEFAULT_MAX_IDLE_TIMEOUT_MS = 60_000;
 /** A timer later than this is our own stall (ms), counted as such. */
 const LATE_TIMER_MS = 50;
@@ -125,6 +127,19 @@ export class FramedLink {
     this.#decoder.maxFrameBytes = bytes;
   }
 
+  /** Declared length of the frame being received (0 between frames). */
+  get pendingFrameBytes(): number {
+    return this.#decoder.pendingFrameBytes;
+  }
+
+  /** Sends a keepalive now (e.g. a greeting: the first bytes a new connection hears). */
+  ping(): void {
+    if (this.#closed) return;
+    const nonce = this.#nextNonce++;
+    this.#liveness.pingSent(nonce, this.#clock.now(), this.#stall());
+    this.send({ ping: { nonce } });
+  }
+
   /** Feeds bytes from the transport. */
   receive(data: Buffer): void {
     if (this.#closed) return;
@@ -140,6 +155,7 @@ export class FramedLink {
       return;
     }
     const decoded = bodies.map(decodeTrackerFrame);
+    if (decoded.some((d) => d.ok)) this.#end.valid?.();
     // Keepalives first: answered before whatever bulk work the other frames cause, so a
     // busy end still looks alive to the other.
     for (const d of decoded) {
@@ -202,9 +218,7 @@ export class FramedLink {
   }
 
   #ping(): void {
-    const nonce = this.#nextNonce++;
-    this.#liveness.pingSent(nonce, this.#clock.now(), this.#stall());
-    this.send({ ping: { nonce } });
+    this.ping();
     this.#arm();
   }
 

@@ -251,9 +251,9 @@ test("property: setRange reports exactly the newly set bits, as maximal runs in 
         fc.tuple(
           fc.constant(size),
           fc.array(
-            fc.integer({ min: 0, max: size - 1 }).chain((first) =>
-              fc.tuple(fc.constant(first), fc.integer({ min: 1, max: size - first })),
-            ),
+            fc
+              .integer({ min: 0, max: size - 1 })
+              .chain((first) => fc.tuple(fc.constant(first), fc.integer({ min: 1, max: size - first }))),
             { maxLength: 12 },
           ),
         ),

@@ -12,6 +12,7 @@ import {
   type FrameBody,
   isManifestProblem,
   manifestToWire,
+  RefusalReason,
   type udpswarm,
 } from "../../src/wire/tracker-frame.js";
 import { checkProperty } from "../helpers/property.js";
@@ -133,7 +134,9 @@ class RecordingSink implements RegistrySink {
   }
 
   send(peerId: number, body: FrameBody): void {
-    this.effects.push({ kind: "send", to: peerId, body });
+    if (body.updates) {
+      for (const heard of heardOf(peerId, body.updates)) this.effects.push({ kind: "send", to: peerId, body: heard });
+    } else this.effects.push({ kind: "send", to: peerId, body });
   }
 
   sendUpdates(
@@ -1259,4 +1262,117 @@ test("addresses: a peer seen on loopback is introduced to remote peers by an add
   const bToA = sink.sent(a.peerId).find((f) => f.peerJoined?.peer?.peerId === b.peerId)?.peerJoined?.peer;
   t.is(bToA?.host, "192.0.2.50");
   t.is(bToA?.aliases, undefined);
+});
+
+// ------------------------------------------------------------------ names, limits, bounded welcomes
+
+test("conflict: once the name is free, the refused file is offered again, told to its peer, and required of the others", (t) => {
+  const { sink, registry, join, welcomeOf } = setup();
+  const x = manifest("same", 700, "X");
+  const y = manifest("same", 700, "Y");
+  join(x); // 1, file 1
+  join(y); // 2: refused
+  join(); // 3
+  t.like(welcomeOf(2).refused?.[0], { reason: RefusalReason.REASON_NAME_CONFLICT, fileName: "same" });
+  registry.readyToLeave(2);
+  sink.clear();
+
+  registry.leave(1); // the only holder of X: the name is free
+  t.deepEqual(sink.logs(), [
+    'file "same" is no longer available: no live peer can complete it',
+    'peer 2: "same" offered again now that the name is free',
+  ]);
+  t.deepEqual(sink.sent(2), [
+    { fileRemoved: { fileId: 1 } },
+    { peerLeft: { peerId: 1 } },
+    { accepted: { file: info(2, y) } },
+    { fileAdded: { file: info(2, y) } },
+  ]);
+  t.deepEqual(sink.sent(3), [
+    { fileRemoved: { fileId: 1 } },
+    { peerLeft: { peerId: 1 } },
+    { fileAdded: { file: info(2, y) } },
+    holders(2, 2, [], true),
+  ]);
+  t.deepEqual(sink.granted(), [], "peer 3 lacks the file offered again");
+  t.deepEqual(registry.snapshot().peers[0]?.refusedNames, []);
+  sink.clear();
+  registry.have(3, 2, [0, 2]);
+  t.deepEqual(sink.granted(), [2]);
+  registry.leave(3);
+  t.deepEqual(sink.blocks().at(-1), ["PEER 3 DISCONNECT: RECEIVED 1", "3    same"]);
+});
+
+test("names: two spellings of one visible name (NFC, NFD) are one name: the second is a name conflict", (t) => {
+  const { sink, join, welcomeOf } = setup();
+  const nfc = manifest("caf\u00e9.txt", 10, "same content");
+  const nfd = manifest("cafe\u0301.txt", 10, "same content");
+  join(nfc);
+  sink.clear();
+  join(nfd);
+  t.deepEqual(sink.blocks(), [["PEER 2 CONNECT: OFFERS 0"]]);
+  const refused = welcomeOf(2).refused?.[0];
+  t.is(refused?.reason, RefusalReason.REASON_NAME_CONFLICT);
+  t.is(refused?.fileName, "cafe\u0301.txt");
+  t.regex(refused?.detail ?? "", /already offers "caf\u00e9\.txt", a name that prints the same/);
+  t.deepEqual(sink.logs(), ['peer 2: refused "cafe\u0301.txt": name conflict (same name, another Unicode spelling)']);
+  // Peer 2 is not asked for the other spelling: it may leave once ready.
+  t.deepEqual(welcomeOf(2).files?.length, 1);
+});
+
+test("limits: files and manifest bytes beyond a peer's or the swarm's budget are refused with REASON_LIMIT after the Welcome", (t) => {
+  const sink = new RecordingSink();
+  const limits = { maxFilesPerPeer: 2, maxManifestBytesPerPeer: 10_000, maxManifestBytes: 12_000 };
+  const registry = flushing(new Registry(sink, (n) => Buffer.alloc(n, 1), limits));
+  const small = (name: string) => manifest(name, 1000);
+  const big = manifest("big", 128 * 512 * 200); // 200 pieces: about 6.9 kB of manifest
+  registry.join("10.0.0.1", 7001, [small("a"), small("b"), small("c")]);
+  t.deepEqual(
+    sink.sent(1).map((b) => Object.keys(b)[0]),
+    ["welcome", "refusal"],
+  );
+  t.like(sink.sent(1)[1]?.refusal, { reason: RefusalReason.REASON_LIMIT, fileName: "c" });
+  t.regex(sink.sent(1)[1]?.refusal?.detail ?? "", /at most 2 files/);
+  registry.join("10.0.0.2", 7002, [big, manifest("big2", 128 * 512 * 100)]);
+  const refusals = sink
+    .sent(2)
+    .filter((b) => b.refusal)
+    .map((b) => b.refusal);
+  t.deepEqual(
+    refusals.map((r) => [r?.reason, r?.fileName]),
+    [[RefusalReason.REASON_LIMIT, "big2"]],
+  );
+  t.regex(refusals[0]?.detail ?? "", /from one peer/);
+  registry.join("10.0.0.3", 7003, [manifest("big3", 128 * 512 * 150)]);
+  t.regex(sink.sent(3).find((b) => b.refusal)?.refusal?.detail ?? "", /the swarm's manifests would exceed 12000 bytes/);
+  t.deepEqual(
+    registry.snapshot().files.map((f) => f.name),
+    ["a", "b", "big"],
+  );
+  t.is(sink.logs().filter((l) => l.includes("refused")).length, 3);
+});
+
+test("welcome: what peers hold goes in groups of bounded size, the first in the Welcome, the rest in Updates", (t) => {
+  const { sink, registry, join, welcomeOf } = setup();
+  const chunks = 262_144;
+  const f = manifest("long", chunks * 512);
+  join(f);
+  join();
+  // Peer 2 holds every other chunk: 131072 runs.
+  const flat: number[] = [];
+  for (let c = 0; c < chunks; c += 2) flat.push(c, 1);
+  t.is(registry.have(2, 1, flat), undefined);
+  sink.clear();
+  join();
+  const w = welcomeOf(3);
+  const inWelcome = (w.holders ?? []).reduce((n, h) => n + (h.runs?.length ?? 0) / 2, 0);
+  const later = sink.sent(3).filter((b) => b.holdersChanged);
+  const inUpdates = later.reduce((n, b) => n + (b.holdersChanged?.runs?.length ?? 0) / 2, 0);
+  t.true(inWelcome <= 64 * 1024, `${inWelcome} runs in the Welcome`);
+  t.is(inWelcome + inUpdates, chunks / 2, "every run of peer 2");
+  t.true(
+    (w.holders ?? []).some((h) => h.peerId === 1 && h.complete === true),
+    "and peer 1's whole file",
+  );
+  t.true(later.length >= 1);
 });
