@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { Clock, TimerHandle } from "../util/clock.js";
-import { processLag } from "../util/lag-monitor.js";
+import { hostLoad, processLag } from "../util/lag-monitor.js";
 import { udpswarm } from "../wire/gen/swarm.js";
 import { CHUNK_SIZE, MAX_FRAME_BYTES } from "../wire/limits.js";
 import {
@@ -33,6 +33,9 @@ export type TrackerOptions = Partial<TrackerLimits> & {
   /** Changes for the peers are gathered this long before they go out in one Updates frame (ms). @default 10 */
   readonly flushMs?: number;
 };
+
+/** The Hello deadline stretches at most this many times on a crowded host. */
+const MAX_HELLO_STRETCH = 6;
 
 /** Seconds of --max-claim-rate a peer may report at once (a burst after a pause). */
 const CLAIM_BURST_SECONDS = 2;
@@ -228,6 +231,7 @@ export class TrackerServer {
           idleTimeoutMs: this.#options.idleTimeoutMs,
           maxIdleTimeoutMs: this.#options.maxIdleTimeoutMs,
           lag: () => lag.stalledMs(),
+          load: hostLoad,
           defer: (fn) => setImmediate(fn),
         },
       ),
@@ -250,11 +254,19 @@ export class TrackerServer {
     // The first bytes a client hears: proof that this is a udpswarm tracker.
     conn.link.ping();
     // From the accept, not from the last byte: trickling bytes must not keep a
-    // connection that never says Hello.
-    conn.helloTimer = this.#clock.setTimer(this.#options.helloTimeoutMs, () => {
+    // connection that never says Hello. Our own stalls do not count, and a crowded host
+    // (every process runs in slices far apart) stretches it, up to MAX_HELLO_STRETCH times.
+    const acceptedAt = this.#clock.now();
+    const stallAtAccept = lag.stalledMs();
+    const judgeHello = (): void => {
       conn.helloTimer = undefined;
-      if (conn.peerId === undefined) this.#drop(conn, `no Hello within ${this.#options.helloTimeoutMs} ms`, true);
-    });
+      if (conn.peerId !== undefined || conn.closed) return;
+      const waited = this.#clock.now() - acceptedAt - (lag.stalledMs() - stallAtAccept);
+      const allowed = this.#options.helloTimeoutMs * Math.min(MAX_HELLO_STRETCH, hostLoad());
+      if (waited < allowed) conn.helloTimer = this.#clock.setTimer(allowed - waited, judgeHello);
+      else this.#drop(conn, `no Hello within ${Math.round(waited)} ms`, true);
+    };
+    conn.helloTimer = this.#clock.setTimer(this.#options.helloTimeoutMs, judgeHello);
     socket.on("data", (data: Buffer) => {
       conn.link.receive(data);
       if (conn.peerId === undefined && !conn.closed) this.#holdHelloBudget(conn);

@@ -38,12 +38,21 @@ export class Liveness {
     return this.#srtt;
   }
 
-  /** How long silence is tolerated now (ms). */
+  /** How long silence is tolerated now (ms) on a host that is not crowded. */
   get timeoutMs(): number {
+    return this.timeoutAt(1);
+  }
+
+  /**
+   * How long silence is tolerated (ms) when the host's CPUs have `load` runnable tasks
+   * each: the floor stretches with it (a crowded host runs everyone in slices far apart).
+   */
+  timeoutAt(load: number): number {
     const { pingIntervalMs, minTimeoutMs, maxTimeoutMs } = this.#options;
-    if (this.#srtt === undefined) return minTimeoutMs;
+    const floor = minTimeoutMs * Math.max(1, load);
+    if (this.#srtt === undefined) return Math.min(maxTimeoutMs, floor);
     const rto = this.#srtt + 4 * this.#rttvar;
-    return Math.min(maxTimeoutMs, Math.max(minTimeoutMs, pingIntervalMs + 4 * rto));
+    return Math.min(maxTimeoutMs, Math.max(floor, pingIntervalMs + 4 * rto));
   }
 
   /** Anything at all came from the other end. */
@@ -85,7 +94,7 @@ export class Liveness {
     return Math.max(0, now - this.#lastHeard - (stall - this.#stallAtHeard));
   }
 
-  dead(now: number, stall: number): boolean {
-    return this.silentMs(now, stall) > this.timeoutMs;
+  dead(now: number, stall: number, load = 1): boolean {
+    return this.silentMs(now, stall) > this.timeoutAt(load);
   }
 }

@@ -45,6 +45,8 @@ export type LinkOptions = {
   readonly maxIdleTimeoutMs?: number;
   /** The process's running total of event-loop stall (ms), e.g. LagMonitor. @default none */
   readonly lag?: () => number;
+  /** Runnable tasks per CPU on this host now (util/lag-monitor.ts hostLoad). @default 1 */
+  readonly load?: () => number;
   /**
    * Runs `fn` once input already waiting has been read (setImmediate in the shell): a
    * silence is judged only then. @default run at once
@@ -65,6 +67,7 @@ export class FramedLink {
   readonly #pingEvery: number;
   readonly #liveness: Liveness;
   readonly #lag: () => number;
+  readonly #load: () => number;
   readonly #defer: (fn: () => void) => void;
   /** Our own stall seen as late keepalive timers (ms, running total). */
   #lateMs = 0;
@@ -80,6 +83,7 @@ export class FramedLink {
     this.#decoder = new FrameDecoder(options.maxFrameBytes);
     this.#pingEvery = options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
     this.#lag = options.lag ?? (() => 0);
+    this.#load = options.load ?? (() => 1);
     this.#defer = options.defer ?? ((fn) => fn());
     this.#liveness = new Liveness(
       {
@@ -100,9 +104,9 @@ export class FramedLink {
     return this.#closed;
   }
 
-  /** The current silence timeout (ms): it adapts to the round trips observed. */
+  /** The current silence timeout (ms): it adapts to the round trips observed and the host's load. */
   get timeoutMs(): number {
-    return this.#liveness.timeoutMs;
+    return this.#liveness.timeoutAt(this.#load());
   }
 
   get srttMs(): number | undefined {
@@ -202,7 +206,7 @@ export class FramedLink {
       if (this.#closed) return;
       const late = this.#clock.now() - due;
       if (late > LATE_TIMER_MS) this.#lateMs += late;
-      if (this.#paused || !this.#liveness.dead(this.#clock.now(), this.#stall())) {
+      if (this.#paused || !this.#liveness.dead(this.#clock.now(), this.#stall(), this.#load())) {
         this.#ping();
         return;
       }
@@ -211,7 +215,7 @@ export class FramedLink {
         if (this.#closed) return;
         const now = this.#clock.now();
         const stall = this.#stall();
-        if (this.#paused || !this.#liveness.dead(now, stall)) this.#ping();
+        if (this.#paused || !this.#liveness.dead(now, stall, this.#load())) this.#ping();
         else this.#fail({ kind: "silence", silentMs: this.#liveness.silentMs(now, stall) });
       });
     });

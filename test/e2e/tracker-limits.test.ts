@@ -102,7 +102,10 @@ test.serial(
     const swarm = await Swarm.start(t, { timeoutMs: 120_000 });
     // Two offers of 60 GiB: 33 MB of manifest each; together more than a Welcome may carry.
     // 33 MB of manifest to build, send, check and send back: slow on a loaded machine.
+    const t0 = performance.now();
+    const lap = (what: string) => t.log(`${what}: ${Math.round(performance.now() - t0)} ms`);
     const a1 = await FakePeer.join(swarm.port, [fakeManifest("huge one.bin", 60 * GiB)], 60_000);
+    lap("a1 welcomed");
     t.teardown(() => a1.close());
     t.is(a1.welcome.accepted?.length, 1);
     const a2 = await FakePeer.join(swarm.port, [fakeManifest("huge two.bin", 60 * GiB)], 60_000);
@@ -111,6 +114,7 @@ test.serial(
     const refusal = await a2.client.next("the refusal of the second huge offer");
     t.is(refusal.refusal?.reason, RefusalReason.REASON_LIMIT);
     t.is(refusal.refusal?.fileName, "huge two.bin");
+    lap("a2 refused");
     // Legit peers join now: their Welcome carries the first manifest and must fit their frame limit.
     const files: FileSpec[] = [
       { name: "late 1.bin", size: 300 * KiB },
@@ -120,8 +124,10 @@ test.serial(
     for (const [i, f] of files.entries())
       peers.push(await swarm.startPeer({ label: `q${i + 1}`, files: [f], minAlive: 1 }));
     for (const p of peers) await swarm.idOf(p);
+    lap("legit peers joined");
     await a2.client.leave();
     await a1.client.leave();
+    lap("attackers gone");
     // The attackers came first (ids 1 and 2), so the harness's whole-swarm check (ids from
     // 1) does not apply: every legit peer exits 0 with every legit file, byte for byte.
     for (const p of peers) {

@@ -182,3 +182,13 @@ test("link: paused reading is not silence", (t) => {
   settle();
   t.is(failures[0]?.kind, "silence");
 });
+
+test("rule: on a crowded host (runnable tasks per CPU) the floor stretches, never beyond the ceiling", (t) => {
+  const l = new Liveness(OPTIONS, 0);
+  t.is(l.timeoutAt(1), 10_000);
+  t.is(l.timeoutAt(0.3), 10_000, "an idle host is not below the floor");
+  t.is(l.timeoutAt(3), 30_000);
+  t.is(l.timeoutAt(64), 60_000);
+  t.false(l.dead(29_000, 0, 3));
+  t.true(l.dead(29_000, 0, 1));
+});

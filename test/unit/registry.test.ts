@@ -103,6 +103,20 @@ function flushing(registry: Registry): Registry {
   });
 }
 
+/** A manifest of `size` bytes with made-up hashes: for tests where only sizes matter (real bytes take long to hash). */
+function madeUp(name: string, size: number): CheckedManifest {
+  const checked = checkManifest(
+    {
+      ...manifestToWire(manifest(name, 0)),
+      size,
+      pieceSha256: Array.from({ length: pieceCount(chunkCount(size)) }, () => Buffer.alloc(32, 7)),
+    },
+    Number.MAX_SAFE_INTEGER,
+  );
+  if (isManifestProblem(checked)) throw new Error(`bad test manifest ${name}: ${checked.detail}`);
+  return checked;
+}
+
 type Effect =
   | { readonly kind: "print"; readonly lines: readonly string[] }
   | { readonly kind: "send"; readonly to: number; readonly body: Heard }
@@ -1325,7 +1339,7 @@ test("limits: files and manifest bytes beyond a peer's or the swarm's budget are
   const limits = { maxFilesPerPeer: 2, maxManifestBytesPerPeer: 10_000, maxManifestBytes: 12_000 };
   const registry = flushing(new Registry(sink, (n) => Buffer.alloc(n, 1), limits));
   const small = (name: string) => manifest(name, 1000);
-  const big = manifest("big", 128 * 512 * 200); // 200 pieces: about 6.9 kB of manifest
+  const big = madeUp("big", 128 * 512 * 200); // 200 pieces: about 6.9 kB of manifest
   registry.join("10.0.0.1", 7001, [small("a"), small("b"), small("c")]);
   t.deepEqual(
     sink.sent(1).map((b) => Object.keys(b)[0]),
@@ -1333,7 +1347,7 @@ test("limits: files and manifest bytes beyond a peer's or the swarm's budget are
   );
   t.like(sink.sent(1)[1]?.refusal, { reason: RefusalReason.REASON_LIMIT, fileName: "c" });
   t.regex(sink.sent(1)[1]?.refusal?.detail ?? "", /at most 2 files/);
-  registry.join("10.0.0.2", 7002, [big, manifest("big2", 128 * 512 * 100)]);
+  registry.join("10.0.0.2", 7002, [big, madeUp("big2", 128 * 512 * 100)]);
   const refusals = sink
     .sent(2)
     .filter((b) => b.refusal)
@@ -1343,7 +1357,7 @@ test("limits: files and manifest bytes beyond a peer's or the swarm's budget are
     [[RefusalReason.REASON_LIMIT, "big2"]],
   );
   t.regex(refusals[0]?.detail ?? "", /from one peer/);
-  registry.join("10.0.0.3", 7003, [manifest("big3", 128 * 512 * 150)]);
+  registry.join("10.0.0.3", 7003, [madeUp("big3", 128 * 512 * 150)]);
   t.regex(sink.sent(3).find((b) => b.refusal)?.refusal?.detail ?? "", /the swarm's manifests would exceed 12000 bytes/);
   t.deepEqual(
     registry.snapshot().files.map((f) => f.name),
@@ -1355,7 +1369,7 @@ test("limits: files and manifest bytes beyond a peer's or the swarm's budget are
 test("welcome: what peers hold goes in groups of bounded size, the first in the Welcome, the rest in Updates", (t) => {
   const { sink, registry, join, welcomeOf } = setup();
   const chunks = 262_144;
-  const f = manifest("long", chunks * 512);
+  const f = madeUp("long", chunks * 512);
   join(f);
   join();
   // Peer 2 holds every other chunk: 131072 runs.
