@@ -3,7 +3,7 @@ SHELL := /bin/sh
 NPM ?= npm
 SOURCES := $(shell find src test bench proto scripts -type f \( -name '*.ts' -o -name '*.proto' -o -name '*.mjs' \) ! -path 'src/wire/gen/*' 2>/dev/null)
 
-.PHONY: all build test lint demo bench clean
+.PHONY: all build test test-scale lint demo bench clean
 
 all: build
 
@@ -22,6 +22,10 @@ lint: node_modules/.installed
 
 test: build lint
 	$(NPM) test
+
+# Swarms of 64 and 128 peers (slow on a small machine; see docs/tracker.md for the times).
+test-scale: build
+	$(NPM) run --silent test:scale
 
 demo: build
 	sh scripts/demo.sh

@@ -1,13 +1,13 @@
 import { createSocket, type Socket } from "node:dgram";
 import { lookup } from "node:dns";
-import { writeFileSync } from "node:fs";
+import { existsSync, rmdirSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import { relative } from "node:path";
 import { parseRuns, runsOf } from "../transfer/bitmap.js";
 import { type DatagramPort, TransferEngine, type TransferOptions } from "../transfer/engine.js";
 import { type Clock, RealClock, type TimerHandle } from "../util/clock.js";
-import { errorMessage, exitStatusFor, exitStatusForSignal, SwarmError } from "../util/errors.js";
+import { ExitStatus, errorMessage, exitStatusFor, exitStatusForSignal, SwarmError } from "../util/errors.js";
 import { byNameBytes, shutdownBlock } from "../util/output-lines.js";
 import { SeededRandom } from "../util/random.js";
 import { writeBlock } from "../util/stdout.js";
@@ -99,6 +99,10 @@ export class Peer {
   #peerId = 0;
   #secret: Uint8Array = new Uint8Array(0);
   readonly #local = new Map<string, LocalFile>();
+  /** The names of #local in Unicode form C: a file whose name prints the same is ours too. */
+  readonly #localKeys = new Set<string>();
+  /** Whether ./Shared was there before this peer (it is not left behind if the tracker cannot be reached). */
+  readonly #sharedExisted: boolean;
   readonly #pendingHave = new Map<number, Array<[number, number]>>();
   #haveTimer: TimerHandle | undefined;
   #progress: ProgressDisplay | undefined;
@@ -141,6 +145,7 @@ export class Peer {
   constructor(config: PeerConfig) {
     this.#config = config;
     this.#startedAt = this.#clock.now();
+    this.#sharedExisted = existsSync(config.sharedDir);
     this.#store = new FileStore(config.sharedDir, config.stagingRoot, config.log);
     this.#reports = new CheckpointGate({
       clock: this.#clock,
@@ -241,6 +246,7 @@ export class Peer {
     if (this.#sync === undefined) {
       for (const local of scanShared(this.#config.sharedDir, this.#config.maxFileSize, log)) {
         this.#local.set(local.manifest.name, local);
+        this.#localKeys.add(local.manifest.name.normalize("NFC"));
       }
     }
     const udpPort = await this.#bind();
@@ -333,41 +339,8 @@ export class Peer {
       case "welcome":
         if (frame.welcome) this.#onWelcome(frame.welcome);
         return;
-      case "fileAdded":
-        if (frame.fileAdded?.file && this.#sync !== undefined) this.#sync.fileAdded(frame.fileAdded.file);
-        else if (frame.fileAdded?.file) this.#learnFile(frame.fileAdded.file);
-        return;
-      case "fileRemoved": {
-        const fileId = frame.fileRemoved?.fileId ?? 0;
-        if (this.#sync !== undefined) {
-          this.#sync.fileRemoved(fileId);
-          this.#pendingHave.delete(fileId);
-          return;
-        }
-        const file = this.#engine.file(fileId);
-        if (file?.mode === "downloading") {
-          this.#log(
-            `"${file.manifest.name}" is no longer available in the swarm; its partial copy stays in staging until this peer leaves`,
-          );
-          this.#store.abandon(fileId);
-        }
-        this.#resuming.delete(fileId);
-        this.#engine.removeFile(fileId);
-        this.#pendingHave.delete(fileId);
-        this.#downloadStarted.delete(fileId);
-        this.#downloadCompleted.delete(fileId);
-        return;
-      }
-      case "holdersChanged":
-        if (frame.holdersChanged) this.#onHolders(frame.holdersChanged);
-        return;
-      case "peerJoined": {
-        const p = frame.peerJoined?.peer;
-        if (p) this.#addRemote(p);
-        return;
-      }
-      case "peerLeft":
-        this.#engine.removeRemote(frame.peerLeft?.peerId ?? 0);
+      case "updates":
+        if (frame.updates) this.#onUpdates(frame.updates);
         return;
       case "leaveGranted":
         void this.#leave();
@@ -387,6 +360,51 @@ export class Peer {
     }
   }
 
+  /** Changes in the swarm, applied in the order proto/swarm.proto gives for Updates. */
+  #onUpdates(u: udpswarm.IUpdates): void {
+    for (const fileId of u.removed ?? []) this.#removeFile(fileId);
+    for (const peerId of u.left ?? []) this.#engine.removeRemote(peerId);
+    for (const p of u.joined ?? []) this.#addRemote(p);
+    for (const info of u.accepted ?? []) this.#seed(info);
+    for (const info of u.added ?? []) {
+      if (this.#sync !== undefined) this.#sync.fileAdded(info);
+      else this.#learnFile(info);
+    }
+    for (const h of u.holders ?? []) this.#onHolders(h);
+  }
+
+  #removeFile(fileId: number): void {
+    if (this.#sync !== undefined) {
+      this.#sync.fileRemoved(fileId);
+      this.#pendingHave.delete(fileId);
+      return;
+    }
+    const file = this.#engine.file(fileId);
+    if (file?.mode === "downloading") {
+      this.#log(
+        `"${file.manifest.name}" is no longer available in the swarm; its partial copy stays in staging until this peer leaves`,
+      );
+      this.#store.abandon(fileId);
+    }
+    this.#resuming.delete(fileId);
+    this.#engine.removeFile(fileId);
+    this.#pendingHave.delete(fileId);
+    this.#downloadStarted.delete(fileId);
+    this.#downloadCompleted.delete(fileId);
+  }
+
+  /** One of our own offers, accepted by the tracker under `info.fileId`: we serve it. */
+  #seed(info: udpswarm.IFileInfo): void {
+    // SYNC (§9): a sync peer's own versions are the SyncPeer's (never refused, never accepted later).
+    if (this.#sync !== undefined) return;
+    const local = this.#local.get(info.manifest?.name ?? "");
+    if (local === undefined) return;
+    const id = info.fileId ?? 0;
+    this.#offered.add(id);
+    this.#store.addSeed(id, local.manifest.name, local.manifest.size);
+    this.#engine.addFile(id, local.manifest, "seeding");
+  }
+
   #onWelcome(w: udpswarm.IWelcome): void {
     this.#peerId = w.peerId ?? 0;
     this.#secret = w.secret ?? new Uint8Array(0);
@@ -395,19 +413,10 @@ export class Peer {
         `peer ${this.#peerId}: the tracker refused ${JSON.stringify(r.fileName ?? "")}: ${r.detail ?? "conflict"}; keeping the local file, not fetching the other`,
       );
     }
-    const ours = new Set<number>();
     if (this.#sync !== undefined) this.#sync.welcome(w);
-    for (const info of this.#sync === undefined ? (w.accepted ?? []) : []) {
-      const local = this.#local.get(info.manifest?.name ?? "");
-      if (local === undefined) continue;
-      const id = info.fileId ?? 0;
-      ours.add(id);
-      this.#offered.add(id);
-      this.#store.addSeed(id, local.manifest.name, local.manifest.size);
-      this.#engine.addFile(id, local.manifest, "seeding");
-    }
-    for (const info of this.#sync === undefined ? (w.files ?? []) : []) {
-      if (!ours.has(info.fileId ?? 0)) this.#learnFile(info);
+    else {
+      for (const info of w.accepted ?? []) this.#seed(info);
+      for (const info of w.files ?? []) this.#learnFile(info);
     }
     for (const p of w.peers ?? []) this.#addRemote(p);
     for (const h of w.holders ?? []) this.#onHolders(h);
@@ -438,7 +447,11 @@ export class Peer {
       return;
     }
     const local = this.#local.get(checked.name);
-    if (local !== undefined || this.#store.existsInShared(checked.name)) {
+    if (
+      local !== undefined ||
+      this.#localKeys.has(checked.name.normalize("NFC")) ||
+      this.#store.existsInShared(checked.name)
+    ) {
       // Same name as a file we keep (the tracker refused ours): neither served nor fetched.
       this.#engine.addFile(id, checked, "ignored");
       return;
@@ -711,6 +724,13 @@ export class Peer {
     }
     // An error keeps partial downloads for the next start; its one stderr line is already out.
     this.#store.close("keep");
+    if (code === ExitStatus.trackerUnreachable && !this.#sharedExisted) {
+      try {
+        rmdirSync(this.#config.sharedDir); // only if still empty: nothing was shared or fetched
+      } catch {
+        // not empty, or already gone
+      }
+    }
     this.#writeStats();
     this.#finished?.(code);
   }

@@ -1,10 +1,12 @@
 import { connect, type Socket } from "node:net";
 import type { Clock } from "../util/clock.js";
 import { SwarmError } from "../util/errors.js";
+import { processLag } from "../util/lag-monitor.js";
 import { MAX_FRAME_BYTES } from "../wire/limits.js";
 import {
   encodeTrackerFrame,
   type FrameBody,
+  RefusalReason,
   TRACKER_PROTOCOL_VERSION,
   type TrackerFrame,
 } from "../wire/tracker-frame.js";
@@ -13,9 +15,14 @@ import { FramedLink, type LinkFailure } from "../wire/tracker-link.js";
 export type TrackerClientOptions = {
   /** Give up connecting after (ms). @default 5000 */
   readonly connectTimeoutMs?: number;
+  /**
+   * A udpswarm tracker speaks first (a keepalive, at once): no valid frame within this
+   * long, or anything else first, and the port is not a udpswarm tracker (ms). @default 2000
+   */
+  readonly greetingTimeoutMs?: number;
   /** Ping the tracker every (ms). @default 2000 */
   readonly pingIntervalMs?: number;
-  /** The tracker is lost when silent this long (ms). @default 10000 */
+  /** Silence tolerated from the tracker at least (ms); more when its round trips or our stalls explain it. @default 15000 */
   readonly idleTimeoutMs?: number;
 };
 
@@ -27,27 +34,51 @@ export type TrackerClientHandlers = {
   badFrame?(reason: string): void;
 };
 
+export const DEFAULT_GREETING_TIMEOUT_MS = 2000;
+
 /** The peer's end of the tracker link: a framed link over one TCP connection. */
 export class TrackerClient {
   readonly #socket: Socket;
+  readonly #clock: Clock;
   readonly #handlers: TrackerClientHandlers;
   readonly #link: FramedLink;
+  /** HOST:PORT as the user gave it. */
+  readonly #where: string;
   #closing = false;
   #failed = false;
+  /** Until the tracker's first frame: how `connect` settles. */
+  #greeting: { resolve: () => void; reject: (err: SwarmError) => void } | undefined;
+  /** Until the Welcome: a refusal then is for this peer, not for one of its files. */
+  #welcomed = false;
 
-  private constructor(socket: Socket, clock: Clock, handlers: TrackerClientHandlers, options: TrackerClientOptions) {
+  private constructor(
+    socket: Socket,
+    clock: Clock,
+    handlers: TrackerClientHandlers,
+    options: TrackerClientOptions,
+    where: string,
+  ) {
     this.#socket = socket;
+    this.#clock = clock;
     this.#handlers = handlers;
+    this.#where = where;
+    const lag = processLag();
     const link = new FramedLink(
       clock,
       {
         write: (bytes) => socket.write(bytes),
-        frame: (frame) => handlers.frame(frame),
-        badFrame: (reason) => handlers.badFrame?.(reason),
+        frame: (frame) => this.#onFrame(frame),
+        valid: () => this.#greeted(),
+        badFrame: (reason) => {
+          if (this.#greeting !== undefined) this.#fail(`its first frame is ${reason}`);
+          else handlers.badFrame?.(reason);
+        },
         failed: (failure) => this.#onLinkFailed(failure),
       },
       {
         maxFrameBytes: MAX_FRAME_BYTES,
+        lag: () => lag.stalledMs(),
+        defer: (fn) => setImmediate(fn),
         ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
         ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
       },
@@ -58,14 +89,25 @@ export class TrackerClient {
     socket.on("close", () => this.#fail("the tracker closed the connection"));
   }
 
-  /** Connects over TCP (IPv4: the address the tracker sees is the one other peers use). */
-  static connect(
+  /**
+   * Connects over TCP (IPv4: the address the tracker sees is the one other peers use) and
+   * resolves once the tracker has spoken: a port that is not a udpswarm tracker is
+   * ERR_TRACKER_UNREACHABLE "not a udpswarm tracker at HOST:PORT" within the greeting timeout.
+   */
+  static async connect(
     host: string,
     port: number,
     clock: Clock,
     handlers: TrackerClientHandlers,
     options: TrackerClientOptions = {},
   ): Promise<TrackerClient> {
+    const socket = await TrackerClient.#tcp(host, port, options);
+    const client = new TrackerClient(socket, clock, handlers, options, `${host}:${port}`);
+    await client.#awaitGreeting(options.greetingTimeoutMs ?? DEFAULT_GREETING_TIMEOUT_MS);
+    return client;
+  }
+
+  static #tcp(host: string, port: number, options: TrackerClientOptions): Promise<Socket> {
     return new Promise((resolve, reject) => {
       const socket = connect({ host, port, family: 4, noDelay: true });
       const timeout = setTimeout(() => {
@@ -82,9 +124,50 @@ export class TrackerClient {
         clearTimeout(timeout);
         socket.removeAllListeners("error");
         socket.setKeepAlive(true, 1000);
-        resolve(new TrackerClient(socket, clock, handlers, options));
+        resolve(socket);
       });
     });
+  }
+
+  #awaitGreeting(timeoutMs: number): Promise<void> {
+    if (this.#failed) return Promise.reject(new SwarmError("ERR_TRACKER_UNREACHABLE", this.#notATracker("closed")));
+    return new Promise((resolve, reject) => {
+      this.#greeting = { resolve, reject };
+      const lag = processLag();
+      const since = this.#clock.now();
+      const stallSince = lag.stalledMs();
+      const check = (): void => {
+        if (this.#greeting === undefined) return;
+        // Our own stall does not count against the tracker; input already here is read first.
+        const waited = this.#clock.now() - since - (lag.stalledMs() - stallSince);
+        if (waited < timeoutMs) this.#clock.setTimer(timeoutMs - waited, () => setImmediate(check));
+        else this.#fail(`no word from it within ${timeoutMs / 1000} s`);
+      };
+      this.#clock.setTimer(timeoutMs, () => setImmediate(check));
+    });
+  }
+
+  #notATracker(detail: string): string {
+    return `not a udpswarm tracker at ${this.#where} (${detail})`;
+  }
+
+  #greeted(): void {
+    const greeting = this.#greeting;
+    if (greeting === undefined) return;
+    this.#greeting = undefined;
+    greeting.resolve();
+  }
+
+  #onFrame(frame: TrackerFrame): void {
+    if (frame.body === "welcome") this.#welcomed = true;
+    if (frame.body === "refusal" && !this.#welcomed && !frame.refusal?.fileName) {
+      const detail = frame.refusal?.detail ?? "";
+      if (frame.refusal?.reason === RefusalReason.REASON_VERSION) {
+        this.#fail(`the tracker refused this peer: ${detail}`, "ERR_PROTOCOL_VERSION");
+      } else this.#fail(`the tracker refused this peer: ${detail}`, "ERR_TRACKER_REFUSED");
+      return;
+    }
+    this.#handlers.frame(frame);
   }
 
   send(body: FrameBody): void {
@@ -127,11 +210,25 @@ export class TrackerClient {
     }
   }
 
-  #fail(message: string, code: "ERR_TRACKER_LOST" | "ERR_PROTOCOL_VERSION" = "ERR_TRACKER_LOST"): void {
+  #fail(
+    message: string,
+    code: "ERR_TRACKER_LOST" | "ERR_PROTOCOL_VERSION" | "ERR_TRACKER_REFUSED" = "ERR_TRACKER_LOST",
+  ): void {
     if (this.#closing || this.#failed) return;
     this.#failed = true;
     this.#link.close();
     this.#socket.destroy();
+    const greeting = this.#greeting;
+    if (greeting !== undefined) {
+      // Nothing valid was heard: whatever answered on that port is not a udpswarm tracker.
+      this.#greeting = undefined;
+      greeting.reject(
+        code === "ERR_TRACKER_LOST"
+          ? new SwarmError("ERR_TRACKER_UNREACHABLE", this.#notATracker(message))
+          : new SwarmError(code, message),
+      );
+      return;
+    }
     this.#handlers.lost(new SwarmError(code, message));
   }
 }

@@ -10,10 +10,12 @@ import {
   SwarmError,
   TRACKER_EXIT_STATUSES,
 } from "../util/errors.js";
-import { logLine, writeBlock } from "../util/stdout.js";
+import { logLine } from "../util/stdout.js";
 import { packageVersion } from "../util/version.js";
 import { DEFAULT_MAX_FILE_SIZE } from "../wire/limits.js";
+import { LIMIT_OPTIONS, limitsFrom } from "./limits.js";
 import { TrackerServer } from "./server.js";
+import { fdTarget, StdoutWriter } from "./stdout-writer.js";
 import { startWebView, type WebView } from "./web/server.js";
 
 const OPTIONS: readonly OptionSpec[] = [
@@ -39,6 +41,7 @@ const OPTIONS: readonly OptionSpec[] = [
     placeholder: "ADDR",
     help: "address of the web view (default 127.0.0.1)",
   },
+  ...LIMIT_OPTIONS,
   { name: "help", kind: "boolean", short: "h", help: "show this help and exit" },
   { name: "version", kind: "boolean", help: "show the version and exit" },
 ];
@@ -78,20 +81,19 @@ async function main(argv: readonly string[]): Promise<void> {
   const log = (line: string) => logLine(`udpswarm tracker: ${line}`);
   const clock = new RealClock();
   let web: WebView | undefined;
-  const server = new TrackerServer(
-    clock,
-    { maxFileSize },
-    (lines) => {
-      writeBlock(lines);
-      web?.printed(lines);
-    },
-    log,
-    () => web?.changed(),
-  );
+  const stdout = new StdoutWriter(fdTarget(1));
+  stdout.onError = (err) => log(`cannot write to stdout: ${err.message}`);
+  const limits = limitsFrom(args.values, maxFileSize);
+  const server = new TrackerServer(clock, { maxFileSize, ...limits }, stdout, log, (_event, block) => {
+    if (block !== undefined) web?.printed(block);
+    web?.changed();
+  });
   // Installed before the port is announced: a signal right after "listening" exits 0 too.
   const stop = () => {
     server.close();
     void web?.close();
+    // Every line still queued goes out before the exit.
+    stdout.flushSync();
     process.exit(ExitStatus.ok);
   };
   process.on("SIGINT", stop);

@@ -17,7 +17,13 @@ export function updateBlock(peerId: number, name: string, chunks: number): strin
 
 /** `chunk` is 0-based here and printed 1-based. */
 export function acquiredLine(peerId: number, chunk: number, chunks: number, name: string): string {
-  return `PEER ${peerId} ACQUIRED: CHUNK ${chunk + 1}/${chunks} ${name}`;
+  const { head, tail } = acquiredParts(peerId, chunks, name);
+  return `${head}${chunk + 1}${tail}`;
+}
+
+/** An ACQUIRED line around its chunk number, so a writer builds many lines cheaply. */
+export function acquiredParts(peerId: number, chunks: number, name: string): { head: string; tail: string } {
+  return { head: `PEER ${peerId} ACQUIRED: CHUNK `, tail: `/${chunks} ${name}` };
 }
 
 export function disconnectBlock(peerId: number, received: Iterable<string>): string[] {

@@ -5,7 +5,8 @@ import { requestAuth, SECRET_BYTES } from "../wire/auth.js";
 import { Bitmap, flattenRuns, parseRuns } from "../wire/bitmap.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { type CheckedManifest, type FrameBody, manifestToWire, RefusalReason } from "../wire/tracker-frame.js";
-import { acquiredLine, connectBlock, disconnectBlock, updateBlock } from "./output.js";
+import { manifestBytes } from "./limits.js";
+import { connectBlock, disconnectBlock, updateBlock } from "./output.js";
 import { CLASSIC_TAG, tagToWire, VersionBook, type VersionTag, versionFrom } from "./versions.js";
 
 /**
@@ -13,14 +14,57 @@ import { CLASSIC_TAG, tagToWire, VersionBook, type VersionTag, versionFrom } fro
  * which chunks each peer holds, and who may leave. Every change is turned into effects on
  * the injected sink (stdout blocks, frames to peers, diagnostics). The registry could be
  * rebuilt from what live peers re-announce: it holds nothing they do not tell it.
+ *
+ * Work grows with the change, not with the swarm: a chunk report costs its chunks; the
+ * other peers hear of changes in one Updates frame per flush (see `flush`), so a burst of
+ * joins or reports is not a frame per change per peer; and the departure rule reads a
+ * running count of (peer, file) pairs still lacking instead of scanning peers x files.
+ *
+ * SYNC (§9): live-folder peers see the newest version of each name (a file record per
+ * version, VersionBook), classic peers the first record of each name (`#fileIdByKey`).
+ * The running count covers classic peers and the records they see; the few sync peers
+ * are checked one by one when the count says a classic peer could go.
  */
 export interface RegistrySink {
   /** One whole block of stdout lines. */
   print(lines: string[]): void;
+  /**
+   * Peer `peerId` newly holds `runs` ([first, count], 0-based) of a file of `chunks`
+   * chunks: one ACQUIRED line per chunk, in order (the sink expands them as it writes).
+   */
+  acquired(peerId: number, name: string, chunks: number, runs: ReadonlyArray<readonly [number, number]>): void;
+  /** A frame for one peer. */
   send(peerId: number, body: FrameBody): void;
-  /** One diagnostic line (stderr). */
-  log(line: string): void;
+  /**
+   * One Updates frame for each receiver: `shared` (the same for all of them) merged with
+   * what only that receiver hears (`own`, e.g. joined peers with their proof for it).
+   */
+  sendUpdates(
+    receivers: readonly number[],
+    shared: udpswarm.IUpdates,
+    own: ReadonlyMap<number, udpswarm.IUpdates>,
+  ): void;
+  /** Changes wait for `flush()`: the owner calls it soon (once per burst is enough). */
+  pending(): void;
+  /** One diagnostic line (stderr); `reason` groups lines for throttling. */
+  log(line: string, reason?: string): void;
 }
+
+/** What one peer may offer and the swarm may hold (tracker/limits.ts has the defaults). */
+export type OfferLimits = {
+  readonly maxFilesPerPeer: number;
+  readonly maxManifestBytesPerPeer: number;
+  readonly maxManifestBytes: number;
+};
+
+const NO_LIMITS: OfferLimits = {
+  maxFilesPerPeer: Number.POSITIVE_INFINITY,
+  maxManifestBytesPerPeer: Number.POSITIVE_INFINITY,
+  maxManifestBytes: Number.POSITIVE_INFINITY,
+};
+
+/** Holder entries' runs per Updates frame that follows a Welcome (keeps each frame small). */
+const HOLDER_RUNS_PER_FRAME = 64 * 1024;
 
 export type PeerState = "active" | "ready" | "leaving";
 
@@ -39,10 +83,13 @@ type PeerRecord = {
   readonly addresses: readonly string[];
   readonly udpPort: number;
   state: PeerState;
-  /** File ids this peer offered at connect (accepted offers). */
+  /** File ids this peer offered (accepted offers). */
   readonly offered: Set<number>;
-  /** Names whose offer was refused (conflict): this peer neither serves nor fetches them. */
-  readonly refusedNames: Set<string>;
+  /**
+   * Offers refused for a name conflict, by name key (see nameKey): this peer neither serves
+   * nor fetches a file of that name, and its own is offered again once the name is free.
+   */
+  readonly refused: Map<string, CheckedManifest>;
   readonly holdings: Map<number, Holding>;
   /** Names of files this peer received whole from others (the DISCONNECT block). */
   readonly receivedWhole: Set<string>;
@@ -66,9 +113,17 @@ export type PeerTransferStats = {
 type FileRecord = {
   readonly id: number;
   readonly manifest: CheckedManifest;
+  readonly key: string;
+  /** Wire bytes of its manifest (counted against the swarm's budget). */
+  readonly bytes: number;
   /** Peers holding at least one chunk (or the whole of an empty file). */
   readonly holders: Set<number>;
   readonly completeHolders: Set<number>;
+  /**
+   * Staying classic peers that have neither it whole nor refused its name, while it is
+   * the record classic peers see of its name (0 for a version only sync peers see).
+   */
+  lackers: number;
   /** SYNC (§9): the version's mtime and ancestry (CLASSIC_TAG for a classic peer's file). */
   readonly tag: VersionTag;
 };
@@ -83,29 +138,84 @@ export type RegistrySnapshot = {
     udpPort: number;
     state: PeerState;
     files: Array<{ fileId: number; held: number; complete: boolean }>;
-    /** Names whose offer was refused (name conflict): this peer never fetches them. */
+    /** Names of swarm files whose offer this peer saw refused (name conflict): it never fetches them. */
     refusedNames: string[];
     stats: PeerTransferStats | undefined;
   }>;
   files: Array<{ id: number; name: string; size: number; chunks: number; completeHolders: number }>;
 };
 
+/**
+ * Names are compared in Unicode normalization form C: "café" typed on two systems may
+ * arrive as different code points (NFC, NFD) that print the same, and two files whose
+ * names print the same would be indistinguishable in every block.
+ */
+export function nameKey(name: string): string {
+  return name.normalize("NFC");
+}
+
+/** Changes since the last flush, for the peers that were there before them. */
+type Batch = {
+  readonly joined: Set<number>;
+  readonly added: Set<number>;
+  /** Per "peer:file": what that peer newly holds of that file. */
+  readonly holders: Map<string, { peerId: number; fileId: number; runs: number[]; complete: boolean }>;
+  readonly left: Set<number>;
+  readonly removed: Set<number>;
+  /** SYNC (§9): versions superseded by a newer one: sync peers stop holding and fetching them. */
+  readonly superseded: Set<number>;
+  /** Offers accepted after their peer joined (its refused name became free), per peer. */
+  readonly accepted: Map<number, number[]>;
+  /** Newcomers to welcome at the flush, with the frames that follow their Welcome. */
+  readonly welcomes: Map<number, { refused: udpswarm.IRefusal[]; after: FrameBody[] }>;
+  /** Peers granted departure: told last (a newcomer may be granted before its Welcome went out). */
+  readonly granted: number[];
+};
+
+function emptyBatch(): Batch {
+  return {
+    joined: new Set(),
+    added: new Set(),
+    holders: new Map(),
+    left: new Set(),
+    removed: new Set(),
+    superseded: new Set(),
+    accepted: new Map(),
+    welcomes: new Map(),
+    granted: [],
+  };
+}
+
 export class Registry {
   readonly #sink: RegistrySink;
   readonly #randomBytes: (n: number) => Buffer;
+  readonly #limits: OfferLimits;
+  /** Manifest bytes of every file in the swarm. */
+  #manifestBytes = 0;
   readonly #peers = new Map<number, PeerRecord>();
   readonly #files = new Map<number, FileRecord>();
-  /** What classic peers see: the first record of each name (§8). */
-  readonly #fileIdByName = new Map<string, number>();
+  /** What classic peers see: the first record of each name key (§8). */
+  readonly #fileIdByKey = new Map<string, number>();
   /** SYNC (§9): what sync peers see: the newest version of each name. */
   readonly #book = new VersionBook();
+  /** Peers in state "ready". */
+  readonly #ready = new Set<number>();
+  /** Staying peers (active or ready) that refused each name key. */
+  readonly #refusers = new Map<string, number>();
+  /** Staying classic peers (active or ready). */
+  #staying = 0;
+  /** Sum of FileRecord.lackers: no ready peer may leave while it is above 0. */
+  #lacking = 0;
+  #batch: Batch = emptyBatch();
+  #batchPending = false;
   #nextPeerId = 1;
   #nextFileId = 1;
 
   /** `random` makes the peers' secrets (injectable so tests are repeatable). */
-  constructor(sink: RegistrySink, random: (n: number) => Buffer = randomBytes) {
+  constructor(sink: RegistrySink, random: (n: number) => Buffer = randomBytes, limits: OfferLimits = NO_LIMITS) {
     this.#sink = sink;
     this.#randomBytes = random;
+    this.#limits = limits;
   }
 
   get peerCount(): number {
@@ -114,6 +224,10 @@ export class Registry {
 
   get fileCount(): number {
     return this.#files.size;
+  }
+
+  hasPeer(peerId: number): boolean {
+    return this.#peers.has(peerId);
   }
 
   /**
@@ -131,13 +245,10 @@ export class Registry {
     return undefined;
   }
 
-  hasPeer(peerId: number): boolean {
-    return this.#peers.has(peerId);
-  }
-
   /**
    * A peer connected and offered `offers` (already validated). Assigns its id, prints the
-   * CONNECT block, welcomes it with the whole swarm, and tells everyone else.
+   * CONNECT block, and welcomes it at the next flush (after the others heard of it);
+   * `after` are frames for it that must follow its Welcome.
    */
   join(
     host: string,
@@ -145,6 +256,7 @@ export class Registry {
     offers: readonly CheckedManifest[],
     onAssigned?: (peerId: number) => void,
     addresses: readonly string[] = [],
+    after: readonly FrameBody[] = [],
     sync?: { readonly tags: readonly VersionTag[] },
   ): JoinResult {
     const peer: PeerRecord = {
@@ -155,74 +267,92 @@ export class Registry {
       udpPort,
       state: "active",
       offered: new Set(),
-      refusedNames: new Set(),
+      refused: new Map(),
       holdings: new Map(),
       receivedWhole: new Set(),
       stats: undefined,
       sync: sync !== undefined,
     };
     const refusals: udpswarm.IRefusal[] = [];
+    const overLimit: FrameBody[] = [];
     const accepted: CheckedManifest[] = [];
-    const newFiles: FileRecord[] = [];
-    const seenNames = new Set<string>();
+    const seenKeys = new Set<string>();
+    let peerBytes = 0;
     const superseded: number[] = [];
+    this.#peers.set(peer.id, peer);
+    if (!peer.sync) this.#staying++;
+    // Files it lacks among those already there (its own offers are settled below).
+    const before = [...this.#files.values()];
     for (const [i, offer] of offers.entries()) {
-      if (seenNames.has(offer.name)) continue;
-      seenNames.add(offer.name);
+      const key = nameKey(offer.name);
+      if (seenKeys.has(key)) continue;
+      seenKeys.add(key);
       if (sync !== undefined) {
         // SYNC (§9): a different content is a version, not a conflict; an older one is not held.
-        const file = this.#syncOffer(offer, sync.tags[i] ?? CLASSIC_TAG, newFiles, superseded);
-        if (file === undefined) continue;
+        const tag = sync.tags[i] ?? CLASSIC_TAG;
+        const standing = this.#book.standing(versionFrom(offer, tag));
+        if (standing === "older") continue;
+        const same = standing === "same" ? this.#files.get(this.#book.newestId(offer.name) ?? 0) : undefined;
+        const bytes = manifestBytes(offer);
+        const limit = this.#overLimit(accepted.length, peerBytes, bytes, same === undefined);
+        if (limit !== undefined) {
+          overLimit.push({ refusal: { reason: RefusalReason.REASON_LIMIT, fileName: offer.name, detail: limit } });
+          this.#sink.log(`peer ${peer.id}: refused ${JSON.stringify(offer.name)}: ${limit}`, "limit");
+          continue;
+        }
+        peerBytes += bytes;
+        let file = same;
+        if (file === undefined) {
+          const previous = this.#book.newestId(offer.name);
+          if (previous !== undefined) superseded.push(previous);
+          file = this.#addVersion(offer, tag, false);
+        }
+        peer.offered.add(file.id);
         this.#holdWhole(peer, file);
         accepted.push(offer);
         continue;
       }
-      const existingId = this.#fileIdByName.get(offer.name);
-      const existing = existingId === undefined ? undefined : this.#files.get(existingId);
-      if (existing !== undefined && !sameContent(existing.manifest, offer)) {
-        peer.refusedNames.add(offer.name);
+      const existing = this.#fileByKey(key);
+      if (existing !== undefined && !sameFile(existing.manifest, offer)) {
+        peer.refused.set(key, offer);
+        this.#refusers.set(key, (this.#refusers.get(key) ?? 0) + 1);
         refusals.push({
           reason: RefusalReason.REASON_NAME_CONFLICT,
           fileName: offer.name,
-          detail: `a different file named "${offer.name}" is already offered by the swarm`,
+          detail:
+            existing.manifest.name === offer.name
+              ? `a different file named "${offer.name}" is already offered by the swarm`
+              : `the swarm already offers "${existing.manifest.name}", a name that prints the same (another Unicode spelling)`,
         });
-        this.#sink.log(`peer ${peer.id}: refused "${offer.name}": name conflict (same name, different content)`);
+        this.#sink.log(
+          `peer ${peer.id}: refused ${JSON.stringify(offer.name)}: name conflict (${
+            existing.manifest.name === offer.name
+              ? "same name, different content"
+              : "same name, another Unicode spelling"
+          })`,
+          "conflict",
+        );
         continue;
       }
-      const file = existing ?? this.#addFile(offer, CLASSIC_TAG);
-      if (existing === undefined) newFiles.push(file);
+      const bytes = manifestBytes(offer);
+      const limit = this.#overLimit(accepted.length, peerBytes, bytes, existing === undefined);
+      if (limit !== undefined) {
+        overLimit.push({ refusal: { reason: RefusalReason.REASON_LIMIT, fileName: offer.name, detail: limit } });
+        this.#sink.log(`peer ${peer.id}: refused ${JSON.stringify(offer.name)}: ${limit}`, "limit");
+        continue;
+      }
+      peerBytes += bytes;
+      const file = existing ?? this.#addFile(offer, CLASSIC_TAG, true);
+      peer.offered.add(file.id);
       this.#holdWhole(peer, file);
       accepted.push(offer);
     }
-    this.#peers.set(peer.id, peer);
+    for (const file of before) if (this.#lacks(peer, file)) this.#addLacker(file);
     onAssigned?.(peer.id);
-
     this.#sink.print(connectBlock(peer.id, accepted));
-    // The others hear of the newcomer before it hears of them: its first requests then
-    // rarely reach a peer that does not know its address yet (and would drop them).
-    for (const other of this.#peers.values()) {
-      if (other.id === peer.id || other.state === "leaving") continue;
-      this.#sink.send(other.id, { peerJoined: { peer: peerAddress(peer, other) } });
-      for (const file of newFiles) {
-        if (this.#sees(other, file)) this.#sink.send(other.id, { fileAdded: { file: fileInfo(file) } });
-      }
-      for (const fileId of peer.offered) {
-        this.#sink.send(other.id, { holdersChanged: { peerId: peer.id, fileId, runs: [], complete: true } });
-      }
-    }
-    this.#sink.send(peer.id, {
-      welcome: {
-        peerId: peer.id,
-        files: [...this.#files.values()].filter((f) => this.#sees(peer, f)).map(fileInfo),
-        peers: [...this.#peers.values()]
-          .filter((p) => p.id !== peer.id && p.state !== "leaving")
-          .map((p) => peerAddress(p, peer)),
-        holders: this.#holdersSnapshot(peer.id),
-        refused: refusals,
-        accepted: [...peer.offered].map((id) => this.#files.get(id)).flatMap((f) => (f ? [fileInfo(f)] : [])),
-        secret: peer.secret,
-      },
-    });
+    this.#batch.joined.add(peer.id);
+    this.#batch.welcomes.set(peer.id, { refused: refusals, after: [...after, ...overLimit] });
+    this.#markPending();
     for (const id of superseded) this.#supersede(id);
     this.#evaluateDepartures();
     return { peerId: peer.id };
@@ -232,8 +362,8 @@ export class Registry {
 
   /**
    * A sync peer's new file or new version while connected. The newest of its name becomes
-   * a record of its own: UPDATE block, FileAdded to those who see it (the author learns its
-   * id), and the version it replaces is no longer held by sync peers.
+   * a record of its own: UPDATE block, listed as added to those who see it (the author
+   * learns its id), and the version it replaces is no longer held by sync peers.
    */
   update(peerId: number, manifest: CheckedManifest, tag: VersionTag): string | undefined {
     const peer = this.#peers.get(peerId);
@@ -251,45 +381,41 @@ export class Registry {
       });
       return undefined;
     }
+    const bytes = manifestBytes(manifest);
+    const limit =
+      peer.offered.size >= this.#limits.maxFilesPerPeer
+        ? `a peer may offer at most ${this.#limits.maxFilesPerPeer} files`
+        : this.#manifestBytes + bytes > this.#limits.maxManifestBytes
+          ? `the swarm's manifests would exceed ${this.#limits.maxManifestBytes} bytes (this one: ${bytes})`
+          : undefined;
+    if (limit !== undefined) {
+      this.#sink.send(peer.id, {
+        refusal: { reason: RefusalReason.REASON_LIMIT, fileName: manifest.name, detail: limit },
+      });
+      this.#sink.log(`peer ${peer.id}: refused update ${JSON.stringify(manifest.name)}: ${limit}`, "limit");
+      return undefined;
+    }
     const previous = this.#book.newestId(manifest.name);
-    const file = this.#addVersion(manifest, tag);
+    const file = this.#addVersion(manifest, tag, false);
+    peer.offered.add(file.id);
     this.#holdWhole(peer, file);
     this.#sink.print(updateBlock(peer.id, manifest.name, manifest.chunks));
-    for (const other of this.#peers.values()) {
-      if (other.state === "leaving") continue;
-      if (this.#sees(other, file)) this.#sink.send(other.id, { fileAdded: { file: fileInfo(file) } });
-      if (other.id !== peer.id) {
-        this.#sink.send(other.id, { holdersChanged: { peerId: peer.id, fileId: file.id, runs: [], complete: true } });
-      }
-    }
     if (previous !== undefined) this.#supersede(previous);
+    this.#evaluateDepartures();
     return undefined;
   }
 
   /** Whether `peer` is shown `file`: sync peers see the newest versions, classic peers the first records. */
   #sees(peer: PeerRecord, file: FileRecord): boolean {
-    const id = peer.sync ? this.#book.newestId(file.manifest.name) : this.#fileIdByName.get(file.manifest.name);
-    return id === file.id;
+    return peer.sync ? this.#book.newestId(file.manifest.name) === file.id : this.#isClassicView(file);
   }
 
-  #syncOffer(
-    offer: CheckedManifest,
-    tag: VersionTag,
-    newFiles: FileRecord[],
-    superseded: number[],
-  ): FileRecord | undefined {
-    const standing = this.#book.standing(versionFrom(offer, tag));
-    if (standing === "older") return undefined;
-    if (standing === "same") return this.#files.get(this.#book.newestId(offer.name) ?? 0);
-    const previous = this.#book.newestId(offer.name);
-    if (previous !== undefined) superseded.push(previous);
-    const file = this.#addVersion(offer, tag);
-    newFiles.push(file);
-    return file;
+  #isClassicView(file: FileRecord): boolean {
+    return this.#fileIdByKey.get(file.key) === file.id;
   }
 
-  #addVersion(manifest: CheckedManifest, tag: VersionTag): FileRecord {
-    const file = this.#addFile(manifest, tag);
+  #addVersion(manifest: CheckedManifest, tag: VersionTag, offeredByClassic: boolean): FileRecord {
+    const file = this.#addFile(manifest, tag, offeredByClassic);
     this.#book.record(file.id, versionFrom(manifest, tag));
     return file;
   }
@@ -304,19 +430,27 @@ export class Registry {
         old.holders.delete(p.id);
         old.completeHolders.delete(p.id);
       }
-      if (p.state !== "leaving") this.#sink.send(p.id, { fileRemoved: { fileId: old.id } });
     }
+    this.#batch.superseded.add(old.id);
+    this.#markPending();
     if (!this.#isAvailable(old)) this.#removeFile(old);
   }
 
-  // ---------------------------------------------------------------- end of SYNC hooks
-
-  #holdWhole(peer: PeerRecord, file: FileRecord): void {
-    peer.offered.add(file.id);
-    peer.holdings.set(file.id, { bits: undefined, complete: true });
-    file.holders.add(peer.id);
-    file.completeHolders.add(peer.id);
+  /**
+   * SYNC (§9): whether a staying sync peer lacks a record classic peers see too (it holds
+   * classic peers back like any other peer; a version they do not see does not).
+   */
+  #syncPeerLacks(): boolean {
+    for (const peer of this.#peers.values()) {
+      if (!peer.sync || peer.state === "leaving") continue;
+      for (const file of this.#files.values()) {
+        if (this.#isClassicView(file) && this.#sees(peer, file) && !file.completeHolders.has(peer.id)) return true;
+      }
+    }
+    return false;
   }
+
+  // ---------------------------------------------------------------- end of SYNC hooks
 
   /**
    * The peer reports chunks it has verified and stored. Prints one ACQUIRED line per
@@ -330,7 +464,9 @@ export class Registry {
     const chunks = file.manifest.chunks;
     const runs = parseRuns(flatRuns, chunks);
     if (runs === undefined) return `bad chunk runs for file ${fileId}`;
-    if (peer.refusedNames.has(file.manifest.name)) return `report for refused file ${file.manifest.name}`;
+    if (peer.refused.has(file.key)) return `report for refused file ${file.manifest.name}`;
+    // Granted peers held everything they had reported when they were granted.
+    if (peer.state === "leaving") return undefined;
     let holding = peer.holdings.get(fileId);
     if (holding === undefined) {
       holding = { bits: new Bitmap(chunks), complete: false };
@@ -339,21 +475,8 @@ export class Registry {
     const bits = holding.bits;
     if (holding.complete || bits === undefined) return undefined;
     const newRuns: Array<[number, number]> = [];
-    const lines: string[] = [];
-    for (const [first, count] of runs) {
-      let runStart = -1;
-      for (let c = first; c <= first + count; c++) {
-        const added = c < first + count && bits.set(c);
-        if (added) {
-          lines.push(acquiredLine(peer.id, c, chunks, file.manifest.name));
-          if (runStart < 0) runStart = c;
-        } else if (runStart >= 0) {
-          newRuns.push([runStart, c - runStart]);
-          runStart = -1;
-        }
-      }
-    }
-    if (lines.length > 0) this.#sink.print(lines);
+    for (const [first, count] of runs) bits.setRange(first, count, (start, n) => newRuns.push([start, n]));
+    if (newRuns.length > 0) this.#sink.acquired(peer.id, file.manifest.name, chunks, newRuns);
     if (bits.count > 0 || chunks === 0) file.holders.add(peer.id);
     const nowComplete = bits.complete;
     if (nowComplete) {
@@ -361,14 +484,11 @@ export class Registry {
       holding.bits = undefined;
       file.completeHolders.add(peer.id);
       if (!peer.offered.has(fileId)) peer.receivedWhole.add(file.manifest.name);
+      if (this.#counts(peer, file)) this.#removeLacker(file);
     }
     if (newRuns.length > 0 || nowComplete) {
-      for (const other of this.#peers.values()) {
-        if (other.id === peer.id || other.state === "leaving") continue;
-        this.#sink.send(other.id, {
-          holdersChanged: { peerId: peer.id, fileId, runs: flattenRuns(newRuns), complete: nowComplete },
-        });
-      }
+      this.#noteHolding(peer.id, fileId, flattenRuns(newRuns), nowComplete);
+      this.#markPending();
     }
     if (nowComplete) this.#evaluateDepartures();
     return undefined;
@@ -385,6 +505,7 @@ export class Registry {
     const peer = this.#peers.get(peerId);
     if (peer === undefined || peer.state !== "active") return;
     peer.state = "ready";
+    this.#ready.add(peerId);
     this.#evaluateDepartures();
   }
 
@@ -398,24 +519,88 @@ export class Registry {
     this.#peers.delete(peerId);
     this.#sink.print(disconnectBlock(peer.id, peer.receivedWhole));
     if (peer.state !== "leaving") {
-      for (const other of this.#peers.values()) {
-        if (other.state !== "leaving") this.#sink.send(other.id, { peerLeft: { peerId } });
-      }
+      for (const file of this.#files.values()) if (this.#lacks(peer, file)) this.#removeLacker(file);
+      this.#stopStaying(peer);
+      this.#noteLeft(peer.id);
     }
     this.#forgetHoldings(peer);
     this.#evaluateDepartures();
   }
 
-  /** A peer's chunks no longer count: files no live peer can complete any more are dropped. */
-  #forgetHoldings(peer: PeerRecord): void {
-    for (const fileId of peer.holdings.keys()) {
-      const file = this.#files.get(fileId);
-      if (file === undefined) continue;
-      file.holders.delete(peer.id);
-      file.completeHolders.delete(peer.id);
-      if (!this.#isAvailable(file)) this.#removeFile(file);
+  /**
+   * Sends what changed since the last flush: one Updates frame to every peer that was
+   * there before (what it must hear first), then the Welcome of each newcomer, built now.
+   */
+  flush(): void {
+    if (!this.#batchPending) return;
+    const batch = this.#batch;
+    this.#batch = emptyBatch();
+    this.#batchPending = false;
+    const joined = [...batch.joined].flatMap((id) => {
+      const p = this.#peers.get(id);
+      return p !== undefined && p.state !== "leaving" ? [p] : [];
+    });
+    const shared: udpswarm.IUpdates = {};
+    if (batch.removed.size > 0) shared.removed = [...batch.removed];
+    if (batch.left.size > 0) shared.left = [...batch.left];
+    const receiverRecords = [...this.#peers.values()].filter((p) => p.state !== "leaving" && !batch.welcomes.has(p.id));
+    // A file everyone sees goes in the shared part; a version only some see (SYNC §9), in theirs.
+    const addedFiles = [...batch.added].flatMap((id) => {
+      const f = this.#files.get(id);
+      return f === undefined ? [] : [f];
+    });
+    const addedForAll = addedFiles.filter((f) => receiverRecords.every((p) => this.#sees(p, f)));
+    const addedForSome = addedFiles.filter((f) => !addedForAll.includes(f));
+    if (addedForAll.length > 0) shared.added = addedForAll.map(fileInfo);
+    const supersededNow = [...batch.superseded].filter((id) => !batch.removed.has(id));
+    const holders = [...batch.holders.values()].filter(
+      (h) => this.#peers.get(h.peerId)?.state !== "leaving" && this.#peers.has(h.peerId) && this.#files.has(h.fileId),
+    );
+    if (holders.length > 0) {
+      shared.holders = holders.map((h) => ({
+        peerId: h.peerId,
+        fileId: h.fileId,
+        runs: h.complete ? [] : h.runs,
+        complete: h.complete,
+      }));
     }
-    peer.holdings.clear();
+    const receivers: number[] = [];
+    const own = new Map<number, udpswarm.IUpdates>();
+    for (const receiver of receiverRecords) {
+      receivers.push(receiver.id);
+      const mine: udpswarm.IUpdates = {};
+      if (receiver.sync && supersededNow.length > 0) mine.removed = supersededNow;
+      const seen = addedForSome.filter((f) => this.#sees(receiver, f));
+      if (seen.length > 0) mine.added = seen.map(fileInfo);
+      const introductions = joined.filter((p) => p.id !== receiver.id).map((p) => peerAddress(p, receiver));
+      if (introductions.length > 0) mine.joined = introductions;
+      const accepted = batch.accepted.get(receiver.id)?.flatMap((id) => {
+        const f = this.#files.get(id);
+        return f === undefined ? [] : [fileInfo(f)];
+      });
+      if (accepted !== undefined && accepted.length > 0) mine.accepted = accepted;
+      if (Object.keys(mine).length > 0) own.set(receiver.id, mine);
+    }
+    const anything =
+      shared.removed !== undefined ||
+      shared.left !== undefined ||
+      shared.added !== undefined ||
+      shared.holders !== undefined;
+    const addressed = anything ? receivers : receivers.filter((id) => own.has(id));
+    if (addressed.length > 0) this.#sink.sendUpdates(addressed, shared, own);
+    for (const [peerId, welcome] of batch.welcomes) {
+      const peer = this.#peers.get(peerId);
+      if (peer === undefined) continue;
+      const { welcome: w, holders: known } = this.#welcome(peer, welcome.refused);
+      // What every peer holds goes in groups of bounded size: the first in the Welcome, the
+      // rest in Updates frames (the Welcome stays within the frame budget).
+      const [first, ...rest] = holderFrames(known);
+      w.holders = first ?? [];
+      this.#sink.send(peerId, { welcome: w });
+      for (const holders of rest) this.#sink.send(peerId, { updates: { holders } });
+      for (const body of welcome.after) this.#sink.send(peerId, body);
+    }
+    for (const peerId of batch.granted) if (this.#peers.has(peerId)) this.#sink.send(peerId, { leaveGranted: {} });
   }
 
   snapshot(): RegistrySnapshot {
@@ -430,7 +615,7 @@ export class Registry {
           if (file === undefined) return [];
           return [{ fileId, held: h.complete ? file.manifest.chunks : (h.bits?.count ?? 0), complete: h.complete }];
         }),
-        refusedNames: [...p.refusedNames],
+        refusedNames: [...p.refused].map(([key, offer]) => this.#fileByKey(key)?.manifest.name ?? offer.name),
         stats: p.stats,
       })),
       files: [...this.#files.values()]
@@ -452,32 +637,143 @@ export class Registry {
     return { complete: h.complete, runs: h.complete ? [] : (h.bits?.runs() ?? []) };
   }
 
-  #addFile(manifest: CheckedManifest, tag: VersionTag): FileRecord {
-    const file: FileRecord = { id: this.#nextFileId++, manifest, holders: new Set(), completeHolders: new Set(), tag };
+  // ---------------------------------------------------------------- files and holders
+
+  #fileByKey(key: string): FileRecord | undefined {
+    const id = this.#fileIdByKey.get(key);
+    return id === undefined ? undefined : this.#files.get(id);
+  }
+
+  /** Why an offer is over a limit, or undefined when it fits. */
+  #overLimit(acceptedSoFar: number, peerBytes: number, bytes: number, isNew: boolean): string | undefined {
+    const l = this.#limits;
+    if (acceptedSoFar >= l.maxFilesPerPeer) return `a peer may offer at most ${l.maxFilesPerPeer} files`;
+    if (peerBytes + bytes > l.maxManifestBytesPerPeer) {
+      return `manifests of more than ${l.maxManifestBytesPerPeer} bytes from one peer (this one: ${bytes})`;
+    }
+    if (isNew && this.#manifestBytes + bytes > l.maxManifestBytes) {
+      return `the swarm's manifests would exceed ${l.maxManifestBytes} bytes (this one: ${bytes})`;
+    }
+    return undefined;
+  }
+
+  /**
+   * A new file, offered whole by one peer (a staying classic one when `offeredByClassic`):
+   * every other staying classic peer lacks it unless it refused the name, or it is a
+   * version classic peers do not see.
+   */
+  #addFile(manifest: CheckedManifest, tag: VersionTag, offeredByClassic: boolean): FileRecord {
+    const key = nameKey(manifest.name);
+    const file: FileRecord = {
+      id: this.#nextFileId++,
+      manifest,
+      key,
+      bytes: manifestBytes(manifest),
+      holders: new Set(),
+      completeHolders: new Set(),
+      lackers: 0,
+      tag,
+    };
+    this.#manifestBytes += file.bytes;
     this.#files.set(file.id, file);
     // SYNC (§9): a name's first record is what classic peers see, and sync peers until a newer one.
-    if (!this.#fileIdByName.has(manifest.name)) this.#fileIdByName.set(manifest.name, file.id);
     if (this.#book.newestId(manifest.name) === undefined) this.#book.record(file.id, versionFrom(manifest, tag));
+    if (!this.#fileIdByKey.has(key)) {
+      this.#fileIdByKey.set(key, file.id);
+      const lackers = this.#staying - (offeredByClassic ? 1 : 0) - (this.#refusers.get(key) ?? 0);
+      file.lackers = lackers;
+      this.#lacking += lackers;
+    }
+    this.#batch.added.add(file.id);
+    this.#markPending();
     return file;
   }
 
+  #holdWhole(peer: PeerRecord, file: FileRecord): void {
+    peer.holdings.set(file.id, { bits: undefined, complete: true });
+    file.holders.add(peer.id);
+    file.completeHolders.add(peer.id);
+    this.#noteHolding(peer.id, file.id, [], true);
+  }
+
   #removeFile(file: FileRecord): void {
+    const classicView = this.#isClassicView(file);
     // Said only when it costs someone something: after a normal departure nobody lacks it.
     const lacking = [...this.#peers.values()]
-      .filter((p) => p.state !== "leaving" && !p.refusedNames.has(file.manifest.name) && this.#sees(p, file))
+      .filter(
+        (p) =>
+          p.state !== "leaving" && !p.refused.has(file.key) && !file.completeHolders.has(p.id) && this.#sees(p, file),
+      )
       .map((p) => p.id);
     this.#files.delete(file.id);
-    if (this.#fileIdByName.get(file.manifest.name) === file.id) this.#fileIdByName.delete(file.manifest.name);
+    this.#manifestBytes -= file.bytes;
+    if (classicView) this.#fileIdByKey.delete(file.key);
     this.#book.forget(file.manifest.name, file.id);
+    this.#lacking -= file.lackers;
     if (lacking.length > 0) {
       this.#sink.log(
         `file "${file.manifest.name}" is no longer available: no live peer holds all of it ` +
-          `(${lacking.length === 1 ? "peer" : "peers"} ${lacking.join(", ")} did not get it)`,
+          `(${lacking.length === 1 ? "peer" : "peers"} ${lacking.slice(0, 20).join(", ")}${lacking.length > 20 ? ", ..." : ""} did not get it)`,
+        "removed",
       );
     }
-    for (const peer of this.#peers.values()) {
-      peer.holdings.delete(file.id);
-      if (peer.state !== "leaving") this.#sink.send(peer.id, { fileRemoved: { fileId: file.id } });
+    for (const peerId of file.holders) this.#peers.get(peerId)?.holdings.delete(file.id);
+    if (this.#batch.added.delete(file.id)) {
+      // Added and gone within one flush: the others never hear of it.
+    } else this.#batch.removed.add(file.id);
+    this.#markPending();
+    if (classicView) this.#offerAgain(file.key);
+  }
+
+  /**
+   * A name is free again: the earliest staying peer whose offer of it was refused now
+   * offers it (SPEC §8), and so does every refused peer with the same content.
+   */
+  #offerAgain(key: string): void {
+    const candidates = [...this.#peers.values()].filter((p) => p.state !== "leaving" && p.refused.has(key));
+    const first = candidates[0];
+    const manifest = first?.refused.get(key);
+    if (first === undefined || manifest === undefined) return;
+    // Within the swarm's budget only (the name stays refused otherwise).
+    if (this.#manifestBytes + manifestBytes(manifest) > this.#limits.maxManifestBytes) return;
+    const holders = candidates.filter((p) => {
+      const offer = p.refused.get(key);
+      return offer !== undefined && sameFile(offer, manifest);
+    });
+    for (const p of holders) {
+      p.refused.delete(key);
+      this.#refusers.set(key, (this.#refusers.get(key) ?? 1) - 1);
+    }
+    if (this.#refusers.get(key) === 0) this.#refusers.delete(key);
+    // Every staying peer but `first` lacks it for now; the other holders are settled below.
+    const file = this.#addFile(manifest, CLASSIC_TAG, true);
+    for (const p of holders) {
+      p.offered.add(file.id);
+      this.#holdWhole(p, file);
+      if (p !== first) this.#removeLacker(file);
+      let ids = this.#batch.accepted.get(p.id);
+      if (ids === undefined) {
+        ids = [];
+        this.#batch.accepted.set(p.id, ids);
+      }
+      ids.push(file.id);
+      this.#sink.log(
+        `peer ${p.id}: ${JSON.stringify(manifest.name)} offered again now that the name is free`,
+        "reoffer",
+      );
+    }
+  }
+
+  /** A peer's chunks no longer count: files no live peer can complete any more are dropped. */
+  #forgetHoldings(peer: PeerRecord): void {
+    const fileIds = [...peer.holdings.keys()];
+    peer.holdings.clear();
+    for (const fileId of fileIds) {
+      const file = this.#files.get(fileId);
+      if (file === undefined) continue;
+      file.holders.delete(peer.id);
+      file.completeHolders.delete(peer.id);
+      if (!this.#isAvailable(file)) this.#removeFile(file);
     }
   }
 
@@ -495,72 +791,145 @@ export class Registry {
     return union.complete;
   }
 
-  #holdersSnapshot(exceptPeer: number): udpswarm.IHoldersChanged[] {
-    const out: udpswarm.IHoldersChanged[] = [];
-    for (const peer of this.#peers.values()) {
-      if (peer.id === exceptPeer || peer.state === "leaving") continue;
-      for (const [fileId, h] of peer.holdings) {
-        if (h.complete) out.push({ peerId: peer.id, fileId, runs: [], complete: true });
-        else if (h.bits !== undefined && h.bits.count > 0) {
-          out.push({ peerId: peer.id, fileId, runs: flattenRuns(h.bits.runs()), complete: false });
-        }
-      }
-    }
-    return out;
+  // ---------------------------------------------------------------- who may leave
+
+  /** Whether `peer` and `file` are in the running count: a classic peer and the record it sees. */
+  #counts(peer: PeerRecord, file: FileRecord): boolean {
+    return !peer.sync && this.#isClassicView(file);
   }
 
-  /** Whether `peer` holds every available file it has not refused. */
-  #holdsEverything(peer: PeerRecord): boolean {
-    for (const file of this.#files.values()) {
-      if (peer.refusedNames.has(file.manifest.name) || !this.#sees(peer, file)) continue;
-      if (!file.completeHolders.has(peer.id)) return false;
+  /** Whether a staying peer counts as lacking `file` (neither holds it whole nor refused its name). */
+  #lacks(peer: PeerRecord, file: FileRecord): boolean {
+    return this.#counts(peer, file) && !file.completeHolders.has(peer.id) && !peer.refused.has(file.key);
+  }
+
+  #addLacker(file: FileRecord): void {
+    file.lackers++;
+    this.#lacking++;
+  }
+
+  #removeLacker(file: FileRecord): void {
+    file.lackers--;
+    this.#lacking--;
+  }
+
+  /** The peer no longer stays (granted, or gone): its refusals stop counting. */
+  #stopStaying(peer: PeerRecord): void {
+    if (!peer.sync) this.#staying--;
+    this.#ready.delete(peer.id);
+    for (const key of peer.refused.keys()) {
+      const n = (this.#refusers.get(key) ?? 1) - 1;
+      if (n > 0) this.#refusers.set(key, n);
+      else this.#refusers.delete(key);
     }
-    return true;
   }
 
   /**
-   * Grants departure to every ready peer that holds every available file while every other
-   * live peer holds them too (so nothing it holds is still lacked by anyone). Runs only on
+   * Grants departure to every ready peer once no staying peer lacks any file (then each
+   * ready peer holds everything, and nothing it holds is lacked by anyone). Runs only on
    * events that can change the answer: a join, a completed file, a departure, a new ready.
    */
   #evaluateDepartures(): void {
-    const ready = [...this.#peers.values()].filter((p) => p.state === "ready");
-    if (ready.length === 0) return;
-    let granted = false;
-    for (const peer of ready) {
-      if (!this.#holdsEverything(peer)) continue;
-      let someoneLacks = false;
-      for (const other of this.#peers.values()) {
-        if (other.id === peer.id || other.state === "leaving") continue;
-        for (const file of this.#files.values()) {
-          if (other.refusedNames.has(file.manifest.name) || !this.#sees(other, file)) continue;
-          // SYNC (§9): a sync peer lacking a version the ready peer does not see is no reason to stay.
-          if (other.sync && !this.#sees(peer, file)) continue;
-          if (!file.completeHolders.has(other.id)) {
-            someoneLacks = true;
-            break;
-          }
-        }
-        if (someoneLacks) break;
+    while (this.#lacking === 0 && this.#ready.size > 0 && !this.#syncPeerLacks()) {
+      const granted = [...this.#ready].flatMap((id) => {
+        const p = this.#peers.get(id);
+        return p === undefined ? [] : [p];
+      });
+      for (const peer of granted) {
+        peer.state = "leaving";
+        this.#stopStaying(peer);
+        this.#batch.granted.push(peer.id);
+        this.#noteLeft(peer.id);
       }
-      if (someoneLacks) continue;
-      peer.state = "leaving";
-      this.#sink.send(peer.id, { leaveGranted: {} });
-      for (const other of this.#peers.values()) {
-        if (other.id !== peer.id && other.state !== "leaving")
-          this.#sink.send(other.id, { peerLeft: { peerId: peer.id } });
-      }
-      // From now on it is gone for everyone else: a newcomer must not count on its chunks.
-      this.#forgetHoldings(peer);
-      granted = true;
+      // From now on they are gone for everyone else: a newcomer must not count on their
+      // chunks. Files that go with them may free a name someone else offers again.
+      for (const peer of granted) this.#forgetHoldings(peer);
     }
-    // Files that went with a granted peer may free ready peers examined before it.
-    if (granted) this.#evaluateDepartures();
+  }
+
+  // ---------------------------------------------------------------- updates for the others
+
+  #markPending(): void {
+    if (this.#batchPending) return;
+    this.#batchPending = true;
+    this.#sink.pending();
+  }
+
+  #noteHolding(peerId: number, fileId: number, runs: number[], complete: boolean): void {
+    const key = `${peerId}:${fileId}`;
+    const entry = this.#batch.holders.get(key);
+    if (entry === undefined) this.#batch.holders.set(key, { peerId, fileId, runs, complete });
+    else {
+      entry.complete ||= complete;
+      if (!entry.complete) for (const r of runs) entry.runs.push(r);
+    }
+  }
+
+  #noteLeft(peerId: number): void {
+    // Joined and gone within one flush: the others never hear of it.
+    if (!this.#batch.joined.delete(peerId)) this.#batch.left.add(peerId);
+    this.#markPending();
+  }
+
+  #welcome(
+    peer: PeerRecord,
+    refused: udpswarm.IRefusal[],
+  ): { welcome: udpswarm.IWelcome; holders: udpswarm.IHoldersChanged[] } {
+    const others = [...this.#peers.values()].filter((p) => p.id !== peer.id && p.state !== "leaving");
+    const holders: udpswarm.IHoldersChanged[] = [];
+    for (const p of others) {
+      for (const [fileId, h] of p.holdings) {
+        if (h.complete) holders.push({ peerId: p.id, fileId, runs: [], complete: true });
+        else if (h.bits !== undefined && h.bits.count > 0) {
+          holders.push({ peerId: p.id, fileId, runs: flattenRuns(h.bits.runs()), complete: false });
+        }
+      }
+    }
+    const welcome: udpswarm.IWelcome = {
+      peerId: peer.id,
+      files: [...this.#files.values()].filter((f) => this.#sees(peer, f)).map(fileInfo),
+      peers: others.map((p) => peerAddress(p, peer)),
+      refused,
+      accepted: [...peer.offered].flatMap((id) => {
+        const f = this.#files.get(id);
+        return f === undefined ? [] : [fileInfo(f)];
+      }),
+      secret: peer.secret,
+    };
+    return { welcome, holders };
   }
 }
 
-function sameContent(a: CheckedManifest, b: CheckedManifest): boolean {
-  return a.size === b.size && a.sha256.equals(b.sha256);
+/** Holder entries in groups of at most HOLDER_RUNS_PER_FRAME runs (a long entry is split: holdings add up). */
+function holderFrames(entries: readonly udpswarm.IHoldersChanged[]): udpswarm.IHoldersChanged[][] {
+  const frames: udpswarm.IHoldersChanged[][] = [];
+  let current: udpswarm.IHoldersChanged[] = [];
+  let runs = 0;
+  const push = (entry: udpswarm.IHoldersChanged, n: number): void => {
+    if (runs + n > HOLDER_RUNS_PER_FRAME && current.length > 0) {
+      frames.push(current);
+      current = [];
+      runs = 0;
+    }
+    current.push(entry);
+    runs += n;
+  };
+  for (const entry of entries) {
+    const flat = entry.runs ?? [];
+    if (flat.length / 2 <= HOLDER_RUNS_PER_FRAME) {
+      push(entry, Math.max(1, flat.length / 2));
+      continue;
+    }
+    for (let i = 0; i < flat.length; i += 2 * HOLDER_RUNS_PER_FRAME) {
+      push({ ...entry, runs: flat.slice(i, i + 2 * HOLDER_RUNS_PER_FRAME) }, HOLDER_RUNS_PER_FRAME);
+    }
+  }
+  if (current.length > 0) frames.push(current);
+  return frames;
+}
+
+function sameFile(a: CheckedManifest, b: CheckedManifest): boolean {
+  return a.name === b.name && a.size === b.size && a.sha256.equals(b.sha256);
 }
 
 function fileInfo(file: FileRecord): udpswarm.IFileInfo {

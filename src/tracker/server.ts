@@ -1,99 +1,160 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { Clock, TimerHandle } from "../util/clock.js";
-import type { udpswarm } from "../wire/gen/swarm.js";
-import { MAX_FRAME_BYTES } from "../wire/limits.js";
+import { processLag } from "../util/lag-monitor.js";
+import { udpswarm } from "../wire/gen/swarm.js";
+import { CHUNK_SIZE, MAX_FRAME_BYTES } from "../wire/limits.js";
 import {
   type CheckedManifest,
   checkManifest,
   encodeTrackerFrame,
+  encodeUpdatesFrame,
   type FrameBody,
   isManifestProblem,
   RefusalReason,
   TRACKER_PROTOCOL_VERSION,
   type TrackerFrame,
 } from "../wire/tracker-frame.js";
-import { FramedLink, type LinkFailure } from "../wire/tracker-link.js";
+import { DEFAULT_IDLE_TIMEOUT_MS, FramedLink, type LinkFailure } from "../wire/tracker-link.js";
+import { DEFAULT_LIMITS, PRE_HELLO_FRAME_BYTES, type TrackerLimits } from "./limits.js";
+import { ThrottledLog } from "./log-throttle.js";
 import { Registry, type RegistrySink } from "./registry.js";
 import { CLASSIC_TAG, syncUpdate, tagFromWire, type VersionTag } from "./versions.js";
 
-export type TrackerOptions = {
+export type TrackerOptions = Partial<TrackerLimits> & {
   /** Largest file size a peer may announce (bytes). */
   readonly maxFileSize: number;
   /** Interval between keepalive pings (ms). @default 2000 */
   readonly pingIntervalMs?: number;
-  /** A peer silent for this long is gone (ms). @default 10000 */
+  /** Silence always tolerated from a peer; more when its round trips or our stalls explain it (ms). @default 15000 */
   readonly idleTimeoutMs?: number;
-  /** Time a new connection has to say Hello, counted from its accept (ms). @default 10000 */
-  readonly helloTimeoutMs?: number;
-  /** A peer whose unsent frames exceed this is too slow to keep (bytes). @default 256 MiB */
-  readonly maxQueuedBytes?: number;
+  /** Silence never tolerated beyond this (ms). @default 60000 */
+  readonly maxIdleTimeoutMs?: number;
+  /** While more ACQUIRED lines of one peer than this wait for stdout, its reports are not read. @default 1000000 */
+  readonly maxPendingLines?: number;
+  /** Changes for the peers are gathered this long before they go out in one Updates frame (ms). @default 10 */
+  readonly flushMs?: number;
 };
+
+/** Seconds of --max-claim-rate a peer may report at once (a burst after a pause). */
+const CLAIM_BURST_SECONDS = 2;
+
+/** The tracker's stdout (tracker/stdout-writer.ts in the process). */
+export interface TrackerOutput {
+  block(lines: readonly string[]): void;
+  acquired(peerId: number, name: string, chunks: number, runs: ReadonlyArray<readonly [number, number]>): void;
+  /** ACQUIRED lines of this peer still waiting to be written. */
+  pendingLinesOf(peerId: number): number;
+  /** Called by the output whenever lines were written. */
+  onProgress: (() => void) | undefined;
+}
 
 /** Counters of what the tracker refused or dropped (telemetry and test oracle). */
 export type TrackerCounters = {
   connections: number;
   framesIn: number;
   framesOut: number;
+  updateFrames: number;
   badFrames: number;
   refusedOffers: number;
   idleTimeouts: number;
+  pausedForOutput: number;
+  pausedForClaims: number;
+  refusedConnections: number;
+  evictedConnections: number;
 };
+
+type PauseReason = "output" | "claims";
 
 type Connection = {
   readonly socket: Socket;
   readonly link: FramedLink;
+  readonly address: string;
   readonly label: string;
   peerId: number | undefined;
   /** Drops the connection if no Hello has come by then (armed at accept, never moved). */
   helloTimer: TimerHandle | undefined;
+  /** Bytes of the Hello budget this connection holds (a large first frame). */
+  reserved: number;
+  /** Why it is not read now: its ACQUIRED lines wait for stdout, or it reported too fast. */
+  readonly paused: Set<PauseReason>;
+  /** Chunks it may still report now (refilled at --max-claim-rate). */
+  claimTokens: number;
+  claimCheckedAt: number;
+  claimTimer: TimerHandle | undefined;
+  /** The largest frame written to it: its queue may hold that much beyond --max-queued-bytes. */
+  largestFrame: number;
+  /** Frames read while it was paused for claims (at most one read's worth), handled in order on resume. */
+  readonly deferred: TrackerFrame[];
   closed: boolean;
 };
 
-/** Binds the registry to TCP: framing, hello, keepalives, and the peer's lifetime. */
+/** Binds the registry to TCP: framing, hello, keepalives, batching, and the peer's lifetime. */
 export class TrackerServer {
   readonly registry: Registry;
   readonly counters: TrackerCounters = {
     connections: 0,
     framesIn: 0,
     framesOut: 0,
+    updateFrames: 0,
     badFrames: 0,
     refusedOffers: 0,
     idleTimeouts: 0,
+    pausedForOutput: 0,
+    pausedForClaims: 0,
+    refusedConnections: 0,
+    evictedConnections: 0,
   };
+  /** Diagnostics, a bounded number per reason per 10 s. */
+  readonly log: ThrottledLog;
   readonly #clock: Clock;
   readonly #options: Required<TrackerOptions>;
   readonly #server: Server;
   readonly #byPeer = new Map<number, Connection>();
   readonly #connections = new Set<Connection>();
-  readonly #print: (lines: string[]) => void;
-  readonly #log: (line: string) => void;
+  /** Open connections per remote address, in accept order. */
+  readonly #byAddress = new Map<string, Set<Connection>>();
+  readonly #pausedForOutput = new Set<Connection>();
+  readonly #output: TrackerOutput;
+  /** Hello budget in use (bytes). */
+  #helloBytes = 0;
+  #flushTimer: TimerHandle | undefined;
+  #lastFlush = Number.NEGATIVE_INFINITY;
 
   constructor(
     clock: Clock,
     options: TrackerOptions,
-    print: (lines: string[]) => void,
+    output: TrackerOutput,
     log: (line: string) => void,
-    observer?: (event: "changed") => void,
+    observer?: (event: "changed", block?: readonly string[]) => void,
   ) {
     this.#clock = clock;
     this.#options = {
+      ...DEFAULT_LIMITS,
       pingIntervalMs: 2000,
-      idleTimeoutMs: 10_000,
-      helloTimeoutMs: 10_000,
-      maxQueuedBytes: 256 * 1024 * 1024,
+      idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+      maxIdleTimeoutMs: 60_000,
+      maxPendingLines: 1_000_000,
+      flushMs: 10,
       ...options,
     };
-    this.#print = print;
-    this.#log = log;
+    this.#output = output;
+    this.log = new ThrottledLog(clock, log, this.#options.logLinesPerReason);
+    output.onProgress = () => this.#resumeReaders();
     const sink: RegistrySink = {
       print: (lines) => {
-        this.#print(lines);
+        output.block(lines);
+        observer?.("changed", lines);
+      },
+      acquired: (peerId, name, chunks, runs) => {
+        output.acquired(peerId, name, chunks, runs);
         observer?.("changed");
       },
       send: (peerId, body) => this.#send(peerId, body),
-      log: (line) => this.#log(line),
+      sendUpdates: (receivers, shared, own) => this.#sendUpdates(receivers, shared, own),
+      pending: () => this.#scheduleFlush(),
+      log: (line, reason) => this.log.line(reason ?? "registry", line),
     };
-    this.registry = new Registry(sink);
+    this.registry = new Registry(sink, undefined, this.#options);
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
   }
 
@@ -103,7 +164,7 @@ export class TrackerServer {
       this.#server.once("error", reject);
       const onListening = () => {
         this.#server.off("error", reject);
-        this.#server.on("error", (err) => this.#log(`server error: ${err.message}`));
+        this.#server.on("error", (err) => this.log.line("server", `server error: ${err.message}`));
         const address = this.#server.address();
         if (address === null || typeof address === "string") reject(new Error("tracker: no TCP address"));
         else resolve(address.port);
@@ -116,12 +177,41 @@ export class TrackerServer {
   /** Stops listening and drops every connection. Safe to call twice. */
   close(): void {
     this.#server.close();
+    this.log.flush();
+    if (this.#flushTimer !== undefined) this.#clock.clearTimer(this.#flushTimer);
+    this.#flushTimer = undefined;
     for (const conn of this.#connections) this.#drop(conn, undefined, false);
   }
 
   #accept(socket: Socket): void {
     this.counters.connections++;
+    const address = normalizeHost(socket.remoteAddress ?? "?");
+    const label = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`;
+    const fromThere = this.#byAddress.get(address) ?? new Set<Connection>();
+    const full =
+      this.#connections.size >= this.#options.maxConnections
+        ? `the tracker has ${this.#connections.size} connections (--max-connections)`
+        : fromThere.size >= this.#options.maxConnectionsPerAddress
+          ? `${fromThere.size} connections from ${address} already (--max-connections-per-address)`
+          : undefined;
+    if (full !== undefined) {
+      this.#refuseConnection(socket, label, full);
+      return;
+    }
+    // A newer connection from the same address evicts the oldest one that has not said
+    // Hello: those can only be slow to start, or an attack holding slots.
+    const unjoined = [...fromThere].filter((c) => c.peerId === undefined);
+    if (unjoined.length >= this.#options.maxUnjoinedPerAddress && unjoined[0] !== undefined) {
+      this.counters.evictedConnections++;
+      this.#drop(
+        unjoined[0],
+        `no Hello yet, and ${unjoined.length} newer connections from ${address} (--max-unjoined-per-address)`,
+        true,
+        "evicted",
+      );
+    }
     socket.setKeepAlive(true, 1000);
+    const lag = processLag();
     const conn: Connection = {
       socket,
       link: new FramedLink(
@@ -133,26 +223,79 @@ export class TrackerServer {
           failed: (failure) => this.#onLinkFailed(conn, failure),
         },
         {
-          maxFrameBytes: MAX_FRAME_BYTES,
+          // A Hello may carry manifests up to the per-peer budget, no more.
+          maxFrameBytes: Math.min(MAX_FRAME_BYTES, this.#options.maxManifestBytesPerPeer + PRE_HELLO_FRAME_BYTES),
           pingIntervalMs: this.#options.pingIntervalMs,
           idleTimeoutMs: this.#options.idleTimeoutMs,
+          maxIdleTimeoutMs: this.#options.maxIdleTimeoutMs,
+          lag: () => lag.stalledMs(),
+          defer: (fn) => setImmediate(fn),
         },
       ),
-      label: `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`,
+      address,
+      label,
       peerId: undefined,
       helloTimer: undefined,
+      reserved: 0,
+      paused: new Set(),
+      claimTokens: this.#claimBurst(),
+      claimCheckedAt: this.#clock.now(),
+      claimTimer: undefined,
+      deferred: [],
+      largestFrame: 0,
       closed: false,
     };
     this.#connections.add(conn);
+    fromThere.add(conn);
+    this.#byAddress.set(address, fromThere);
+    // The first bytes a client hears: proof that this is a udpswarm tracker.
+    conn.link.ping();
     // From the accept, not from the last byte: trickling bytes must not keep a
     // connection that never says Hello.
     conn.helloTimer = this.#clock.setTimer(this.#options.helloTimeoutMs, () => {
       conn.helloTimer = undefined;
       if (conn.peerId === undefined) this.#drop(conn, `no Hello within ${this.#options.helloTimeoutMs} ms`, true);
     });
-    socket.on("data", (data: Buffer) => conn.link.receive(data));
+    socket.on("data", (data: Buffer) => {
+      conn.link.receive(data);
+      if (conn.peerId === undefined && !conn.closed) this.#holdHelloBudget(conn);
+    });
     socket.on("error", () => this.#drop(conn, undefined, true));
     socket.on("close", () => this.#drop(conn, undefined, true));
+  }
+
+  /** Says why in a frame (so the client knows it reached a tracker), then closes. */
+  #refuseConnection(socket: Socket, label: string, why: string): void {
+    this.counters.refusedConnections++;
+    this.log.line("refused-connection", `${label}: connection refused: ${why}`);
+    socket.on("error", () => {});
+    socket.end(encodeTrackerFrame({ refusal: { reason: RefusalReason.REASON_LIMIT, detail: why } }));
+    socket.destroySoon();
+  }
+
+  /**
+   * A first frame above PRE_HELLO_FRAME_BYTES (large manifests) is read only within the
+   * Hello budget shared by every connection that has not said Hello.
+   */
+  #holdHelloBudget(conn: Connection): void {
+    const want = conn.link.pendingFrameBytes;
+    if (want <= PRE_HELLO_FRAME_BYTES || conn.reserved >= want) return;
+    if (this.#helloBytes - conn.reserved + want > this.#options.helloBudgetBytes) {
+      this.#drop(
+        conn,
+        `a Hello of ${want} bytes, with ${this.#helloBytes} bytes of Hellos already being read (--hello-budget)`,
+        true,
+        "hello-budget",
+      );
+      return;
+    }
+    this.#helloBytes += want - conn.reserved;
+    conn.reserved = want;
+  }
+
+  #releaseHelloBudget(conn: Connection): void {
+    this.#helloBytes -= conn.reserved;
+    conn.reserved = 0;
   }
 
   #onLinkFailed(conn: Connection, failure: LinkFailure): void {
@@ -177,7 +320,12 @@ export class TrackerServer {
         return;
       case "silence":
         this.counters.idleTimeouts++;
-        this.#drop(conn, "no frame for too long (keepalive timeout)", true);
+        this.#drop(
+          conn,
+          `no frame for ${Math.round(failure.silentMs)} ms (keepalive timeout ${Math.round(conn.link.timeoutMs)} ms)`,
+          true,
+          "keepalive",
+        );
         return;
     }
   }
@@ -189,6 +337,10 @@ export class TrackerServer {
 
   #onFrame(conn: Connection, frame: TrackerFrame): void {
     this.counters.framesIn++;
+    if (conn.paused.has("claims")) {
+      conn.deferred.push(frame);
+      return;
+    }
     if (conn.peerId === undefined) {
       if (frame.body !== "hello" || frame.hello === null || frame.hello === undefined) {
         this.counters.badFrames++;
@@ -207,10 +359,17 @@ export class TrackerServer {
     const peerId = conn.peerId;
     switch (frame.body) {
       case "have": {
-        const problem = this.registry.have(peerId, frame.have?.fileId ?? 0, frame.have?.runs ?? []);
+        const runs = frame.have?.runs ?? [];
+        if (!this.#claim(conn, runs)) return;
+        const problem = this.registry.have(peerId, frame.have?.fileId ?? 0, runs);
         if (problem !== undefined) {
           this.counters.badFrames++;
-          this.#log(`peer ${peerId}: ignored report: ${problem}`);
+          this.log.line("ignored-report", `peer ${peerId}: ignored report: ${problem}`);
+        }
+        if (this.#output.pendingLinesOf(peerId) > this.#options.maxPendingLines) {
+          this.counters.pausedForOutput++;
+          this.#setPaused(conn, "output", true);
+          this.#pausedForOutput.add(conn);
         }
         return;
       }
@@ -222,7 +381,7 @@ export class TrackerServer {
         const problem = syncUpdate(this.registry, peerId, frame.update?.manifest, this.#options.maxFileSize);
         if (problem !== undefined) {
           this.counters.badFrames++;
-          this.#log(`peer ${peerId}: ignored update: ${problem}`);
+          this.log.line("ignored-update", `peer ${peerId}: ignored update: ${problem}`);
         }
         return;
       }
@@ -245,7 +404,7 @@ export class TrackerServer {
         return;
       default:
         this.counters.badFrames++;
-        this.#log(`peer ${peerId}: unexpected ${frame.body ?? "empty"} frame ignored`);
+        this.log.line("unexpected-frame", `peer ${peerId}: unexpected ${frame.body ?? "empty"} frame ignored`);
         return;
     }
   }
@@ -265,13 +424,16 @@ export class TrackerServer {
     }
     const checked: CheckedManifest[] = [];
     const tags: VersionTag[] = [];
-    const refusals: udpswarm.IRefusal[] = [];
+    const refusals: FrameBody[] = [];
     for (const offer of offers) {
       const result = checkManifest(offer, this.#options.maxFileSize);
       if (isManifestProblem(result)) {
         this.counters.refusedOffers++;
-        refusals.push({ reason: result.reason, detail: result.detail, fileName: offer.name ?? "" });
-        this.#log(`${conn.label}: refused offer ${JSON.stringify(offer.name ?? "")}: ${result.detail}`);
+        refusals.push({ refusal: { reason: result.reason, detail: result.detail, fileName: offer.name ?? "" } });
+        this.log.line(
+          "refused-offer",
+          `${conn.label}: refused offer ${JSON.stringify(offer.name ?? "")}: ${result.detail}`,
+        );
       } else {
         checked.push(result);
         // SYNC (§9): a sync offer's version fields; a bad one counts as the oldest version.
@@ -279,7 +441,7 @@ export class TrackerServer {
         tags.push(typeof tag === "string" ? CLASSIC_TAG : tag);
       }
     }
-    const host = normalizeHost(conn.socket.remoteAddress ?? "");
+    const host = conn.address;
     const owner = this.registry.udpEndpointOwner(host, udpPort, addresses);
     if (owner !== undefined) {
       this.counters.badFrames++;
@@ -288,6 +450,10 @@ export class TrackerServer {
       this.#drop(conn, detail, true);
       return;
     }
+    if (conn.helloTimer !== undefined) this.#clock.clearTimer(conn.helloTimer);
+    conn.helloTimer = undefined;
+    this.#releaseHelloBudget(conn);
+    conn.link.maxFrameBytes = this.#options.maxFrameBytes;
     this.registry.join(
       host,
       udpPort,
@@ -297,34 +463,151 @@ export class TrackerServer {
         this.#byPeer.set(peerId, conn);
       },
       addresses,
+      refusals,
       sync ? { tags } : undefined,
     );
-    for (const refusal of refusals) conn.link.send({ refusal });
+  }
+
+  // ---------------------------------------------------------------- frames out
+
+  #scheduleFlush(): void {
+    if (this.#flushTimer !== undefined) return;
+    const wait = Math.max(0, this.#lastFlush + this.#options.flushMs - this.#clock.now());
+    this.#flushTimer = this.#clock.setTimer(wait, () => {
+      this.#flushTimer = undefined;
+      this.#lastFlush = this.#clock.now();
+      this.registry.flush();
+    });
   }
 
   #send(peerId: number, body: FrameBody): void {
     this.#byPeer.get(peerId)?.link.send(body);
   }
 
+  #sendUpdates(
+    receivers: readonly number[],
+    shared: udpswarm.IUpdates,
+    own: ReadonlyMap<number, udpswarm.IUpdates>,
+  ): void {
+    const sharedBytes = udpswarm.Updates.encode(shared).finish();
+    let sharedFrame: Buffer | undefined;
+    for (const peerId of receivers) {
+      const conn = this.#byPeer.get(peerId);
+      if (conn === undefined || conn.closed) continue;
+      const mine = own.get(peerId);
+      let frame: Buffer;
+      if (mine === undefined) {
+        sharedFrame ??= encodeUpdatesFrame(sharedBytes, new Uint8Array(0));
+        frame = sharedFrame;
+      } else frame = encodeUpdatesFrame(sharedBytes, udpswarm.Updates.encode(mine).finish());
+      this.counters.updateFrames++;
+      this.#write(conn, frame);
+    }
+  }
+
   #write(conn: Connection, bytes: Buffer): void {
     if (conn.closed) return;
     this.counters.framesOut++;
     conn.socket.write(bytes);
-    if (conn.socket.writableLength > this.#options.maxQueuedBytes) {
-      this.#drop(conn, "peer too slow to read its frames", true);
+    conn.largestFrame = Math.max(conn.largestFrame, bytes.length);
+    if (conn.socket.writableLength - conn.largestFrame > this.#options.maxQueuedBytes) {
+      this.#drop(
+        conn,
+        `peer too slow to read its frames (${conn.socket.writableLength} bytes queued, --max-queued-bytes)`,
+        true,
+        "slow-reader",
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------- reading paused
+
+  /** Whether a report of `flatRuns` fits the peer's claim budget; over it, reading waits for the refill. */
+  #claim(conn: Connection, flatRuns: readonly number[]): boolean {
+    let claimed = 0;
+    for (let i = 1; i < flatRuns.length; i += 2) claimed += Math.max(0, Number(flatRuns[i]) || 0);
+    const perMs = this.#options.maxClaimBytesPerSecond / CHUNK_SIZE / 1000;
+    const now = this.#clock.now();
+    conn.claimTokens = Math.min(this.#claimBurst(), conn.claimTokens + (now - conn.claimCheckedAt) * perMs);
+    conn.claimCheckedAt = now;
+    if (claimed > this.#claimBurst()) {
+      this.counters.badFrames++;
+      this.log.line(
+        "claim",
+        `peer ${conn.peerId}: ignored report of ${claimed} chunks: more than a peer can have received ` +
+          `since its last report (--max-claim-rate ${this.#options.maxClaimBytesPerSecond})`,
+      );
+      return false;
+    }
+    conn.claimTokens -= claimed;
+    if (conn.claimTokens < 0 && conn.claimTimer === undefined) {
+      // In debt: its next reports wait until the budget has refilled.
+      this.counters.pausedForClaims++;
+      this.#setPaused(conn, "claims", true);
+      conn.claimTimer = this.#clock.setTimer(-conn.claimTokens / perMs, () => {
+        conn.claimTimer = undefined;
+        this.#setPaused(conn, "claims", false);
+        const waiting = conn.deferred.splice(0);
+        for (const [i, f] of waiting.entries()) {
+          if (conn.closed) return;
+          if (conn.paused.has("claims")) {
+            conn.deferred.push(...waiting.slice(i));
+            return;
+          }
+          this.counters.framesIn--;
+          this.#onFrame(conn, f);
+        }
+      });
+    }
+    return true;
+  }
+
+  #claimBurst(): number {
+    return (this.#options.maxClaimBytesPerSecond * CLAIM_BURST_SECONDS) / CHUNK_SIZE;
+  }
+
+  #setPaused(conn: Connection, reason: PauseReason, on: boolean): void {
+    if (conn.closed) return;
+    const was = conn.paused.size > 0;
+    if (on) conn.paused.add(reason);
+    else conn.paused.delete(reason);
+    const is = conn.paused.size > 0;
+    if (was === is) return;
+    conn.link.paused = is;
+    if (is) conn.socket.pause();
+    else conn.socket.resume();
+  }
+
+  #resumeReaders(): void {
+    for (const conn of this.#pausedForOutput) {
+      const peerId = conn.peerId;
+      if (
+        !conn.closed &&
+        peerId !== undefined &&
+        this.#output.pendingLinesOf(peerId) > this.#options.maxPendingLines / 2
+      )
+        continue;
+      this.#pausedForOutput.delete(conn);
+      this.#setPaused(conn, "output", false);
     }
   }
 
   /** Ends a connection once; a joined peer leaves the registry (DISCONNECT block). */
-  #drop(conn: Connection, reason: string | undefined, announce: boolean): void {
+  #drop(conn: Connection, reason: string | undefined, announce: boolean, logReason = "closed"): void {
     if (conn.closed) return;
     conn.closed = true;
     this.#connections.delete(conn);
+    const fromThere = this.#byAddress.get(conn.address);
+    fromThere?.delete(conn);
+    if (fromThere?.size === 0) this.#byAddress.delete(conn.address);
+    this.#pausedForOutput.delete(conn);
+    this.#releaseHelloBudget(conn);
     conn.link.close();
     if (conn.helloTimer !== undefined) this.#clock.clearTimer(conn.helloTimer);
+    if (conn.claimTimer !== undefined) this.#clock.clearTimer(conn.claimTimer);
     if (reason !== undefined) {
       const who = conn.peerId === undefined ? conn.label : `peer ${conn.peerId}`;
-      this.#log(`${who}: connection closed: ${reason}`);
+      this.log.line(logReason, `${who}: connection closed: ${reason}`);
     }
     conn.socket.end();
     conn.socket.destroySoon();

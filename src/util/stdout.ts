@@ -7,7 +7,11 @@ import { writeSync } from "node:fs";
  */
 export function writeBlock(lines: readonly string[], fd = 1): void {
   if (lines.length === 0) return;
-  const bytes = Buffer.from(lines.join("\n") + "\n", "utf8");
+  writeAllSync(fd, Buffer.from(lines.join("\n") + "\n", "utf8"));
+}
+
+/** Writes all of `bytes` to `fd` before returning; a closed pipe (EPIPE) swallows them. */
+export function writeAllSync(fd: number, bytes: Buffer): void {
   let offset = 0;
   while (offset < bytes.length) {
     try {

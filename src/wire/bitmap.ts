@@ -75,10 +75,46 @@ export class Bitmap {
     return true;
   }
 
-  /** Sets [first, first+count); returns how many bits were newly set. */
-  setRange(first: number, count: number): number {
+  /**
+   * Sets [first, first+count); returns how many bits were newly set, and tells `onNew`
+   * each maximal run of them ([start, length]). Whole bytes are set at once, so a long
+   * run costs about a bit operation per 8 chunks.
+   */
+  setRange(first: number, count: number, onNew?: (start: number, length: number) => void): number {
+    const end = first + count;
+    if (count <= 0) return 0;
+    if (first < 0 || end > this.size) throw new RangeError(`range ${first}+${count} outside bitmap of ${this.size}`);
     let added = 0;
-    for (let i = first; i < first + count; i++) if (this.set(i)) added++;
+    let runStart = -1;
+    let i = first;
+    while (i < end) {
+      const byteIndex = i >> 3;
+      const byte = this.#bits[byteIndex] ?? 0;
+      if ((i & 7) === 0 && i + 8 <= end && (byte === 0 || byte === 0xff)) {
+        if (byte === 0) {
+          this.#bits[byteIndex] = 0xff;
+          added += 8;
+          if (runStart < 0) runStart = i;
+        } else if (runStart >= 0) {
+          onNew?.(runStart, i - runStart);
+          runStart = -1;
+        }
+        i += 8;
+        continue;
+      }
+      const mask = 1 << (i & 7);
+      if ((byte & mask) === 0) {
+        this.#bits[byteIndex] = byte | mask;
+        added++;
+        if (runStart < 0) runStart = i;
+      } else if (runStart >= 0) {
+        onNew?.(runStart, i - runStart);
+        runStart = -1;
+      }
+      i++;
+    }
+    if (runStart >= 0) onNew?.(runStart, end - runStart);
+    this.#count += added;
     return added;
   }
 

@@ -6,14 +6,18 @@ import { SwarmError } from "../util/errors.js";
  * single byte of the body is buffered.
  */
 export function encodeFrame(body: Uint8Array): Buffer {
-  const header: number[] = [];
-  let n = body.length;
+  return Buffer.concat([varint(body.length), body]);
+}
+
+/** A protobuf varint (n < 2^53). */
+export function varint(n: number): Buffer {
+  const bytes: number[] = [];
   while (n >= 0x80) {
-    header.push((n & 0x7f) | 0x80);
+    bytes.push((n & 0x7f) | 0x80);
     n = Math.floor(n / 128);
   }
-  header.push(n);
-  return Buffer.concat([Buffer.from(header), body]);
+  bytes.push(n);
+  return Buffer.from(bytes);
 }
 
 /** Splits a TCP byte stream into frames, whatever the chunk boundaries. */
@@ -35,6 +39,11 @@ export class FrameDecoder {
 
   set maxFrameBytes(bytes: number) {
     this.#maxFrameBytes = bytes;
+  }
+
+  /** Declared length of the frame being collected (0 while between frames). */
+  get pendingFrameBytes(): number {
+    return this.#expected ?? 0;
   }
 
   /** Bytes received but not yet returned as a frame. */

@@ -1,4 +1,4 @@
-import { encodeFrame } from "./framing.js";
+import { encodeFrame, varint } from "./framing.js";
 import { udpswarm } from "./gen/swarm.js";
 import { CHUNK_SIZE, CHUNKS_PER_BLOCK, CHUNKS_PER_PIECE, chunkCount, pieceCount, SHA256_BYTES } from "./limits.js";
 import { checkFileName } from "./names.js";
@@ -16,6 +16,20 @@ export type FrameBody = Omit<udpswarm.ITrackerFrame, "version">;
 export function encodeTrackerFrame(body: FrameBody): Buffer {
   const bytes = udpswarm.TrackerFrame.encode({ version: TRACKER_PROTOCOL_VERSION, ...body }).finish();
   return encodeFrame(bytes);
+}
+
+/** Field number of TrackerFrame.updates (proto/swarm.proto), length-delimited. */
+const UPDATES_TAG = varint((18 << 3) | 2);
+const VERSION_FIELD = Buffer.from(udpswarm.TrackerFrame.encode({ version: TRACKER_PROTOCOL_VERSION }).finish());
+
+/**
+ * An Updates frame from parts encoded apart: protobuf merges concatenated encodings of a
+ * message (repeated fields append), so the part every peer gets is encoded once and each
+ * receiver's own part is appended to it.
+ */
+export function encodeUpdatesFrame(shared: Uint8Array, own: Uint8Array): Buffer {
+  const length = shared.length + own.length;
+  return encodeFrame(Buffer.concat([VERSION_FIELD, UPDATES_TAG, varint(length), shared, own]));
 }
 
 export type DecodedFrame =

@@ -569,7 +569,10 @@ export function checkSwarm(peers: readonly PeerFacts[], trackerStdout: Buffer): 
     });
   }
 
-  problems.push(...mustHaveProblems(peers, idOf, outcomes, connectAt, lastActivity, completedAt, offeredBy));
+  // A loop, not push(...): a broken big swarm can have more problems than a call has arguments.
+  for (const problem of mustHaveProblems(peers, idOf, outcomes, connectAt, lastActivity, completedAt, offeredBy)) {
+    problems.push(problem);
+  }
   return { problems, events, outcomes };
 }
 

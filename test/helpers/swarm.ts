@@ -17,6 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ExecutionContext } from "ava";
+import { decodeTrackerFrame, encodeTrackerFrame } from "../../src/wire/tracker-frame.js";
 import {
   checkSwarm,
   chunkCount,
@@ -338,6 +339,10 @@ export async function acquireSwarmSlot(): Promise<() => Promise<void>> {
  * printed the CONNECT blocks of all of them. So a peer with MIN_ALIVE 0 cannot be let
  * go before the others are known to the tracker. Tracker-to-peer traffic flows as soon
  * as the upstream connection exists; after that it is a plain relay.
+ *
+ * A udpswarm tracker speaks first (a keepalive), and a peer that hears nothing within
+ * 2 s takes the port for something else: so the gate greets each held peer as the
+ * tracker would, and drops the peer's answer (a pong) before the Hello.
  */
 export class Gate {
   readonly port: number;
@@ -419,6 +424,7 @@ export class Gate {
       this.#maybeRelease();
     };
     socket.on("data", entry.onData);
+    if (this.#state === "holding") socket.write(GATE_GREETING);
     if (this.#state !== "holding") {
       void this.#connectUpstream(socket).then(
         (up) => this.#open(entry, up, false),
@@ -433,6 +439,7 @@ export class Gate {
   }
 
   #maybeRelease(): void {
+    for (const p of this.#pending) p.chunks = withoutGreetingReply(p.chunks);
     if (this.#state !== "holding" || this.#pending.length < this.#count) return;
     if (!this.#pending.every((p) => splitFirstFrame(Buffer.concat(p.chunks)) !== undefined)) return;
     this.#state = "waiting for CONNECT blocks";
@@ -511,6 +518,32 @@ function listen(server: net.Server, host: string): Promise<void> {
       resolve();
     });
   });
+}
+
+/** A keepalive, as a tracker greets a new connection. */
+const GATE_GREETING = encodeTrackerFrame({ ping: { nonce: 0x6a7e } });
+
+/** A peer's first bytes without its answer to the gate's greeting (a pong, when whole). */
+function withoutGreetingReply(chunks: Buffer[]): Buffer[] {
+  const buf = Buffer.concat(chunks);
+  const split = splitFirstFrame(buf);
+  if (split === undefined) return chunks;
+  const decoded = decodeTrackerFrame(split.first.subarray(split.first.length - frameBodyLength(split.first)));
+  if (!decoded.ok || decoded.frame.body !== "pong") return [buf];
+  return split.rest.length > 0 ? withoutGreetingReply([split.rest]) : [];
+}
+
+/** Body bytes of one whole frame (varint length + body). */
+function frameBodyLength(frame: Buffer): number {
+  let length = 0;
+  let multiplier = 1;
+  for (let i = 0; i < Math.min(frame.length, 5); i++) {
+    const byte = frame[i] ?? 0;
+    length += (byte & 0x7f) * multiplier;
+    if ((byte & 0x80) === 0) return length;
+    multiplier *= 128;
+  }
+  return 0;
 }
 
 /** The first tracker-link frame (varint length + body) and what follows it, once complete. */
@@ -1092,7 +1125,7 @@ export class Swarm {
       });
     }
     const check = checkSwarm(facts, withoutPeers(this.tracker.stdout(), this.#foreign));
-    problems.push(...check.problems);
+    for (const problem of check.problems) problems.push(problem);
     const shown = problems.length > 60 ? [...problems.slice(0, 60), `... and ${problems.length - 60} more`] : problems;
     if (shown.length > 0) this.#t.log(this.#dump());
     this.#t.deepEqual(shown, [], "the swarm broke the contract (process details logged above)");

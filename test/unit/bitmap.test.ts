@@ -242,3 +242,36 @@ test("property: Bitmap behaves like a Set<number> model", (t) => {
     { numRuns: 500 },
   );
 });
+
+test("property: setRange reports exactly the newly set bits, as maximal runs in order", (t) => {
+  checkProperty(
+    t,
+    fc.property(
+      fc.integer({ min: 1, max: 200 }).chain((size) =>
+        fc.tuple(
+          fc.constant(size),
+          fc.array(
+            fc
+              .integer({ min: 0, max: size - 1 })
+              .chain((first) => fc.tuple(fc.constant(first), fc.integer({ min: 1, max: size - first }))),
+            { maxLength: 12 },
+          ),
+        ),
+      ),
+      ([size, ranges]) => {
+        const b = new Bitmap(size);
+        const model = new Set<number>();
+        for (const [first, count] of ranges) {
+          const fresh: number[] = [];
+          for (let i = first; i < first + count; i++) if (!model.has(i)) fresh.push(i);
+          const reported: Array<[number, number]> = [];
+          const added = b.setRange(first, count, (start, n) => reported.push([start, n]));
+          assert.equal(added, fresh.length);
+          assert.deepEqual(reported, runsOf(fresh));
+          for (const i of fresh) model.add(i);
+          assert.equal(b.count, model.size);
+        }
+      },
+    ),
+  );
+});

@@ -1,6 +1,7 @@
 import { createHash, createHmac } from "node:crypto";
 import test from "ava";
 import fc from "fast-check";
+import { acquiredLine } from "../../src/tracker/output.js";
 import { Registry, type RegistrySink } from "../../src/tracker/registry.js";
 import { requestAuth } from "../../src/wire/auth.js";
 import { CHUNK_SIZE, CHUNKS_PER_PIECE, chunkCount, pieceCount } from "../../src/wire/limits.js";
@@ -11,6 +12,7 @@ import {
   type FrameBody,
   isManifestProblem,
   manifestToWire,
+  RefusalReason,
   type udpswarm,
 } from "../../src/wire/tracker-frame.js";
 import { checkProperty } from "../helpers/property.js";
@@ -61,15 +63,69 @@ function manifest(name: string, size: number, content = name): CheckedManifest {
   return checked;
 }
 
+/**
+ * What a peer hears, one change per entry: the frames sent to it, with each Updates frame
+ * taken apart into its changes in the order the peer applies them (its own holders left
+ * out: a peer ignores those).
+ */
+type Heard = FrameBody & {
+  peerJoined?: { peer: udpswarm.IPeerAddress };
+  peerLeft?: { peerId: number };
+  fileAdded?: { file: udpswarm.IFileInfo };
+  fileRemoved?: { fileId: number };
+  holdersChanged?: udpswarm.IHoldersChanged;
+  accepted?: { file: udpswarm.IFileInfo };
+};
+
+function heardOf(receiver: number, u: udpswarm.IUpdates): Heard[] {
+  return [
+    ...(u.removed ?? []).map((fileId) => ({ fileRemoved: { fileId } })),
+    ...(u.left ?? []).map((peerId) => ({ peerLeft: { peerId } })),
+    ...(u.joined ?? []).map((peer) => ({ peerJoined: { peer } })),
+    ...(u.accepted ?? []).map((file) => ({ accepted: { file } })),
+    ...(u.added ?? []).map((file) => ({ fileAdded: { file } })),
+    ...(u.holders ?? []).filter((h) => h.peerId !== receiver).map((h) => ({ holdersChanged: h })),
+  ];
+}
+
+/** A registry whose changes go out at once after each call (as if every call were its own burst). */
+function flushing(registry: Registry): Registry {
+  return new Proxy(registry, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        const result: unknown = value.apply(target, args);
+        target.flush();
+        return result;
+      };
+    },
+  });
+}
+
+/** A manifest of `size` bytes with made-up hashes: for tests where only sizes matter (real bytes take long to hash). */
+function madeUp(name: string, size: number): CheckedManifest {
+  const checked = checkManifest(
+    {
+      ...manifestToWire(manifest(name, 0)),
+      size,
+      pieceSha256: Array.from({ length: pieceCount(chunkCount(size)) }, () => Buffer.alloc(32, 7)),
+    },
+    Number.MAX_SAFE_INTEGER,
+  );
+  if (isManifestProblem(checked)) throw new Error(`bad test manifest ${name}: ${checked.detail}`);
+  return checked;
+}
+
 type Effect =
   | { readonly kind: "print"; readonly lines: readonly string[] }
-  | { readonly kind: "send"; readonly to: number; readonly body: FrameBody }
+  | { readonly kind: "send"; readonly to: number; readonly body: Heard }
   | { readonly kind: "log"; readonly line: string };
 
-type FrameKind = keyof FrameBody;
+type FrameKind = keyof Heard;
 
 /** The one body field a frame sets. */
-function kindOf(body: FrameBody): FrameKind {
+function kindOf(body: Heard): FrameKind {
   const keys = (Object.keys(body) as FrameKind[]).filter((k) => body[k] !== undefined && body[k] !== null);
   if (keys.length !== 1 || keys[0] === undefined) throw new Error(`frame with ${keys.length} bodies`);
   return keys[0];
@@ -83,9 +139,40 @@ class RecordingSink implements RegistrySink {
     this.effects.push({ kind: "print", lines: [...lines] });
   }
 
-  send(peerId: number, body: FrameBody): void {
-    this.effects.push({ kind: "send", to: peerId, body });
+  acquired(peerId: number, name: string, chunks: number, runs: ReadonlyArray<readonly [number, number]>): void {
+    const lines: string[] = [];
+    for (const [first, count] of runs) {
+      for (let c = first; c < first + count; c++) lines.push(acquiredLine(peerId, c, chunks, name));
+    }
+    this.print(lines);
   }
+
+  send(peerId: number, body: FrameBody): void {
+    if (body.updates) {
+      for (const heard of heardOf(peerId, body.updates)) this.effects.push({ kind: "send", to: peerId, body: heard });
+    } else this.effects.push({ kind: "send", to: peerId, body });
+  }
+
+  sendUpdates(
+    receivers: readonly number[],
+    shared: udpswarm.IUpdates,
+    own: ReadonlyMap<number, udpswarm.IUpdates>,
+  ): void {
+    for (const to of receivers) {
+      const mine = own.get(to) ?? {};
+      const merged: udpswarm.IUpdates = {
+        joined: [...(shared.joined ?? []), ...(mine.joined ?? [])],
+        added: [...(shared.added ?? []), ...(mine.added ?? [])],
+        holders: [...(shared.holders ?? []), ...(mine.holders ?? [])],
+        left: [...(shared.left ?? []), ...(mine.left ?? [])],
+        removed: [...(shared.removed ?? []), ...(mine.removed ?? [])],
+        accepted: [...(shared.accepted ?? []), ...(mine.accepted ?? [])],
+      };
+      for (const body of heardOf(to, merged)) this.effects.push({ kind: "send", to, body });
+    }
+  }
+
+  pending(): void {}
 
   log(line: string): void {
     this.effects.push({ kind: "log", line });
@@ -101,7 +188,7 @@ class RecordingSink implements RegistrySink {
   }
 
   /** Frames sent to one peer, in order. */
-  sent(peerId: number): FrameBody[] {
+  sent(peerId: number): Heard[] {
     return this.effects.flatMap((e) => (e.kind === "send" && e.to === peerId ? [e.body] : []));
   }
 
@@ -148,10 +235,12 @@ function setup() {
   const sink = new RecordingSink();
   /** Sizes asked of the injected random, in order. */
   const draws: number[] = [];
-  const registry = new Registry(sink, (n) => {
-    draws.push(n);
-    return drawn(draws.length, n);
-  });
+  const registry = flushing(
+    new Registry(sink, (n) => {
+      draws.push(n);
+      return drawn(draws.length, n);
+    }),
+  );
   let joins = 0;
   /** Peer number n joins from 10.0.0.n, UDP port 7000 + n (ids follow the join order). */
   const join = (...offers: CheckedManifest[]): number => {
@@ -184,11 +273,11 @@ const addr = (n: number, to: number): udpswarm.IPeerAddress => ({
   expectedAuth: authOf(secretOf(n), to),
 });
 const info = (fileId: number, m: CheckedManifest): udpswarm.IFileInfo => ({ fileId, manifest: manifestToWire(m) });
-const holders = (peerId: number, fileId: number, runs: number[], complete: boolean): FrameBody => ({
+const holders = (peerId: number, fileId: number, runs: number[], complete: boolean): Heard => ({
   holdersChanged: { peerId, fileId, runs, complete },
 });
-const peerLeft = (peerId: number): FrameBody => ({ peerLeft: { peerId } });
-const GRANTED: FrameBody = { leaveGranted: {} };
+const peerLeft = (peerId: number): Heard => ({ peerLeft: { peerId } });
+const GRANTED: Heard = { leaveGranted: {} };
 
 // ------------------------------------------------------------------ ids and CONNECT
 
@@ -305,7 +394,7 @@ test("join: the welcome carries files, live peers, holders and the accepted ids;
     },
   ]);
   // The same news for both, but each is told the auth of peer 3's requests to it.
-  const toOther = (to: number): FrameBody[] => [
+  const toOther = (to: number): Heard[] => [
     { peerJoined: { peer: addr(3, to) } },
     { fileAdded: { file: info(3, c) } },
     holders(3, 3, [], true),
@@ -337,7 +426,7 @@ test("secret: without an injected random, secrets are random: 16 bytes, differen
   const secrets: string[] = [];
   for (let r = 0; r < 2; r++) {
     const sink = new RecordingSink();
-    const registry = new Registry(sink);
+    const registry = flushing(new Registry(sink));
     for (let i = 0; i < 3; i++) {
       const id = registry.join("h", 7000 + i, []).peerId;
       const secret = sink.sent(id).find((b) => b.welcome)?.welcome?.secret;
@@ -446,8 +535,9 @@ test("have: one ACQUIRED line per newly held chunk, 1-based; others get only the
 
   t.is(registry.have(2, 1, [4, 1]), undefined);
   t.deepEqual(sink.blocks(), [["PEER 2 ACQUIRED: CHUNK 5/5 f.bin"]]);
-  t.deepEqual(sink.sent(1), [holders(2, 1, [4, 1], true)]);
-  t.deepEqual(sink.sent(3), [holders(2, 1, [4, 1], true)]);
+  // Once complete, the runs go without saying.
+  t.deepEqual(sink.sent(1), [holders(2, 1, [], true)]);
+  t.deepEqual(sink.sent(3), [holders(2, 1, [], true)]);
   t.deepEqual(registry.holding(2, 1), { complete: true, runs: [] });
   sink.clear();
 
@@ -462,8 +552,8 @@ test("have: one ACQUIRED line per newly held chunk, 1-based; others get only the
     ["PEER 3 ACQUIRED: CHUNK 5/5 f.bin", "PEER 3 ACQUIRED: CHUNK 1/5 f.bin"],
     ["PEER 3 ACQUIRED: CHUNK 2/5 f.bin", "PEER 3 ACQUIRED: CHUNK 3/5 f.bin", "PEER 3 ACQUIRED: CHUNK 4/5 f.bin"],
   ]);
-  t.deepEqual(sink.sent(1), [holders(3, 1, [4, 1, 0, 1], false), holders(3, 1, [1, 2, 3, 1], true)]);
-  t.deepEqual(sink.sent(2), [holders(3, 1, [4, 1, 0, 1], false), holders(3, 1, [1, 2, 3, 1], true)]);
+  t.deepEqual(sink.sent(1), [holders(3, 1, [4, 1, 0, 1], false), holders(3, 1, [], true)]);
+  t.deepEqual(sink.sent(2), [holders(3, 1, [4, 1, 0, 1], false), holders(3, 1, [], true)]);
   t.is(registry.snapshot().files[0]?.completeHolders, 3);
 });
 
@@ -515,7 +605,8 @@ test("have: an empty file is completed by an empty report, prints no ACQUIRED li
   t.is(registry.have(2, id, [0, 1]), `bad chunk runs for file ${id}`);
   t.is(registry.have(2, id, []), undefined);
   t.deepEqual(sink.blocks(), []);
-  t.deepEqual(sink.sent(1), [holders(2, id, [], true), GRANTED]);
+  // Granted at once: a leaving peer hears nothing more of the swarm.
+  t.deepEqual(sink.sent(1), [GRANTED]);
   t.deepEqual(registry.holding(2, id), { complete: true, runs: [] });
   sink.clear();
   t.is(registry.have(2, id, []), undefined);
@@ -556,7 +647,7 @@ test("leave: DISCONNECT lists only the files received whole, sorted by byte orde
   registry.leave(2);
   t.deepEqual(sink.blocks(), [["PEER 2 DISCONNECT: RECEIVED 3", "2    Zz", "2    zz", "2    é"]]);
   // Peer 1 never fetched "mine": it has no live holder left.
-  t.deepEqual(sink.sent(1), [peerLeft(2), { fileRemoved: { fileId: mineId } }]);
+  t.deepEqual(sink.sent(1), [{ fileRemoved: { fileId: mineId } }, peerLeft(2)]);
   t.deepEqual(sink.logs(), [
     'file "mine" is no longer available: no live peer holds all of it (peer 1 did not get it)',
   ]);
@@ -695,7 +786,7 @@ test("departure: a ready peer waits until every other live peer holds every file
   sink.clear();
 
   registry.have(2, 1, [2, 1]);
-  t.deepEqual(sink.sent(1), [holders(2, 1, [2, 1], true), GRANTED]);
+  t.deepEqual(sink.sent(1), [GRANTED]);
   t.deepEqual(sink.sent(2), [peerLeft(1)]);
   sink.clear();
 
@@ -738,8 +829,8 @@ test("departure: a new peer with a new file blocks a pending departure until eve
   sink.clear();
   complete(3, g);
   t.deepEqual(sink.granted(), [1]);
-  t.deepEqual(sink.sent(2).slice(-1), [peerLeft(1)]);
-  t.deepEqual(sink.sent(3).slice(-1), [peerLeft(1)]);
+  t.deepEqual(sink.sent(2), [peerLeft(1), holders(3, 2, [], true)]);
+  t.deepEqual(sink.sent(3), [peerLeft(1)]);
 });
 
 test("departure: a peer that joins with nothing blocks the others until it has everything", (t) => {
@@ -756,8 +847,9 @@ test("departure: a peer that joins with nothing blocks the others until it has e
 
   complete(3, f);
   t.deepEqual(sink.granted(), [1, 2]);
-  t.deepEqual(sink.sent(1), [holders(3, 1, [0, 2], true), GRANTED]);
-  t.deepEqual(sink.sent(2), [holders(3, 1, [0, 2], true), peerLeft(1), GRANTED]);
+  // Both at once: the rule is one count for the whole swarm.
+  t.deepEqual(sink.sent(1), [GRANTED]);
+  t.deepEqual(sink.sent(2), [GRANTED]);
   t.deepEqual(sink.sent(3), [peerLeft(1), peerLeft(2)]);
   sink.clear();
 
@@ -836,7 +928,7 @@ test("leave: a file whose partial holders together still cover it stays availabl
 
   t.is(registry.have(2, 1, [3, 1]), undefined);
   t.deepEqual(sink.lines(), ["PEER 2 ACQUIRED: CHUNK 4/4 f"]);
-  t.deepEqual(sink.sent(3), [holders(2, 1, [3, 1], true)]);
+  t.deepEqual(sink.sent(3), [holders(2, 1, [], true)]);
 });
 
 test("leave: the sole seeder leaving before anyone completes a file removes it and frees the others", (t) => {
@@ -861,8 +953,9 @@ test("leave: the sole seeder leaving before anyone completes a file removes it a
   t.deepEqual(sink.logs(), [
     'file "F" is no longer available: no live peer holds all of it (peers 2, 3 did not get it)',
   ]);
-  t.deepEqual(sink.sent(2), [peerLeft(1), { fileRemoved: { fileId: 1 } }, GRANTED]);
-  t.deepEqual(sink.sent(3), [peerLeft(1), { fileRemoved: { fileId: 1 } }, peerLeft(2), GRANTED]);
+  // Granted in the same call: they hear nothing of the swarm any more.
+  t.deepEqual(sink.sent(2), [GRANTED]);
+  t.deepEqual(sink.sent(3), [GRANTED]);
   t.deepEqual(sink.granted(), [2, 3]);
   t.is(registry.fileCount, 0);
   t.is(registry.holding(2, 1), undefined);
@@ -1061,7 +1154,7 @@ function flatRuns(runs: Runs, chunks: number | undefined): number[] {
 /** Runs a random sequence against the registry and checks its invariants after every step. */
 function runSequence(ops: readonly Op[]): string | undefined {
   const sink = new RecordingSink();
-  const registry = new Registry(sink);
+  const registry = flushing(new Registry(sink));
   const acquired = new Set<string>();
   const everReady = new Set<number>();
   const granted = new Set<number>();
@@ -1164,7 +1257,7 @@ test("weird input: random join/have/ready/leave sequences never throw and keep t
 
 test("addresses: a peer seen on loopback is introduced to remote peers by an address it announced", (t) => {
   const sink = new RecordingSink();
-  const registry = new Registry(sink, (n) => Buffer.alloc(n, 7));
+  const registry = flushing(new Registry(sink, (n) => Buffer.alloc(n, 7)));
   const a = registry.join("127.0.0.1", 7001, [], undefined, ["192.0.2.2", "127.0.0.1", "not-an-ip", "192.0.2.2"]);
   const b = registry.join("192.0.2.50", 7002, []);
   const c = registry.join("127.0.0.1", 7003, []);
@@ -1185,4 +1278,117 @@ test("addresses: a peer seen on loopback is introduced to remote peers by an add
   const bToA = sink.sent(a.peerId).find((f) => f.peerJoined?.peer?.peerId === b.peerId)?.peerJoined?.peer;
   t.is(bToA?.host, "192.0.2.50");
   t.is(bToA?.aliases, undefined);
+});
+
+// ------------------------------------------------------------------ names, limits, bounded welcomes
+
+test("conflict: once the name is free, the refused file is offered again, told to its peer, and required of the others", (t) => {
+  const { sink, registry, join, welcomeOf } = setup();
+  const x = manifest("same", 700, "X");
+  const y = manifest("same", 700, "Y");
+  join(x); // 1, file 1
+  join(y); // 2: refused
+  join(); // 3
+  t.like(welcomeOf(2).refused?.[0], { reason: RefusalReason.REASON_NAME_CONFLICT, fileName: "same" });
+  registry.readyToLeave(2);
+  sink.clear();
+
+  registry.leave(1); // the only holder of X: the name is free
+  t.deepEqual(sink.logs(), [
+    'file "same" is no longer available: no live peer holds all of it (peer 3 did not get it)',
+    'peer 2: "same" offered again now that the name is free',
+  ]);
+  t.deepEqual(sink.sent(2), [
+    { fileRemoved: { fileId: 1 } },
+    { peerLeft: { peerId: 1 } },
+    { accepted: { file: info(2, y) } },
+    { fileAdded: { file: info(2, y) } },
+  ]);
+  t.deepEqual(sink.sent(3), [
+    { fileRemoved: { fileId: 1 } },
+    { peerLeft: { peerId: 1 } },
+    { fileAdded: { file: info(2, y) } },
+    holders(2, 2, [], true),
+  ]);
+  t.deepEqual(sink.granted(), [], "peer 3 lacks the file offered again");
+  t.deepEqual(registry.snapshot().peers[0]?.refusedNames, []);
+  sink.clear();
+  registry.have(3, 2, [0, 2]);
+  t.deepEqual(sink.granted(), [2]);
+  registry.leave(3);
+  t.deepEqual(sink.blocks().at(-1), ["PEER 3 DISCONNECT: RECEIVED 1", "3    same"]);
+});
+
+test("names: two spellings of one visible name (NFC, NFD) are one name: the second is a name conflict", (t) => {
+  const { sink, join, welcomeOf } = setup();
+  const nfc = manifest("caf\u00e9.txt", 10, "same content");
+  const nfd = manifest("cafe\u0301.txt", 10, "same content");
+  join(nfc);
+  sink.clear();
+  join(nfd);
+  t.deepEqual(sink.blocks(), [["PEER 2 CONNECT: OFFERS 0"]]);
+  const refused = welcomeOf(2).refused?.[0];
+  t.is(refused?.reason, RefusalReason.REASON_NAME_CONFLICT);
+  t.is(refused?.fileName, "cafe\u0301.txt");
+  t.regex(refused?.detail ?? "", /already offers "caf\u00e9\.txt", a name that prints the same/);
+  t.deepEqual(sink.logs(), ['peer 2: refused "cafe\u0301.txt": name conflict (same name, another Unicode spelling)']);
+  // Peer 2 is not asked for the other spelling: it may leave once ready.
+  t.deepEqual(welcomeOf(2).files?.length, 1);
+});
+
+test("limits: files and manifest bytes beyond a peer's or the swarm's budget are refused with REASON_LIMIT after the Welcome", (t) => {
+  const sink = new RecordingSink();
+  const limits = { maxFilesPerPeer: 2, maxManifestBytesPerPeer: 10_000, maxManifestBytes: 12_000 };
+  const registry = flushing(new Registry(sink, (n) => Buffer.alloc(n, 1), limits));
+  const small = (name: string) => manifest(name, 1000);
+  const big = madeUp("big", 128 * 512 * 200); // 200 pieces: about 6.9 kB of manifest
+  registry.join("10.0.0.1", 7001, [small("a"), small("b"), small("c")]);
+  t.deepEqual(
+    sink.sent(1).map((b) => Object.keys(b)[0]),
+    ["welcome", "refusal"],
+  );
+  t.like(sink.sent(1)[1]?.refusal, { reason: RefusalReason.REASON_LIMIT, fileName: "c" });
+  t.regex(sink.sent(1)[1]?.refusal?.detail ?? "", /at most 2 files/);
+  registry.join("10.0.0.2", 7002, [big, madeUp("big2", 128 * 512 * 100)]);
+  const refusals = sink
+    .sent(2)
+    .filter((b) => b.refusal)
+    .map((b) => b.refusal);
+  t.deepEqual(
+    refusals.map((r) => [r?.reason, r?.fileName]),
+    [[RefusalReason.REASON_LIMIT, "big2"]],
+  );
+  t.regex(refusals[0]?.detail ?? "", /from one peer/);
+  registry.join("10.0.0.3", 7003, [madeUp("big3", 128 * 512 * 150)]);
+  t.regex(sink.sent(3).find((b) => b.refusal)?.refusal?.detail ?? "", /the swarm's manifests would exceed 12000 bytes/);
+  t.deepEqual(
+    registry.snapshot().files.map((f) => f.name),
+    ["a", "b", "big"],
+  );
+  t.is(sink.logs().filter((l) => l.includes("refused")).length, 3);
+});
+
+test("welcome: what peers hold goes in groups of bounded size, the first in the Welcome, the rest in Updates", (t) => {
+  const { sink, registry, join, welcomeOf } = setup();
+  const chunks = 262_144;
+  const f = madeUp("long", chunks * 512);
+  join(f);
+  join();
+  // Peer 2 holds every other chunk: 131072 runs.
+  const flat: number[] = [];
+  for (let c = 0; c < chunks; c += 2) flat.push(c, 1);
+  t.is(registry.have(2, 1, flat), undefined);
+  sink.clear();
+  join();
+  const w = welcomeOf(3);
+  const inWelcome = (w.holders ?? []).reduce((n, h) => n + (h.runs?.length ?? 0) / 2, 0);
+  const later = sink.sent(3).filter((b) => b.holdersChanged);
+  const inUpdates = later.reduce((n, b) => n + (b.holdersChanged?.runs?.length ?? 0) / 2, 0);
+  t.true(inWelcome <= 64 * 1024, `${inWelcome} runs in the Welcome`);
+  t.is(inWelcome + inUpdates, chunks / 2, "every run of peer 2");
+  t.true(
+    (w.holders ?? []).some((h) => h.peerId === 1 && h.complete === true),
+    "and peer 1's whole file",
+  );
+  t.true(later.length >= 1);
 });

@@ -12,6 +12,7 @@ import {
   checkManifest,
   decodeTrackerFrame,
   encodeTrackerFrame,
+  encodeUpdatesFrame,
   type FrameBody,
   isManifestProblem,
   type Manifest,
@@ -119,24 +120,27 @@ const FRAMES: ReadonlyArray<readonly [Kind, FrameBody]> = [
       },
     },
   ],
-  ["fileAdded", { fileAdded: { file: { fileId: 4, manifest: MANIFEST } } }],
-  ["fileRemoved", { fileRemoved: { fileId: 4 } }],
-  ["holdersChanged", { holdersChanged: { peerId: 2, fileId: 1, runs: [5, 2, 9, 1], complete: true } }],
   [
-    "peerJoined",
+    "updates",
     {
-      peerJoined: {
-        peer: {
-          peerId: 9,
-          host: "::1",
-          udpPort: 6000,
-          expectedAuth: Buffer.from("fedcba9876543210", "hex"),
-          aliases: ["::1", "10.0.0.9"],
-        },
+      updates: {
+        joined: [
+          {
+            peerId: 9,
+            host: "::1",
+            udpPort: 6000,
+            expectedAuth: Buffer.from("fedcba9876543210", "hex"),
+            aliases: ["::1", "10.0.0.9"],
+          },
+        ],
+        added: [{ fileId: 4, manifest: MANIFEST }],
+        holders: [{ peerId: 2, fileId: 1, runs: [5, 2, 9, 1], complete: true }],
+        left: [3, 5],
+        removed: [7],
+        accepted: [{ fileId: 8, manifest: manifestOf("b.bin", Buffer.from("hello")) }],
       },
     },
   ],
-  ["peerLeft", { peerLeft: { peerId: 9 } }],
   ["leaveGranted", { leaveGranted: {} }],
   ["refusal", { refusal: { reason: udpswarm.RefusalReason.REASON_VERSION, detail: "version 2 not supported" } }],
 ];
@@ -145,7 +149,7 @@ test("FRAMES covers every case of TrackerFrame.body in proto/swarm.proto", (t) =
   const root = protobuf.loadSync(fileURLToPath(new URL("../../../proto/swarm.proto", import.meta.url)));
   const oneof = root.lookupType("udpswarm.TrackerFrame").oneofs?.body?.oneof ?? [];
   const kinds = FRAMES.map(([kind]) => kind);
-  t.is(oneof.length, 16);
+  t.is(oneof.length, 12);
   t.deepEqual([...kinds].sort(), [...oneof].sort());
 });
 
@@ -206,9 +210,31 @@ test("round-trip keeps the values themselves (not only their shape)", (t) => {
   t.is(Buffer.from(welcome?.secret ?? []).toString("hex"), "000102030405060708090a0b0c0d0e0f");
   t.is(Buffer.from(welcome?.peers?.[0]?.expectedAuth ?? []).toString("hex"), "0102030405060708");
   const joined = one({
-    peerJoined: { peer: { peerId: 4, host: "h", udpPort: 1, expectedAuth: Buffer.from("a1a2a3a4a5a6a7a8", "hex") } },
-  }).peerJoined;
-  t.is(Buffer.from(joined?.peer?.expectedAuth ?? []).toString("hex"), "a1a2a3a4a5a6a7a8");
+    updates: { joined: [{ peerId: 4, host: "h", udpPort: 1, expectedAuth: Buffer.from("a1a2a3a4a5a6a7a8", "hex") }] },
+  }).updates?.joined?.[0];
+  t.is(Buffer.from(joined?.expectedAuth ?? []).toString("hex"), "a1a2a3a4a5a6a7a8");
+});
+
+test("encodeUpdatesFrame: a shared part and a receiver's own part decode as one Updates, lists appended", (t) => {
+  const shared = udpswarm.Updates.encode({ left: [3], holders: [{ peerId: 2, fileId: 1, complete: true }] }).finish();
+  const own = udpswarm.Updates.encode({ left: [4], joined: [{ peerId: 9, host: "h", udpPort: 1 }] }).finish();
+  const frames = new FrameDecoder(MAX_FRAME_BYTES).push(encodeUpdatesFrame(shared, own));
+  t.is(frames.length, 1);
+  const decoded = decodeTrackerFrame(frames[0] ?? Buffer.alloc(0));
+  if (!decoded.ok) return t.fail(decoded.reason);
+  t.is(decoded.frame.version, TRACKER_PROTOCOL_VERSION);
+  t.deepEqual(plain(decoded.frame.updates), {
+    left: [3, 4],
+    holders: [{ peerId: 2, fileId: 1, runs: [], complete: true }],
+    joined: [{ peerId: 9, host: "h", udpPort: 1, aliases: [] }],
+    added: [],
+    removed: [],
+    accepted: [],
+  });
+  const alone = decodeTrackerFrame(
+    new FrameDecoder(MAX_FRAME_BYTES).push(encodeUpdatesFrame(shared, new Uint8Array(0)))[0] ?? Buffer.alloc(0),
+  );
+  t.deepEqual(alone.ok ? alone.frame.updates?.left : [], [3]);
 });
 
 test("every kind, concatenated and fed one byte at a time, decodes in order", (t) => {

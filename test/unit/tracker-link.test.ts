@@ -57,8 +57,15 @@ test("link: frames split at every offset arrive whole and in order; pings are an
 test("link: a ping every interval; silence beyond the idle timeout fails once, as silence", (t) => {
   const h = harness({ pingIntervalMs: 2000, idleTimeoutMs: 10_000 });
   h.clock.advance(6000);
-  t.is(h.written.filter((f) => f.body === "ping").length, 3);
-  h.link.receive(encodeTrackerFrame({ pong: { nonce: 1 } })); // heard at 6000
+  t.deepEqual(
+    h.written.map((f) => [f.body, Number(f.ping?.nonce)]),
+    [
+      ["ping", 1],
+      ["ping", 2],
+      ["ping", 3],
+    ],
+  );
+  h.link.receive(encodeTrackerFrame({ readyToLeave: {} })); // heard at 6000 (no round trip seen)
   h.clock.advance(10_000); // 16000: silent exactly 10 s, not more
   t.deepEqual(h.failures, []);
   h.clock.advance(2000);

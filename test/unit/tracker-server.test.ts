@@ -5,6 +5,7 @@
 import net from "node:net";
 import test from "ava";
 import { TrackerServer } from "../../src/tracker/server.js";
+import { StdoutWriter } from "../../src/tracker/stdout-writer.js";
 import { RealClock } from "../../src/util/clock.js";
 
 function connect(port: number): Promise<net.Socket> {
@@ -20,7 +21,7 @@ test("a client that trickles a byte every 100 ms and never says Hello is dropped
   const server = new TrackerServer(
     new RealClock(),
     { maxFileSize: 1 << 30, pingIntervalMs: 100, idleTimeoutMs: 400, helloTimeoutMs: 400 },
-    () => {},
+    new StdoutWriter({ write: (_bytes, done) => done(null), writeSync: () => {} }),
     (line) => logs.push(line),
   );
   t.teardown(() => server.close());

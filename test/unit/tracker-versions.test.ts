@@ -64,18 +64,31 @@ test("version tags: bad fields from the network are refused with a reason", (t) 
 // ---------------------------------------------------------------- the registry's sync hooks
 
 import { Registry } from "../../src/tracker/registry.js";
-import type { CheckedManifest, FrameBody } from "../../src/wire/tracker-frame.js";
+import { type CheckedManifest, type FrameBody, RefusalReason, type udpswarm } from "../../src/wire/tracker-frame.js";
 
 function m(name: string, h: number): CheckedManifest {
   return { name, size: 0, chunks: 0, chunksPerPiece: 128, chunksPerBlock: 4, sha256: sha(h), pieceSha256: [] };
 }
 
+/** A registry whose Updates frames are recorded merged, as each receiver gets them. */
 function registry() {
   const printed: string[] = [];
   const sent: Array<[number, FrameBody]> = [];
   const r = new Registry({
     print: (lines) => printed.push(...lines),
+    acquired: () => {},
     send: (id, body) => sent.push([id, body]),
+    sendUpdates: (receivers, shared, own) => {
+      for (const id of receivers) {
+        const mine = own.get(id) ?? {};
+        const updates: udpswarm.IUpdates = {
+          added: [...(shared.added ?? []), ...(mine.added ?? [])],
+          removed: [...(shared.removed ?? []), ...(mine.removed ?? [])],
+        };
+        sent.push([id, { updates }]);
+      }
+    },
+    pending: () => {},
     log: () => {},
   });
   return { r, printed, sent };
@@ -83,31 +96,37 @@ function registry() {
 
 test("registry sync: an update prints UPDATE, tells sync peers, hides it from classic peers, supersedes the old version", (t) => {
   const { r, printed, sent } = registry();
-  const a = r.join("127.0.0.1", 1000, [m("f", 1)], undefined, [], { tags: [{ mtimeMs: 100, ancestry: [] }] }).peerId;
-  const b = r.join("127.0.0.1", 1001, [], undefined, [], { tags: [] }).peerId;
+  const a = r.join("127.0.0.1", 1000, [m("f", 1)], undefined, [], [], {
+    tags: [{ mtimeMs: 100, ancestry: [] }],
+  }).peerId;
+  const b = r.join("127.0.0.1", 1001, [], undefined, [], [], { tags: [] }).peerId;
   const classic = r.join("127.0.0.1", 1002, []).peerId;
+  r.flush();
   sent.length = 0;
   t.is(r.update(a, m("f", 2), { mtimeMs: 200, ancestry: [sha(1)] }), undefined);
   t.is(printed.at(-1), `PEER ${a} UPDATE: f 0`);
+  r.flush();
   const added = (id: number) =>
-    sent.filter(([to, body]) => to === id && body.fileAdded).map(([, body]) => body.fileAdded?.file?.fileId);
+    sent.filter(([to]) => to === id).flatMap(([, body]) => (body.updates?.added ?? []).map((f) => f.fileId));
   t.deepEqual(added(a), [2]);
   t.deepEqual(added(b), [2]);
   t.deepEqual(added(classic), [], "classic peers see the first version only");
-  t.true(sent.some(([to, body]) => to === b && body.fileRemoved?.fileId === 1));
+  const removed = (id: number) => sent.filter(([to]) => to === id).flatMap(([, body]) => body.updates?.removed ?? []);
+  t.deepEqual(removed(b), [1], "sync peers drop the superseded version");
+  t.deepEqual(removed(classic), [1], "the first version's only holder dropped it: gone for classic peers too");
   // An older one is refused; the same one changes nothing.
   sent.length = 0;
   r.update(b, m("f", 3), { mtimeMs: 150, ancestry: [] });
-  t.is(sent.find(([to]) => to === b)?.[1].refusal?.reason, 6);
+  t.is(sent.find(([to]) => to === b)?.[1].refusal?.reason, RefusalReason.REASON_OLDER_VERSION);
   t.is(printed.filter((l) => l.includes("UPDATE")).length, 1);
   t.is(typeof r.update(classic, m("g", 1), CLASSIC_TAG), "string", "classic peers cannot send updates");
 });
 
 test("registry sync: a sync peer joining with an older version is not a holder; a newer one becomes the newest", (t) => {
   const { r, printed } = registry();
-  r.join("127.0.0.1", 1000, [m("f", 1)], undefined, [], { tags: [{ mtimeMs: 100, ancestry: [] }] });
-  r.join("127.0.0.1", 1001, [m("f", 2)], undefined, [], { tags: [{ mtimeMs: 50, ancestry: [] }] });
-  r.join("127.0.0.1", 1002, [m("f", 3)], undefined, [], { tags: [{ mtimeMs: 300, ancestry: [] }] });
+  r.join("127.0.0.1", 1000, [m("f", 1)], undefined, [], [], { tags: [{ mtimeMs: 100, ancestry: [] }] });
+  r.join("127.0.0.1", 1001, [m("f", 2)], undefined, [], [], { tags: [{ mtimeMs: 50, ancestry: [] }] });
+  r.join("127.0.0.1", 1002, [m("f", 3)], undefined, [], [], { tags: [{ mtimeMs: 300, ancestry: [] }] });
   t.deepEqual(printed, [
     "PEER 1 CONNECT: OFFERS 1",
     "1    f 0",
@@ -120,4 +139,33 @@ test("registry sync: a sync peer joining with an older version is not a holder; 
     [2],
     "the superseded version went with its last holder",
   );
+});
+
+test("registry sync: a ready classic peer waits for a sync peer lacking what it sees, not for a version it does not see", (t) => {
+  const { r, sent } = registry();
+  const granted = () => sent.filter(([, body]) => body.leaveGranted).map(([id]) => id);
+  // A: the classic peer sees file 1, and so does the sync peer S (it is the newest of "f").
+  const c = r.join("127.0.0.1", 1000, [m("f", 1)]).peerId;
+  const s = r.join("127.0.0.1", 1001, [], undefined, [], [], { tags: [] }).peerId;
+  r.readyToLeave(c);
+  r.flush();
+  t.deepEqual(granted(), [], "S lacks the classic peer's file");
+  r.have(s, 1, []);
+  r.flush();
+  t.deepEqual(granted(), [c]);
+
+  // B: a sync peer's newer version of "g" that classic peers never see holds nobody back.
+  const s2 = r.join("127.0.0.1", 1002, [m("g", 1)], undefined, [], [], {
+    tags: [{ mtimeMs: 100, ancestry: [] }],
+  }).peerId;
+  const c2 = r.join("127.0.0.1", 1003, []).peerId;
+  const g1 = r.snapshot().files.find((f) => f.name === "g")?.id ?? 0;
+  r.have(c2, g1, []);
+  r.have(c2, 1, []);
+  r.have(s2, 1, []);
+  r.have(s, g1, []);
+  t.is(r.update(s2, m("g", 2), { mtimeMs: 200, ancestry: [sha(1)] }), undefined);
+  r.readyToLeave(c2);
+  r.flush();
+  t.deepEqual(granted(), [c, c2], "S lacks g's newest version, which c2 does not see");
 });

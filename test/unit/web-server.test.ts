@@ -14,7 +14,14 @@ import { testManifest } from "../helpers/manifest.js";
 
 const manifest = testManifest;
 
-const SILENT: RegistrySink = { print: () => {}, send: () => {}, log: () => {} };
+const SILENT: RegistrySink = {
+  print: () => {},
+  acquired: () => {},
+  send: () => {},
+  sendUpdates: () => {},
+  pending: () => {},
+  log: () => {},
+};
 
 async function setup(t: import("ava").ExecutionContext): Promise<{ registry: Registry; web: WebView }> {
   const registry = new Registry(SILENT, (n) => Buffer.alloc(n, 7));

@@ -22,7 +22,14 @@ import { testManifest } from "../helpers/manifest.js";
 
 const manifest = testManifest;
 
-const SILENT: RegistrySink = { print: () => {}, send: () => {}, log: () => {} };
+const SILENT: RegistrySink = {
+  print: () => {},
+  acquired: () => {},
+  send: () => {},
+  sendUpdates: () => {},
+  pending: () => {},
+  log: () => {},
+};
 
 function swarm() {
   const registry = new Registry(SILENT, (n) => Buffer.alloc(n, 7));

@@ -1,0 +1,50 @@
+import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks";
+
+/** A stall shorter than this is ordinary scheduling noise, not lag (ms). */
+const NOISE_MS = 20;
+/** How often the histogram's longest stall is folded into the total (ms). */
+const READ_EVERY_MS = 100;
+
+/**
+ * How long this process's event loop has been blocked, in all: the keepalive judgement
+ * leaves that time out of a silence (while we were stalled, nobody could be heard).
+ * Node's event-loop delay histogram measures; every 100 ms its longest stall, when above
+ * the noise, is added to a running total.
+ */
+export class LagMonitor {
+  readonly #histogram: IntervalHistogram;
+  readonly #timer: NodeJS.Timeout;
+  #totalMs = 0;
+
+  constructor() {
+    this.#histogram = monitorEventLoopDelay({ resolution: 10 });
+    this.#histogram.enable();
+    this.#timer = setInterval(() => this.#fold(), READ_EVERY_MS);
+    this.#timer.unref();
+  }
+
+  /** Milliseconds stalled since the monitor started (never decreases). */
+  stalledMs(): number {
+    this.#fold();
+    return this.#totalMs;
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.#histogram.disable();
+  }
+
+  #fold(): void {
+    const longest = this.#histogram.max / 1e6;
+    if (this.#histogram.count > 0 && longest > NOISE_MS) this.#totalMs += longest;
+    this.#histogram.reset();
+  }
+}
+
+let shared: LagMonitor | undefined;
+
+/** The process's one monitor (started on first use). */
+export function processLag(): LagMonitor {
+  shared ??= new LagMonitor();
+  return shared;
+}
