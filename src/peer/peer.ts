@@ -186,6 +186,8 @@ export class Peer {
           withdrawn: (fileId, why) => {
             const name = this.#engine.file(fileId)?.manifest.name ?? `file ${fileId}`;
             this.#log(`"${name}" changed on disk since it was offered (${why}): no longer serving it`);
+            // The tracker stops listing us as a holder (others stop waiting for us).
+            this.#tracker?.send({ withdraw: { fileId } });
           },
         },
       },

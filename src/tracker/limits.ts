@@ -36,6 +36,11 @@ export type TrackerLimits = {
   readonly maxClaimBytesPerSecond: number;
   /** Diagnostic lines per reason per 10 s; the rest are counted. */
   readonly logLinesPerReason: number;
+  /**
+   * A peer that lacks files and reports no new chunk for this long is not acquiring data
+   * (SPEC §4.5): it holds nobody back until it reports again (ms).
+   */
+  readonly fetchGraceMs: number;
 };
 
 /** Pre-Hello frames up to this size are read freely; larger ones draw on the Hello budget. */
@@ -58,6 +63,7 @@ export const DEFAULT_LIMITS: TrackerLimits = {
   maxManifestBytes: 48 * MiB,
   maxClaimBytesPerSecond: 256 * MiB,
   logLinesPerReason: 20,
+  fetchGraceMs: 15_000,
 };
 
 type LimitSpec = {
@@ -123,6 +129,14 @@ const SPECS: readonly LimitSpec[] = [
     placeholder: "BYTES",
     help: "chunk bytes one peer may report per second",
     min: CHUNK_SIZE,
+  },
+  {
+    key: "fetchGraceMs",
+    flag: "fetch-grace",
+    placeholder: "S",
+    help: "a peer fetching nothing this long holds nobody back",
+    min: 0.1,
+    scale: 1000,
   },
   {
     key: "logLinesPerReason",

@@ -90,6 +90,20 @@ type PeerRecord = {
    * nor fetches a file of that name, and its own is offered again once the name is free.
    */
   readonly refused: Map<string, CheckedManifest>;
+  /**
+   * Name keys of files it offered and then withdrew (changed on its disk): it keeps its
+   * own file of that name and neither serves nor fetches the swarm's.
+   */
+  readonly withdrawn: Set<string>;
+  /** It reported new chunks since the last idle sweep (or joined since). */
+  progressed: boolean;
+  /** When the idle sweep last saw it make progress (sweep time), or undefined before its first sweep. */
+  progressAt: number | undefined;
+  /**
+   * It lacks files and fetched nothing for the grace (SPEC §4.5): not acquiring data, it
+   * holds nobody back (out of the running count) until it reports new chunks again.
+   */
+  idle: boolean;
   readonly holdings: Map<number, Holding>;
   /** Names of files this peer received whole from others (the DISCONNECT block). */
   readonly receivedWhole: Set<string>;
@@ -268,6 +282,10 @@ export class Registry {
       state: "active",
       offered: new Set(),
       refused: new Map(),
+      withdrawn: new Set(),
+      progressed: true,
+      progressAt: undefined,
+      idle: false,
       holdings: new Map(),
       receivedWhole: new Set(),
       stats: undefined,
@@ -278,6 +296,18 @@ export class Registry {
     const accepted: CheckedManifest[] = [];
     const seenKeys = new Set<string>();
     let peerBytes = 0;
+    /** Whether one more offer fits the limits; if not, it is refused after the Welcome. */
+    const fits = (offer: CheckedManifest, isNew: boolean): boolean => {
+      const bytes = manifestBytes(offer);
+      const limit = this.#overLimit(accepted.length, peerBytes, bytes, isNew);
+      if (limit !== undefined) {
+        overLimit.push({ refusal: { reason: RefusalReason.REASON_LIMIT, fileName: offer.name, detail: limit } });
+        this.#sink.log(`peer ${peer.id}: refused ${JSON.stringify(offer.name)}: ${limit}`, "limit");
+        return false;
+      }
+      peerBytes += bytes;
+      return true;
+    };
     const superseded: number[] = [];
     this.#peers.set(peer.id, peer);
     if (!peer.sync) this.#staying++;
@@ -293,19 +323,12 @@ export class Registry {
         const standing = this.#book.standing(versionFrom(offer, tag));
         if (standing === "older") continue;
         const same = standing === "same" ? this.#files.get(this.#book.newestId(offer.name) ?? 0) : undefined;
-        const bytes = manifestBytes(offer);
-        const limit = this.#overLimit(accepted.length, peerBytes, bytes, same === undefined);
-        if (limit !== undefined) {
-          overLimit.push({ refusal: { reason: RefusalReason.REASON_LIMIT, fileName: offer.name, detail: limit } });
-          this.#sink.log(`peer ${peer.id}: refused ${JSON.stringify(offer.name)}: ${limit}`, "limit");
-          continue;
-        }
-        peerBytes += bytes;
+        if (!fits(offer, same === undefined)) continue;
         let file = same;
         if (file === undefined) {
           const previous = this.#book.newestId(offer.name);
           if (previous !== undefined) superseded.push(previous);
-          file = this.#addVersion(offer, tag, false);
+          file = this.#addVersion(offer, tag);
         }
         peer.offered.add(file.id);
         this.#holdWhole(peer, file);
@@ -334,15 +357,8 @@ export class Registry {
         );
         continue;
       }
-      const bytes = manifestBytes(offer);
-      const limit = this.#overLimit(accepted.length, peerBytes, bytes, existing === undefined);
-      if (limit !== undefined) {
-        overLimit.push({ refusal: { reason: RefusalReason.REASON_LIMIT, fileName: offer.name, detail: limit } });
-        this.#sink.log(`peer ${peer.id}: refused ${JSON.stringify(offer.name)}: ${limit}`, "limit");
-        continue;
-      }
-      peerBytes += bytes;
-      const file = existing ?? this.#addFile(offer, CLASSIC_TAG, true);
+      if (!fits(offer, existing === undefined)) continue;
+      const file = existing ?? this.#addFile(offer, CLASSIC_TAG, peer);
       peer.offered.add(file.id);
       this.#holdWhole(peer, file);
       accepted.push(offer);
@@ -396,7 +412,7 @@ export class Registry {
       return undefined;
     }
     const previous = this.#book.newestId(manifest.name);
-    const file = this.#addVersion(manifest, tag, false);
+    const file = this.#addVersion(manifest, tag);
     peer.offered.add(file.id);
     this.#holdWhole(peer, file);
     this.#sink.print(updateBlock(peer.id, manifest.name, manifest.chunks));
@@ -414,8 +430,8 @@ export class Registry {
     return this.#fileIdByKey.get(file.key) === file.id;
   }
 
-  #addVersion(manifest: CheckedManifest, tag: VersionTag, offeredByClassic: boolean): FileRecord {
-    const file = this.#addFile(manifest, tag, offeredByClassic);
+  #addVersion(manifest: CheckedManifest, tag: VersionTag): FileRecord {
+    const file = this.#addFile(manifest, tag, undefined);
     this.#book.record(file.id, versionFrom(manifest, tag));
     return file;
   }
@@ -465,6 +481,7 @@ export class Registry {
     const runs = parseRuns(flatRuns, chunks);
     if (runs === undefined) return `bad chunk runs for file ${fileId}`;
     if (peer.refused.has(file.key)) return `report for refused file ${file.manifest.name}`;
+    if (peer.withdrawn.has(file.key)) return `report for withdrawn file ${file.manifest.name}`;
     // Granted peers held everything they had reported when they were granted.
     if (peer.state === "leaving") return undefined;
     let holding = peer.holdings.get(fileId);
@@ -476,7 +493,11 @@ export class Registry {
     if (holding.complete || bits === undefined) return undefined;
     const newRuns: Array<[number, number]> = [];
     for (const [first, count] of runs) bits.setRange(first, count, (start, n) => newRuns.push([start, n]));
-    if (newRuns.length > 0) this.#sink.acquired(peer.id, file.manifest.name, chunks, newRuns);
+    if (newRuns.length > 0) {
+      this.#sink.acquired(peer.id, file.manifest.name, chunks, newRuns);
+      peer.progressed = true;
+      if (peer.idle) this.#setIdle(peer, false);
+    }
     if (bits.count > 0 || chunks === 0) file.holders.add(peer.id);
     const nowComplete = bits.complete;
     if (nowComplete) {
@@ -491,6 +512,81 @@ export class Registry {
       this.#markPending();
     }
     if (nowComplete) this.#evaluateDepartures();
+    return undefined;
+  }
+
+  /**
+   * SPEC §4.5: a client that has fetched nothing for `graceMs` while data was there for it
+   * is not acquiring data and holds nobody back. The owner calls this about once a second
+   * with its clock (`now`, ms); a peer's grace counts from the first sweep after its join or
+   * its last report of new chunks, so the owner's own stalls may be left out of `now`.
+   */
+  sweepIdle(now: number, graceMs: number): void {
+    let changed = false;
+    for (const peer of this.#peers.values()) {
+      if (peer.sync || peer.state === "leaving" || peer.idle) continue;
+      if (peer.progressed || peer.progressAt === undefined) {
+        peer.progressed = false;
+        peer.progressAt = now;
+        continue;
+      }
+      const silentMs = now - peer.progressAt;
+      if (silentMs < graceMs) continue;
+      if (![...this.#files.values()].some((f) => this.#lacks(peer, f))) {
+        peer.progressAt = now; // nothing to fetch: the grace starts when something comes
+        continue;
+      }
+      this.#setIdle(peer, true);
+      this.#sink.log(
+        `peer ${peer.id} has fetched nothing for ${Math.round(silentMs / 1000)} s while files it lacks were ` +
+          "there for it: not acquiring data, it holds no other peer back until it reports chunks again",
+        "idle",
+      );
+      changed = true;
+    }
+    if (changed) this.#evaluateDepartures();
+  }
+
+  /** Into or out of the running count (see sweepIdle). */
+  #setIdle(peer: PeerRecord, idle: boolean): void {
+    if (idle) {
+      for (const file of this.#files.values()) if (this.#lacks(peer, file)) this.#removeLacker(file);
+      this.#countPeer(peer, -1);
+      peer.idle = true;
+    } else {
+      peer.idle = false;
+      this.#countPeer(peer, 1);
+      for (const file of this.#files.values()) if (this.#lacks(peer, file)) this.#addLacker(file);
+      this.#sink.log(`peer ${peer.id} is fetching again: it holds others back as before`, "idle");
+    }
+  }
+
+  /**
+   * The peer no longer serves `fileId`: the file changed or went from its disk (issue 15,
+   * 8). It stops being a holder; a classic peer keeps its own file of that name and neither
+   * serves nor fetches the swarm's (as for a refused name). A file nobody else can complete
+   * goes. Returns a reason when the report is bad.
+   */
+  withdraw(peerId: number, fileId: number): string | undefined {
+    const peer = this.#peers.get(peerId);
+    if (peer === undefined) return "unknown peer";
+    const file = this.#files.get(fileId);
+    if (file === undefined) return undefined; // removed meanwhile
+    if (peer.state === "leaving" || !peer.holdings.has(fileId)) return undefined;
+    if (!peer.sync && !declined(peer, file.key)) {
+      if (this.#lacks(peer, file)) this.#removeLacker(file);
+      peer.withdrawn.add(file.key);
+      if (this.#inCount(peer)) this.#refusers.set(file.key, (this.#refusers.get(file.key) ?? 0) + 1);
+    }
+    peer.holdings.delete(fileId);
+    file.holders.delete(peer.id);
+    file.completeHolders.delete(peer.id);
+    this.#sink.log(
+      `peer ${peer.id} withdrew ${JSON.stringify(file.manifest.name)}: it no longer serves it`,
+      "withdrawn",
+    );
+    if (!this.#isAvailable(file)) this.#removeFile(file);
+    this.#evaluateDepartures();
     return undefined;
   }
 
@@ -658,11 +754,11 @@ export class Registry {
   }
 
   /**
-   * A new file, offered whole by one peer (a staying classic one when `offeredByClassic`):
-   * every other staying classic peer lacks it unless it refused the name, or it is a
-   * version classic peers do not see.
+   * A new file, offered whole by `offerer` (undefined: a sync peer): every other peer in
+   * the running count lacks it unless it declined the name, or it is a version classic
+   * peers do not see.
    */
-  #addFile(manifest: CheckedManifest, tag: VersionTag, offeredByClassic: boolean): FileRecord {
+  #addFile(manifest: CheckedManifest, tag: VersionTag, offerer: PeerRecord | undefined): FileRecord {
     const key = nameKey(manifest.name);
     const file: FileRecord = {
       id: this.#nextFileId++,
@@ -680,7 +776,8 @@ export class Registry {
     if (this.#book.newestId(manifest.name) === undefined) this.#book.record(file.id, versionFrom(manifest, tag));
     if (!this.#fileIdByKey.has(key)) {
       this.#fileIdByKey.set(key, file.id);
-      const lackers = this.#staying - (offeredByClassic ? 1 : 0) - (this.#refusers.get(key) ?? 0);
+      const lackers =
+        this.#staying - (offerer !== undefined && this.#inCount(offerer) ? 1 : 0) - (this.#refusers.get(key) ?? 0);
       file.lackers = lackers;
       this.#lacking += lackers;
     }
@@ -702,7 +799,7 @@ export class Registry {
     const lacking = [...this.#peers.values()]
       .filter(
         (p) =>
-          p.state !== "leaving" && !p.refused.has(file.key) && !file.completeHolders.has(p.id) && this.#sees(p, file),
+          p.state !== "leaving" && !declined(p, file.key) && !file.completeHolders.has(p.id) && this.#sees(p, file),
       )
       .map((p) => p.id);
     this.#files.delete(file.id);
@@ -742,15 +839,15 @@ export class Registry {
     });
     for (const p of holders) {
       p.refused.delete(key);
-      this.#refusers.set(key, (this.#refusers.get(key) ?? 1) - 1);
+      if (this.#inCount(p)) this.#refusers.set(key, (this.#refusers.get(key) ?? 1) - 1);
     }
     if (this.#refusers.get(key) === 0) this.#refusers.delete(key);
-    // Every staying peer but `first` lacks it for now; the other holders are settled below.
-    const file = this.#addFile(manifest, CLASSIC_TAG, true);
+    // Every peer in the count but `first` lacks it for now; the other holders are settled below.
+    const file = this.#addFile(manifest, CLASSIC_TAG, first);
     for (const p of holders) {
       p.offered.add(file.id);
       this.#holdWhole(p, file);
-      if (p !== first) this.#removeLacker(file);
+      if (p !== first && this.#inCount(p)) this.#removeLacker(file);
       let ids = this.#batch.accepted.get(p.id);
       if (ids === undefined) {
         ids = [];
@@ -793,14 +890,34 @@ export class Registry {
 
   // ---------------------------------------------------------------- who may leave
 
-  /** Whether `peer` and `file` are in the running count: a classic peer and the record it sees. */
-  #counts(peer: PeerRecord, file: FileRecord): boolean {
-    return !peer.sync && this.#isClassicView(file);
+  /** Whether `peer` is in the running count: a staying classic peer that is not idle. */
+  #inCount(peer: PeerRecord): boolean {
+    return !peer.sync && !peer.idle && peer.state !== "leaving";
   }
 
-  /** Whether a staying peer counts as lacking `file` (neither holds it whole nor refused its name). */
+  /** Whether `peer` and `file` are in the running count: a peer in it and the record classic peers see. */
+  #counts(peer: PeerRecord, file: FileRecord): boolean {
+    return this.#inCount(peer) && this.#isClassicView(file);
+  }
+
+  /** Whether a peer counts as lacking `file` (neither holds it whole nor declined its name). */
   #lacks(peer: PeerRecord, file: FileRecord): boolean {
-    return this.#counts(peer, file) && !file.completeHolders.has(peer.id) && !peer.refused.has(file.key);
+    return this.#counts(peer, file) && !file.completeHolders.has(peer.id) && !declined(peer, file.key);
+  }
+
+  /** Names it neither serves nor fetches: refused offers and withdrawn files (each key in one only). */
+  #declinedKeys(peer: PeerRecord): string[] {
+    return [...peer.refused.keys(), ...peer.withdrawn];
+  }
+
+  /** The peer enters (+1) or leaves (-1) the running count: staying peers and who declined each name. */
+  #countPeer(peer: PeerRecord, sign: 1 | -1): void {
+    this.#staying += sign;
+    for (const key of this.#declinedKeys(peer)) {
+      const n = (this.#refusers.get(key) ?? 0) + sign;
+      if (n > 0) this.#refusers.set(key, n);
+      else this.#refusers.delete(key);
+    }
   }
 
   #addLacker(file: FileRecord): void {
@@ -813,15 +930,10 @@ export class Registry {
     this.#lacking--;
   }
 
-  /** The peer no longer stays (granted, or gone): its refusals stop counting. */
+  /** The peer no longer stays (granted, or gone; called before its state changes): it leaves the count. */
   #stopStaying(peer: PeerRecord): void {
-    if (!peer.sync) this.#staying--;
+    if (this.#inCount(peer)) this.#countPeer(peer, -1);
     this.#ready.delete(peer.id);
-    for (const key of peer.refused.keys()) {
-      const n = (this.#refusers.get(key) ?? 1) - 1;
-      if (n > 0) this.#refusers.set(key, n);
-      else this.#refusers.delete(key);
-    }
   }
 
   /**
@@ -831,13 +943,15 @@ export class Registry {
    */
   #evaluateDepartures(): void {
     while (this.#lacking === 0 && this.#ready.size > 0 && !this.#syncPeerLacks()) {
+      // An idle ready peer is out of the count because it lacks files: it waits.
       const granted = [...this.#ready].flatMap((id) => {
         const p = this.#peers.get(id);
-        return p === undefined ? [] : [p];
+        return p === undefined || p.idle ? [] : [p];
       });
+      if (granted.length === 0) return;
       for (const peer of granted) {
-        peer.state = "leaving";
         this.#stopStaying(peer);
+        peer.state = "leaving";
         this.#batch.granted.push(peer.id);
         this.#noteLeft(peer.id);
       }
@@ -926,6 +1040,10 @@ function holderFrames(entries: readonly udpswarm.IHoldersChanged[]): udpswarm.IH
   }
   if (current.length > 0) frames.push(current);
   return frames;
+}
+
+function declined(peer: PeerRecord, key: string): boolean {
+  return peer.refused.has(key) || peer.withdrawn.has(key);
 }
 
 function sameFile(a: CheckedManifest, b: CheckedManifest): boolean {

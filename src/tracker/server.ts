@@ -35,6 +35,9 @@ export type TrackerOptions = Partial<TrackerLimits> & {
   readonly flushMs?: number;
 };
 
+/** How often the registry looks for peers that fetch nothing (ms). */
+const IDLE_SWEEP_MS = 1000;
+
 /** Seconds of --max-claim-rate a peer may report at once (a burst after a pause). */
 const CLAIM_BURST_SECONDS = 2;
 
@@ -118,6 +121,7 @@ export class TrackerServer {
   /** Hello budget in use (bytes). */
   #helloBytes = 0;
   #flushTimer: TimerHandle | undefined;
+  #idleTimer: TimerHandle | undefined;
   #lastFlush = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -171,7 +175,15 @@ export class TrackerServer {
       };
       if (host === undefined) this.#server.listen(port, onListening);
       else this.#server.listen(port, host, onListening);
+      this.#sweepIdle();
     });
+  }
+
+  /** The fetch grace is judged on our clock less our own stalls (a blocked tracker saw no reports). */
+  #sweepIdle(): void {
+    const lag = processLag();
+    this.registry.sweepIdle(this.#clock.now() - lag.stalledMs(), this.#options.fetchGraceMs);
+    this.#idleTimer = this.#clock.setTimer(IDLE_SWEEP_MS, () => this.#sweepIdle());
   }
 
   /** Stops listening and drops every connection. Safe to call twice. */
@@ -180,6 +192,8 @@ export class TrackerServer {
     this.log.flush();
     if (this.#flushTimer !== undefined) this.#clock.clearTimer(this.#flushTimer);
     this.#flushTimer = undefined;
+    if (this.#idleTimer !== undefined) this.#clock.clearTimer(this.#idleTimer);
+    this.#idleTimer = undefined;
     for (const conn of this.#connections) this.#drop(conn, undefined, false);
   }
 
@@ -376,6 +390,14 @@ export class TrackerServer {
       case "readyToLeave":
         this.registry.readyToLeave(peerId);
         return;
+      case "withdraw": {
+        const problem = this.registry.withdraw(peerId, frame.withdraw?.fileId ?? 0);
+        if (problem !== undefined) {
+          this.counters.badFrames++;
+          this.log.line("ignored-withdraw", `peer ${peerId}: ignored withdrawal: ${problem}`);
+        }
+        return;
+      }
       case "update": {
         // SYNC (§9)
         const problem = syncUpdate(this.registry, peerId, frame.update?.manifest, this.#options.maxFileSize);

@@ -869,18 +869,21 @@ test.serial("a seed file overwritten or truncated after it was offered: withdraw
     () => [overwritten, truncated].every((f) => stderrOf(s).includes(`"${f.name}" changed on disk`)),
     [s],
   );
-  // The downloader's only holder does not serve them any more: it says so once per file.
+  // The seeder tells the tracker, which drops it as their holder (tracker-limits.test.ts
+  // follows the swarm to its end); the downloader may have said once meanwhile that its
+  // only holder does not serve them.
+  const trackerErr = (): string => swarm.tracker.stderr().toString("utf8");
   await swarm.waitFor(
-    "the downloader to say its only holder does not serve the overwritten file",
-    () => stderrOf(d).includes(`"${overwritten.name}": its only holder, peer`),
-    [s, d],
+    "the tracker to hear that the seeder withdrew both files",
+    () => [overwritten, truncated].every((f) => trackerErr().includes(`withdrew "${f.name}"`)),
+    [s],
   );
   t.false(s.exited, `the seeder goes on ${SEEDED}\n${stderrOf(s)}`);
   t.true(swarm.completed(did, kept), `the untouched file was fetched ${SEEDED}`);
   const lines = stderrOf(d)
     .split("\n")
     .filter((l) => l.includes(`"${overwritten.name}": its only holder`));
-  t.is(lines.length, 1, `said once ${SEEDED}`);
+  t.true(lines.length <= 1, `said at most once ${SEEDED}`);
   // Bounded: not the endless re-fetching of before.
   const received = swarm.acquired(did, overwritten.name);
   t.log(`d acquired ${received} chunk lines of ${overwritten.name}; stderr of d:\n${stderrOf(d)}`);

@@ -9,7 +9,7 @@
  * attackers' own pacing (a trickle of bytes) is the attack, not a wait.
  */
 import { readFileSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, truncate, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer } from "node:http";
 import net from "node:net";
 import path from "node:path";
@@ -376,5 +376,72 @@ test("not a tracker: a hand-made client sees the tracker speak first", async (t)
     "the tracker's greeting",
   );
   t.true(c.socket.bytesRead > 0);
+  await swarm.stopTracker();
+});
+
+// ------------------------------------------------------------------ 6a. a client that never fetches
+
+/*
+ * On main (640fc4f) this swarm never ended: the client lacks both files, so neither legit
+ * peer was ever allowed to leave (the swarm timed out).
+ */
+test.serial("idle: a client that joins and never fetches holds nobody back after the grace", async (t) => {
+  const swarm = await Swarm.start(t, { timeoutMs: 60_000, trackerArgs: ["--fetch-grace", "3"] });
+  const gate = await swarm.gate(2);
+  // MIN_ALIVE 3 s: the client joins within milliseconds of their CONNECT, long before.
+  const [s, d] = await Promise.all([
+    swarm.startPeer({ label: "s", files: [{ name: "seeded.bin", size: 300 * KiB }], gate, minAlive: 3 }),
+    swarm.startPeer({ label: "d", files: [{ name: "d small", size: 900 }], gate, minAlive: 3 }),
+  ]);
+  await Promise.all([s, d].map((p) => swarm.idOf(p)));
+  const idle = await FakePeer.join(swarm.port);
+  t.teardown(() => idle.close());
+  t.false(s.exited || d.exited, "precondition: the legit peers are still there when the client joins");
+  const [sExit, dExit] = [await swarm.exitOf(s), await swarm.exitOf(d)];
+  t.is(sExit.code, 0, s.proc.describe());
+  t.is(dExit.code, 0, d.proc.describe());
+  const stderr = swarm.tracker.stderr().toString("utf8");
+  t.regex(stderr, new RegExp(`peer ${idle.id} has fetched nothing for [3-9] s while files it lacks were there`));
+  t.false(idle.client.closed, "the idle client is not dropped: it only stops holding others back");
+  await idle.client.leave();
+  await finishes(t, swarm, [idle.id]);
+});
+
+// ------------------------------------------------------------------ 8. a seed file that changes under its seeder
+
+/*
+ * On main (640fc4f) the tracker kept listing the seeder as the holder of both files: the
+ * downloader waited for them for ever and the seeder could not leave (the swarm timed out).
+ */
+test.serial("withdraw: a seeder's changed files are withdrawn at the tracker; the swarm ends", async (t) => {
+  const swarm = await Swarm.start(t, { timeoutMs: 60_000 });
+  const overwritten: FileSpec = { name: "overwritten.bin", size: 12 * MiB + 3 };
+  const truncated: FileSpec = { name: "truncated.bin", size: 12 * MiB + 5 };
+  const kept: FileSpec = { name: "kept.bin", size: 40 * KiB };
+  const gate = await swarm.gate(2);
+  const [s, d] = await Promise.all([
+    swarm.startPeer({ label: "seed", files: [overwritten, truncated, kept], gate, minAlive: 1 }),
+    swarm.startPeer({ label: "d", files: [{ name: "d small", size: 900 }], gate, minAlive: 1 }),
+  ]);
+  const [sid, did] = await Promise.all([s, d].map((p) => swarm.idOf(p)));
+  if (sid === undefined || did === undefined) throw new Error("unreachable");
+  await swarm.waitFor("the downloader to acquire chunks of both big files", () =>
+    [overwritten, truncated].every((f) => swarm.acquired(did, f.name) > 0),
+  );
+  t.false(
+    swarm.completed(did, overwritten) || swarm.completed(did, truncated),
+    "precondition: both big files still being fetched",
+  );
+  await writeFile(path.join(s.sharedDir, overwritten.name), makeContent("changed", overwritten.size));
+  await truncate(path.join(s.sharedDir, truncated.name), 1000);
+  const [sExit, dExit] = [await swarm.exitOf(s), await swarm.exitOf(d)];
+  t.is(sExit.code, 0, s.proc.describe());
+  t.is(dExit.code, 0, d.proc.describe());
+  t.deepEqual((await readdir(d.sharedDir)).sort(), ["d small", kept.name], "d has what the swarm could give");
+  const trackerErr = swarm.tracker.stderr().toString("utf8");
+  for (const f of [overwritten, truncated]) {
+    t.regex(trackerErr, new RegExp(`peer ${sid} withdrew "${f.name}"`));
+    t.regex(trackerErr, new RegExp(`file "${f.name}" is no longer available`));
+  }
   await swarm.stopTracker();
 });

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { RegistrySink } from "../../src/tracker/registry.js";
 import { CHUNK_SIZE, CHUNKS_PER_BLOCK, CHUNKS_PER_PIECE, chunkCount, pieceCount } from "../../src/wire/limits.js";
 import { type CheckedManifest, checkManifest, isManifestProblem } from "../../src/wire/tracker-frame.js";
 
@@ -21,3 +22,13 @@ export function testManifest(name: string, size: number): CheckedManifest {
   if (isManifestProblem(checked)) throw new Error(`bad test manifest ${name}: ${checked.detail}`);
   return checked;
 }
+
+/** A registry sink that does nothing: for tests that read the registry's state only. */
+export const SILENT_SINK: RegistrySink = {
+  print: () => {},
+  acquired: () => {},
+  send: () => {},
+  sendUpdates: () => {},
+  pending: () => {},
+  log: () => {},
+};

@@ -631,6 +631,8 @@ export interface SwarmOptions {
   readonly timeoutMs?: number;
   /** Take the machine-wide swarm slot (default true). */
   readonly exclusive?: boolean;
+  /** Options for tracker.sh (e.g. a limit). */
+  readonly trackerArgs?: readonly string[];
 }
 
 interface Waiter {
@@ -688,11 +690,13 @@ export class Swarm {
   readonly #acquired = new Map<number, Map<string, number>>();
   /** Tracker IDs of hand-made clients of the test (see foreign()). */
   readonly #foreign = new Set<number>();
+  readonly #trackerArgs: readonly string[];
 
   private constructor(t: ExecutionContext, options: SwarmOptions) {
     this.#t = t;
     this.#timeoutMs = options.timeoutMs ?? 60_000;
     this.#exclusive = options.exclusive ?? true;
+    this.#trackerArgs = options.trackerArgs ?? [];
   }
 
   /** Makes a temporary directory and starts a tracker in it. */
@@ -733,7 +737,7 @@ export class Swarm {
     this.#tracker = new Proc(
       "tracker",
       "sh",
-      [TRACKER_SH],
+      [TRACKER_SH, ...this.#trackerArgs],
       { cwd: trackerDir },
       {
         onStdoutLine: (line) => this.#onTrackerLine(line),

@@ -1392,3 +1392,110 @@ test("welcome: what peers hold goes in groups of bounded size, the first in the 
   );
   t.true(later.length >= 1);
 });
+
+// ------------------------------------------------------------------ issue 15.6a: a client that never fetches
+
+test("idle: a peer that fetches nothing for the grace holds nobody back; reporting again puts it back", (t) => {
+  const { sink, registry, join, fileId, complete } = setup();
+  const a = manifest("a", 3000);
+  const b = manifest("b", 2000);
+  join(a); // 1: seeds a
+  join(b); // 2: seeds b
+  const idle = join(); // 3: never fetches
+  complete(1, b);
+  complete(2, a);
+  registry.readyToLeave(1);
+  registry.readyToLeave(2);
+  t.deepEqual(sink.granted(), [], "peer 3 lacks both files");
+  registry.sweepIdle(0, 15_000); // the grace of each peer starts
+  registry.have(idle, fileId("a"), [0, 1]); // one chunk: progress, at 5 s
+  registry.sweepIdle(5_000, 15_000);
+  registry.sweepIdle(19_000, 15_000);
+  t.deepEqual(sink.granted(), [], "15 s have not passed since its last report");
+  sink.clear();
+  registry.sweepIdle(20_000, 15_000);
+  t.deepEqual(sink.logs(), [
+    "peer 3 has fetched nothing for 15 s while files it lacks were there for it: not acquiring data, it holds no other peer back until it reports chunks again",
+    // What it lacks goes with its seeders: it was not acquiring it.
+    'file "b" is no longer available: no live peer holds all of it (peer 3 did not get it)',
+    'file "a" is no longer available: no live peer holds all of it (peer 3 did not get it)',
+  ]);
+  t.deepEqual(sink.granted(), [1, 2]);
+});
+
+test("idle: an idle peer reporting again counts again; a ready idle peer is not granted while it lacks files", (t) => {
+  const { sink, registry, join, fileId, complete } = setup();
+  const a = manifest("a", 3000);
+  join(a); // 1
+  join(); // 2
+  join(); // 3
+  registry.readyToLeave(2);
+  registry.sweepIdle(0, 1000);
+  registry.sweepIdle(1000, 1000); // 2 and 3 go idle
+  t.deepEqual(sink.granted(), [], "peer 2 is ready but lacks a: idle peers are never granted");
+  registry.have(3, fileId("a"), [0, 2]); // 3 fetches again
+  t.true(sink.logs().includes("peer 3 is fetching again: it holds others back as before"));
+  registry.readyToLeave(1);
+  t.deepEqual(sink.granted(), [], "peer 3 lacks a again: peer 1 stays");
+  complete(3, a);
+  t.deepEqual(sink.granted(), [1], "peer 2 is still idle and lacks a");
+  registry.have(2, fileId("a"), [0, 6]);
+  t.deepEqual(sink.granted(), [1, 2]);
+});
+
+test("idle: a peer that lacks nothing is never idle; its grace starts when a file comes", (t) => {
+  const { sink, registry, join } = setup();
+  join(); // 1
+  join(); // 2
+  registry.sweepIdle(0, 1000);
+  registry.sweepIdle(5000, 1000);
+  t.deepEqual(sink.logs(), []);
+  join(manifest("late", 700)); // 3: peers 1 and 2 lack it from now
+  registry.sweepIdle(5500, 1000);
+  t.deepEqual(sink.logs(), []);
+  registry.sweepIdle(6000, 1000);
+  t.deepEqual(
+    sink.logs().map((l) => l.slice(0, 42)),
+    ["peer 1 has fetched nothing for 1 s while f", "peer 2 has fetched nothing for 1 s while f"],
+    "both went idle after the grace since the file came",
+  );
+});
+
+// ------------------------------------------------------------------ issue 15.8: a seeder withdraws a changed file
+
+test("withdraw: the only holder withdraws: the file goes, nobody waits for it, the withdrawer keeps its name", (t) => {
+  const { sink, registry, join, fileId, complete } = setup();
+  const f = manifest("f", 5000);
+  const g = manifest("g", 600);
+  join(f, g); // 1
+  join(); // 2
+  complete(2, g);
+  registry.readyToLeave(1);
+  registry.readyToLeave(2);
+  t.deepEqual(sink.granted(), []);
+  sink.clear();
+  const id = fileId("f");
+  t.is(registry.withdraw(1, id), undefined);
+  t.deepEqual(sink.logs(), [
+    'peer 1 withdrew "f": it no longer serves it',
+    'file "f" is no longer available: no live peer holds all of it (peer 2 did not get it)',
+  ]);
+  // Granted in the same call: peer 2 hears nothing of the swarm any more.
+  t.deepEqual(sink.sent(2), [GRANTED]);
+  t.deepEqual(sink.granted(), [1, 2]);
+});
+
+test("withdraw: with another holder the file stays; a peer joining later with that name is no lack of the withdrawer", (t) => {
+  const { sink, registry, join, fileId, complete } = setup();
+  const f = manifest("f", 5000);
+  join(f); // 1
+  join(); // 2
+  complete(2, f);
+  t.is(registry.withdraw(1, fileId("f")), undefined);
+  t.is(registry.fileCount, 1, "peer 2 holds it whole");
+  t.is(registry.holding(1, fileId("f")), undefined);
+  t.is(registry.have(1, fileId("f"), [0, 1]), "report for withdrawn file f");
+  registry.readyToLeave(1);
+  registry.readyToLeave(2);
+  t.deepEqual(sink.granted(), [1, 2], "peer 1 does not lack the file it withdrew");
+});

@@ -6,22 +6,13 @@
 import http from "node:http";
 import test from "ava";
 import { disconnectBlock } from "../../src/tracker/output.js";
-import { Registry, type RegistrySink } from "../../src/tracker/registry.js";
+import { Registry } from "../../src/tracker/registry.js";
 import type { ViewModel } from "../../src/tracker/web/model.js";
 import { PAGE_HTML, PAGE_JS } from "../../src/tracker/web/page.js";
 import { EVENTS_PATH, STATE_PATH, startWebView, type WebView } from "../../src/tracker/web/server.js";
-import { testManifest } from "../helpers/manifest.js";
+import { SILENT_SINK as SILENT, testManifest } from "../helpers/manifest.js";
 
 const manifest = testManifest;
-
-const SILENT: RegistrySink = {
-  print: () => {},
-  acquired: () => {},
-  send: () => {},
-  sendUpdates: () => {},
-  pending: () => {},
-  log: () => {},
-};
 
 async function setup(t: import("ava").ExecutionContext): Promise<{ registry: Registry; web: WebView }> {
   const registry = new Registry(SILENT, (n) => Buffer.alloc(n, 7));

@@ -6,7 +6,7 @@
  */
 import test from "ava";
 import { disconnectBlock } from "../../src/tracker/output.js";
-import { Registry, type RegistrySink } from "../../src/tracker/registry.js";
+import { Registry } from "../../src/tracker/registry.js";
 import {
   activityOf,
   barCells,
@@ -18,18 +18,9 @@ import {
   type ViewModel,
   type ViewSource,
 } from "../../src/tracker/web/model.js";
-import { testManifest } from "../helpers/manifest.js";
+import { SILENT_SINK as SILENT, testManifest } from "../helpers/manifest.js";
 
 const manifest = testManifest;
-
-const SILENT: RegistrySink = {
-  print: () => {},
-  acquired: () => {},
-  send: () => {},
-  sendUpdates: () => {},
-  pending: () => {},
-  log: () => {},
-};
 
 function swarm() {
   const registry = new Registry(SILENT, (n) => Buffer.alloc(n, 7));
