@@ -55,7 +55,12 @@ export interface SyncHost {
 }
 
 type Newest = { readonly id: number; readonly manifest: CheckedManifest; readonly announced: Announced };
-type Download = { readonly newest: Newest; readonly keepConflict: boolean; readonly expect: FileSig | undefined };
+/**
+ * A version being fetched. `expect` and `keepConflict` follow the local file: an edit seen
+ * here while the version is on its way is decided again (kept as a conflict copy, or the
+ * fetch dropped when the edit is newer) without starting the transfer over.
+ */
+type Download = { readonly newest: Newest; keepConflict: boolean; expect: FileSig | undefined };
 type Seed = { readonly name: string; readonly size: number; readonly mtimeMs: number };
 
 /** Settle time of the watcher (ms): short, so a small edit reaches every peer well within 2 s. */
@@ -77,6 +82,7 @@ export class SyncPeer {
   readonly #reported = new Set<string>();
   #ready: (() => void) | undefined;
   #joined = false;
+  #closed = false;
 
   constructor(host: SyncHost) {
     this.#host = host;
@@ -102,6 +108,7 @@ export class SyncPeer {
   }
 
   close(): void {
+    this.#closed = true;
     this.#watcher.close();
   }
 
@@ -176,6 +183,7 @@ export class SyncPeer {
     let conflictKept: string | undefined;
     const place = (staging: string): string => {
       if (this.#downloads.get(name) !== d) throw new TargetMoved("superseded");
+      // d.expect is read now, not when the download started: the local file may have moved since.
       if (!sameSigOrAbsent(d.expect, target)) throw new TargetMoved(`"${name}" changed here meanwhile`);
       if (d.keepConflict && d.expect !== undefined) {
         const copy = this.#copies.get(name);
@@ -207,7 +215,9 @@ export class SyncPeer {
         this.#host.engine().removeFile(fileId);
         this.#host.store.abandon(fileId);
         if (err instanceof TargetMoved) {
-          if (err.message !== "superseded") this.#host.log(`${err.message}; deciding again once it settles`);
+          if (err.message === "superseded") return;
+          this.#host.log(`${err.message}; deciding again once it settles`);
+          this.#decideOnceSettled(name);
           return;
         }
         // A reused piece moved under us: fetch the whole version again, nothing reused.
@@ -244,13 +254,18 @@ export class SyncPeer {
   #evaluate(name: string, reuse = true): void {
     const n = this.#newest.get(name);
     if (n === undefined) return;
-    const current = this.#downloads.get(name);
-    if (current !== undefined) {
-      if (current.newest.id === n.id) return;
-      this.#cancel(name, current);
-    }
     const copy = this.#copies.get(name);
     const decision = decide(copy, n.announced);
+    const current = this.#downloads.get(name);
+    if (current !== undefined) {
+      if (current.newest.id === n.id && decision.kind !== "ignore" && decision.kind !== "retime") {
+        // Still wanted: only what the local file is now (and whether it holds an edit) changed.
+        current.keepConflict = decision.kind === "fetch-keep-conflict";
+        current.expect = this.#sigs.get(name);
+        return;
+      }
+      this.#cancel(name, current);
+    }
     switch (decision.kind) {
       case "ignore":
         if (decision.reason === "same") this.#seed(name, n);
@@ -340,6 +355,24 @@ export class SyncPeer {
     }
   }
 
+  /**
+   * The local file moved under a fetched version: decide again once the watcher has looked
+   * at it. A new content comes back through #onChanged anyway; this covers a file that
+   * moved without changing content or mtime (touched, chmod), which the watcher does not
+   * report, and a change it reported before the download noticed.
+   */
+  #decideOnceSettled(name: string): void {
+    void this.#watcher.settled().then(() => {
+      if (this.#closed) return;
+      const known = this.#watcher.known(name);
+      const copy = this.#copies.get(name);
+      if (known === undefined || copy === undefined) return;
+      if (known.mtimeMs !== copy.current.mtimeMs || !known.manifest.sha256.equals(copy.current.sha256)) return;
+      this.#sigs.set(name, known.sig);
+      if (!this.#downloads.has(name)) this.#evaluate(name);
+    });
+  }
+
   #cancel(name: string, d: Download): void {
     this.#downloads.delete(name);
     this.#host.engine().removeFile(d.newest.id);
@@ -364,11 +397,10 @@ export class SyncPeer {
     }
     if (!this.#joined) return;
     const n = this.#newest.get(name);
-    if (n !== undefined && compareVersions(n.announced.version, copy.current) >= 0) {
-      // A newer (or this very) version is known: our edit lost, or it is what we hold.
-      this.#evaluate(name);
-      return;
-    }
+    // Decided again whatever the order: a fetch under way must learn of this edit (as a
+    // conflict to keep, or dropped because the edit is newer).
+    this.#evaluate(name);
+    if (n !== undefined && compareVersions(n.announced.version, copy.current) >= 0) return;
     this.#host.send({ update: { manifest: this.#wire(name, copy) } });
   }
 

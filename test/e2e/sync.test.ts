@@ -85,7 +85,7 @@ test("sync: an in-place 4 KiB edit of a 64 MiB file moves at most a few pieces",
 // SKIPPED, not yet green: one fresh-clone CI run in three (load average ~9 from other
 // work on the machine) timed out after 30 s waiting for the winner and the conflict copy
 // everywhere. It comes back once it passes 5 runs in a row under load.
-test.skip("sync: two peers edit the same file at nearly the same time: one winner everywhere, one conflict copy of the loser", async (t) => {
+test("sync: two peers edit the same file at nearly the same time: one winner everywhere, one conflict copy of the loser", async (t) => {
   const s = await SyncSwarm.start(t);
   const v0 = makeContent("sync-c0", 20_000);
   const dirs: string[] = [];
@@ -128,7 +128,7 @@ test.skip("sync: two peers edit the same file at nearly the same time: one winne
 // SKIPPED, not yet green: one fresh-clone CI run in three timed out after 30 s waiting
 // for the last version on every peer (8 MiB rewritten while served). Flaky tests block
 // landings at random; it comes back once the cause is found and it passes 5 runs in a row.
-test.skip("sync: a file rewritten while served and a log appended to: no peer ever holds a mix, the last version arrives", async (t) => {
+test("sync: a file rewritten while served and a log appended to: no peer ever holds a mix, the last version arrives", async (t) => {
   const s = await SyncSwarm.start(t);
   const v1 = makeContent("sync-r1", 8 * 1024 * 1024);
   const v2 = makeContent("sync-r2", 8 * 1024 * 1024);
@@ -176,7 +176,7 @@ test.skip("sync: a file rewritten while served and a log appended to: no peer ev
 // SKIPPED, not yet green: timed out waiting for the late joiner on a loaded machine (the
 // harness hashed every copy every 20 ms then; now cached). A manual run of the same steps
 // passed. To be re-run 5 times before it is trusted.
-test.skip("sync: a late joiner gets everything; a peer SIGKILLed mid-update leaves no partial file", async (t) => {
+test("sync: a late joiner gets everything; a peer SIGKILLed mid-update leaves no partial file", async (t) => {
   const s = await SyncSwarm.start(t);
   const files = { "one.txt": makeContent("sync-l1", 1000), "two.bin": makeContent("sync-l2", 300_000) };
   const big1 = makeContent("sync-k1", 24 * 1024 * 1024);

@@ -23,6 +23,7 @@ export class SyncSwarm {
   readonly peers: SyncPeer[] = [];
   #port = 0;
   #conditions = new Set<() => void>();
+  #notifyPending = false;
 
   private constructor(t: ExecutionContext, dir: string, onPort: (port: number) => void) {
     this.#t = t;
@@ -84,7 +85,7 @@ export class SyncSwarm {
     return peer;
   }
 
-  /** Resolves once `check()` holds (checked on every output line and every 20 ms), within `ms`. */
+  /** Resolves once `check()` holds (checked after output and every 50 ms), within `ms`. */
   async waitFor(what: string, check: () => boolean, ms = 30_000): Promise<void> {
     if (check()) return;
     await this.#bounded(
@@ -112,10 +113,16 @@ export class SyncSwarm {
 
   /** Waits until the tracker printed a line matching `re` (count times). */
   async trackerLine(re: RegExp, count = 1): Promise<void> {
-    await this.waitFor(
-      `${count} tracker line(s) ${re}`,
-      () => this.trackerLines.filter((l) => re.test(l)).length >= count,
-    );
+    // Counted incrementally: the tracker prints a line per chunk (131,072 for 64 MiB), and
+    // rescanning them all on each check made the wait quadratic.
+    let scanned = 0;
+    let matched = 0;
+    await this.waitFor(`${count} tracker line(s) ${re}`, () => {
+      for (; scanned < this.trackerLines.length; scanned++) {
+        if (re.test(this.trackerLines[scanned] ?? "")) matched++;
+      }
+      return matched >= count;
+    });
   }
 
   /** SIGTERM: the peer prints its SHUTDOWN block and exits 0. */
@@ -131,15 +138,46 @@ export class SyncSwarm {
   }
 
   describe(): string {
+    // ACQUIRED lines are summarised (a 64 MiB file prints 131,072 of them); the rest whole.
+    const acquired = new Map<string, number>();
+    const other: string[] = [];
+    for (const l of this.trackerLines) {
+      const m = /^PEER (\d+) ACQUIRED: CHUNK \d+\/\d+ (.*)$/.exec(l);
+      if (m === null) other.push(l);
+      else acquired.set(`peer ${m[1]} ${m[2]}`, (acquired.get(`peer ${m[1]} ${m[2]}`) ?? 0) + 1);
+    }
+    const folders = this.peers.map((p) => {
+      let state: string;
+      try {
+        state = [...folderState(p.shared)]
+          .map(([n, f]) => `${n} ${f.size} ${f.sha.slice(0, 12)} ${f.mtimeMs}`)
+          .join("; ");
+      } catch (err) {
+        state = String(err);
+      }
+      return `${p.label}: ${state}`;
+    });
     return [
-      `tracker stdout:\n${this.trackerLines.slice(-40).join("\n")}`,
+      `tracker stdout (${this.trackerLines.length} lines; ACQUIRED summarised):\n${other.slice(-60).join("\n")}`,
+      `ACQUIRED: ${[...acquired].map(([k, n]) => `${k}: ${n}`).join(", ")}`,
+      `folders:\n${folders.join("\n")}`,
       this.tracker.describe(),
       ...this.peers.map((p) => p.proc.describe()),
     ].join("\n");
   }
 
+  /**
+   * Checks the conditions once per turn of the event loop, not once per line: a check may
+   * hash folders, and output comes in bursts of thousands of lines. A slow reader would
+   * stall the processes themselves (their stdout to a pipe blocks when it is full).
+   */
   #notify(): void {
-    for (const c of [...this.#conditions]) c();
+    if (this.#notifyPending) return;
+    this.#notifyPending = true;
+    setImmediate(() => {
+      this.#notifyPending = false;
+      for (const c of [...this.#conditions]) c();
+    });
   }
 
   #bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
