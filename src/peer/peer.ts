@@ -624,6 +624,8 @@ export class Peer {
     writeBlock(shutdownBlock(this.#peerId, this.#store.sharedNames()));
     this.#ended = true;
     await this.#tracker?.goodbye();
+    // SYNC (§9): saves the folder's state into staging before the staging folder is closed.
+    this.#sync?.close();
     // Every version still offered is whole in Shared: what staging holds is of versions nobody offers.
     this.#store.close("leave");
     this.#finish(0);

@@ -12,6 +12,8 @@ import { join } from "node:path";
 import { conflictName } from "../sync/conflict-name.js";
 import { FolderWatcher } from "../sync/folder-watcher.js";
 import { diffPieces, reusedChunkRuns } from "../sync/piece-diff.js";
+import { SyncStateFile } from "../sync/state-file.js";
+import { restoredCopy } from "../sync/sync-state.js";
 import {
   type Announced,
   announcement,
@@ -66,6 +68,8 @@ type Seed = { readonly name: string; readonly size: number; readonly mtimeMs: nu
 /** Settle time of the watcher (ms): short, so a small edit reaches every peer well within 2 s. */
 const SETTLE_MS = 200;
 const RESCAN_MS = 1000;
+/** The saved live-folder state, in the staging folder (which the folder lock covers). */
+const STATE_FILE = "sync-state";
 
 export class SyncPeer {
   readonly #host: SyncHost;
@@ -80,6 +84,9 @@ export class SyncPeer {
   /** Versions served from Shared/, checked before every read. */
   readonly #seeds = new Map<number, Seed>();
   readonly #reported = new Set<string>();
+  /** What each copy was, saved for the next start; `#saved` is what the last run left (used at the first listing). */
+  readonly #state: SyncStateFile;
+  #saved: Map<string, LocalCopy>;
   #ready: (() => void) | undefined;
   #joined = false;
   #closed = false;
@@ -92,10 +99,16 @@ export class SyncPeer {
         changed: (name, manifest, mtimeMs) => this.#onChanged(name, manifest, mtimeMs),
         unreadable: (name, err) => host.log(`skipping "${name}": ${err.message}`),
         gone: (name) => this.#onGone(name),
-        ready: () => this.#ready?.(),
+        ready: () => {
+          this.#saved.clear(); // files created later are new, whatever an earlier run knew by that name
+          this.#ready?.();
+        },
       },
       { settleMs: SETTLE_MS, rescanMs: RESCAN_MS, maxFileSize: host.maxFileSize, warn: (line) => host.log(line) },
     );
+    this.#state = new SyncStateFile(join(host.store.stagingDir, STATE_FILE), (line) => host.log(line));
+    this.#saved = this.#state.load();
+    this.#state.source(() => this.#copies);
   }
 
   /** Starts watching; resolves with the Hello offers once the first listing is hashed. */
@@ -108,8 +121,10 @@ export class SyncPeer {
   }
 
   close(): void {
+    if (this.#closed) return;
     this.#closed = true;
     this.#watcher.close();
+    this.#state.close();
   }
 
   /** The PieceStore the engine reads through: a changed seed throws SeedChanged instead of serving. */
@@ -205,7 +220,7 @@ export class SyncPeer {
       () => {
         if (this.#downloads.get(name) !== d) return; // superseded or abandoned meanwhile
         this.#downloads.delete(name);
-        this.#copies.set(name, receivedCopy(announced));
+        this.#setCopy(name, receivedCopy(announced));
         this.#sigs.set(name, sigAt(target));
         this.#seeds.set(fileId, { name, size: manifest.size, mtimeMs: announced.version.mtimeMs });
         if (conflictKept !== undefined) this.#host.log(`"${name}": local edit kept as "${conflictKept}"`);
@@ -281,7 +296,7 @@ export class SyncPeer {
           this.#host.log(`cannot set the time of "${name}": ${(err as Error).message}`);
           return;
         }
-        this.#copies.set(name, receivedCopy(n.announced));
+        this.#setCopy(name, receivedCopy(n.announced));
         this.#sigs.set(name, sigAt(path));
         this.#seed(name, n);
         return;
@@ -383,8 +398,12 @@ export class SyncPeer {
 
   #onChanged(name: string, manifest: CheckedManifest, mtimeMs: number): void {
     this.#reported.delete(name);
-    const copy = editedCopy(this.#copies.get(name), versionOf(manifest, mtimeMs));
-    this.#copies.set(name, copy);
+    const found = versionOf(manifest, mtimeMs);
+    const previous = this.#copies.get(name);
+    const saved = previous === undefined ? this.#saved.get(name) : undefined;
+    this.#saved.delete(name);
+    const copy = saved !== undefined ? restoredCopy(saved, found) : editedCopy(previous, found);
+    this.#setCopy(name, copy);
     const known = this.#watcher.known(name);
     if (known !== undefined) this.#sigs.set(name, known.sig);
     // The served versions of this name are no longer on disk.
@@ -407,6 +426,7 @@ export class SyncPeer {
   #onGone(name: string): void {
     // Deletions are not propagated: the copy is simply no longer offered here.
     this.#copies.delete(name);
+    this.#state.changed();
     this.#sigs.delete(name);
     for (const [id, seed] of this.#seeds) {
       if (seed.name !== name) continue;
@@ -414,6 +434,11 @@ export class SyncPeer {
       this.#host.engine().removeFile(id);
       this.#host.store.abandon(id);
     }
+  }
+
+  #setCopy(name: string, copy: LocalCopy): void {
+    this.#copies.set(name, copy);
+    this.#state.changed();
   }
 
   #wire(name: string, copy: LocalCopy): udpswarm.IManifest {

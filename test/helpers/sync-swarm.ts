@@ -85,6 +85,16 @@ export class SyncSwarm {
     return peer;
   }
 
+  /** Starts `peer` again in the same directory (after it exited), in its place in `peers`. */
+  async restart(peer: SyncPeer, extra: readonly string[] = []): Promise<SyncPeer> {
+    if (peer.proc.exitInfo === undefined) throw new Error(`${peer.label} is still running`);
+    const at = this.peers.indexOf(peer);
+    const again = await this.addPeer(peer.label, {}, extra);
+    this.peers.pop();
+    this.peers.splice(at, 1, again);
+    return again;
+  }
+
   /** Resolves once `check()` holds (checked after output and every 50 ms), within `ms`. */
   async waitFor(what: string, check: () => boolean, ms = 30_000): Promise<void> {
     if (check()) return;
