@@ -528,6 +528,10 @@ export class Peer {
     }
     const file = this.#engine.file(h.fileId ?? 0);
     if (file === undefined) return;
+    if (h.withdrawn === true) {
+      this.#engine.holderWithdrew(peerId, file.id);
+      return;
+    }
     const runs = parseRuns(h.runs ?? [], file.chunks);
     if (runs === undefined) {
       this.#badFrames++;

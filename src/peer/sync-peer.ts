@@ -23,6 +23,7 @@ import {
   editedCopy,
   type LocalCopy,
   receivedCopy,
+  type Version,
   versionOf,
 } from "../sync/version.js";
 import { type FileSig, sameSig } from "../sync/watch-core.js";
@@ -87,6 +88,8 @@ export class SyncPeer {
   /** What each copy was, saved for the next start; `#saved` is what the last run left (used at the first listing). */
   readonly #state: SyncStateFile;
   #saved: Map<string, LocalCopy>;
+  /** Files deleted here, at the version they had: not fetched back unless a newer version comes. */
+  readonly #deleted: Map<string, Version>;
   #ready: (() => void) | undefined;
   #joined = false;
   #closed = false;
@@ -100,15 +103,20 @@ export class SyncPeer {
         unreadable: (name, err) => host.log(`skipping "${name}": ${err.message}`),
         gone: (name) => this.#onGone(name),
         ready: () => {
+          // Saved files not found at start were deleted while the peer was down.
+          for (const [name, copy] of this.#saved) this.#deleted.set(name, copy.current);
           this.#saved.clear(); // files created later are new, whatever an earlier run knew by that name
+          if (this.#deleted.size > 0) this.#state.changed();
           this.#ready?.();
         },
       },
       { settleMs: SETTLE_MS, rescanMs: RESCAN_MS, maxFileSize: host.maxFileSize, warn: (line) => host.log(line) },
     );
     this.#state = new SyncStateFile(join(host.store.stagingDir, STATE_FILE), (line) => host.log(line));
-    this.#saved = this.#state.load();
-    this.#state.source(() => this.#copies);
+    const saved = this.#state.load();
+    this.#saved = saved.copies;
+    this.#deleted = saved.deleted;
+    this.#state.source(() => ({ copies: this.#copies, deleted: this.#deleted }));
   }
 
   /** Starts watching; resolves with the Hello offers once the first listing is hashed. */
@@ -154,8 +162,7 @@ export class SyncPeer {
     if (!(err instanceof SeedChanged)) return false;
     const seed = this.#seeds.get(err.fileId);
     this.#seeds.delete(err.fileId);
-    this.#host.engine().removeFile(err.fileId);
-    this.#host.store.abandon(err.fileId);
+    this.#unhold(err.fileId);
     if (seed !== undefined) this.#host.log(err.message);
     return true;
   }
@@ -220,6 +227,7 @@ export class SyncPeer {
       () => {
         if (this.#downloads.get(name) !== d) return; // superseded or abandoned meanwhile
         this.#downloads.delete(name);
+        this.#deleted.delete(name);
         this.#setCopy(name, receivedCopy(announced));
         this.#sigs.set(name, sigAt(target));
         this.#seeds.set(fileId, { name, size: manifest.size, mtimeMs: announced.version.mtimeMs });
@@ -227,8 +235,7 @@ export class SyncPeer {
       },
       (err: unknown) => {
         if (this.#downloads.get(name) === d) this.#downloads.delete(name);
-        this.#host.engine().removeFile(fileId);
-        this.#host.store.abandon(fileId);
+        this.#unhold(fileId);
         if (err instanceof TargetMoved) {
           if (err.message === "superseded") return;
           this.#host.log(`${err.message}; deciding again once it settles`);
@@ -270,6 +277,10 @@ export class SyncPeer {
     const n = this.#newest.get(name);
     if (n === undefined) return;
     const copy = this.#copies.get(name);
+    const deleted = this.#deleted.get(name);
+    if (copy === undefined && deleted !== undefined && compareVersions(n.announced.version, deleted) <= 0) {
+      return; // deleted here: that version is not fetched back (deletions are not propagated)
+    }
     const decision = decide(copy, n.announced);
     const current = this.#downloads.get(name);
     if (current !== undefined) {
@@ -317,8 +328,7 @@ export class SyncPeer {
     const path = join(this.#host.sharedDir, name);
     const expect = this.#sigs.get(name);
     const d: Download = { newest: n, keepConflict, expect };
-    this.#host.engine().removeFile(n.id); // a seed of this id from before (fetched again)
-    this.#host.store.abandon(n.id);
+    if (this.#host.engine().file(n.id) !== undefined) this.#unhold(n.id); // a seed of this id from before (fetched again)
     try {
       this.#host.store.startDownload(n.id, n.manifest);
     } catch (err) {
@@ -390,14 +400,21 @@ export class SyncPeer {
 
   #cancel(name: string, d: Download): void {
     this.#downloads.delete(name);
-    this.#host.engine().removeFile(d.newest.id);
-    this.#host.store.abandon(d.newest.id);
+    this.#unhold(d.newest.id);
+  }
+
+  /** Stops serving or fetching `fileId` here, and tells the tracker this peer holds none of it. */
+  #unhold(fileId: number): void {
+    this.#host.engine().removeFile(fileId);
+    this.#host.store.abandon(fileId);
+    this.#host.send({ withdraw: { fileId } });
   }
 
   // ------------------------------------------------------------------ the folder
 
   #onChanged(name: string, manifest: CheckedManifest, mtimeMs: number): void {
     this.#reported.delete(name);
+    if (this.#deleted.delete(name)) this.#state.changed();
     const found = versionOf(manifest, mtimeMs);
     const previous = this.#copies.get(name);
     const saved = previous === undefined ? this.#saved.get(name) : undefined;
@@ -410,8 +427,7 @@ export class SyncPeer {
     for (const [id, seed] of this.#seeds) {
       if (seed.name === name && (seed.mtimeMs !== mtimeMs || seed.size !== manifest.size)) {
         this.#seeds.delete(id);
-        this.#host.engine().removeFile(id);
-        this.#host.store.abandon(id);
+        this.#unhold(id);
       }
     }
     if (!this.#joined) return;
@@ -424,15 +440,17 @@ export class SyncPeer {
   }
 
   #onGone(name: string): void {
-    // Deletions are not propagated: the copy is simply no longer offered here.
+    // Deletions are not propagated: the copy is simply no longer offered here (nor
+    // fetched back, unless a newer version comes).
+    const copy = this.#copies.get(name);
     this.#copies.delete(name);
+    if (copy !== undefined) this.#deleted.set(name, copy.current);
     this.#state.changed();
     this.#sigs.delete(name);
     for (const [id, seed] of this.#seeds) {
       if (seed.name !== name) continue;
       this.#seeds.delete(id);
-      this.#host.engine().removeFile(id);
-      this.#host.store.abandon(id);
+      this.#unhold(id);
     }
   }
 

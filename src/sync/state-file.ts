@@ -5,14 +5,13 @@
  */
 import { readFileSync } from "node:fs";
 import { writeDurable, writeDurableSync } from "../util/durable-write.js";
-import { decodeSyncState, encodeSyncState } from "./sync-state.js";
-import type { LocalCopy } from "./version.js";
+import { decodeSyncState, encodeSyncState, type SyncState } from "./sync-state.js";
 
 export class SyncStateFile {
   readonly #path: string;
   readonly #everyMs: number;
   readonly #log: (line: string) => void;
-  #copies: () => ReadonlyMap<string, LocalCopy> = () => new Map();
+  #state: () => SyncState = () => ({ copies: new Map(), deleted: new Map() });
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> | undefined;
   #dirty = false;
@@ -24,25 +23,26 @@ export class SyncStateFile {
     this.#everyMs = everyMs;
   }
 
-  /** The copies saved by an earlier run; empty when there is no (readable) state. */
-  load(): Map<string, LocalCopy> {
+  /** What an earlier run saved; empty when there is no (readable) state. */
+  load(): SyncState {
+    const empty: SyncState = { copies: new Map(), deleted: new Map() };
     let bytes: Buffer;
     try {
       bytes = readFileSync(this.#path);
     } catch {
-      return new Map();
+      return empty;
     }
     const state = decodeSyncState(bytes);
     if (typeof state === "string") {
       this.#log(`ignoring the saved live-folder state (${state}): every file counts as a local edit`);
-      return new Map();
+      return empty;
     }
     return state;
   }
 
-  /** Where the copies to save come from (read when a write starts). */
-  source(copies: () => ReadonlyMap<string, LocalCopy>): void {
-    this.#copies = copies;
+  /** Where the state to save comes from (read when a write starts). */
+  source(state: () => SyncState): void {
+    this.#state = state;
   }
 
   /** The copies changed: saved within `everyMs`. */
@@ -58,7 +58,7 @@ export class SyncStateFile {
   #write(): void {
     if (this.#closed || !this.#dirty) return;
     this.#dirty = false;
-    const bytes = encodeSyncState(this.#copies());
+    const bytes = this.#encode();
     this.#writing = writeDurable(`${this.#path}.tmp`, this.#path, bytes, () => !this.#closed).then(
       () => this.#afterWrite(),
       (err: unknown) => {
@@ -66,6 +66,11 @@ export class SyncStateFile {
         this.#afterWrite();
       },
     );
+  }
+
+  #encode(): Buffer {
+    const { copies, deleted } = this.#state();
+    return encodeSyncState(copies, deleted);
   }
 
   #afterWrite(): void {
@@ -79,7 +84,7 @@ export class SyncStateFile {
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     try {
-      writeDurableSync(`${this.#path}.sync.tmp`, this.#path, encodeSyncState(this.#copies()));
+      writeDurableSync(`${this.#path}.sync.tmp`, this.#path, this.#encode());
     } catch (err) {
       this.#log(`cannot save the live-folder state: ${(err as Error).message}`);
     }

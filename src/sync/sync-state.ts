@@ -13,23 +13,34 @@ const MAGIC = Buffer.from("USSS", "latin1");
 /** 100,000 files of ~600 bytes each; anything larger is not ours. */
 export const MAX_STATE_BYTES = 64 * 1024 * 1024;
 
-export function encodeSyncState(copies: ReadonlyMap<string, LocalCopy>): Buffer {
+/** What a sync peer keeps: its copies, and the versions of files deleted here. */
+export type SyncState = {
+  readonly copies: Map<string, LocalCopy>;
+  readonly deleted: Map<string, Version>;
+};
+
+export function encodeSyncState(
+  copies: ReadonlyMap<string, LocalCopy>,
+  deleted: ReadonlyMap<string, Version> = new Map(),
+): Buffer {
+  const wire = (c: LocalCopy): udpswarm.ISyncCopy => ({
+    name: c.current.name,
+    size: c.current.size,
+    sha256: c.current.sha256,
+    mtimeMs: c.current.mtimeMs,
+    ancestry: [...c.ancestry],
+    base: c.base ?? Buffer.alloc(0),
+  });
   const body = udpswarm.SyncState.encode({
     format: udpswarm.StagingFormat.STAGING_FORMAT,
-    copies: [...copies].map(([name, c]) => ({
-      name,
-      size: c.current.size,
-      sha256: c.current.sha256,
-      mtimeMs: c.current.mtimeMs,
-      ancestry: [...c.ancestry],
-      base: c.base ?? Buffer.alloc(0),
-    })),
+    copies: [...copies.values()].map(wire),
+    deleted: [...deleted.values()].map((v) => wire({ current: v, ancestry: [], base: undefined })),
   }).finish();
   return frameChecked(MAGIC, body);
 }
 
-/** The saved copies, or why the bytes are not a state file (never throws). Bad entries are skipped. */
-export function decodeSyncState(bytes: Uint8Array): Map<string, LocalCopy> | string {
+/** The saved state, or why the bytes are not a state file (never throws). Bad entries are skipped. */
+export function decodeSyncState(bytes: Uint8Array): SyncState | string {
   const body = unframeChecked(MAGIC, bytes, MAX_STATE_BYTES);
   if (typeof body === "string") return body;
   let m: udpswarm.SyncState;
@@ -39,8 +50,14 @@ export function decodeSyncState(bytes: Uint8Array): Map<string, LocalCopy> | str
     return "malformed";
   }
   if (m.format !== udpswarm.StagingFormat.STAGING_FORMAT) return `format ${m.format}`;
+  const copies = readCopies(m.copies);
+  const deleted = new Map([...readCopies(m.deleted)].map(([name, c]) => [name, c.current]));
+  return { copies, deleted };
+}
+
+function readCopies(list: readonly udpswarm.ISyncCopy[]): Map<string, LocalCopy> {
   const out = new Map<string, LocalCopy>();
-  for (const c of m.copies) {
+  for (const c of list) {
     const name = c.name ?? "";
     const size = Number(c.size ?? -1);
     const mtimeMs = Number(c.mtimeMs ?? -1);

@@ -266,6 +266,28 @@ export class Registry {
     return undefined;
   }
 
+  /**
+   * The peer no longer holds any of `fileId` (deleted or changed on disk, or a download it
+   * dropped). Nothing is printed (deletions are not propagated); the others stop asking it,
+   * and a file nobody can complete any more is removed.
+   */
+  withdraw(peerId: number, fileId: number): string | undefined {
+    const peer = this.#peers.get(peerId);
+    if (peer === undefined) return "unknown peer";
+    const file = this.#files.get(fileId);
+    if (file === undefined || !peer.holdings.delete(fileId)) return undefined; // stale, not bad
+    peer.offered.delete(fileId);
+    file.holders.delete(peer.id);
+    file.completeHolders.delete(peer.id);
+    for (const other of this.#peers.values()) {
+      if (other.id === peer.id || other.state === "leaving") continue;
+      this.#sink.send(other.id, { holdersChanged: { peerId: peer.id, fileId, runs: [], withdrawn: true } });
+    }
+    if (!this.#isAvailable(file)) this.#removeFile(file);
+    this.#evaluateDepartures();
+    return undefined;
+  }
+
   /** Whether `peer` is shown `file`: sync peers see the newest versions, classic peers the first records. */
   #sees(peer: PeerRecord, file: FileRecord): boolean {
     const id = peer.sync ? this.#book.newestId(file.manifest.name) : this.#fileIdByName.get(file.manifest.name);

@@ -226,6 +226,15 @@ export class TrackerServer {
         }
         return;
       }
+      case "withdraw": {
+        // SYNC (§9): a file deleted or changed on disk is no longer held by its sender.
+        const problem = this.registry.withdraw(peerId, frame.withdraw?.fileId ?? 0);
+        if (problem !== undefined) {
+          this.counters.badFrames++;
+          this.#log(`peer ${peerId}: ignored withdraw: ${problem}`);
+        }
+        return;
+      }
       case "stats": {
         const s = frame.stats;
         const num = (v: number | null | undefined) => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0);

@@ -3,7 +3,7 @@
  * its partial downloads (SPEC §12). Real tracker and `peer.sh --sync` processes; every
  * wait is on a condition, bounded.
  */
-import { writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import test from "ava";
 import { makeContent } from "../helpers/swarm.js";
@@ -33,4 +33,39 @@ test("sync restart: a peer that was in step keeps no conflict copy of its own ol
   for (const p of s.peers) await s.stop(p);
   t.deepEqual([...folderState(b.shared).keys()], [NAME], "no conflict copy on b");
   t.deepEqual([...folderState(a.shared).keys()], [NAME], "no conflict copy on a");
+});
+
+test("sync delete: the peer withdraws the file (the others keep it), and does not fetch it back after a restart", async (t) => {
+  const s = await SyncSwarm.start(t, { http: true });
+  let a = await s.addPeer("a");
+  const b = await s.addPeer("b");
+  await s.trackerLine(/^PEER \d+ CONNECT: OFFERS 0$/, 2);
+  const x = makeContent("delete-x", 3000);
+  await writeFile(path.join(a.shared, "x.txt"), x);
+  await s.waitFor("x on both", () => allHave(s.peers, "x.txt", sha256Hex(x)));
+  await s.waitForTracker("x held whole by both", (files) =>
+    files.some((f) => f.name === "x.txt" && f.completeHolders === 2),
+  );
+  await rm(path.join(a.shared, "x.txt"));
+  await s.waitForTracker("a no longer a holder of x", (files) =>
+    files.some((f) => f.name === "x.txt" && f.completeHolders === 1),
+  );
+  t.true(folderState(b.shared).has("x.txt"), "deletions are not propagated");
+  // Restarted, a must not fetch x back from b; a file created on b meanwhile is the sync point.
+  await s.stop(a);
+  const y = makeContent("delete-y", 200_000);
+  await writeFile(path.join(b.shared, "y.bin"), y);
+  await s.trackerLine(/^PEER \d+ UPDATE: y\.bin /);
+  a = await s.restart(a);
+  await s.waitFor("y on a", () => allHave(s.peers, "y.bin", sha256Hex(y)));
+  t.false(folderState(a.shared).has("x.txt"), "x not fetched back");
+  t.false(
+    s.trackerLines.some((l) => /^PEER 3 ACQUIRED: .* x\.txt$/.test(l)),
+    "not even in staging",
+  );
+  // A newer version of x is fetched: it is news, not the deleted file.
+  const x2 = makeContent("delete-x2", 3000);
+  await writeFile(path.join(b.shared, "x.txt"), x2);
+  await s.waitFor("the newer x on a", () => allHave(s.peers, "x.txt", sha256Hex(x2)));
+  for (const p of s.peers) await s.stop(p);
 });

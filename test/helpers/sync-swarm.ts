@@ -25,13 +25,16 @@ export class SyncSwarm {
   #conditions = new Set<() => void>();
   #notifyPending = false;
 
-  private constructor(t: ExecutionContext, dir: string, onPort: (port: number) => void) {
+  /** The tracker's web view, when started with `http`. */
+  #webUrl: string | undefined;
+
+  private constructor(t: ExecutionContext, dir: string, onPort: (port: number) => void, http: boolean) {
     this.#t = t;
     this.dir = dir;
     this.tracker = new Proc(
       "tracker",
       "sh",
-      [TRACKER_SH],
+      [TRACKER_SH, ...(http ? ["--http", "0"] : [])],
       { cwd: path.join(dir, "tracker") },
       {
         onStdoutLine: (line) => {
@@ -39,6 +42,8 @@ export class SyncSwarm {
           this.#notify();
         },
         onStderrLine: (line) => {
+          const web = /web view at (\S+)/.exec(line);
+          if (web !== null) this.#webUrl = web[1];
           const m = /listening on port (\d+)/.exec(line);
           if (m !== null) onPort(Number(m[1]));
         },
@@ -47,7 +52,8 @@ export class SyncSwarm {
     );
   }
 
-  static async start(t: ExecutionContext): Promise<SyncSwarm> {
+  /** `http`: the tracker also serves its web view (see trackerFiles). */
+  static async start(t: ExecutionContext, options: { readonly http?: boolean } = {}): Promise<SyncSwarm> {
     t.timeout(180_000, "sync swarm test exceeded its bound");
     const release = await acquireSwarmSlot();
     const dir = await tempDir(t, "udpswarm-sync-");
@@ -56,7 +62,7 @@ export class SyncSwarm {
     const port = new Promise<number>((resolve) => {
       gotPort = resolve;
     });
-    const swarm = new SyncSwarm(t, dir, (p) => gotPort(p));
+    const swarm = new SyncSwarm(t, dir, (p) => gotPort(p), options.http === true);
     t.teardown(async () => {
       const procs = [swarm.tracker, ...swarm.peers.map((p) => p.proc)];
       for (const p of procs) p.killHard();
@@ -83,6 +89,29 @@ export class SyncSwarm {
     const peer = { label, dir, shared, proc };
     this.peers.push(peer);
     return peer;
+  }
+
+  /** The files the tracker lists now, from its web view's /api/state.json (started with `http`). */
+  async trackerFiles(): Promise<Array<{ id: number; name: string; completeHolders: number }>> {
+    await this.waitFor("the web view's address", () => this.#webUrl !== undefined);
+    const res = await fetch(new URL("/api/state.json", this.#webUrl));
+    const state = (await res.json()) as { files: Array<{ id: number; name: string; completeHolders: number }> };
+    return state.files;
+  }
+
+  /** Waits until the tracker's files (see trackerFiles) satisfy `check`. */
+  async waitForTracker(
+    what: string,
+    check: (files: Array<{ id: number; name: string; completeHolders: number }>) => boolean,
+  ): Promise<void> {
+    let last: unknown;
+    for (const deadline = performance.now() + 30_000; performance.now() < deadline; ) {
+      const files = await this.trackerFiles();
+      if (check(files)) return;
+      last = files;
+      await new Promise((r) => setTimeout(r, 50)); // polling an HTTP endpoint: no event to wait on
+    }
+    throw new Error(`timed out waiting for ${what}; the tracker lists ${JSON.stringify(last)}\n${this.describe()}`);
   }
 
   /** Starts `peer` again in the same directory (after it exited), in its place in `peers`. */

@@ -14,22 +14,14 @@ function v(content: string, mtimeMs: number, name = "doc.txt"): Version {
 const inStep: LocalCopy = { current: v("b", 200), ancestry: [h("a")], base: h("b") };
 const edited: LocalCopy = { current: v("c", 300, "other.txt"), ancestry: [h("b"), h("a")], base: undefined };
 
-test("sync state: copies survive encoding, base and ancestry included", (t) => {
-  const decoded = decodeSyncState(
-    encodeSyncState(
-      new Map([
-        ["doc.txt", inStep],
-        ["other.txt", edited],
-      ]),
-    ),
-  );
-  t.deepEqual(
-    decoded,
-    new Map([
-      ["doc.txt", inStep],
-      ["other.txt", edited],
-    ]),
-  );
+test("sync state: copies and deleted versions survive encoding, base and ancestry included", (t) => {
+  const copies = new Map([
+    ["doc.txt", inStep],
+    ["other.txt", edited],
+  ]);
+  const deleted = new Map([["gone.txt", v("g", 50, "gone.txt")]]);
+  t.deepEqual(decodeSyncState(encodeSyncState(copies, deleted)), { copies, deleted });
+  t.deepEqual(decodeSyncState(encodeSyncState(new Map())), { copies: new Map(), deleted: new Map() });
 });
 
 test("sync state: a damaged file is refused with a reason, never half-read", (t) => {

@@ -78,6 +78,7 @@ type Kind = NonNullable<udpswarm.TrackerFrame["body"]>;
 const FRAMES: ReadonlyArray<readonly [Kind, FrameBody]> = [
   ["hello", { hello: { udpPort: 40001, offers: [MANIFEST], addresses: ["192.0.2.7", "10.1.2.3"], sync: true } }],
   ["update", { update: { manifest: MANIFEST } }],
+  ["withdraw", { withdraw: { fileId: 3 } }],
   ["have", { have: { fileId: 3, runs: [0, 10, 20, 5] } }],
   ["readyToLeave", { readyToLeave: {} }],
   ["goodbye", { goodbye: {} }],
@@ -145,7 +146,7 @@ test("FRAMES covers every case of TrackerFrame.body in proto/swarm.proto", (t) =
   const root = protobuf.loadSync(fileURLToPath(new URL("../../../proto/swarm.proto", import.meta.url)));
   const oneof = root.lookupType("udpswarm.TrackerFrame").oneofs?.body?.oneof ?? [];
   const kinds = FRAMES.map(([kind]) => kind);
-  t.is(oneof.length, 16);
+  t.is(oneof.length, 17);
   t.deepEqual([...kinds].sort(), [...oneof].sort());
 });
 

@@ -121,3 +121,46 @@ test("registry sync: a sync peer joining with an older version is not a holder; 
     "the superseded version went with its last holder",
   );
 });
+
+test("registry withdraw: the others stop asking the peer; the file goes with its last holder; nothing printed", (t) => {
+  const { r, printed, sent } = registry();
+  const tag = { tags: [{ mtimeMs: 100, ancestry: [] }] };
+  const a = r.join("127.0.0.1", 1000, [m("f", 1)], undefined, [], tag).peerId;
+  const b = r.join("127.0.0.1", 1001, [m("f", 1)], undefined, [], tag).peerId;
+  const c = r.join("127.0.0.1", 1002, [], undefined, [], { tags: [] }).peerId;
+  const lines = printed.length;
+  sent.length = 0;
+  t.is(r.withdraw(a, 1), undefined);
+  t.deepEqual(
+    sent.map(([to, body]) => [to, body.holdersChanged]),
+    [
+      [b, { peerId: a, fileId: 1, runs: [], withdrawn: true }],
+      [c, { peerId: a, fileId: 1, runs: [], withdrawn: true }],
+    ],
+  );
+  t.deepEqual(
+    r.snapshot().peers.map((p) => [p.id, p.files.map((f) => f.fileId)]),
+    [
+      [a, []],
+      [b, [1]],
+      [c, []],
+    ],
+  );
+  // Again, or for a file it does not hold: stale, not bad, and nothing sent.
+  sent.length = 0;
+  t.is(r.withdraw(a, 1), undefined);
+  t.is(r.withdraw(c, 1), undefined);
+  t.deepEqual(sent, []);
+  // The last holder withdraws: the file is gone for everyone, the name is free again.
+  t.is(r.withdraw(b, 1), undefined);
+  t.deepEqual(r.snapshot().files, []);
+  t.true(sent.some(([to, body]) => to === c && body.fileRemoved?.fileId === 1));
+  t.is(printed.length, lines, "a withdrawal prints nothing");
+  t.is(r.join("127.0.0.1", 1003, [m("f", 2)], undefined, [], { tags: [{ mtimeMs: 50, ancestry: [] }] }).peerId, 4);
+  t.deepEqual(
+    printed.slice(-2),
+    ["PEER 4 CONNECT: OFFERS 1", "4    f 0"],
+    "an older version is welcome once the name is free",
+  );
+  t.is(r.withdraw(99, 1), "unknown peer");
+});
