@@ -270,6 +270,8 @@ export class Peer {
           chunksPerBlock: f.manifest.chunksPerBlock,
           sha256: f.manifest.sha256,
           pieceSha256: [...f.manifest.pieceSha256],
+          // SYNC (§9): sync peers on the same tracker see the file at this version.
+          mtimeMs: f.mtimeMs,
         })),
       },
     });

@@ -146,6 +146,8 @@ export class Registry {
     onAssigned?: (peerId: number) => void,
     addresses: readonly string[] = [],
     sync?: { readonly tags: readonly VersionTag[] },
+    /** SYNC (§9): the version a classic peer's offers are at, for sync peers (CLASSIC_TAG when absent). */
+    classicTags?: readonly VersionTag[],
   ): JoinResult {
     const peer: PeerRecord = {
       id: this.#nextPeerId++,
@@ -189,7 +191,7 @@ export class Registry {
         this.#sink.log(`peer ${peer.id}: refused "${offer.name}": name conflict (same name, different content)`);
         continue;
       }
-      const file = existing ?? this.#addFile(offer, CLASSIC_TAG);
+      const file = existing ?? this.#addFile(offer, classicTags?.[i] ?? CLASSIC_TAG);
       if (existing === undefined) newFiles.push(file);
       this.#holdWhole(peer, file);
       accepted.push(offer);

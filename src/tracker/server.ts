@@ -14,7 +14,7 @@ import {
 } from "../wire/tracker-frame.js";
 import { FramedLink, type LinkFailure } from "../wire/tracker-link.js";
 import { Registry, type RegistrySink } from "./registry.js";
-import { CLASSIC_TAG, syncUpdate, tagFromWire, type VersionTag } from "./versions.js";
+import { CLASSIC_TAG, classicTag, syncUpdate, tagFromWire, type VersionTag } from "./versions.js";
 
 export type TrackerOptions = {
   /** Largest file size a peer may announce (bytes). */
@@ -283,8 +283,9 @@ export class TrackerServer {
         this.#log(`${conn.label}: refused offer ${JSON.stringify(offer.name ?? "")}: ${result.detail}`);
       } else {
         checked.push(result);
-        // SYNC (§9): a sync offer's version fields; a bad one counts as the oldest version.
-        const tag = sync ? tagFromWire(offer) : CLASSIC_TAG;
+        // SYNC (§9): a sync offer's version fields (a bad one counts as the oldest version);
+        // a classic offer is at its file's mtime (see classicTag).
+        const tag = sync ? tagFromWire(offer) : classicTag(offer, Date.now());
         tags.push(typeof tag === "string" ? CLASSIC_TAG : tag);
       }
     }
@@ -307,6 +308,7 @@ export class TrackerServer {
       },
       addresses,
       sync ? { tags } : undefined,
+      sync ? undefined : tags,
     );
     for (const refusal of refusals) conn.link.send({ refusal });
   }

@@ -207,3 +207,21 @@ test("sync: a late joiner gets everything; a peer SIGKILLed mid-update leaves no
   await s.waitFor("the others have v2", () => allHave([a, late], NAME, sha256Hex(big2)));
   for (const p of [a, late]) await s.stop(p);
 });
+
+test("sync: a classic peer's file reaches sync peers at its own mtime; the classic peer's output is unchanged", async (t) => {
+  const s = await SyncSwarm.start(t);
+  const dir = path.join(s.dir, "classic", "Shared");
+  await mkdir(dir, { recursive: true });
+  const old = makeContent("classic-old", 5000);
+  await writeFile(path.join(dir, "old.txt"), old);
+  await utimes(path.join(dir, "old.txt"), 1_600_000_000.25, 1_600_000_000.25);
+  const classic = await s.addPeer("classic", {}, [], 60);
+  await s.trackerLine(/^PEER 1 CONNECT: OFFERS 1$/);
+  const sync = await s.addPeer("sync");
+  await s.waitFor("old.txt on the sync peer", () => folderState(sync.shared).get("old.txt")?.sha === sha256Hex(old));
+  t.is(folderState(sync.shared).get("old.txt")?.mtimeMs, 1_600_000_000_250, "the classic file's own mtime, not 0");
+  classic.proc.signal("SIGTERM");
+  await classic.proc.exited;
+  t.deepEqual(s.trackerLines.slice(0, 2), ["PEER 1 CONNECT: OFFERS 1", "1    old.txt 10"]);
+  await s.stop(sync);
+});

@@ -73,16 +73,25 @@ export class SyncSwarm {
     return swarm;
   }
 
-  /** Starts `peer.sh IP PORT --sync` in a new directory whose Shared holds `files`. */
-  async addPeer(label: string, files: Record<string, Buffer> = {}, extra: readonly string[] = []): Promise<SyncPeer> {
+  /**
+   * Starts `peer.sh IP PORT --sync` in a new directory whose Shared holds `files`; with
+   * `classicMinAlive`, a classic peer (`peer.sh IP PORT MIN_ALIVE`) instead, already there.
+   */
+  async addPeer(
+    label: string,
+    files: Record<string, Buffer> = {},
+    extra: readonly string[] = [],
+    classicMinAlive?: number,
+  ): Promise<SyncPeer> {
     const dir = path.join(this.dir, label);
     const shared = path.join(dir, "Shared");
     await mkdir(shared, { recursive: true });
     for (const [name, data] of Object.entries(files)) await writeFile(path.join(shared, name), data);
+    const mode = classicMinAlive === undefined ? "--sync" : String(classicMinAlive);
     const proc = new Proc(
       label,
       "sh",
-      [PEER_SH, "127.0.0.1", String(this.#port), "--sync", "--stats", path.join(dir, "stats.json"), ...extra],
+      [PEER_SH, "127.0.0.1", String(this.#port), mode, "--stats", path.join(dir, "stats.json"), ...extra],
       { cwd: dir },
       { onStdoutLine: () => this.#notify(), onStderrLine: () => this.#notify(), onExit: () => this.#notify() },
     );

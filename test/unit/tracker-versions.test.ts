@@ -1,5 +1,12 @@
 import test from "ava";
-import { CLASSIC_TAG, tagFromWire, tagToWire, VersionBook, versionFrom } from "../../src/tracker/versions.js";
+import {
+  CLASSIC_TAG,
+  classicTag,
+  tagFromWire,
+  tagToWire,
+  VersionBook,
+  versionFrom,
+} from "../../src/tracker/versions.js";
 
 const sha = (b: number) => Buffer.alloc(32, b);
 const v = (mtimeMs: number, h: number, name = "a.txt") => ({ name, size: 10, sha256: sha(h), mtimeMs });
@@ -163,4 +170,18 @@ test("registry withdraw: the others stop asking the peer; the file goes with its
     "an older version is welcome once the name is free",
   );
   t.is(r.withdraw(99, 1), "unknown peer");
+});
+
+test("classic tag: a classic peer's file is, for sync peers, at its own mtime (or when the tracker saw it)", (t) => {
+  t.deepEqual(classicTag({ mtimeMs: 1_600_000_000_123 }, 5), { mtimeMs: 1_600_000_000_123, ancestry: [] });
+  t.deepEqual(classicTag({}, 1_700_000_000_000.4), { mtimeMs: 1_700_000_000_000, ancestry: [] });
+  t.deepEqual(classicTag({ mtimeMs: -3 }, 42), { mtimeMs: 42, ancestry: [] });
+  const { r, sent } = registry();
+  r.join("127.0.0.1", 1000, [m("f", 1)], undefined, [], undefined, [classicTag({ mtimeMs: 1234 }, 0)]);
+  const s = r.join("127.0.0.1", 1001, [], undefined, [], { tags: [] }).peerId;
+  const seen = sent.find(([to, body]) => to === s && body.welcome)?.[1].welcome?.files?.[0]?.manifest;
+  t.is(seen?.mtimeMs, 1234);
+  // A sync peer's newer edit supersedes it for sync peers; an older one is not taken.
+  t.is(r.update(s, m("f", 2), { mtimeMs: 1000, ancestry: [] }), undefined);
+  t.is(sent.at(-1)?.[1].refusal?.reason, 6, "older than the classic peer's file");
 });
