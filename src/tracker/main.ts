@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { writeFileSync } from "node:fs";
+import type { AccountsFront } from "../accounts/connections.js";
 import { formatOptions, integerOption, type OptionSpec, parseArgs } from "../util/cli-args.js";
 import { RealClock } from "../util/clock.js";
 import {
@@ -39,6 +40,25 @@ const OPTIONS: readonly OptionSpec[] = [
     placeholder: "ADDR",
     help: "address of the web view (default 127.0.0.1)",
   },
+  {
+    name: "store",
+    kind: "string",
+    env: "UDPSWARM_STORE",
+    placeholder: "PATH",
+    help: "turn on accounts and groups (SPEC \u00a710), durable in this SQLite file (e.g. ./udpswarm.db; created if missing)",
+  },
+  {
+    name: "session-idle",
+    kind: "number",
+    placeholder: "SECONDS",
+    help: "with --store: a session unused this long expires (default 604800, 7 days)",
+  },
+  {
+    name: "session-max",
+    kind: "number",
+    placeholder: "SECONDS",
+    help: "with --store: a session expires this long after login (default 2592000, 30 days)",
+  },
   { name: "help", kind: "boolean", short: "h", help: "show this help and exit" },
   { name: "version", kind: "boolean", help: "show the version and exit" },
 ];
@@ -77,10 +97,11 @@ async function main(argv: readonly string[]): Promise<void> {
 
   const log = (line: string) => logLine(`udpswarm tracker: ${line}`);
   const clock = new RealClock();
+  const accounts = await openAccounts(args, maxFileSize, log);
   let web: WebView | undefined;
   const server = new TrackerServer(
     clock,
-    { maxFileSize },
+    { maxFileSize, ...(accounts === undefined ? {} : { accounts }) },
     (lines) => {
       writeBlock(lines);
       web?.printed(lines);
@@ -91,6 +112,7 @@ async function main(argv: readonly string[]): Promise<void> {
   // Installed before the port is announced: a signal right after "listening" exits 0 too.
   const stop = () => {
     server.close();
+    accounts?.close();
     void web?.close();
     process.exit(ExitStatus.ok);
   };
@@ -122,6 +144,43 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   if (web !== undefined) log(`web view at ${web.url}`);
   log(`listening on port ${listenPort}`);
+}
+
+/**
+ * ACCOUNTS (§10): with --store, the store (migrated to the latest schema) and the front that
+ * takes client connections. Loaded only then: without --store the tracker is exactly §3.
+ */
+async function openAccounts(
+  args: ReturnType<typeof parseArgs>,
+  maxFileSize: number,
+  log: (line: string) => void,
+): Promise<AccountsFront | undefined> {
+  const path = args.values.get("store");
+  if (path === undefined) {
+    if (args.values.has("session-idle") || args.values.has("session-max"))
+      throw new SwarmError("ERR_USAGE", "--session-idle and --session-max need --store PATH");
+    return undefined;
+  }
+  if (typeof path !== "string" || path === "") throw new SwarmError("ERR_USAGE", "--store needs a file path");
+  if (/^postgres(ql)?:\/\//u.test(path))
+    throw new SwarmError("ERR_USAGE", "PostgreSQL stores are not supported yet; give a SQLite file path");
+  const day = 24 * 3600;
+  const idle = integerOption(args, "session-idle", 1, 3650 * day, 7 * day);
+  const max = integerOption(args, "session-max", 1, 3650 * day, 30 * day);
+  const { SqliteStore } = await import("../accounts/sqlite-store.js");
+  const { AccountsFront } = await import("../accounts/connections.js");
+  let store: ReturnType<typeof SqliteStore.open>;
+  try {
+    store = SqliteStore.open(path);
+  } catch (err) {
+    throw new SwarmError("ERR_IO", `cannot open the store ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  log(`accounts store ${path} (schema version ${store.schemaVersion})`);
+  return new AccountsFront(store, () => Date.now(), log, {
+    maxFileSize,
+    sessionIdleMs: idle * 1000,
+    sessionMaxMs: max * 1000,
+  });
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from "node:net";
+import type { ClientConnections, ClientHandler } from "../accounts/connections.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { MAX_FRAME_BYTES } from "../wire/limits.js";
@@ -27,6 +28,8 @@ export type TrackerOptions = {
   readonly helloTimeoutMs?: number;
   /** A peer whose unsent frames exceed this is too slow to keep (bytes). @default 256 MiB */
   readonly maxQueuedBytes?: number;
+  /** ACCOUNTS (§10): takes the connections that open with ClientHello (--store only). */
+  readonly accounts?: ClientConnections;
 };
 
 /** Counters of what the tracker refused or dropped (telemetry and test oracle). */
@@ -47,6 +50,8 @@ type Connection = {
   /** Drops the connection if no Hello has come by then (armed at accept, never moved). */
   helloTimer: TimerHandle | undefined;
   closed: boolean;
+  /** ACCOUNTS (§10): a client connection, handed to the accounts front. */
+  client?: ClientHandler;
 };
 
 /** Binds the registry to TCP: framing, hello, keepalives, and the peer's lifetime. */
@@ -61,7 +66,8 @@ export class TrackerServer {
     idleTimeouts: 0,
   };
   readonly #clock: Clock;
-  readonly #options: Required<TrackerOptions>;
+  readonly #options: Required<Omit<TrackerOptions, "accounts">>;
+  readonly #accounts: ClientConnections | undefined;
   readonly #server: Server;
   readonly #byPeer = new Map<number, Connection>();
   readonly #connections = new Set<Connection>();
@@ -83,6 +89,7 @@ export class TrackerServer {
       maxQueuedBytes: 256 * 1024 * 1024,
       ...options,
     };
+    this.#accounts = options.accounts;
     this.#print = print;
     this.#log = log;
     const sink: RegistrySink = {
@@ -148,7 +155,8 @@ export class TrackerServer {
     // connection that never says Hello.
     conn.helloTimer = this.#clock.setTimer(this.#options.helloTimeoutMs, () => {
       conn.helloTimer = undefined;
-      if (conn.peerId === undefined) this.#drop(conn, `no Hello within ${this.#options.helloTimeoutMs} ms`, true);
+      if (conn.peerId === undefined && conn.client === undefined)
+        this.#drop(conn, `no Hello within ${this.#options.helloTimeoutMs} ms`, true);
     });
     socket.on("data", (data: Buffer) => conn.link.receive(data));
     socket.on("error", () => this.#drop(conn, undefined, true));
@@ -184,12 +192,21 @@ export class TrackerServer {
 
   #onBadFrame(conn: Connection, reason: string): void {
     this.counters.badFrames++;
-    if (conn.peerId === undefined) this.#drop(conn, `bad first frame (${reason})`, true);
+    if (conn.peerId === undefined && conn.client === undefined) this.#drop(conn, `bad first frame (${reason})`, true);
   }
 
   #onFrame(conn: Connection, frame: TrackerFrame): void {
     this.counters.framesIn++;
+    // ACCOUNTS (§10): a client's frames all go to the accounts front.
+    if (conn.client !== undefined) {
+      conn.client.frame(frame);
+      return;
+    }
     if (conn.peerId === undefined) {
+      if (frame.body === "clientHello" && this.#accounts !== undefined) {
+        this.#openClient(conn, this.#accounts, frame.clientHello ?? {});
+        return;
+      }
       if (frame.body !== "hello" || frame.hello === null || frame.hello === undefined) {
         this.counters.badFrames++;
         this.#drop(conn, "first frame was not Hello", true);
@@ -302,6 +319,20 @@ export class TrackerServer {
     for (const refusal of refusals) conn.link.send({ refusal });
   }
 
+  /** ACCOUNTS (§10): the connection is a client's from now on. */
+  #openClient(conn: Connection, accounts: ClientConnections, hello: udpswarm.IClientHello): void {
+    const handler = accounts.open(
+      {
+        host: normalizeHost(conn.socket.remoteAddress ?? ""),
+        label: conn.label,
+        send: (body) => conn.link.send(body),
+        close: (reason) => this.#drop(conn, reason, false),
+      },
+      hello,
+    );
+    if (handler !== undefined && !conn.closed) conn.client = handler;
+  }
+
   #send(peerId: number, body: FrameBody): void {
     this.#byPeer.get(peerId)?.link.send(body);
   }
@@ -328,6 +359,7 @@ export class TrackerServer {
     }
     conn.socket.end();
     conn.socket.destroySoon();
+    conn.client?.closed();
     if (conn.peerId !== undefined) {
       this.#byPeer.delete(conn.peerId);
       if (announce) this.registry.leave(conn.peerId);
