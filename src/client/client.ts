@@ -546,6 +546,11 @@ export class Client {
     return done(...lines);
   }
 
+  /** Transfer counters (per remote too): UDPSWARM_STATS=FILE writes them at exit. */
+  stats(): Record<string, unknown> {
+    return { peer: this.#peerId, ...this.#engine.counters, remotes: this.#engine.remoteStats() };
+  }
+
   /** Downloads not finished yet. */
   get activeDownloads(): number {
     let n = 0;

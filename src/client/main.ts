@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { ExitStatus, errorMessage, exitStatusFor, SwarmError } from "../util/errors.js";
@@ -167,6 +167,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const dropped = client.activeDownloads;
   if (dropped > 0) notice(`quit: ${dropped} unfinished ${dropped === 1 ? "download" : "downloads"} dropped`);
   await client.close();
+  const statsFile = process.env.UDPSWARM_STATS;
+  if (statsFile !== undefined && statsFile !== "") writeFileSync(statsFile, `${JSON.stringify(client.stats())}\n`);
   if (lostError !== undefined) return exitStatusFor(lostError);
   return anyFailed ? COMMAND_FAILED : ExitStatus.ok;
 }
