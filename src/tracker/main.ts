@@ -59,6 +59,12 @@ const OPTIONS: readonly OptionSpec[] = [
     placeholder: "SECONDS",
     help: "with --store: a session expires this long after login (default 2592000, 30 days)",
   },
+  {
+    name: "scrypt-cost",
+    kind: "number",
+    placeholder: "LOG2N",
+    help: "with --store: scrypt cost of new password hashes, N = 2^LOG2N (default 17; 14..20; lower only for tests)",
+  },
   { name: "help", kind: "boolean", short: "h", help: "show this help and exit" },
   { name: "version", kind: "boolean", help: "show the version and exit" },
 ];
@@ -157,8 +163,8 @@ async function openAccounts(
 ): Promise<AccountsFront | undefined> {
   const path = args.values.get("store");
   if (path === undefined) {
-    if (args.values.has("session-idle") || args.values.has("session-max"))
-      throw new SwarmError("ERR_USAGE", "--session-idle and --session-max need --store PATH");
+    if (["session-idle", "session-max", "scrypt-cost"].some((o) => args.values.has(o)))
+      throw new SwarmError("ERR_USAGE", "--session-idle, --session-max and --scrypt-cost need --store PATH");
     return undefined;
   }
   if (typeof path !== "string" || path === "") throw new SwarmError("ERR_USAGE", "--store needs a file path");
@@ -167,6 +173,7 @@ async function openAccounts(
   const day = 24 * 3600;
   const idle = integerOption(args, "session-idle", 1, 3650 * day, 7 * day);
   const max = integerOption(args, "session-max", 1, 3650 * day, 30 * day);
+  const logN = integerOption(args, "scrypt-cost", 14, 20, 17);
   const { SqliteStore } = await import("../accounts/sqlite-store.js");
   const { AccountsFront } = await import("../accounts/connections.js");
   let store: ReturnType<typeof SqliteStore.open>;
@@ -180,6 +187,7 @@ async function openAccounts(
     maxFileSize,
     sessionIdleMs: idle * 1000,
     sessionMaxMs: max * 1000,
+    scrypt: { logN, r: 8, p: 1 },
   });
 }
 
