@@ -19,7 +19,7 @@ const STALL_LIMIT_MS = 15_000;
 
 const USAGE = `usage: sh client.sh TRACKERS_FILE
 
-Starts the udpswarm client (SPEC \u00a710): accounts, groups and group file sharing.
+Starts the udpswarm client: accounts, groups and group file sharing.
 TRACKERS_FILE lists the tracker as "HOST PORT" lines (the first that answers is used;
 start the tracker with --store). Commands are read from the prompt, or one per line
 from stdin; replies go to stdout, errors to stderr ("error: ..."), background news to

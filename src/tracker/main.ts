@@ -45,7 +45,7 @@ const OPTIONS: readonly OptionSpec[] = [
     kind: "string",
     env: "UDPSWARM_STORE",
     placeholder: "PATH",
-    help: "turn on accounts and groups (SPEC \u00a710), durable in this SQLite file (e.g. ./udpswarm.db; created if missing)",
+    help: "turn on accounts and groups, durable in this SQLite file (e.g. ./udpswarm.db; created if missing)",
   },
   {
     name: "session-idle",
@@ -62,8 +62,8 @@ const OPTIONS: readonly OptionSpec[] = [
   {
     name: "scrypt-cost",
     kind: "number",
-    placeholder: "LOG2N",
-    help: "with --store: scrypt cost of new password hashes, N = 2^LOG2N (default 17; 14..20; lower only for tests)",
+    placeholder: "LOGN",
+    help: "with --store: scrypt cost of new password hashes, N = 2^LOGN (default 17; 14..20; lower only for tests)",
   },
   { name: "help", kind: "boolean", short: "h", help: "show this help and exit" },
   { name: "version", kind: "boolean", help: "show the version and exit" },
