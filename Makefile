@@ -32,7 +32,7 @@ test: build lint
 	$(NPM) test
 
 demo: build
-	sh scripts/demo.sh
+	sh scripts/demo.sh && sh scripts/demo-accounts.sh
 
 bench: build
 	$(NPM) run --silent bench -- $(BENCH_ARGS)

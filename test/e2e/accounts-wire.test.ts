@@ -14,8 +14,8 @@ import { PROOF_REQUEST, requestAuth, requestProof } from "../../src/wire/auth.js
 import { udpswarm } from "../../src/wire/gen/swarm.js";
 import { decodePeerDatagram, encodeRequest } from "../../src/wire/peer-datagram.js";
 import type { TrackerFrame } from "../../src/wire/tracker-frame.js";
-import { ClientProc, startTracker, stopTracker } from "../helpers/accounts.js";
-import { acquireSwarmSlot, makeContent, tempDir } from "../helpers/swarm.js";
+import { ClientProc, LineProc, startTracker, stopTracker } from "../helpers/accounts.js";
+import { acquireSwarmSlot, makeContent, TRACKER_SH, tempDir } from "../helpers/swarm.js";
 
 const Status = udpswarm.AccountStatus;
 
@@ -199,4 +199,66 @@ test.serial("a non-member gets at a group's file by no route, not even with craf
   };
   t.true((stats.drops.forbidden ?? 0) >= 1, `requests refused as forbidden: ${stats.drops.forbidden}`);
   await stopTracker(tracker.proc);
+});
+
+test.serial("hostile input on the wire: out of order, oversized, repeated wrong passwords", async (t) => {
+  const root = await tempDir(t, "udpswarm-accounts-");
+  const tracker = await startTracker(path.join(root, "tracker"), "./udpswarm.db", ["--scrypt-cost", "14"]);
+  t.teardown(() => tracker.proc.kill());
+  const c = await WireClient.open(tracker.port, 30_001);
+  t.teardown(() => c.link.close());
+  // Out of order: commands before a login.
+  for (const command of [
+    { listGroups: {} },
+    { logout: {} },
+    { createGroup: { group: "g" } },
+    { downloadFile: { group: "g", file: "f" } },
+  ]) {
+    t.is((await c.request(command)).status, Status.STATUS_NOT_LOGGED_IN, JSON.stringify(command));
+  }
+  t.is((await c.request({})).status, Status.STATUS_BAD_REQUEST, "a request with no command");
+  const huge = "x".repeat(1024 * 1024);
+  t.is((await c.request({ createUser: { user: huge, password: "pw-pw-pw" } })).status, Status.STATUS_BAD_REQUEST);
+  t.is((await c.request({ createUser: { user: "mallory", password: huge } })).status, Status.STATUS_BAD_REQUEST);
+  t.is((await c.request({ resume: { token: Buffer.alloc(32) } })).status, Status.STATUS_SESSION_EXPIRED);
+  t.is((await c.request({ createUser: { user: "mallory", password: "right-pw" } })).status, Status.STATUS_OK);
+  // Wrong passwords: a few are free, then each try must wait, even with the right password.
+  const statuses: number[] = [];
+  let retryAfterMs = 0;
+  for (let i = 0; i < 6; i++) {
+    const r = await c.request({ login: { user: "mallory", password: `bad-${i}` } });
+    statuses.push(r.status ?? 0);
+    retryAfterMs = r.retryAfterMs ?? 0;
+  }
+  t.deepEqual(statuses, [...Array.from({ length: 5 }, () => Status.STATUS_BAD_CREDENTIALS), Status.STATUS_SLOW_DOWN]);
+  t.true(retryAfterMs > 0 && retryAfterMs <= 1000, `retry after ${retryAfterMs} ms`);
+  // A second Hello on a client link, and frames of the classic protocol, are ignored.
+  c.link.send({ hello: { udpPort: 1 } });
+  c.link.send({ have: { fileId: 1, runs: [0, 1] } });
+  t.is((await c.request({ listGroups: {} })).status, Status.STATUS_NOT_LOGGED_IN, "the link still works");
+  await stopTracker(tracker.proc);
+  t.false(
+    tracker.proc.err.some((l) => /internal|SQLITE/u.test(l)),
+    tracker.proc.err.join("\n"),
+  );
+});
+
+test.serial("a tracker without --store takes no client: one clear line, exit status 6", async (t) => {
+  const root = await tempDir(t, "udpswarm-accounts-");
+  const trackerDir = path.join(root, "tracker");
+  await mkdir(trackerDir, { recursive: true });
+  const tracker = new LineProc("tracker", "sh", [TRACKER_SH], trackerDir);
+  t.teardown(() => tracker.kill());
+  await tracker.waitFor(/listening on port/u, "err");
+  const port = await readFile(path.join(trackerDir, "port.txt"), "utf8");
+  await writeFile(path.join(root, "trackers"), `127.0.0.1 ${port}\n`);
+  const c = new ClientProc("c", root, path.join(root, "trackers"));
+  t.is(await c.exited, 6, c.describe());
+  t.deepEqual(c.out, []);
+  t.regex(
+    c.err.join("\n"),
+    /^udpswarm client: the tracker at 127\.0\.0\.1:\d+ does not take clients \(is it started with --store\?\)/u,
+  );
+  await stopTracker(tracker);
+  t.deepEqual(tracker.out, [], "the classic tracker printed nothing for it");
 });
