@@ -135,7 +135,9 @@ export class AccountService {
       case "leaveGroup":
         return this.#leaveGroup(user, req.leaveGroup?.group ?? "");
       case "listGroups":
-        return ok("", { groups: await this.#store.listGroups(user.id) });
+        return ok("", {
+          groups: (await this.#store.listGroups(user.id)).map((g) => ({ ...g, files: g.files ?? 0 })),
+        });
       case "listRequests":
         return this.#listRequests(user, req.listRequests?.group ?? "");
       case "acceptRequest":

@@ -154,7 +154,14 @@ export class SqliteStore implements AccountStore {
       files: number;
       role: GroupListing["role"];
     }>;
-    return rows.map((r) => ({ name: r.name, owner: r.owner, members: r.members, files: r.files, role: r.role }));
+    // Only members learn anything of a group's files, even how many there are.
+    return rows.map((r) => ({
+      name: r.name,
+      owner: r.owner,
+      members: r.members,
+      files: r.role === "owner" || r.role === "member" ? r.files : undefined,
+      role: r.role,
+    }));
   }
 
   async groupsOf(userId: number): Promise<string[]> {

@@ -68,7 +68,8 @@ export type GroupListing = {
   readonly name: string;
   readonly owner: string;
   readonly members: number;
-  readonly files: number;
+  /** Shown to members only. */
+  readonly files: number | undefined;
   readonly role: "owner" | "member" | "requested" | "";
 };
 export type RequestListing = { readonly user: string; readonly requestedAt: number };

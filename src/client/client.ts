@@ -420,7 +420,7 @@ export class Client {
       g.name ?? "",
       g.owner ?? "",
       String(g.members ?? 0),
-      String(g.files ?? 0),
+      g.role === "owner" || g.role === "member" ? String(g.files ?? 0) : "-",
       g.role === "" || g.role == null ? "-" : g.role,
     ]);
     return done(

@@ -61,7 +61,7 @@ test.serial("three scripted clients: every command's happy path and its errors",
   await alice.ok("accept_request team bob", /^bob is now a member of team$/u);
   await carol.ok("join_group team", /^asked to join team/u);
   await alice.ok("reject_request team carol", /^rejected carol's request to join team$/u);
-  await carol.ok("list_groups", /^team\s+alice\s+2\s+0\s+-$/u);
+  await carol.ok("list_groups", /^team\s+alice\s+2\s+-\s+-$/u);
   await bob.ok("list_groups", /^team\s+alice\s+2\s+0\s+member$/u);
 
   // Files: upload, list, download, show_downloads, stop_share.
