@@ -7,8 +7,16 @@ SOURCES := $(shell find src test bench proto scripts -type f \( -name '*.ts' -o 
 
 all: build
 
+# better-sqlite3 (the tracker's --store) has no prebuilt binary for this machine that can be
+# fetched here: npm compiles it from source with node-gyp (python3, make, g++), ~2 minutes.
 node_modules/.installed: package.json package-lock.json
+	@echo "make: installing dependencies (npm ci); better-sqlite3 is compiled from source with node-gyp if no prebuilt binary can be fetched (about 2 minutes)"
 	$(NPM) ci --no-audit --no-fund --loglevel=error
+	@node -e "require('better-sqlite3')" 2>/dev/null || { \
+	  echo "make: better-sqlite3 was not built by npm ci (install scripts skipped?); building it now with node-gyp (about 2 minutes)"; \
+	  $(NPM) rebuild better-sqlite3 --loglevel=error; }
+	@node -e "require('better-sqlite3')" || { echo "make: better-sqlite3 does not load: it needs python3, make and g++ to build" >&2; exit 1; }
+	@echo "make: dependencies ready (better-sqlite3 loads)"
 	@touch $@
 
 dist/.built: node_modules/.installed tsconfig.json $(SOURCES)
@@ -28,7 +36,7 @@ test-scale: build
 	$(NPM) run --silent test:scale
 
 demo: build
-	sh scripts/demo.sh
+	sh scripts/demo.sh && sh scripts/demo-accounts.sh
 
 bench: build
 	$(NPM) run --silent bench -- $(BENCH_ARGS)

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { writeFileSync } from "node:fs";
+import type { AccountsFront } from "../accounts/connections.js";
 import { formatOptions, integerOption, type OptionSpec, parseArgs } from "../util/cli-args.js";
 import { RealClock } from "../util/clock.js";
 import {
@@ -42,6 +43,31 @@ const OPTIONS: readonly OptionSpec[] = [
     help: "address of the web view (default 127.0.0.1)",
   },
   ...LIMIT_OPTIONS,
+  {
+    name: "store",
+    kind: "string",
+    env: "UDPSWARM_STORE",
+    placeholder: "PATH",
+    help: "turn on accounts and groups, durable in this SQLite file (e.g. ./udpswarm.db; created if missing)",
+  },
+  {
+    name: "session-idle",
+    kind: "number",
+    placeholder: "SECONDS",
+    help: "with --store: a session unused this long expires (default 604800, 7 days)",
+  },
+  {
+    name: "session-max",
+    kind: "number",
+    placeholder: "SECONDS",
+    help: "with --store: a session expires this long after login (default 2592000, 30 days)",
+  },
+  {
+    name: "scrypt-cost",
+    kind: "number",
+    placeholder: "LOGN",
+    help: "with --store: scrypt cost of new password hashes, N = 2^LOGN (default 17; 14..20; lower only for tests)",
+  },
   { name: "help", kind: "boolean", short: "h", help: "show this help and exit" },
   { name: "version", kind: "boolean", help: "show the version and exit" },
 ];
@@ -80,17 +106,25 @@ async function main(argv: readonly string[]): Promise<void> {
 
   const log = (line: string) => logLine(`udpswarm tracker: ${line}`);
   const clock = new RealClock();
+  const accounts = await openAccounts(args, maxFileSize, log);
   let web: WebView | undefined;
   const stdout = new StdoutWriter(fdTarget(1));
   stdout.onError = (err) => log(`cannot write to stdout: ${err.message}`);
   const limits = limitsFrom(args.values, maxFileSize);
-  const server = new TrackerServer(clock, { maxFileSize, ...limits }, stdout, log, (_event, block) => {
-    if (block !== undefined) web?.printed(block);
-    web?.changed();
-  });
+  const server = new TrackerServer(
+    clock,
+    { maxFileSize, ...limits, ...(accounts === undefined ? {} : { accounts }) },
+    stdout,
+    log,
+    (_event, block) => {
+      if (block !== undefined) web?.printed(block);
+      web?.changed();
+    },
+  );
   // Installed before the port is announced: a signal right after "listening" exits 0 too.
   const stop = () => {
     server.close();
+    accounts?.close();
     void web?.close();
     // Every line still queued goes out before the exit.
     stdout.flushSync();
@@ -124,6 +158,45 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   if (web !== undefined) log(`web view at ${web.url}`);
   log(`listening on port ${listenPort}`);
+}
+
+/**
+ * ACCOUNTS (§10): with --store, the store (migrated to the latest schema) and the front that
+ * takes client connections. Loaded only then: without --store the tracker is exactly §3.
+ */
+async function openAccounts(
+  args: ReturnType<typeof parseArgs>,
+  maxFileSize: number,
+  log: (line: string) => void,
+): Promise<AccountsFront | undefined> {
+  const path = args.values.get("store");
+  if (path === undefined) {
+    if (["session-idle", "session-max", "scrypt-cost"].some((o) => args.values.has(o)))
+      throw new SwarmError("ERR_USAGE", "--session-idle, --session-max and --scrypt-cost need --store PATH");
+    return undefined;
+  }
+  if (typeof path !== "string" || path === "") throw new SwarmError("ERR_USAGE", "--store needs a file path");
+  if (/^postgres(ql)?:\/\//u.test(path))
+    throw new SwarmError("ERR_USAGE", "PostgreSQL stores are not supported yet; give a SQLite file path");
+  const day = 24 * 3600;
+  const idle = integerOption(args, "session-idle", 1, 3650 * day, 7 * day);
+  const max = integerOption(args, "session-max", 1, 3650 * day, 30 * day);
+  const logN = integerOption(args, "scrypt-cost", 14, 20, 17);
+  const { SqliteStore } = await import("../accounts/sqlite-store.js");
+  const { AccountsFront } = await import("../accounts/connections.js");
+  let store: ReturnType<typeof SqliteStore.open>;
+  try {
+    store = SqliteStore.open(path);
+  } catch (err) {
+    throw new SwarmError("ERR_IO", `cannot open the store ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  log(`accounts store ${path} (schema version ${store.schemaVersion})`);
+  return new AccountsFront(store, () => Date.now(), log, {
+    maxFileSize,
+    sessionIdleMs: idle * 1000,
+    sessionMaxMs: max * 1000,
+    scrypt: { logN, r: 8, p: 1 },
+  });
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from "node:net";
+import type { ClientConnections, ClientHandler } from "../accounts/connections.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import { processLag } from "../util/lag-monitor.js";
 import { udpswarm } from "../wire/gen/swarm.js";
@@ -33,6 +34,8 @@ export type TrackerOptions = Partial<TrackerLimits> & {
   readonly maxPendingLines?: number;
   /** Changes for the peers are gathered this long before they go out in one Updates frame (ms). @default 10 */
   readonly flushMs?: number;
+  /** ACCOUNTS (§10): takes the connections that open with ClientHello (--store only). */
+  readonly accounts?: ClientConnections;
 };
 
 /** How often the registry looks for peers that fetch nothing (ms). */
@@ -89,6 +92,8 @@ type Connection = {
   /** Frames read while it was paused for claims (at most one read's worth), handled in order on resume. */
   readonly deferred: TrackerFrame[];
   closed: boolean;
+  /** ACCOUNTS (§10): a client connection, handed to the accounts front. */
+  client?: ClientHandler;
 };
 
 /** Binds the registry to TCP: framing, hello, keepalives, batching, and the peer's lifetime. */
@@ -110,7 +115,8 @@ export class TrackerServer {
   /** Diagnostics, a bounded number per reason per 10 s. */
   readonly log: ThrottledLog;
   readonly #clock: Clock;
-  readonly #options: Required<TrackerOptions>;
+  readonly #options: Required<Omit<TrackerOptions, "accounts">>;
+  readonly #accounts: ClientConnections | undefined;
   readonly #server: Server;
   readonly #byPeer = new Map<number, Connection>();
   readonly #connections = new Set<Connection>();
@@ -144,6 +150,7 @@ export class TrackerServer {
     this.#output = output;
     this.log = new ThrottledLog(clock, log, this.#options.logLinesPerReason);
     output.onProgress = () => this.#resumeReaders();
+    this.#accounts = options.accounts;
     const sink: RegistrySink = {
       print: (lines) => {
         output.block(lines);
@@ -214,7 +221,7 @@ export class TrackerServer {
     }
     // A newer connection from the same address evicts the oldest one that has not said
     // Hello: those can only be slow to start, or an attack holding slots.
-    const unjoined = [...fromThere].filter((c) => c.peerId === undefined);
+    const unjoined = [...fromThere].filter((c) => c.peerId === undefined && c.client === undefined);
     if (unjoined.length >= this.#options.maxUnjoinedPerAddress && unjoined[0] !== undefined) {
       this.counters.evictedConnections++;
       this.#drop(
@@ -268,11 +275,12 @@ export class TrackerServer {
     // connection that never says Hello.
     conn.helloTimer = this.#clock.setTimer(this.#options.helloTimeoutMs, () => {
       conn.helloTimer = undefined;
-      if (conn.peerId === undefined) this.#drop(conn, `no Hello within ${this.#options.helloTimeoutMs} ms`, true);
+      if (conn.peerId === undefined && conn.client === undefined)
+        this.#drop(conn, `no Hello within ${this.#options.helloTimeoutMs} ms`, true);
     });
     socket.on("data", (data: Buffer) => {
       conn.link.receive(data);
-      if (conn.peerId === undefined && !conn.closed) this.#holdHelloBudget(conn);
+      if (conn.peerId === undefined && conn.client === undefined && !conn.closed) this.#holdHelloBudget(conn);
     });
     socket.on("error", () => this.#drop(conn, undefined, true));
     socket.on("close", () => this.#drop(conn, undefined, true));
@@ -346,16 +354,25 @@ export class TrackerServer {
 
   #onBadFrame(conn: Connection, reason: string): void {
     this.counters.badFrames++;
-    if (conn.peerId === undefined) this.#drop(conn, `bad first frame (${reason})`, true);
+    if (conn.peerId === undefined && conn.client === undefined) this.#drop(conn, `bad first frame (${reason})`, true);
   }
 
   #onFrame(conn: Connection, frame: TrackerFrame): void {
     this.counters.framesIn++;
+    // ACCOUNTS (§10): a client's frames all go to the accounts front.
+    if (conn.client !== undefined) {
+      conn.client.frame(frame);
+      return;
+    }
     if (conn.paused.has("claims")) {
       conn.deferred.push(frame);
       return;
     }
     if (conn.peerId === undefined) {
+      if (frame.body === "clientHello" && this.#accounts !== undefined) {
+        this.#openClient(conn, this.#accounts, frame.clientHello ?? {});
+        return;
+      }
       if (frame.body !== "hello" || frame.hello === null || frame.hello === undefined) {
         this.counters.badFrames++;
         this.#drop(conn, "first frame was not Hello", true);
@@ -504,6 +521,25 @@ export class TrackerServer {
     });
   }
 
+  /** ACCOUNTS (§10): the connection is a client's from now on. */
+  #openClient(conn: Connection, accounts: ClientConnections, hello: udpswarm.IClientHello): void {
+    // A ClientHello is a Hello: the connection has joined (no deadline, no Hello budget).
+    // Its frames stay as large as a Hello's: an upload carries a whole manifest.
+    if (conn.helloTimer !== undefined) this.#clock.clearTimer(conn.helloTimer);
+    conn.helloTimer = undefined;
+    this.#releaseHelloBudget(conn);
+    const handler = accounts.open(
+      {
+        host: normalizeHost(conn.socket.remoteAddress ?? ""),
+        label: conn.label,
+        send: (body) => conn.link.send(body),
+        close: (reason) => this.#drop(conn, reason, false),
+      },
+      hello,
+    );
+    if (handler !== undefined && !conn.closed) conn.client = handler;
+  }
+
   #send(peerId: number, body: FrameBody): void {
     this.#byPeer.get(peerId)?.link.send(body);
   }
@@ -635,6 +671,7 @@ export class TrackerServer {
     }
     conn.socket.end();
     conn.socket.destroySoon();
+    conn.client?.closed();
     if (conn.peerId !== undefined) {
       this.#byPeer.delete(conn.peerId);
       if (announce) this.registry.leave(conn.peerId);

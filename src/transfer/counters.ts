@@ -69,7 +69,9 @@ export type Drop =
   | "unvalidated"
   | "rate-limited"
   | "length"
-  | "not-held";
+  | "not-held"
+  /** ACCOUNTS (§10): a request for a file of a group the requester is not listed in. */
+  | "forbidden";
 
 /** Sources whose drops are counted apart (the bound keeps a flood of addresses from growing the map). */
 export const MAX_DROP_SOURCES = 64;
@@ -135,6 +137,7 @@ export function newCounters(): TransferCounters {
       "rate-limited": 0,
       length: 0,
       "not-held": 0,
+      forbidden: 0,
     },
     dropsBySource: {},
   };

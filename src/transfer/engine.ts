@@ -315,13 +315,13 @@ export class TransferEngine {
         drop = d.reason;
         break;
       case "request":
-        drop = this.#server.onRequest(remote.client, d, bytes.length);
+        drop = this.#forbidden(d.fileId, remote) ?? this.#server.onRequest(remote.client, d, bytes.length);
         break;
       case "chunk":
         drop = this.#onChunk(remote, d);
         break;
       case "hash-request":
-        drop = this.#server.onHashRequest(remote.client, d, bytes.length);
+        drop = this.#forbidden(d.fileId, remote) ?? this.#server.onHashRequest(remote.client, d, bytes.length);
         break;
       case "hash-reply":
         drop = this.#repair.onReply(remote, d);
@@ -331,6 +331,12 @@ export class TransferEngine {
         break;
     }
     if (drop !== undefined) countDrop(c, drop, remote.label);
+  }
+
+  /** ACCOUNTS (§10): a request for a file of a group the tracker did not list for that peer. */
+  #forbidden(fileId: number, remote: RemotePeer): Drop | undefined {
+    const may = this.#deps.mayServe;
+    return may === undefined || may(fileId, remote.id) ? undefined : "forbidden";
   }
 
   #send(bytes: Buffer, host: string, port: number): void {

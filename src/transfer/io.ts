@@ -63,6 +63,11 @@ export type TransferDeps = {
   readonly random: SeededRandom;
   /** Runs `fn` soon, once the current batch of events is handled (setImmediate). */
   readonly defer: (fn: () => void) => void;
+  /**
+   * ACCOUNTS (§10): whether a request of peer `peerId` for `fileId` may be served (its
+   * group is one the tracker listed for that peer). Absent: every listed peer may.
+   */
+  readonly mayServe?: (fileId: number, peerId: number) => boolean;
 };
 
 /** Authentication of one remote peer's requests (values from the tracker). */

@@ -112,6 +112,7 @@ const FRAMES: ReadonlyArray<readonly [Kind, FrameBody]> = [
             udpPort: 5000,
             expectedAuth: Buffer.from("0123456789abcdef", "hex"),
             aliases: ["127.0.0.1", "192.0.2.9"],
+            groups: [],
           },
         ],
         holders: [{ peerId: 2, fileId: 1, runs: [0, 3], complete: true }],
@@ -132,6 +133,7 @@ const FRAMES: ReadonlyArray<readonly [Kind, FrameBody]> = [
             udpPort: 6000,
             expectedAuth: Buffer.from("fedcba9876543210", "hex"),
             aliases: ["::1", "10.0.0.9"],
+            groups: ["team", "g'2"],
           },
         ],
         added: [{ fileId: 4, manifest: MANIFEST }],
@@ -144,13 +146,34 @@ const FRAMES: ReadonlyArray<readonly [Kind, FrameBody]> = [
   ],
   ["leaveGranted", { leaveGranted: {} }],
   ["refusal", { refusal: { reason: udpswarm.RefusalReason.REASON_VERSION, detail: "version 2 not supported" } }],
+  // ACCOUNTS (§10)
+  ["clientHello", { clientHello: { accountsVersion: 1, udpPort: 40002, addresses: ["192.0.2.8"] } }],
+  ["accountRequest", { accountRequest: { requestId: 3, uploadFile: { group: "team", manifest: MANIFEST } } }],
+  [
+    "accountReply",
+    {
+      accountReply: {
+        requestId: 3,
+        status: udpswarm.AccountStatus.STATUS_OK,
+        message: "uploaded",
+        user: "alice",
+        sessionToken: Buffer.alloc(32, 1),
+        groups: [{ name: "team", owner: "alice", members: 2, role: "owner", files: 1 }],
+        requests: [{ user: "bob", requestedAtMs: 1_700_000_000_000 }],
+        files: [{ name: "a.bin", size: 5, sharers: 2, online: 1, uploader: "alice" }],
+        file: { fileId: 4, manifest: MANIFEST },
+        retryAfterMs: 2500,
+        sharers: 1,
+      },
+    },
+  ],
 ];
 
 test("FRAMES covers every case of TrackerFrame.body in proto/swarm.proto", (t) => {
   const root = protobuf.loadSync(fileURLToPath(new URL("../../../proto/swarm.proto", import.meta.url)));
   const oneof = root.lookupType("udpswarm.TrackerFrame").oneofs?.body?.oneof ?? [];
   const kinds = FRAMES.map(([kind]) => kind);
-  t.is(oneof.length, 13);
+  t.is(oneof.length, 16);
   t.deepEqual([...kinds].sort(), [...oneof].sort());
 });
 

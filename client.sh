@@ -1,0 +1,9 @@
+#!/bin/sh
+# Starts the udpswarm client: sh client.sh TRACKERS_FILE (SPEC §10). Keeps its session and
+# uploads in ./.udpswarm/ of the current working directory.
+here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd) || exit 1
+if [ ! -f "$here/dist/src/client/main.js" ]; then
+  echo "udpswarm: not built; run 'make' in $here" >&2
+  exit 1
+fi
+exec node "$here/dist/src/client/main.js" "$@"

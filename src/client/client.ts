@@ -1,0 +1,601 @@
+import { createSocket, type Socket } from "node:dgram";
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { networkInterfaces } from "node:os";
+import { basename, join, resolve } from "node:path";
+import { ACCOUNTS_VERSION } from "../accounts/connections.js";
+import { TrackerClient } from "../peer/tracker-client.js";
+import { hashFileAsync } from "../sync/hash-file.js";
+import { TransferEngine } from "../transfer/engine.js";
+import { RealClock } from "../util/clock.js";
+import { errorMessage, SwarmError } from "../util/errors.js";
+import { SeededRandom } from "../util/random.js";
+import { requestAuth } from "../wire/auth.js";
+import { udpswarm } from "../wire/gen/swarm.js";
+import { checkFileName } from "../wire/names.js";
+import {
+  type CheckedManifest,
+  checkManifest,
+  isManifestProblem,
+  manifestToWire,
+  type TrackerFrame,
+} from "../wire/tracker-frame.js";
+import { ClientStore } from "./client-store.js";
+import { formatSize, formatTable, printable } from "./format.js";
+import type { ClientState, SavedUpload } from "./state.js";
+
+const Status = udpswarm.AccountStatus;
+type Reply = udpswarm.IAccountReply;
+type Command = Omit<udpswarm.IAccountRequest, "requestId">;
+
+/** A command's outcome: lines for stdout, or one error line. */
+export type Outcome = { readonly ok: boolean; readonly lines: readonly string[] };
+const done = (...lines: string[]): Outcome => ({ ok: true, lines });
+const failed = (line: string): Outcome => ({ ok: false, lines: [line] });
+
+/** The tracker must answer a request within this (ms); logins may queue behind others' hashing. */
+const REPLY_TIMEOUT_MS = 120_000;
+const WELCOME_TIMEOUT_MS = 10_000;
+
+type Download = {
+  readonly fileId: number;
+  readonly group: string;
+  readonly manifest: CheckedManifest;
+  readonly target: string;
+  state: "downloading" | "finishing" | "complete";
+};
+type Share = { readonly fileId: number; readonly group: string; readonly name: string; readonly path: string };
+
+export type ClientConfig = {
+  readonly trackers: ReadonlyArray<{ readonly host: string; readonly port: number }>;
+  readonly state: ClientState;
+  /** Things that happen in the background (a download finished): one line each. */
+  readonly notice: (line: string) => void;
+  /** The tracker link is gone: the client cannot go on. */
+  readonly lost: (err: SwarmError) => void;
+};
+
+/**
+ * The client of SPEC §10: a peer of the UDP data path (the transfer engine) that serves
+ * its uploads and finished downloads to members of their groups only, and the account
+ * commands over the tracker link. Each command resolves with its outcome.
+ */
+export class Client {
+  readonly #config: ClientConfig;
+  readonly #clock = new RealClock();
+  readonly #socket: Socket = createSocket("udp4");
+  readonly #store: ClientStore;
+  readonly #engine: TransferEngine;
+  #tracker: TrackerClient | undefined;
+  #peerId = 0;
+  #secret: Uint8Array = new Uint8Array(0);
+  #welcomed: (() => void) | undefined;
+  #user: string | undefined;
+  #nextRequest = 1;
+  readonly #pending = new Map<number, (reply: Reply) => void>();
+  /** Groups each introduced peer shares with us: it is served those groups' files only. */
+  readonly #allowed = new Map<number, ReadonlySet<string>>();
+  /** Live holders the tracker announced, by file (kept for downloads that start later). */
+  readonly #holders = new Map<number, Set<number>>();
+  readonly #fileGroup = new Map<number, string>();
+  readonly #shares = new Map<number, Share>();
+  readonly #downloads = new Map<number, Download>();
+  readonly #local = new Set(
+    Object.values(networkInterfaces())
+      .flatMap((l) => l ?? [])
+      .filter((a) => a.family === "IPv4" && !a.internal)
+      .map((a) => a.address),
+  );
+  #closed = false;
+
+  constructor(config: ClientConfig) {
+    this.#config = config;
+    this.#store = new ClientStore(config.state.stagingDir);
+    const socket = this.#socket;
+    this.#engine = new TransferEngine({
+      clock: this.#clock,
+      port: { send: (bytes, host, port) => socket.send(bytes, port, host) },
+      store: this.#store,
+      random: new SeededRandom(process.pid ^ Date.now()),
+      defer: (fn) => setImmediate(fn),
+      mayServe: (fileId, peerId) => {
+        const group = this.#fileGroup.get(fileId);
+        return group !== undefined && this.#allowed.get(peerId)?.has(group) === true;
+      },
+      events: {
+        acquired: () => {},
+        fileComplete: (fileId) => void this.#finish(fileId),
+        fatal: (err) => config.notice(`storage failed: ${errorMessage(err)}`),
+        withdrawn: (fileId, why) => {
+          const share = this.#shares.get(fileId);
+          config.notice(`${share?.path ?? `file ${fileId}`} changed on disk (${why}): no longer shared`);
+        },
+      },
+    });
+  }
+
+  get user(): string | undefined {
+    return this.#user;
+  }
+
+  /** Binds UDP, reaches the first tracker that answers, and resumes a saved session. */
+  async start(): Promise<string[]> {
+    const udpPort = await new Promise<number>((ok, fail) => {
+      this.#socket.once("error", (err) => fail(new SwarmError("ERR_IO", `cannot bind UDP: ${err.message}`)));
+      this.#socket.bind(0, () => {
+        this.#socket.removeAllListeners("error");
+        this.#socket.on("error", () => {});
+        this.#socket.on("message", (msg, rinfo) => this.#engine.onDatagram(msg, rinfo.address, rinfo.port));
+        ok(this.#socket.address().port);
+      });
+    });
+    let lastError: unknown;
+    for (const t of this.#config.trackers) {
+      try {
+        await this.#connect(t.host, t.port, udpPort);
+        break;
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    if (this.#tracker === undefined) {
+      throw lastError instanceof SwarmError
+        ? lastError
+        : new SwarmError("ERR_TRACKER_UNREACHABLE", errorMessage(lastError));
+    }
+    const saved = this.#config.state.session();
+    if (saved === undefined) return [];
+    const reply = await this.#request({ resume: { token: Buffer.from(saved.token, "base64") } });
+    if (reply.status !== Status.STATUS_OK) {
+      this.#config.state.saveSession(undefined);
+      return [`the saved session of ${saved.user} has expired; log in again`];
+    }
+    this.#user = reply.user ?? saved.user;
+    return [`logged in as ${this.#user} (saved session)`, ...(await this.#reannounce())];
+  }
+
+  async #connect(host: string, port: number, udpPort: number): Promise<void> {
+    const welcomed = new Promise<void>((ok, fail) => {
+      this.#welcomed = ok;
+      setTimeout(
+        () => fail(new SwarmError("ERR_TRACKER_REFUSED", `the tracker at ${host}:${port} did not welcome this client`)),
+        WELCOME_TIMEOUT_MS,
+      ).unref();
+    });
+    let early: SwarmError | undefined;
+    const tracker = await TrackerClient.connect(host, port, this.#clock, {
+      frame: (frame) => this.#onFrame(frame),
+      lost: (err) => {
+        if (this.#welcomed !== undefined) {
+          early = new SwarmError(
+            "ERR_TRACKER_REFUSED",
+            `the tracker at ${host}:${port} does not take clients (is it started with --store?): ${err.message}`,
+          );
+          this.#welcomed();
+          return;
+        }
+        this.#lost(err);
+      },
+    });
+    this.#tracker = tracker;
+    tracker.send({
+      clientHello: { accountsVersion: ACCOUNTS_VERSION, udpPort, addresses: [...this.#local] },
+    });
+    await welcomed;
+    if (early !== undefined) {
+      this.#tracker = undefined;
+      throw early;
+    }
+  }
+
+  #lost(err: SwarmError): void {
+    for (const resolve of this.#pending.values()) resolve({ status: Status.STATUS_BUSY, message: err.message });
+    this.#pending.clear();
+    if (!this.#closed) this.#config.lost(err);
+  }
+
+  #request(command: Command): Promise<Reply> {
+    const tracker = this.#tracker;
+    if (tracker === undefined) return Promise.resolve({ status: Status.STATUS_BUSY, message: "no tracker" });
+    const requestId = this.#nextRequest++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(requestId);
+        resolve({ status: Status.STATUS_BUSY, message: "the tracker did not answer in time; try again" });
+      }, REPLY_TIMEOUT_MS);
+      this.#pending.set(requestId, (reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      });
+      tracker.send({ accountRequest: { requestId, ...command } });
+    });
+  }
+
+  // ---------------------------------------------------------------- tracker frames
+
+  #onFrame(frame: TrackerFrame): void {
+    switch (frame.body) {
+      case "welcome":
+        this.#peerId = frame.welcome?.peerId ?? 0;
+        this.#secret = frame.welcome?.secret ?? new Uint8Array(0);
+        this.#welcomed?.();
+        this.#welcomed = undefined;
+        return;
+      case "accountReply": {
+        const r = frame.accountReply ?? {};
+        const resolve = this.#pending.get(r.requestId ?? 0);
+        this.#pending.delete(r.requestId ?? 0);
+        resolve?.(r);
+        return;
+      }
+      case "updates": {
+        // In the order the tracker's Updates are applied (proto/swarm.proto).
+        const u = frame.updates ?? {};
+        for (const fileId of u.removed ?? []) this.#fileRemoved(fileId);
+        for (const peerId of u.left ?? []) this.#peerLeft(peerId);
+        for (const p of u.joined ?? []) this.#introduce(p);
+        for (const h of u.holders ?? []) this.#holderAdded(h.peerId ?? 0, h.fileId ?? 0);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  #peerLeft(id: number): void {
+    this.#allowed.delete(id);
+    for (const set of this.#holders.values()) set.delete(id);
+    this.#engine.removeRemote(id);
+  }
+
+  #holderAdded(peerId: number, fileId: number): void {
+    if (!this.#allowed.has(peerId)) return;
+    const set = this.#holders.get(fileId) ?? new Set<number>();
+    this.#holders.set(fileId, set);
+    set.add(peerId);
+    if (this.#downloads.get(fileId)?.state === "downloading") this.#engine.holdersChanged(peerId, fileId, [], true);
+  }
+
+  #fileRemoved(fileId: number): void {
+    const d = this.#downloads.get(fileId);
+    if (d?.state === "downloading") {
+      this.#config.notice(`download of ${d.manifest.name} from ${d.group} stopped: nobody shares it any more`);
+      this.#drop(fileId);
+    }
+  }
+
+  #introduce(p: udpswarm.IPeerAddress): void {
+    const id = p.peerId ?? 0;
+    if (id === 0 || id === this.#peerId) return;
+    this.#allowed.set(id, new Set(p.groups ?? []));
+    const host = p.host ?? "";
+    const aliases = [...(p.aliases ?? [])];
+    if (host.startsWith("127.") || aliases.some((a) => this.#local.has(a))) aliases.push("127.0.0.1");
+    this.#engine.addRemote(
+      id,
+      host,
+      p.udpPort ?? 0,
+      { inbound: p.expectedAuth ?? new Uint8Array(0), outbound: requestAuth(this.#secret, id) },
+      aliases,
+    );
+  }
+
+  // ---------------------------------------------------------------- commands
+
+  /** Runs one command (already split into words, the name first, arguments checked). */
+  async run(name: string, args: readonly string[]): Promise<Outcome> {
+    const [a = "", b = "", c = ""] = args;
+    switch (name) {
+      case "create_user":
+        return this.#simple(await this.#request({ createUser: { user: a, password: b } }));
+      case "login":
+        return this.#login(a, b);
+      case "logout":
+        return this.#logout();
+      case "create_group":
+        return this.#simple(await this.#request({ createGroup: { group: a } }));
+      case "join_group":
+        return this.#simple(await this.#request({ joinGroup: { group: a } }));
+      case "leave_group": {
+        const reply = await this.#request({ leaveGroup: { group: a } });
+        if (reply.status === Status.STATUS_OK) this.#forgetGroup(a);
+        return this.#simple(reply);
+      }
+      case "list_groups":
+        return this.#listGroups();
+      case "list_requests":
+        return this.#listRequests(a);
+      case "accept_request":
+        return this.#simple(await this.#request({ acceptRequest: { group: a, user: b } }));
+      case "reject_request":
+        return this.#simple(await this.#request({ rejectRequest: { group: a, user: b } }));
+      case "upload_file":
+        return this.#upload(a, b);
+      case "list_files":
+        return this.#listFiles(a);
+      case "download_file":
+        return this.#download(a, b, c);
+      case "stop_share":
+        return this.#stopShare(a, b);
+      case "show_downloads":
+        return this.#showDownloads();
+      default:
+        return failed(`unknown command ${name}; type help`);
+    }
+  }
+
+  #simple(reply: Reply): Outcome {
+    const message = printable(reply.message ?? "");
+    return reply.status === Status.STATUS_OK ? done(message) : failed(message || "the tracker refused");
+  }
+
+  async #login(user: string, password: string): Promise<Outcome> {
+    const reply = await this.#request({ login: { user, password } });
+    if (reply.status !== Status.STATUS_OK) return this.#simple(reply);
+    this.#user = reply.user ?? user;
+    this.#config.state.saveSession({
+      user: this.#user,
+      token: Buffer.from(reply.sessionToken ?? []).toString("base64"),
+    });
+    return done(printable(reply.message ?? ""), ...(await this.#reannounce()));
+  }
+
+  async #logout(): Promise<Outcome> {
+    const reply = await this.#request({ logout: {} });
+    if (reply.status === Status.STATUS_OK) {
+      for (const id of [...this.#fileGroup.keys()]) this.#drop(id);
+      this.#config.state.saveSession(undefined);
+      this.#user = undefined;
+    }
+    return this.#simple(reply);
+  }
+
+  /** Shares again what this user shared from here before (files changed since are hashed again). */
+  async #reannounce(): Promise<string[]> {
+    const user = this.#user;
+    if (user === undefined) return [];
+    const lines: string[] = [];
+    let shared = 0;
+    for (const u of this.#config.state.uploads(user)) {
+      const outcome = await this.#share(u.path, u.group, false);
+      if (outcome.ok) shared++;
+      else lines.push(`not sharing ${printable(u.path)} with ${printable(u.group)} again: ${outcome.lines[0] ?? ""}`);
+    }
+    if (shared > 0) lines.unshift(`sharing ${shared} ${shared === 1 ? "file" : "files"} again`);
+    return lines;
+  }
+
+  async #upload(path: string, group: string): Promise<Outcome> {
+    if (this.#user === undefined) return failed("not logged in; log in first: login USER PASSWORD");
+    return this.#share(path, group, true);
+  }
+
+  async #share(path: string, group: string, remember: boolean): Promise<Outcome> {
+    const full = resolve(path);
+    let size: number;
+    try {
+      const st = statSync(full);
+      if (!st.isFile()) return failed(`${printable(path)} is not a regular file; give the path of a file`);
+      size = st.size;
+    } catch {
+      return failed(`no file at ${printable(path)}; check the path`);
+    }
+    const name = basename(full);
+    const problem = checkFileName(name);
+    if (problem !== undefined) return failed(`cannot share ${printable(name)}: ${problem}; rename it`);
+    for (const s of this.#shares.values()) {
+      if (s.group === group && s.name === name)
+        return failed(`you already share ${printable(name)} with ${printable(group)}`);
+    }
+    let manifest: CheckedManifest;
+    try {
+      manifest = await hashFileAsync(full, name);
+    } catch (err) {
+      return failed(`cannot read ${printable(path)}: ${errorMessage(err)}`);
+    }
+    const reply = await this.#request({ uploadFile: { group, manifest: manifestToWire(manifest) } });
+    if (reply.status !== Status.STATUS_OK) return this.#simple(reply);
+    const fileId = reply.file?.fileId ?? 0;
+    if (this.#downloads.get(fileId)?.state === "downloading" || this.#shares.has(fileId)) {
+      return failed(`${printable(name)} is already being fetched or shared by this client`);
+    }
+    this.#store.addSeed(fileId, full, size);
+    this.#fileGroup.set(fileId, group);
+    this.#shares.set(fileId, { fileId, group, name, path: full });
+    this.#engine.addFile(fileId, manifest, "seeding");
+    if (remember) this.#saveUploads();
+    return this.#simple(reply);
+  }
+
+  #saveUploads(): void {
+    if (this.#user === undefined) return;
+    const list: SavedUpload[] = [...this.#shares.values()].map((s) => ({ group: s.group, path: s.path }));
+    this.#config.state.saveUploads(this.#user, list);
+  }
+
+  async #listGroups(): Promise<Outcome> {
+    const reply = await this.#request({ listGroups: {} });
+    if (reply.status !== Status.STATUS_OK) return this.#simple(reply);
+    const groups = reply.groups ?? [];
+    if (groups.length === 0) return done("no groups yet; create one: create_group GROUP");
+    const rows = groups.map((g) => [
+      g.name ?? "",
+      g.owner ?? "",
+      String(g.members ?? 0),
+      g.role === "owner" || g.role === "member" ? String(g.files ?? 0) : "-",
+      g.role === "" || g.role == null ? "-" : g.role,
+    ]);
+    return done(
+      ...formatTable(
+        ["GROUP", "OWNER", "MEMBERS", "FILES", "YOU"],
+        rows.map((r) => r.map(printable)),
+      ),
+    );
+  }
+
+  async #listRequests(group: string): Promise<Outcome> {
+    const reply = await this.#request({ listRequests: { group } });
+    const rows = reply.requests ?? [];
+    if (reply.status !== Status.STATUS_OK || rows.length === 0) return this.#simple(reply);
+    const table = rows.map((r) => [r.user ?? "", new Date(Number(r.requestedAtMs ?? 0)).toISOString()]);
+    return done(
+      ...formatTable(
+        ["USER", "REQUESTED"],
+        table.map((r) => r.map(printable)),
+      ),
+    );
+  }
+
+  async #listFiles(group: string): Promise<Outcome> {
+    const reply = await this.#request({ listFiles: { group } });
+    const files = reply.files ?? [];
+    if (reply.status !== Status.STATUS_OK || files.length === 0) return this.#simple(reply);
+    const rows = files.map((f) => [
+      f.name ?? "",
+      formatSize(Number(f.size ?? 0)),
+      String(f.sharers ?? 0),
+      String(f.online ?? 0),
+      f.uploader ?? "",
+    ]);
+    return done(
+      ...formatTable(
+        ["FILE", "SIZE", "SHARERS", "ONLINE", "UPLOADER"],
+        rows.map((r) => r.map(printable)),
+      ),
+    );
+  }
+
+  async #download(group: string, file: string, destDir: string): Promise<Outcome> {
+    if (this.#user === undefined) return failed("not logged in; log in first: login USER PASSWORD");
+    const problem = checkFileName(file);
+    if (problem !== undefined) return failed(`no file ${printable(file)} can be in a group: ${problem}`);
+    const dest = resolve(destDir);
+    const target = join(dest, file);
+    try {
+      mkdirSync(dest, { recursive: true });
+    } catch (err) {
+      return failed(`cannot use ${printable(destDir)} as the destination: ${errorMessage(err)}`);
+    }
+    if (existsSync(target)) return failed(`${printable(target)} already exists; remove it or choose another folder`);
+    const reply = await this.#request({ downloadFile: { group, file } });
+    if (reply.status !== Status.STATUS_OK) return this.#simple(reply);
+    const fileId = reply.file?.fileId ?? 0;
+    const manifest = checkManifest(reply.file?.manifest ?? {}, Number.MAX_SAFE_INTEGER);
+    if (isManifestProblem(manifest) || manifest.name !== file)
+      return failed("the tracker sent a bad file record; try again");
+    if (this.#shares.has(fileId)) return failed(`you already share ${printable(file)} in ${printable(group)}`);
+    if (this.#downloads.get(fileId)?.state === "downloading")
+      return failed(`${printable(file)} is being downloaded already`);
+    try {
+      this.#store.startDownload(fileId, manifest, target);
+    } catch (err) {
+      return failed(`cannot prepare the download: ${errorMessage(err)}`);
+    }
+    this.#downloads.delete(fileId);
+    this.#downloads.set(fileId, { fileId, group, manifest, target, state: "downloading" });
+    this.#fileGroup.set(fileId, group);
+    this.#engine.addFile(fileId, manifest, "downloading");
+    for (const peerId of this.#holders.get(fileId) ?? []) this.#engine.holdersChanged(peerId, fileId, [], true);
+    return done(`${printable(reply.message ?? "")} into ${printable(dest)}`);
+  }
+
+  /** Every piece is verified: the whole file is checked, put in place, and shared. */
+  async #finish(fileId: number): Promise<void> {
+    const d = this.#downloads.get(fileId);
+    if (d === undefined || d.state !== "downloading") return;
+    d.state = "finishing";
+    let path: string;
+    try {
+      path = await this.#store.finalize(fileId, d.manifest);
+    } catch (err) {
+      this.#config.notice(`download of ${printable(d.manifest.name)} failed: ${errorMessage(err)}`);
+      this.#drop(fileId);
+      return;
+    }
+    if (this.#downloads.get(fileId) !== d) return;
+    d.state = "complete";
+    this.#config.notice(`downloaded ${printable(d.manifest.name)} from ${printable(d.group)} into ${printable(path)}`);
+    const reply = await this.#request({ uploadFile: { group: d.group, manifest: manifestToWire(d.manifest) } });
+    if (reply.status !== Status.STATUS_OK || this.#fileGroup.get(fileId) !== d.group) return;
+    this.#shares.set(fileId, { fileId, group: d.group, name: d.manifest.name, path });
+    this.#saveUploads();
+  }
+
+  async #stopShare(group: string, file: string): Promise<Outcome> {
+    const reply = await this.#request({ stopShare: { group, file } });
+    if (reply.status === Status.STATUS_OK) {
+      const fileId = reply.file?.fileId ?? 0;
+      if (this.#shares.has(fileId)) this.#drop(fileId);
+      this.#saveUploads();
+    }
+    return this.#simple(reply);
+  }
+
+  #showDownloads(): Outcome {
+    if (this.#downloads.size === 0) return done("no downloads yet");
+    const lines: string[] = [];
+    for (const d of this.#downloads.values()) {
+      const what = `${printable(d.group)} ${printable(d.manifest.name)}`;
+      if (d.state === "complete") {
+        lines.push(`[C] ${what}`);
+        continue;
+      }
+      const f = this.#engine.file(d.fileId);
+      const pieces = f?.pieces ?? 0;
+      const percent = pieces === 0 ? 100 : Math.floor((100 * (f?.done.count ?? 0)) / pieces);
+      lines.push(`[D] ${what} ${Math.min(d.state === "finishing" ? 100 : 99, percent)}%`);
+    }
+    return done(...lines);
+  }
+
+  /** Transfer counters (per remote too): UDPSWARM_STATS=FILE writes them at exit. */
+  stats(): Record<string, unknown> {
+    return { peer: this.#peerId, ...this.#engine.counters, remotes: this.#engine.remoteStats() };
+  }
+
+  /** Downloads not finished yet. */
+  get activeDownloads(): number {
+    let n = 0;
+    for (const d of this.#downloads.values()) if (d.state !== "complete") n++;
+    return n;
+  }
+
+  /** Whether a running download has no live holder (it cannot progress now). */
+  stalledDownloads(): string[] {
+    const names: string[] = [];
+    for (const d of this.#downloads.values()) {
+      if (d.state === "downloading" && (this.#engine.file(d.fileId)?.holders.size ?? 0) === 0)
+        names.push(d.manifest.name);
+    }
+    return names;
+  }
+
+  #forgetGroup(group: string): void {
+    for (const [id, g] of [...this.#fileGroup]) if (g === group) this.#drop(id);
+    this.#saveUploads();
+  }
+
+  /** Stops serving or fetching a file here. */
+  #drop(fileId: number): void {
+    this.#engine.removeFile(fileId);
+    this.#store.remove(fileId);
+    this.#fileGroup.delete(fileId);
+    this.#shares.delete(fileId);
+    const d = this.#downloads.get(fileId);
+    if (d !== undefined && d.state !== "complete") this.#downloads.delete(fileId);
+  }
+
+  /** Says goodbye and closes everything; a download in progress is dropped. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#tracker?.goodbye();
+    this.#tracker?.close();
+    this.#engine.close();
+    this.#store.close();
+    try {
+      this.#socket.close();
+    } catch {
+      // not bound
+    }
+  }
+}

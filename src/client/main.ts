@@ -1,0 +1,223 @@
+#!/usr/bin/env node
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { ExitStatus, errorMessage, exitStatusFor, SwarmError } from "../util/errors.js";
+import { logLine, writeBlock } from "../util/stdout.js";
+import { Client, type Outcome } from "./client.js";
+import { completeCommand, findCommand, helpText, usageOf } from "./commands.js";
+import { printable } from "./format.js";
+import { ClientState } from "./state.js";
+import { splitWords } from "./words.js";
+
+/** Exit status when every command ran but at least one of them failed. */
+export const COMMAND_FAILED = 8;
+/** Longest command line taken (bytes); a longer one is refused whole. */
+export const MAX_LINE_BYTES = 16 * 1024;
+/** After stdin ends, a download with no live sharer for this long is given up (ms). */
+const STALL_LIMIT_MS = 15_000;
+
+const USAGE = `usage: sh client.sh TRACKERS_FILE
+
+Starts the udpswarm client: accounts, groups and group file sharing.
+TRACKERS_FILE lists the tracker as "HOST PORT" lines (the first that answers is used;
+start the tracker with --store). Commands are read from the prompt, or one per line
+from stdin; replies go to stdout, errors to stderr ("error: ..."), background news to
+stderr. The session and the uploads are remembered in ./.udpswarm/.
+
+commands:
+${helpText()
+  .map((l) => `  ${l}`)
+  .join("\n")}
+
+exit status: 0 every command succeeded, ${COMMAND_FAILED} some command failed, 2 usage,
+3 tracker unreachable, 4 tracker lost, 6 the tracker refused this client.`;
+
+/** `HOST PORT` lines; blank lines and # comments skipped. */
+export function parseTrackers(text: string): Array<{ host: string; port: number }> {
+  const out: Array<{ host: string; port: number }> = [];
+  for (const [i, raw] of text.split(/\r?\n/u).entries()) {
+    const line = raw.replace(/#.*$/u, "").trim();
+    if (line === "") continue;
+    const words = line.split(/\s+/u);
+    for (let w = 0; w + 1 < words.length; w += 2) {
+      const host = words[w] ?? "";
+      const port = Number(words[w + 1]);
+      if (!Number.isInteger(port) || port < 1 || port > 65535) {
+        throw new SwarmError(
+          "ERR_USAGE",
+          `line ${i + 1} of the trackers file: bad port ${JSON.stringify(words[w + 1])}`,
+        );
+      }
+      out.push({ host, port });
+    }
+    if (words.length % 2 !== 0) {
+      throw new SwarmError("ERR_USAGE", `line ${i + 1} of the trackers file: expected HOST PORT`);
+    }
+  }
+  if (out.length === 0) throw new SwarmError("ERR_USAGE", "the trackers file lists no tracker (HOST PORT lines)");
+  return out;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === "--help" || argv[0] === "-h") {
+    writeBlock([USAGE]);
+    return ExitStatus.ok;
+  }
+  if (argv.length !== 1) throw new SwarmError("ERR_USAGE", `expected one argument, TRACKERS_FILE\n${USAGE}`);
+  let text: string;
+  try {
+    text = readFileSync(argv[0] ?? "", "utf8");
+  } catch (err) {
+    throw new SwarmError("ERR_USAGE", `cannot read the trackers file ${argv[0]}: ${(err as Error).message}`);
+  }
+  const trackers = parseTrackers(text);
+  const notice = (line: string) => logLine(line);
+  let lostError: SwarmError | undefined;
+  let endNow: (() => void) | undefined;
+  const client = new Client({
+    trackers,
+    state: new ClientState(join(process.cwd(), ".udpswarm")),
+    notice,
+    lost: (err) => {
+      lostError = err;
+      notice(`error: lost the tracker: ${err.message}`);
+      endNow?.();
+    },
+  });
+  try {
+    for (const line of await client.start()) notice(line);
+  } catch (err) {
+    await client.close();
+    throw err;
+  }
+
+  const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true;
+  const rl = createInterface({
+    input: process.stdin,
+    output: process.stdout,
+    terminal: interactive,
+    historySize: 1000,
+    removeHistoryDuplicates: true,
+    completer: completeCommand,
+    prompt: "udpswarm> ",
+  });
+  let anyFailed = false;
+  const queue: string[] = [];
+  let busy = false;
+  let inputEnded = false;
+  let quitting = false;
+  const finished = new Promise<void>((resolve) => {
+    endNow = resolve;
+  });
+
+  const print = (outcome: Outcome) => {
+    if (outcome.ok) writeBlock(outcome.lines.filter((l) => l !== ""));
+    else {
+      anyFailed = true;
+      writeBlock(
+        outcome.lines.map((l) => `error: ${l}`),
+        2,
+      );
+    }
+  };
+  const pump = async () => {
+    if (busy) return;
+    busy = true;
+    while (queue.length > 0 && !quitting && lostError === undefined) {
+      const line = queue.shift() ?? "";
+      const outcome = await runLine(client, line);
+      if (outcome === "quit") {
+        quitting = true;
+        break;
+      }
+      if (outcome !== undefined) print(outcome);
+    }
+    busy = false;
+    if (quitting || lostError !== undefined) endNow?.();
+    else if (inputEnded)
+      void drain(client).then((ok) => {
+        if (!ok) anyFailed = true;
+        endNow?.();
+      });
+    else if (interactive) rl.prompt();
+  };
+  rl.on("line", (line) => {
+    queue.push(line);
+    void pump();
+  });
+  rl.on("close", () => {
+    inputEnded = true;
+    if (!busy) void pump();
+  });
+  rl.on("SIGINT", () => {
+    quitting = true;
+    endNow?.();
+  });
+  process.on("SIGTERM", () => {
+    quitting = true;
+    endNow?.();
+  });
+  if (interactive) {
+    writeBlock([`logged in: ${client.user ?? "no"}; type help for the commands`]);
+    rl.prompt();
+  }
+  await finished;
+  rl.close();
+  const dropped = client.activeDownloads;
+  if (dropped > 0) notice(`quit: ${dropped} unfinished ${dropped === 1 ? "download" : "downloads"} dropped`);
+  await client.close();
+  const statsFile = process.env.UDPSWARM_STATS;
+  if (statsFile !== undefined && statsFile !== "") writeFileSync(statsFile, `${JSON.stringify(client.stats())}\n`);
+  if (lostError !== undefined) return exitStatusFor(lostError);
+  return anyFailed ? COMMAND_FAILED : ExitStatus.ok;
+}
+
+/** One line typed or piped: its outcome, "quit", or undefined for a blank line. */
+async function runLine(client: Client, line: string): Promise<Outcome | "quit" | undefined> {
+  if (Buffer.byteLength(line, "utf8") > MAX_LINE_BYTES) {
+    return { ok: false, lines: [`line longer than ${MAX_LINE_BYTES} bytes ignored`] };
+  }
+  const words = splitWords(line);
+  if (!Array.isArray(words)) return { ok: false, lines: [`${words.error}; close the quote`] };
+  const [name, ...args] = words;
+  if (name === undefined || name.startsWith("#")) return undefined;
+  const spec = findCommand(name);
+  if (spec === undefined) return { ok: false, lines: [`unknown command ${printable(name)}; type help for the list`] };
+  if (args.length !== spec.args.length) {
+    const n = spec.args.length;
+    return {
+      ok: false,
+      lines: [`${name} takes ${n === 0 ? "no arguments" : `${n} argument${n === 1 ? "" : "s"}`}: ${usageOf(spec)}`],
+    };
+  }
+  if (name === "quit") return "quit";
+  if (name === "help") return { ok: true, lines: helpText() };
+  return client.run(name, args);
+}
+
+/** Stdin ended: downloads in progress finish first (one with no live sharer for a while is given up). */
+async function drain(client: Client): Promise<boolean> {
+  let stalledSince: number | undefined;
+  while (client.activeDownloads > 0) {
+    const stalled = client.stalledDownloads();
+    if (stalled.length === 0) stalledSince = undefined;
+    else {
+      stalledSince ??= Date.now();
+      if (Date.now() - stalledSince > STALL_LIMIT_MS) {
+        logLine(`error: no sharer of ${stalled.map((n) => printable(n)).join(", ")} is online; giving up`);
+        return false;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    logLine(`udpswarm client: ${errorMessage(err)}`);
+    process.exit(exitStatusFor(err));
+  },
+);
