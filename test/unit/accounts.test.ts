@@ -109,9 +109,11 @@ test("client swarm: peers are introduced only while they share a group, with tho
   const sent: Array<[number, string, unknown]> = [];
   const swarm = new ClientSwarm(
     {
+      // Clients hear of changes in Updates frames: recorded as [to, list, entry].
       send: (peerId, body) => {
-        const [kind, value] = Object.entries(body)[0] ?? ["", undefined];
-        sent.push([peerId, kind, value]);
+        for (const [kind, list] of Object.entries(body.updates ?? {})) {
+          for (const value of (list as unknown[] | undefined) ?? []) sent.push([peerId, kind, value]);
+        }
       },
     },
     (n) => Buffer.alloc(n, 1),
@@ -122,19 +124,19 @@ test("client swarm: peers are introduced only while they share a group, with tho
   swarm.login(b, { id: 2, name: "b" }, ["g3"]);
   t.deepEqual(sent, [], "no group in common: not introduced");
   swarm.groupsChanged(2, ["g2", "g3"]);
-  const joined = sent.filter(([, kind]) => kind === "peerJoined");
+  const joined = sent.filter(([, kind]) => kind === "joined");
   t.is(joined.length, 2);
-  t.deepEqual((joined[0]?.[2] as { peer: { groups: string[] } } | undefined)?.peer.groups, ["g2"]);
+  t.deepEqual((joined[0]?.[2] as { groups: string[] } | undefined)?.groups, ["g2"]);
   swarm.share(a, 5, "g2");
   t.is(swarm.want(b, 5, "g2"), 1);
-  t.true(sent.some(([to, kind]) => to === b && kind === "holdersChanged"));
+  t.true(sent.some(([to, kind]) => to === b && kind === "holders"));
   sent.length = 0;
   swarm.groupsChanged(2, ["g3"]);
   t.deepEqual(
     sent.map(([to, kind]) => [to, kind]),
     [
-      [a, "peerLeft"],
-      [b, "peerLeft"],
+      [a, "left"],
+      [b, "left"],
     ],
   );
 });

@@ -250,7 +250,7 @@ test("encodeUpdatesFrame: a shared part and a receiver's own part decode as one 
   t.deepEqual(plain(decoded.frame.updates), {
     left: [3, 4],
     holders: [{ peerId: 2, fileId: 1, runs: [], complete: true }],
-    joined: [{ peerId: 9, host: "h", udpPort: 1, aliases: [] }],
+    joined: [{ peerId: 9, host: "h", udpPort: 1, aliases: [], groups: [] }],
     added: [],
     removed: [],
     accepted: [],
