@@ -278,6 +278,8 @@ export class Peer {
           chunksPerBlock: f.manifest.chunksPerBlock,
           sha256: f.manifest.sha256,
           pieceSha256: [...f.manifest.pieceSha256],
+          // SYNC (§9): sync peers on the same tracker see the file at this version.
+          mtimeMs: f.mtimeMs,
         })),
       },
     });
@@ -543,6 +545,10 @@ export class Peer {
     }
     const file = this.#engine.file(h.fileId ?? 0);
     if (file === undefined) return;
+    if (h.withdrawn === true) {
+      this.#engine.holderWithdrew(peerId, file.id);
+      return;
+    }
     const runs = parseRuns(h.runs ?? [], file.chunks);
     if (runs === undefined) {
       this.#badFrames++;
@@ -639,6 +645,8 @@ export class Peer {
     writeBlock(shutdownBlock(this.#peerId, this.#store.sharedNames()));
     this.#ended = true;
     await this.#tracker?.goodbye();
+    // SYNC (§9): saves the folder's state into staging before the staging folder is closed.
+    this.#sync?.close();
     // Every version still offered is whole in Shared: what staging holds is of versions nobody offers.
     this.#store.close("leave");
     this.#finish(0);

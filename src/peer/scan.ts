@@ -8,7 +8,12 @@ import { CHUNK_SIZE, CHUNKS_PER_BLOCK, CHUNKS_PER_PIECE, chunkCount } from "../w
 import { checkFileName } from "../wire/names.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
 
-export type LocalFile = { readonly path: string; readonly manifest: CheckedManifest };
+export type LocalFile = {
+  readonly path: string;
+  readonly manifest: CheckedManifest;
+  /** Its modification time when hashed (integer ms): what sync peers see as its version (SPEC §9). */
+  readonly mtimeMs: number;
+};
 
 /** What a directory entry is, for the one line that says why it is not shared. */
 function kindOf(entry: Dirent): string {
@@ -134,7 +139,8 @@ export function hashFile(dir: string, name: string): LocalFile {
     throw new SwarmError("ERR_IO", `cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    const size = fstatSync(fd).size;
+    const st = fstatSync(fd);
+    const size = st.size;
     const builder = new ManifestBuilder(name);
     const buf = Buffer.allocUnsafe(PIECE_BYTES);
     let offset = 0;
@@ -149,7 +155,7 @@ export function hashFile(dir: string, name: string): LocalFile {
       builder.add(buf.subarray(0, want));
       offset += want;
     }
-    return { path, manifest: builder.finish() };
+    return { path, manifest: builder.finish(), mtimeMs: Math.round(st.mtimeMs) };
   } finally {
     closeSync(fd);
   }

@@ -1,18 +1,14 @@
 import { createHash } from "node:crypto";
 import { Bitmap } from "../transfer/bitmap.js";
+import { frameChecked, unframeChecked } from "../util/checked-frame.js";
 import { udpswarm } from "../wire/gen/swarm.js";
 import { CHUNK_SIZE, chunkCount, pieceCount, SHA256_BYTES } from "../wire/limits.js";
 import { checkFileName } from "../wire/names.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
 
 /**
- * The record kept beside a partial download (pure: bytes in, bytes out). Framing:
- *
- *     "USWR" | u32 BE body length | body (udpswarm.StagingRecord) | first 16 bytes of
- *     SHA-256 over everything before
- *
- * The checksum makes a torn write, a truncation or a flipped bit a rejected record rather
- * than a wrong one; protobuf alone would accept many damaged bodies.
+ * The record kept beside a partial download (pure: bytes in, bytes out), framed by
+ * util/checked-frame.ts with the magic "USWR" around a udpswarm.StagingRecord.
  */
 
 /** The version a partial copies. Two partials are the same download only if all of it matches. */
@@ -33,8 +29,6 @@ export type StagingRecord = {
 };
 
 const MAGIC = Buffer.from("USWR", "latin1");
-const HEADER_BYTES = MAGIC.length + 4;
-const CHECKSUM_BYTES = 16;
 /** A record of a 64 GiB file is ~128 KiB; anything much larger is not one of ours. */
 export const MAX_RECORD_BYTES = 4 * 1024 * 1024;
 export const STAGING_FORMAT = udpswarm.StagingFormat.STAGING_FORMAT;
@@ -75,31 +69,18 @@ export function encodeStagingRecord(r: StagingRecord): Buffer {
     verified: r.verified.toBytes(),
     tag: r.identity.tag,
   }).finish();
-  const out = Buffer.allocUnsafe(HEADER_BYTES + body.length + CHECKSUM_BYTES);
-  MAGIC.copy(out, 0);
-  out.writeUInt32BE(body.length, MAGIC.length);
-  out.set(body, HEADER_BYTES);
-  checksum(out.subarray(0, HEADER_BYTES + body.length)).copy(out, HEADER_BYTES + body.length);
-  return out;
+  return frameChecked(MAGIC, body);
 }
 
 export type DecodedRecord = { readonly ok: true; readonly record: StagingRecord } | { ok: false; reason: string };
 
 /** Never throws: a record that is not exactly what encodeStagingRecord wrote is refused with a reason. */
 export function decodeStagingRecord(bytes: Uint8Array): DecodedRecord {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buf.length > MAX_RECORD_BYTES) return bad("too large");
-  if (buf.length < HEADER_BYTES + CHECKSUM_BYTES) return bad("truncated");
-  if (!buf.subarray(0, MAGIC.length).equals(MAGIC)) return bad("not a staging record");
-  const length = buf.readUInt32BE(MAGIC.length);
-  if (HEADER_BYTES + length + CHECKSUM_BYTES !== buf.length) {
-    return bad(HEADER_BYTES + length + CHECKSUM_BYTES > buf.length ? "truncated" : "trailing bytes");
-  }
-  const end = HEADER_BYTES + length;
-  if (!checksum(buf.subarray(0, end)).equals(buf.subarray(end))) return bad("checksum mismatch");
+  const body = unframeChecked(MAGIC, bytes, MAX_RECORD_BYTES);
+  if (typeof body === "string") return bad(body === "wrong magic" ? "not a staging record" : body);
   let m: udpswarm.StagingRecord;
   try {
-    m = udpswarm.StagingRecord.decode(buf.subarray(HEADER_BYTES, end));
+    m = udpswarm.StagingRecord.decode(body);
   } catch {
     return bad("malformed");
   }
@@ -128,8 +109,4 @@ export function decodeStagingRecord(bytes: Uint8Array): DecodedRecord {
 
 function bad(reason: string): DecodedRecord {
   return { ok: false, reason };
-}
-
-function checksum(data: Uint8Array): Buffer {
-  return createHash("sha256").update(data).digest().subarray(0, CHECKSUM_BYTES);
 }

@@ -1,18 +1,6 @@
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
-import { open, rename, unlink } from "node:fs/promises";
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { writeDurable, writeDurableSync } from "../util/durable-write.js";
 import { SwarmError } from "../util/errors.js";
 import { FolderLock } from "./folder-lock.js";
 import {
@@ -179,19 +167,10 @@ export class StagingArea {
 
   /** Writes a record atomically (write, fsync, rename), off the event loop. */
   async writeRecord(key: string, record: StagingRecord): Promise<void> {
-    const bytes = encodeStagingRecord(record);
     const tmp = join(this.root, `${key}${RECORD}.${this.#recordSeq++}${TMP}`);
     try {
-      const handle = await open(tmp, "w");
-      try {
-        await handle.writeFile(bytes);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(tmp, this.recordPath(key));
+      await writeDurable(tmp, this.recordPath(key), encodeStagingRecord(record));
     } catch (err) {
-      await unlink(tmp).catch(() => {});
       throw new SwarmError("ERR_IO", `cannot write ${this.recordPath(key)}: ${(err as Error).message}`, {
         cause: err,
       });
@@ -202,16 +181,8 @@ export class StagingArea {
   writeRecordSync(key: string, record: StagingRecord): void {
     const tmp = join(this.root, `${key}${RECORD}.${this.#recordSeq++}${TMP}`);
     try {
-      const fd = openSync(tmp, "w");
-      try {
-        writeFileSync(fd, encodeStagingRecord(record));
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, this.recordPath(key));
+      writeDurableSync(tmp, this.recordPath(key), encodeStagingRecord(record));
     } catch (err) {
-      rmSync(tmp, { force: true });
       throw new SwarmError("ERR_IO", `cannot write ${this.recordPath(key)}: ${(err as Error).message}`, {
         cause: err,
       });

@@ -12,6 +12,8 @@ import { join } from "node:path";
 import { conflictName } from "../sync/conflict-name.js";
 import { FolderWatcher } from "../sync/folder-watcher.js";
 import { diffPieces, reusedChunkRuns } from "../sync/piece-diff.js";
+import { SyncStateFile } from "../sync/state-file.js";
+import { restoredCopy } from "../sync/sync-state.js";
 import {
   type Announced,
   announcement,
@@ -21,6 +23,7 @@ import {
   editedCopy,
   type LocalCopy,
   receivedCopy,
+  type Version,
   versionOf,
 } from "../sync/version.js";
 import { type FileSig, sameSig } from "../sync/watch-core.js";
@@ -55,12 +58,19 @@ export interface SyncHost {
 }
 
 type Newest = { readonly id: number; readonly manifest: CheckedManifest; readonly announced: Announced };
-type Download = { readonly newest: Newest; readonly keepConflict: boolean; readonly expect: FileSig | undefined };
+/**
+ * A version being fetched. `expect` and `keepConflict` follow the local file: an edit seen
+ * here while the version is on its way is decided again (kept as a conflict copy, or the
+ * fetch dropped when the edit is newer) without starting the transfer over.
+ */
+type Download = { readonly newest: Newest; keepConflict: boolean; expect: FileSig | undefined };
 type Seed = { readonly name: string; readonly size: number; readonly mtimeMs: number };
 
 /** Settle time of the watcher (ms): short, so a small edit reaches every peer well within 2 s. */
 const SETTLE_MS = 200;
 const RESCAN_MS = 1000;
+/** The saved live-folder state, in the staging folder (which the folder lock covers). */
+const STATE_FILE = "sync-state";
 
 export class SyncPeer {
   readonly #host: SyncHost;
@@ -75,8 +85,14 @@ export class SyncPeer {
   /** Versions served from Shared/, checked before every read. */
   readonly #seeds = new Map<number, Seed>();
   readonly #reported = new Set<string>();
+  /** What each copy was, saved for the next start; `#saved` is what the last run left (used at the first listing). */
+  readonly #state: SyncStateFile;
+  #saved: Map<string, LocalCopy>;
+  /** Files deleted here, at the version they had: not fetched back unless a newer version comes. */
+  readonly #deleted: Map<string, Version>;
   #ready: (() => void) | undefined;
   #joined = false;
+  #closed = false;
 
   constructor(host: SyncHost) {
     this.#host = host;
@@ -86,10 +102,21 @@ export class SyncPeer {
         changed: (name, manifest, mtimeMs) => this.#onChanged(name, manifest, mtimeMs),
         unreadable: (name, err) => host.log(`skipping "${name}": ${err.message}`),
         gone: (name) => this.#onGone(name),
-        ready: () => this.#ready?.(),
+        ready: () => {
+          // Saved files not found at start were deleted while the peer was down.
+          for (const [name, copy] of this.#saved) this.#deleted.set(name, copy.current);
+          this.#saved.clear(); // files created later are new, whatever an earlier run knew by that name
+          if (this.#deleted.size > 0) this.#state.changed();
+          this.#ready?.();
+        },
       },
       { settleMs: SETTLE_MS, rescanMs: RESCAN_MS, maxFileSize: host.maxFileSize, warn: (line) => host.log(line) },
     );
+    this.#state = new SyncStateFile(join(host.store.stagingDir, STATE_FILE), (line) => host.log(line));
+    const saved = this.#state.load();
+    this.#saved = saved.copies;
+    this.#deleted = saved.deleted;
+    this.#state.source(() => ({ copies: this.#copies, deleted: this.#deleted }));
   }
 
   /** Starts watching; resolves with the Hello offers once the first listing is hashed. */
@@ -102,7 +129,10 @@ export class SyncPeer {
   }
 
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.#watcher.close();
+    this.#state.close();
   }
 
   /** The PieceStore the engine reads through: a changed seed throws SeedChanged instead of serving. */
@@ -132,8 +162,7 @@ export class SyncPeer {
     if (!(err instanceof SeedChanged)) return false;
     const seed = this.#seeds.get(err.fileId);
     this.#seeds.delete(err.fileId);
-    this.#host.engine().removeFile(err.fileId);
-    this.#host.store.abandon(err.fileId);
+    this.#unhold(err.fileId);
     if (seed !== undefined) this.#host.log(err.message);
     return true;
   }
@@ -176,6 +205,7 @@ export class SyncPeer {
     let conflictKept: string | undefined;
     const place = (staging: string): string => {
       if (this.#downloads.get(name) !== d) throw new TargetMoved("superseded");
+      // d.expect is read now, not when the download started: the local file may have moved since.
       if (!sameSigOrAbsent(d.expect, target)) throw new TargetMoved(`"${name}" changed here meanwhile`);
       if (d.keepConflict && d.expect !== undefined) {
         const copy = this.#copies.get(name);
@@ -197,17 +227,19 @@ export class SyncPeer {
       () => {
         if (this.#downloads.get(name) !== d) return; // superseded or abandoned meanwhile
         this.#downloads.delete(name);
-        this.#copies.set(name, receivedCopy(announced));
+        this.#deleted.delete(name);
+        this.#setCopy(name, receivedCopy(announced));
         this.#sigs.set(name, sigAt(target));
         this.#seeds.set(fileId, { name, size: manifest.size, mtimeMs: announced.version.mtimeMs });
         if (conflictKept !== undefined) this.#host.log(`"${name}": local edit kept as "${conflictKept}"`);
       },
       (err: unknown) => {
         if (this.#downloads.get(name) === d) this.#downloads.delete(name);
-        this.#host.engine().removeFile(fileId);
-        this.#host.store.abandon(fileId);
+        this.#unhold(fileId);
         if (err instanceof TargetMoved) {
-          if (err.message !== "superseded") this.#host.log(`${err.message}; deciding again once it settles`);
+          if (err.message === "superseded") return;
+          this.#host.log(`${err.message}; deciding again once it settles`);
+          this.#decideOnceSettled(name);
           return;
         }
         // A reused piece moved under us: fetch the whole version again, nothing reused.
@@ -244,13 +276,22 @@ export class SyncPeer {
   #evaluate(name: string, reuse = true): void {
     const n = this.#newest.get(name);
     if (n === undefined) return;
+    const copy = this.#copies.get(name);
+    const deleted = this.#deleted.get(name);
+    if (copy === undefined && deleted !== undefined && compareVersions(n.announced.version, deleted) <= 0) {
+      return; // deleted here: that version is not fetched back (deletions are not propagated)
+    }
+    const decision = decide(copy, n.announced);
     const current = this.#downloads.get(name);
     if (current !== undefined) {
-      if (current.newest.id === n.id) return;
+      if (current.newest.id === n.id && decision.kind !== "ignore" && decision.kind !== "retime") {
+        // Still wanted: only what the local file is now (and whether it holds an edit) changed.
+        current.keepConflict = decision.kind === "fetch-keep-conflict";
+        current.expect = this.#sigs.get(name);
+        return;
+      }
       this.#cancel(name, current);
     }
-    const copy = this.#copies.get(name);
-    const decision = decide(copy, n.announced);
     switch (decision.kind) {
       case "ignore":
         if (decision.reason === "same") this.#seed(name, n);
@@ -266,7 +307,7 @@ export class SyncPeer {
           this.#host.log(`cannot set the time of "${name}": ${(err as Error).message}`);
           return;
         }
-        this.#copies.set(name, receivedCopy(n.announced));
+        this.#setCopy(name, receivedCopy(n.announced));
         this.#sigs.set(name, sigAt(path));
         this.#seed(name, n);
         return;
@@ -287,8 +328,7 @@ export class SyncPeer {
     const path = join(this.#host.sharedDir, name);
     const expect = this.#sigs.get(name);
     const d: Download = { newest: n, keepConflict, expect };
-    this.#host.engine().removeFile(n.id); // a seed of this id from before (fetched again)
-    this.#host.store.abandon(n.id);
+    if (this.#host.engine().file(n.id) !== undefined) this.#unhold(n.id); // a seed of this id from before (fetched again)
     try {
       this.#host.store.startDownload(n.id, n.manifest);
     } catch (err) {
@@ -340,48 +380,83 @@ export class SyncPeer {
     }
   }
 
+  /**
+   * The local file moved under a fetched version: decide again once the watcher has looked
+   * at it. A new content comes back through #onChanged anyway; this covers a file that
+   * moved without changing content or mtime (touched, chmod), which the watcher does not
+   * report, and a change it reported before the download noticed.
+   */
+  #decideOnceSettled(name: string): void {
+    void this.#watcher.settled().then(() => {
+      if (this.#closed) return;
+      const known = this.#watcher.known(name);
+      const copy = this.#copies.get(name);
+      if (known === undefined || copy === undefined) return;
+      if (known.mtimeMs !== copy.current.mtimeMs || !known.manifest.sha256.equals(copy.current.sha256)) return;
+      this.#sigs.set(name, known.sig);
+      if (!this.#downloads.has(name)) this.#evaluate(name);
+    });
+  }
+
   #cancel(name: string, d: Download): void {
     this.#downloads.delete(name);
-    this.#host.engine().removeFile(d.newest.id);
-    this.#host.store.abandon(d.newest.id);
+    this.#unhold(d.newest.id);
+  }
+
+  /** Stops serving or fetching `fileId` here, and tells the tracker this peer holds none of it. */
+  #unhold(fileId: number): void {
+    this.#host.engine().removeFile(fileId);
+    this.#host.store.abandon(fileId);
+    this.#host.send({ withdraw: { fileId } });
   }
 
   // ------------------------------------------------------------------ the folder
 
   #onChanged(name: string, manifest: CheckedManifest, mtimeMs: number): void {
     this.#reported.delete(name);
-    const copy = editedCopy(this.#copies.get(name), versionOf(manifest, mtimeMs));
-    this.#copies.set(name, copy);
+    if (this.#deleted.delete(name)) this.#state.changed();
+    const found = versionOf(manifest, mtimeMs);
+    const previous = this.#copies.get(name);
+    const saved = previous === undefined ? this.#saved.get(name) : undefined;
+    this.#saved.delete(name);
+    const copy = saved !== undefined ? restoredCopy(saved, found) : editedCopy(previous, found);
+    this.#setCopy(name, copy);
     const known = this.#watcher.known(name);
     if (known !== undefined) this.#sigs.set(name, known.sig);
     // The served versions of this name are no longer on disk.
     for (const [id, seed] of this.#seeds) {
       if (seed.name === name && (seed.mtimeMs !== mtimeMs || seed.size !== manifest.size)) {
         this.#seeds.delete(id);
-        this.#host.engine().removeFile(id);
-        this.#host.store.abandon(id);
+        this.#unhold(id);
       }
     }
     if (!this.#joined) return;
     const n = this.#newest.get(name);
-    if (n !== undefined && compareVersions(n.announced.version, copy.current) >= 0) {
-      // A newer (or this very) version is known: our edit lost, or it is what we hold.
-      this.#evaluate(name);
-      return;
-    }
+    // Decided again whatever the order: a fetch under way must learn of this edit (as a
+    // conflict to keep, or dropped because the edit is newer).
+    this.#evaluate(name);
+    if (n !== undefined && compareVersions(n.announced.version, copy.current) >= 0) return;
     this.#host.send({ update: { manifest: this.#wire(name, copy) } });
   }
 
   #onGone(name: string): void {
-    // Deletions are not propagated: the copy is simply no longer offered here.
+    // Deletions are not propagated: the copy is simply no longer offered here (nor
+    // fetched back, unless a newer version comes).
+    const copy = this.#copies.get(name);
     this.#copies.delete(name);
+    if (copy !== undefined) this.#deleted.set(name, copy.current);
+    this.#state.changed();
     this.#sigs.delete(name);
     for (const [id, seed] of this.#seeds) {
       if (seed.name !== name) continue;
       this.#seeds.delete(id);
-      this.#host.engine().removeFile(id);
-      this.#host.store.abandon(id);
+      this.#unhold(id);
     }
+  }
+
+  #setCopy(name: string, copy: LocalCopy): void {
+    this.#copies.set(name, copy);
+    this.#state.changed();
   }
 
   #wire(name: string, copy: LocalCopy): udpswarm.IManifest {

@@ -173,7 +173,10 @@ type Batch = {
   readonly joined: Set<number>;
   readonly added: Set<number>;
   /** Per "peer:file": what that peer newly holds of that file. */
-  readonly holders: Map<string, { peerId: number; fileId: number; runs: number[]; complete: boolean }>;
+  readonly holders: Map<
+    string,
+    { peerId: number; fileId: number; runs: number[]; complete: boolean; withdrawn?: boolean }
+  >;
   readonly left: Set<number>;
   readonly removed: Set<number>;
   /** SYNC (§9): versions superseded by a newer one: sync peers stop holding and fetching them. */
@@ -272,6 +275,8 @@ export class Registry {
     addresses: readonly string[] = [],
     after: readonly FrameBody[] = [],
     sync?: { readonly tags: readonly VersionTag[] },
+    /** SYNC (§9): the version a classic peer's offers are at, for sync peers (CLASSIC_TAG when absent). */
+    classicTags?: readonly VersionTag[],
   ): JoinResult {
     const peer: PeerRecord = {
       id: this.#nextPeerId++,
@@ -358,7 +363,7 @@ export class Registry {
         continue;
       }
       if (!fits(offer, existing === undefined)) continue;
-      const file = existing ?? this.#addFile(offer, CLASSIC_TAG, peer);
+      const file = existing ?? this.#addFile(offer, classicTags?.[i] ?? CLASSIC_TAG, peer);
       peer.offered.add(file.id);
       this.#holdWhole(peer, file);
       accepted.push(offer);
@@ -563,10 +568,13 @@ export class Registry {
   }
 
   /**
-   * The peer no longer serves `fileId`: the file changed or went from its disk (issue 15,
-   * 8). It stops being a holder; a classic peer keeps its own file of that name and neither
-   * serves nor fetches the swarm's (as for a refused name). A file nobody else can complete
-   * goes. Returns a reason when the report is bad.
+   * The peer no longer holds any of `fileId`: the file changed or went from its disk
+   * (issue 15, 8), or a sync peer's file was deleted or replaced (SPEC §9), or it dropped
+   * a download. It stops being a holder and the others hear so (HoldersChanged.withdrawn):
+   * they stop asking it. A classic peer keeps its own file of that name and neither serves
+   * nor fetches the swarm's (as for a refused name). A file nobody else can complete goes.
+   * Nothing is printed on stdout (deletions are not propagated). Returns a reason when the
+   * report is bad.
    */
   withdraw(peerId: number, fileId: number): string | undefined {
     const peer = this.#peers.get(peerId);
@@ -580,8 +588,10 @@ export class Registry {
       if (this.#inCount(peer)) this.#refusers.set(file.key, (this.#refusers.get(file.key) ?? 0) + 1);
     }
     peer.holdings.delete(fileId);
+    peer.offered.delete(fileId);
     file.holders.delete(peer.id);
     file.completeHolders.delete(peer.id);
+    this.#noteWithdrawn(peer.id, fileId);
     this.#sink.log(
       `peer ${peer.id} withdrew ${JSON.stringify(file.manifest.name)}: it no longer serves it`,
       "withdrawn",
@@ -654,12 +664,11 @@ export class Registry {
       (h) => this.#peers.get(h.peerId)?.state !== "leaving" && this.#peers.has(h.peerId) && this.#files.has(h.fileId),
     );
     if (holders.length > 0) {
-      shared.holders = holders.map((h) => ({
-        peerId: h.peerId,
-        fileId: h.fileId,
-        runs: h.complete ? [] : h.runs,
-        complete: h.complete,
-      }));
+      shared.holders = holders.map((h) =>
+        h.withdrawn === true
+          ? { peerId: h.peerId, fileId: h.fileId, runs: [], withdrawn: true }
+          : { peerId: h.peerId, fileId: h.fileId, runs: h.complete ? [] : h.runs, complete: h.complete },
+      );
     }
     const receivers: number[] = [];
     const own = new Map<number, udpswarm.IUpdates>();
@@ -973,11 +982,18 @@ export class Registry {
   #noteHolding(peerId: number, fileId: number, runs: number[], complete: boolean): void {
     const key = `${peerId}:${fileId}`;
     const entry = this.#batch.holders.get(key);
-    if (entry === undefined) this.#batch.holders.set(key, { peerId, fileId, runs, complete });
+    if (entry === undefined || entry.withdrawn === true)
+      this.#batch.holders.set(key, { peerId, fileId, runs, complete });
     else {
       entry.complete ||= complete;
       if (!entry.complete) for (const r of runs) entry.runs.push(r);
     }
+  }
+
+  /** What the others heard of `peerId` holding `fileId` this flush no longer stands. */
+  #noteWithdrawn(peerId: number, fileId: number): void {
+    this.#batch.holders.set(`${peerId}:${fileId}`, { peerId, fileId, runs: [], complete: false, withdrawn: true });
+    this.#markPending();
   }
 
   #noteLeft(peerId: number): void {

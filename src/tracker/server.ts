@@ -18,7 +18,7 @@ import { DEFAULT_IDLE_TIMEOUT_MS, FramedLink, type LinkFailure } from "../wire/t
 import { DEFAULT_LIMITS, PRE_HELLO_FRAME_BYTES, type TrackerLimits } from "./limits.js";
 import { ThrottledLog } from "./log-throttle.js";
 import { Registry, type RegistrySink } from "./registry.js";
-import { CLASSIC_TAG, syncUpdate, tagFromWire, type VersionTag } from "./versions.js";
+import { CLASSIC_TAG, classicTag, syncUpdate, tagFromWire, type VersionTag } from "./versions.js";
 
 export type TrackerOptions = Partial<TrackerLimits> & {
   /** Largest file size a peer may announce (bytes). */
@@ -474,8 +474,9 @@ export class TrackerServer {
         );
       } else {
         checked.push(result);
-        // SYNC (§9): a sync offer's version fields; a bad one counts as the oldest version.
-        const tag = sync ? tagFromWire(offer) : CLASSIC_TAG;
+        // SYNC (§9): a sync offer's version fields (a bad one counts as the oldest version);
+        // a classic offer is at its file's mtime (see classicTag).
+        const tag = sync ? tagFromWire(offer) : classicTag(offer, Date.now());
         tags.push(typeof tag === "string" ? CLASSIC_TAG : tag);
       }
     }
@@ -503,6 +504,7 @@ export class TrackerServer {
       addresses,
       refusals,
       sync ? { tags } : undefined,
+      sync ? undefined : tags,
     );
   }
 

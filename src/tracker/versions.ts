@@ -13,8 +13,22 @@ export type VersionTag = {
   readonly ancestry: readonly Buffer[];
 };
 
-/** A classic peer's file: no mtime, so every version a sync peer announces is newer. */
+/** A file with no version fields: older than every version a sync peer announces. */
 export const CLASSIC_TAG: VersionTag = { mtimeMs: 0, ancestry: [] };
+
+/**
+ * A classic peer's file as sync peers see it: at the mtime its Hello carries (the file's,
+ * as the classic peer found it), so a newer edit on a sync peer wins and an older one
+ * loses, as between sync peers; `nowMs` (the time the tracker recorded it) when the peer
+ * sent none. No ancestry: a sync peer's own edit of that name is then a conflict, kept.
+ */
+export function classicTag(m: udpswarm.IManifest, nowMs: number): VersionTag {
+  const mtimeMs = Number(m.mtimeMs ?? 0);
+  return {
+    mtimeMs: Number.isSafeInteger(mtimeMs) && mtimeMs > 0 ? mtimeMs : Math.max(1, Math.round(nowMs)),
+    ancestry: [],
+  };
+}
 
 export type Standing = "new" | "newer" | "same" | "older";
 

@@ -217,6 +217,16 @@ export class TransferEngine {
     this.#schedulePump();
   }
 
+  /** `peerId` no longer holds any of the file (it withdrew it): it is not asked for it until it holds some again. */
+  holderWithdrew(peerId: number, fileId: number): void {
+    const file = this.#files.get(fileId);
+    const remote = this.#remotes.get(peerId);
+    if (file === undefined) return;
+    file.picker.removeHolder(peerId);
+    remote?.tracker.abandonAll((o) => o.file === file);
+    this.#schedulePump();
+  }
+
   get remoteCount(): number {
     return this.#remotes.size;
   }

@@ -85,7 +85,7 @@ test("sync: an in-place 4 KiB edit of a 64 MiB file moves at most a few pieces",
 // SKIPPED, not yet green: one fresh-clone CI run in three (load average ~9 from other
 // work on the machine) timed out after 30 s waiting for the winner and the conflict copy
 // everywhere. It comes back once it passes 5 runs in a row under load.
-test.skip("sync: two peers edit the same file at nearly the same time: one winner everywhere, one conflict copy of the loser", async (t) => {
+test("sync: two peers edit the same file at nearly the same time: one winner everywhere, one conflict copy of the loser", async (t) => {
   const s = await SyncSwarm.start(t);
   const v0 = makeContent("sync-c0", 20_000);
   const dirs: string[] = [];
@@ -128,7 +128,7 @@ test.skip("sync: two peers edit the same file at nearly the same time: one winne
 // SKIPPED, not yet green: one fresh-clone CI run in three timed out after 30 s waiting
 // for the last version on every peer (8 MiB rewritten while served). Flaky tests block
 // landings at random; it comes back once the cause is found and it passes 5 runs in a row.
-test.skip("sync: a file rewritten while served and a log appended to: no peer ever holds a mix, the last version arrives", async (t) => {
+test("sync: a file rewritten while served and a log appended to: no peer ever holds a mix, the last version arrives", async (t) => {
   const s = await SyncSwarm.start(t);
   const v1 = makeContent("sync-r1", 8 * 1024 * 1024);
   const v2 = makeContent("sync-r2", 8 * 1024 * 1024);
@@ -176,7 +176,7 @@ test.skip("sync: a file rewritten while served and a log appended to: no peer ev
 // SKIPPED, not yet green: timed out waiting for the late joiner on a loaded machine (the
 // harness hashed every copy every 20 ms then; now cached). A manual run of the same steps
 // passed. To be re-run 5 times before it is trusted.
-test.skip("sync: a late joiner gets everything; a peer SIGKILLed mid-update leaves no partial file", async (t) => {
+test("sync: a late joiner gets everything; a peer SIGKILLed mid-update leaves no partial file", async (t) => {
   const s = await SyncSwarm.start(t);
   const files = { "one.txt": makeContent("sync-l1", 1000), "two.bin": makeContent("sync-l2", 300_000) };
   const big1 = makeContent("sync-k1", 24 * 1024 * 1024);
@@ -206,4 +206,22 @@ test.skip("sync: a late joiner gets everything; a peer SIGKILLed mid-update leav
   t.true([sha256Hex(big1), sha256Hex(big2)].includes(left.get(NAME)?.sha ?? ""), "b holds a whole version");
   await s.waitFor("the others have v2", () => allHave([a, late], NAME, sha256Hex(big2)));
   for (const p of [a, late]) await s.stop(p);
+});
+
+test("sync: a classic peer's file reaches sync peers at its own mtime; the classic peer's output is unchanged", async (t) => {
+  const s = await SyncSwarm.start(t);
+  const dir = path.join(s.dir, "classic", "Shared");
+  await mkdir(dir, { recursive: true });
+  const old = makeContent("classic-old", 5000);
+  await writeFile(path.join(dir, "old.txt"), old);
+  await utimes(path.join(dir, "old.txt"), 1_600_000_000.25, 1_600_000_000.25);
+  const classic = await s.addPeer("classic", {}, [], 60);
+  await s.trackerLine(/^PEER 1 CONNECT: OFFERS 1$/);
+  const sync = await s.addPeer("sync");
+  await s.waitFor("old.txt on the sync peer", () => folderState(sync.shared).get("old.txt")?.sha === sha256Hex(old));
+  t.is(folderState(sync.shared).get("old.txt")?.mtimeMs, 1_600_000_000_250, "the classic file's own mtime, not 0");
+  classic.proc.signal("SIGTERM");
+  await classic.proc.exited;
+  t.deepEqual(s.trackerLines.slice(0, 2), ["PEER 1 CONNECT: OFFERS 1", "1    old.txt 10"]);
+  await s.stop(sync);
 });

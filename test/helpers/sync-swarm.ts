@@ -23,14 +23,18 @@ export class SyncSwarm {
   readonly peers: SyncPeer[] = [];
   #port = 0;
   #conditions = new Set<() => void>();
+  #notifyPending = false;
 
-  private constructor(t: ExecutionContext, dir: string, onPort: (port: number) => void) {
+  /** The tracker's web view, when started with `http`. */
+  #webUrl: string | undefined;
+
+  private constructor(t: ExecutionContext, dir: string, onPort: (port: number) => void, http: boolean) {
     this.#t = t;
     this.dir = dir;
     this.tracker = new Proc(
       "tracker",
       "sh",
-      [TRACKER_SH],
+      [TRACKER_SH, ...(http ? ["--http", "0"] : [])],
       { cwd: path.join(dir, "tracker") },
       {
         onStdoutLine: (line) => {
@@ -38,6 +42,8 @@ export class SyncSwarm {
           this.#notify();
         },
         onStderrLine: (line) => {
+          const web = /web view at (\S+)/.exec(line);
+          if (web !== null) this.#webUrl = web[1];
           const m = /listening on port (\d+)/.exec(line);
           if (m !== null) onPort(Number(m[1]));
         },
@@ -46,7 +52,8 @@ export class SyncSwarm {
     );
   }
 
-  static async start(t: ExecutionContext): Promise<SyncSwarm> {
+  /** `http`: the tracker also serves its web view (see trackerFiles). */
+  static async start(t: ExecutionContext, options: { readonly http?: boolean } = {}): Promise<SyncSwarm> {
     t.timeout(180_000, "sync swarm test exceeded its bound");
     const release = await acquireSwarmSlot();
     const dir = await tempDir(t, "udpswarm-sync-");
@@ -55,7 +62,7 @@ export class SyncSwarm {
     const port = new Promise<number>((resolve) => {
       gotPort = resolve;
     });
-    const swarm = new SyncSwarm(t, dir, (p) => gotPort(p));
+    const swarm = new SyncSwarm(t, dir, (p) => gotPort(p), options.http === true);
     t.teardown(async () => {
       const procs = [swarm.tracker, ...swarm.peers.map((p) => p.proc)];
       for (const p of procs) p.killHard();
@@ -66,16 +73,25 @@ export class SyncSwarm {
     return swarm;
   }
 
-  /** Starts `peer.sh IP PORT --sync` in a new directory whose Shared holds `files`. */
-  async addPeer(label: string, files: Record<string, Buffer> = {}, extra: readonly string[] = []): Promise<SyncPeer> {
+  /**
+   * Starts `peer.sh IP PORT --sync` in a new directory whose Shared holds `files`; with
+   * `classicMinAlive`, a classic peer (`peer.sh IP PORT MIN_ALIVE`) instead, already there.
+   */
+  async addPeer(
+    label: string,
+    files: Record<string, Buffer> = {},
+    extra: readonly string[] = [],
+    classicMinAlive?: number,
+  ): Promise<SyncPeer> {
     const dir = path.join(this.dir, label);
     const shared = path.join(dir, "Shared");
     await mkdir(shared, { recursive: true });
     for (const [name, data] of Object.entries(files)) await writeFile(path.join(shared, name), data);
+    const mode = classicMinAlive === undefined ? "--sync" : String(classicMinAlive);
     const proc = new Proc(
       label,
       "sh",
-      [PEER_SH, "127.0.0.1", String(this.#port), "--sync", "--stats", path.join(dir, "stats.json"), ...extra],
+      [PEER_SH, "127.0.0.1", String(this.#port), mode, "--stats", path.join(dir, "stats.json"), ...extra],
       { cwd: dir },
       { onStdoutLine: () => this.#notify(), onStderrLine: () => this.#notify(), onExit: () => this.#notify() },
     );
@@ -84,7 +100,40 @@ export class SyncSwarm {
     return peer;
   }
 
-  /** Resolves once `check()` holds (checked on every output line and every 20 ms), within `ms`. */
+  /** The files the tracker lists now, from its web view's /api/state.json (started with `http`). */
+  async trackerFiles(): Promise<Array<{ id: number; name: string; completeHolders: number }>> {
+    await this.waitFor("the web view's address", () => this.#webUrl !== undefined);
+    const res = await fetch(new URL("/api/state.json", this.#webUrl));
+    const state = (await res.json()) as { files: Array<{ id: number; name: string; completeHolders: number }> };
+    return state.files;
+  }
+
+  /** Waits until the tracker's files (see trackerFiles) satisfy `check`. */
+  async waitForTracker(
+    what: string,
+    check: (files: Array<{ id: number; name: string; completeHolders: number }>) => boolean,
+  ): Promise<void> {
+    let last: unknown;
+    for (const deadline = performance.now() + 30_000; performance.now() < deadline; ) {
+      const files = await this.trackerFiles();
+      if (check(files)) return;
+      last = files;
+      await new Promise((r) => setTimeout(r, 50)); // polling an HTTP endpoint: no event to wait on
+    }
+    throw new Error(`timed out waiting for ${what}; the tracker lists ${JSON.stringify(last)}\n${this.describe()}`);
+  }
+
+  /** Starts `peer` again in the same directory (after it exited), in its place in `peers`. */
+  async restart(peer: SyncPeer, extra: readonly string[] = []): Promise<SyncPeer> {
+    if (peer.proc.exitInfo === undefined) throw new Error(`${peer.label} is still running`);
+    const at = this.peers.indexOf(peer);
+    const again = await this.addPeer(peer.label, {}, extra);
+    this.peers.pop();
+    this.peers.splice(at, 1, again);
+    return again;
+  }
+
+  /** Resolves once `check()` holds (checked after output and every 50 ms), within `ms`. */
   async waitFor(what: string, check: () => boolean, ms = 30_000): Promise<void> {
     if (check()) return;
     await this.#bounded(
@@ -112,10 +161,16 @@ export class SyncSwarm {
 
   /** Waits until the tracker printed a line matching `re` (count times). */
   async trackerLine(re: RegExp, count = 1): Promise<void> {
-    await this.waitFor(
-      `${count} tracker line(s) ${re}`,
-      () => this.trackerLines.filter((l) => re.test(l)).length >= count,
-    );
+    // Counted incrementally: the tracker prints a line per chunk (131,072 for 64 MiB), and
+    // rescanning them all on each check made the wait quadratic.
+    let scanned = 0;
+    let matched = 0;
+    await this.waitFor(`${count} tracker line(s) ${re}`, () => {
+      for (; scanned < this.trackerLines.length; scanned++) {
+        if (re.test(this.trackerLines[scanned] ?? "")) matched++;
+      }
+      return matched >= count;
+    });
   }
 
   /** SIGTERM: the peer prints its SHUTDOWN block and exits 0. */
@@ -131,15 +186,46 @@ export class SyncSwarm {
   }
 
   describe(): string {
+    // ACQUIRED lines are summarised (a 64 MiB file prints 131,072 of them); the rest whole.
+    const acquired = new Map<string, number>();
+    const other: string[] = [];
+    for (const l of this.trackerLines) {
+      const m = /^PEER (\d+) ACQUIRED: CHUNK \d+\/\d+ (.*)$/.exec(l);
+      if (m === null) other.push(l);
+      else acquired.set(`peer ${m[1]} ${m[2]}`, (acquired.get(`peer ${m[1]} ${m[2]}`) ?? 0) + 1);
+    }
+    const folders = this.peers.map((p) => {
+      let state: string;
+      try {
+        state = [...folderState(p.shared)]
+          .map(([n, f]) => `${n} ${f.size} ${f.sha.slice(0, 12)} ${f.mtimeMs}`)
+          .join("; ");
+      } catch (err) {
+        state = String(err);
+      }
+      return `${p.label}: ${state}`;
+    });
     return [
-      `tracker stdout:\n${this.trackerLines.slice(-40).join("\n")}`,
+      `tracker stdout (${this.trackerLines.length} lines; ACQUIRED summarised):\n${other.slice(-60).join("\n")}`,
+      `ACQUIRED: ${[...acquired].map(([k, n]) => `${k}: ${n}`).join(", ")}`,
+      `folders:\n${folders.join("\n")}`,
       this.tracker.describe(),
       ...this.peers.map((p) => p.proc.describe()),
     ].join("\n");
   }
 
+  /**
+   * Checks the conditions once per turn of the event loop, not once per line: a check may
+   * hash folders, and output comes in bursts of thousands of lines. A slow reader would
+   * stall the processes themselves (their stdout to a pipe blocks when it is full).
+   */
   #notify(): void {
-    for (const c of [...this.#conditions]) c();
+    if (this.#notifyPending) return;
+    this.#notifyPending = true;
+    setImmediate(() => {
+      this.#notifyPending = false;
+      for (const c of [...this.#conditions]) c();
+    });
   }
 
   #bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

@@ -1,5 +1,12 @@
 import test from "ava";
-import { CLASSIC_TAG, tagFromWire, tagToWire, VersionBook, versionFrom } from "../../src/tracker/versions.js";
+import {
+  CLASSIC_TAG,
+  classicTag,
+  tagFromWire,
+  tagToWire,
+  VersionBook,
+  versionFrom,
+} from "../../src/tracker/versions.js";
 
 const sha = (b: number) => Buffer.alloc(32, b);
 const v = (mtimeMs: number, h: number, name = "a.txt") => ({ name, size: 10, sha256: sha(h), mtimeMs });
@@ -85,6 +92,7 @@ function registry() {
           added: [...(shared.added ?? []), ...(mine.added ?? [])],
           removed: [...(shared.removed ?? []), ...(mine.removed ?? [])],
         };
+        if (shared.holders !== undefined) updates.holders = shared.holders;
         sent.push([id, { updates }]);
       }
     },
@@ -168,4 +176,68 @@ test("registry sync: a ready classic peer waits for a sync peer lacking what it 
   r.readyToLeave(c2);
   r.flush();
   t.deepEqual(granted(), [c, c2], "S lacks g's newest version, which c2 does not see");
+});
+
+test("registry withdraw: the others stop asking the peer; the file goes with its last holder; nothing printed", (t) => {
+  const { r, printed, sent } = registry();
+  const tag = { tags: [{ mtimeMs: 100, ancestry: [] }] };
+  const a = r.join("127.0.0.1", 1000, [m("f", 1)], undefined, [], [], tag).peerId;
+  const b = r.join("127.0.0.1", 1001, [m("f", 1)], undefined, [], [], tag).peerId;
+  const c = r.join("127.0.0.1", 1002, [], undefined, [], [], { tags: [] }).peerId;
+  r.flush();
+  const lines = printed.length;
+  sent.length = 0;
+  t.is(r.withdraw(a, 1), undefined);
+  r.flush();
+  t.deepEqual(
+    sent.map(([to, body]) => [to, body.updates?.holders]),
+    [
+      [a, [{ peerId: a, fileId: 1, runs: [], withdrawn: true }]],
+      [b, [{ peerId: a, fileId: 1, runs: [], withdrawn: true }]],
+      [c, [{ peerId: a, fileId: 1, runs: [], withdrawn: true }]],
+    ],
+    "one Updates for every peer (the sender ignores its own)",
+  );
+  t.deepEqual(
+    r.snapshot().peers.map((p) => [p.id, p.files.map((f) => f.fileId)]),
+    [
+      [a, []],
+      [b, [1]],
+      [c, []],
+    ],
+  );
+  // Again, or for a file it does not hold: stale, not bad, and nothing sent.
+  sent.length = 0;
+  t.is(r.withdraw(a, 1), undefined);
+  t.is(r.withdraw(c, 1), undefined);
+  r.flush();
+  t.deepEqual(sent, []);
+  // The last holder withdraws: the file is gone for everyone, the name is free again.
+  t.is(r.withdraw(b, 1), undefined);
+  r.flush();
+  t.deepEqual(r.snapshot().files, []);
+  t.true(sent.some(([to, body]) => to === c && body.updates?.removed?.includes(1)));
+  t.is(printed.length, lines, "a withdrawal prints nothing");
+  t.is(r.join("127.0.0.1", 1003, [m("f", 2)], undefined, [], [], { tags: [{ mtimeMs: 50, ancestry: [] }] }).peerId, 4);
+  t.deepEqual(
+    printed.slice(-2),
+    ["PEER 4 CONNECT: OFFERS 1", "4    f 0"],
+    "an older version is welcome once the name is free",
+  );
+  t.is(r.withdraw(99, 1), "unknown peer");
+});
+
+test("classic tag: a classic peer's file is, for sync peers, at its own mtime (or when the tracker saw it)", (t) => {
+  t.deepEqual(classicTag({ mtimeMs: 1_600_000_000_123 }, 5), { mtimeMs: 1_600_000_000_123, ancestry: [] });
+  t.deepEqual(classicTag({}, 1_700_000_000_000.4), { mtimeMs: 1_700_000_000_000, ancestry: [] });
+  t.deepEqual(classicTag({ mtimeMs: -3 }, 42), { mtimeMs: 42, ancestry: [] });
+  const { r, sent } = registry();
+  r.join("127.0.0.1", 1000, [m("f", 1)], undefined, [], [], undefined, [classicTag({ mtimeMs: 1234 }, 0)]);
+  const s = r.join("127.0.0.1", 1001, [], undefined, [], [], { tags: [] }).peerId;
+  r.flush();
+  const seen = sent.find(([to, body]) => to === s && body.welcome)?.[1].welcome?.files?.[0]?.manifest;
+  t.is(seen?.mtimeMs, 1234);
+  // A sync peer's newer edit supersedes it for sync peers; an older one is not taken.
+  t.is(r.update(s, m("f", 2), { mtimeMs: 1000, ancestry: [] }), undefined);
+  t.is(sent.at(-1)?.[1].refusal?.reason, 6, "older than the classic peer's file");
 });
