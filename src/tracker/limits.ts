@@ -63,7 +63,7 @@ export const DEFAULT_LIMITS: TrackerLimits = {
   maxManifestBytes: 48 * MiB,
   maxClaimBytesPerSecond: 256 * MiB,
   logLinesPerReason: 20,
-  fetchGraceMs: 15_000,
+  fetchGraceMs: 30_000,
 };
 
 type LimitSpec = {

@@ -521,12 +521,13 @@ export class Registry {
   }
 
   /**
-   * SPEC §4.5: a client that has fetched nothing for `graceMs` while data was there for it
+   * SPEC §4.5: a client that has fetched nothing for its grace while data was there for it
    * is not acquiring data and holds nobody back. The owner calls this about once a second
    * with its clock (`now`, ms); a peer's grace counts from the first sweep after its join or
    * its last report of new chunks, so the owner's own stalls may be left out of `now`.
+   * `grace` may differ per peer (a peer slow to answer keepalives is slow, not idle).
    */
-  sweepIdle(now: number, graceMs: number): void {
+  sweepIdle(now: number, grace: number | ((peerId: number) => number)): void {
     let changed = false;
     for (const peer of this.#peers.values()) {
       if (peer.sync || peer.state === "leaving" || peer.idle) continue;
@@ -536,7 +537,7 @@ export class Registry {
         continue;
       }
       const silentMs = now - peer.progressAt;
-      if (silentMs < graceMs) continue;
+      if (silentMs < (typeof grace === "number" ? grace : grace(peer.id))) continue;
       if (![...this.#files.values()].some((f) => this.#lacks(peer, f))) {
         peer.progressAt = now; // nothing to fetch: the grace starts when something comes
         continue;

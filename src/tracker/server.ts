@@ -186,10 +186,18 @@ export class TrackerServer {
     });
   }
 
-  /** The fetch grace is judged on our clock less our own stalls (a blocked tracker saw no reports). */
+  /**
+   * The fetch grace is judged on our clock less our own stalls (a blocked tracker saw no
+   * reports), and stretches with each peer's keepalive timeout, which grows with its round
+   * trips: a peer that answers late is starved of CPU or far away, not idle.
+   */
   #sweepIdle(): void {
     const lag = processLag();
-    this.registry.sweepIdle(this.#clock.now() - lag.stalledMs(), this.#options.fetchGraceMs);
+    const { fetchGraceMs, idleTimeoutMs } = this.#options;
+    this.registry.sweepIdle(this.#clock.now() - lag.stalledMs(), (peerId) => {
+      const timeout = this.#byPeer.get(peerId)?.link.timeoutMs ?? idleTimeoutMs;
+      return fetchGraceMs * Math.max(1, timeout / idleTimeoutMs);
+    });
     this.#idleTimer = this.#clock.setTimer(IDLE_SWEEP_MS, () => this.#sweepIdle());
   }
 
@@ -272,12 +280,19 @@ export class TrackerServer {
     // The first bytes a client hears: proof that this is a udpswarm tracker.
     conn.link.ping();
     // From the accept, not from the last byte: trickling bytes must not keep a
-    // connection that never says Hello.
-    conn.helloTimer = this.#clock.setTimer(this.#options.helloTimeoutMs, () => {
+    // connection that never says Hello. Our own stalls do not count (a burst of joins
+    // blocks us too), and a Hello already waiting in the socket is read before judging.
+    const acceptedAt = this.#clock.now();
+    const stallAtAccept = lag.stalledMs();
+    const judgeHello = (): void => {
       conn.helloTimer = undefined;
-      if (conn.peerId === undefined && conn.client === undefined)
-        this.#drop(conn, `no Hello within ${this.#options.helloTimeoutMs} ms`, true);
-    });
+      if (conn.peerId !== undefined || conn.client !== undefined || conn.closed) return;
+      const waited = this.#clock.now() - acceptedAt - (lag.stalledMs() - stallAtAccept);
+      const left = this.#options.helloTimeoutMs - waited;
+      if (left > 0) conn.helloTimer = this.#clock.setTimer(left, () => setImmediate(judgeHello));
+      else this.#drop(conn, `no Hello within ${Math.round(waited)} ms`, true);
+    };
+    conn.helloTimer = this.#clock.setTimer(this.#options.helloTimeoutMs, () => setImmediate(judgeHello));
     socket.on("data", (data: Buffer) => {
       conn.link.receive(data);
       if (conn.peerId === undefined && conn.client === undefined && !conn.closed) this.#holdHelloBudget(conn);

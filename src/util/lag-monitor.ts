@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
 import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks";
 
 /** A stall shorter than this is ordinary scheduling noise, not lag (ms). */
@@ -47,4 +49,32 @@ let shared: LagMonitor | undefined;
 export function processLag(): LagMonitor {
   shared ??= new LagMonitor();
   return shared;
+}
+
+/** How long a run-queue reading is reused (ms). */
+const LOAD_READ_EVERY_MS = 500;
+let loadReadAt = Number.NEGATIVE_INFINITY;
+let loadValue = 1;
+
+/**
+ * How crowded this host's CPUs are now: runnable tasks per CPU (at least 1), from the
+ * kernel's instant run-queue count (/proc/loadavg, Linux) or else the 1-minute load
+ * average. On a crowded host every process, the other end of a local link included,
+ * runs in short slices far apart: silence is judged against that.
+ */
+export function hostLoad(): number {
+  const now = performance.now();
+  if (now - loadReadAt < LOAD_READ_EVERY_MS) return loadValue;
+  loadReadAt = now;
+  const cpus = Math.max(1, availableParallelism());
+  let runnable = loadavg()[0] ?? 0;
+  try {
+    const field = readFileSync("/proc/loadavg", "utf8").split(" ")[3];
+    const n = Number(field?.split("/")[0]);
+    if (Number.isFinite(n)) runnable = Math.max(runnable, n);
+  } catch {
+    // not Linux: the load average alone
+  }
+  loadValue = Math.max(1, runnable / cpus);
+  return loadValue;
 }
