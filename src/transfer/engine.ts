@@ -31,6 +31,14 @@ type Plan = { readonly file: FileState; readonly pick: Pick };
  * one request at a time, and reported once).
  */
 export const MAX_SILENT_REQUESTS = 8;
+/**
+ * ...and only once that silence has lasted this long (ms). On a crowded host (128 peers
+ * on two cores) a holder can get no CPU for seconds: its requests time out in a row at
+ * loopback RTOs, yet it serves again as soon as it runs. A holder is judged on time, as
+ * the tracker judges a peer's link (its silence floor is 15 s too), not on a count alone.
+ * An address that never answered anything is judged on the count alone.
+ */
+export const MIN_SILENT_MS = 15_000;
 /** Pieces of one file failed with chunks from one holder (more than it helped verify) after which it is dropped as a holder of that file. */
 export const MAX_BAD_PIECES = 8;
 
@@ -474,8 +482,13 @@ export class TransferEngine {
   /** A request for `file` to `remote` got no answer at all. */
   #silent(remote: RemotePeer, file: FileState): void {
     const src = remote.source(file.id);
-    if (++src.silent < MAX_SILENT_REQUESTS || src.dropped || file.mode !== "downloading") return;
-    const why = `${src.silent} requests in a row got no answer`;
+    const now = this.#deps.clock.now();
+    if (src.silent++ === 0) src.silentSince = now;
+    const silentMs = now - src.silentSince;
+    // An address that never answered anything may not be a peer at all: the count alone.
+    if (src.silent < MAX_SILENT_REQUESTS || (remote.client.validated && silentMs < MIN_SILENT_MS)) return;
+    if (src.dropped || file.mode !== "downloading") return;
+    const why = `${src.silent} requests in a row over ${Math.round(silentMs / 1000)} s got no answer`;
     // An address that never answered anything may not be a peer at all: it is not asked again.
     const others = [...file.holders.keys()].some((id) => id !== remote.id);
     if (others || !remote.client.validated) this.#dropHolder(remote, file, why);

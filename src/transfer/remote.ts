@@ -26,6 +26,8 @@ export type { LossReason };
 export type FileSource = {
   /** Requests for the file that got no answer at all, in a row. */
   silent: number;
+  /** When the first of those timed out (ms, engine clock), while `silent` > 0. */
+  silentSince: number;
   /** Pieces that failed verification with chunks from it, and pieces verified with some. */
   badPieces: number;
   goodPieces: number;
@@ -98,7 +100,7 @@ export class RemotePeer {
   source(fileId: number): FileSource {
     let s = this.files.get(fileId);
     if (s === undefined) {
-      s = { silent: 0, badPieces: 0, goodPieces: 0, dropped: false, reported: false };
+      s = { silent: 0, silentSince: 0, badPieces: 0, goodPieces: 0, dropped: false, reported: false };
       this.files.set(fileId, s);
     }
     return s;

@@ -19,7 +19,7 @@
  *   random-loss window test fails ("13 decreases, 1 timeouts").
  */
 import test, { type ExecutionContext } from "ava";
-import { MAX_BAD_PIECES, type TransferOptions } from "../../src/transfer/engine.js";
+import { MAX_BAD_PIECES, MIN_SILENT_MS, type TransferOptions } from "../../src/transfer/engine.js";
 import type { CheckedManifest } from "../../src/wire/tracker-frame.js";
 import { FakeNetwork, type FakeNode, type LinkFaults, manifestOf, randomBytes } from "../helpers/fake-network.js";
 
@@ -309,11 +309,13 @@ test("holders that do not serve: a silent one is dropped while another serves; a
   for (const seed of SEEDS) {
     const s = makeSwarm(seed, { seeders: 2, size: LARGE });
     const [silent, slow] = s.seeders as [FakeNode, FakeNode];
-    // The other holder is slow, so the download is still running after 8 silent requests.
-    s.net.setFaults(slow, s.b, { delayMs: 100 });
+    // The other holder is slow, so the download is still running after 8 silent requests
+    // over MIN_SILENT_MS.
+    s.net.setFaults(slow, s.b, { delayMs: 2000 });
     s.net.setFaults(silent, s.b, { loss: 1 });
     s.net.setFaults(s.b, silent, { loss: 1 });
     await s.net.runUntil(() => s.b.engine.counters.holdersDropped > 0, { maxVirtualMs: 30_000 });
+    t.true(s.net.clock.now() >= MIN_SILENT_MS, `seed ${seed}: not dropped before MIN_SILENT_MS`);
     const sentTo = silent.engine.counters.requestsReceived;
     await complete(s);
     assertComplete(t, s, "silent holder");
@@ -333,6 +335,25 @@ test("holders that do not serve: a silent one is dropped while another serves; a
     t.true(s.b.engine.counters.requestsSent <= asked + 64, `seed ${seed}: requests after it was dropped`);
     t.true(s.b.engine.counters.pieceHashFailures >= MAX_BAD_PIECES, `seed ${seed}: failed pieces`);
     t.false(s.b.completed.has(FILE));
+  }
+});
+
+test("a holder starved of CPU for seconds (silent, then serving again) is not dropped", async (t) => {
+  for (const seed of SEEDS) {
+    const s = makeSwarm(seed, { seeders: 2, size: LARGE });
+    const [starved, slow] = s.seeders as [FakeNode, FakeNode];
+    s.net.setFaults(slow, s.b, { delayMs: 2000 });
+    // Everything to and from it vanishes for 10 s (far more than 8 loopback RTOs), then it runs again.
+    s.net.setFaults(starved, s.b, { loss: 1 });
+    s.net.setFaults(s.b, starved, { loss: 1 });
+    s.net.clock.setTimer(10_000, () => {
+      s.net.setFaults(starved, s.b, { delayMs: DELAY_MS });
+      s.net.setFaults(s.b, starved, { delayMs: DELAY_MS });
+    });
+    await complete(s);
+    assertComplete(t, s, "starved holder");
+    t.is(s.b.engine.counters.holdersDropped, 0, `seed ${seed}: nobody dropped`);
+    t.true(starved.engine.counters.chunksSent > 0, `seed ${seed}: the starved holder served once it ran`);
   }
 });
 
