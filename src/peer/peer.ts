@@ -378,6 +378,7 @@ export class Peer {
         return;
       case "refusal": {
         const r = frame.refusal;
+        if (r !== undefined && r !== null && this.#sync?.refused(r) === true) return;
         if (r?.reason === RefusalReason.REASON_VERSION) {
           this.#fail(new SwarmError("ERR_PROTOCOL_VERSION", `the tracker refused this peer: ${r.detail ?? ""}`));
           return;

@@ -11,7 +11,7 @@ import { closeSync, linkSync, lstatSync, openSync, readSync, renameSync, statSyn
 import { join } from "node:path";
 import { conflictName } from "../sync/conflict-name.js";
 import { FolderWatcher } from "../sync/folder-watcher.js";
-import { diffPieces, reusedChunkRuns } from "../sync/piece-diff.js";
+import { diffPieces, pieceDelta, reusedChunkRuns } from "../sync/piece-diff.js";
 import { SyncStateFile } from "../sync/state-file.js";
 import { restoredCopy } from "../sync/sync-state.js";
 import {
@@ -31,7 +31,13 @@ import type { PieceStore, TransferEngine } from "../transfer/engine.js";
 import { runsOf } from "../wire/bitmap.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { CHUNK_SIZE } from "../wire/limits.js";
-import { type CheckedManifest, checkManifest, isManifestProblem, manifestToWire } from "../wire/tracker-frame.js";
+import {
+  type CheckedManifest,
+  checkManifest,
+  isManifestProblem,
+  manifestToWire,
+  RefusalReason,
+} from "../wire/tracker-frame.js";
 import type { FileStore } from "./store.js";
 
 /** A served file no longer has the version's size or mtime: it is not served any more. */
@@ -198,9 +204,7 @@ export class SyncPeer {
     // Edits made while the Hello was on its way.
     for (const [name, copy] of this.#copies) {
       const n = this.#newest.get(name);
-      if (n === undefined || compareVersions(copy.current, n.announced.version) > 0) {
-        this.#host.send({ update: { manifest: this.#wire(name, copy) } });
-      }
+      if (n === undefined || compareVersions(copy.current, n.announced.version) > 0) this.#sendUpdate(name, copy);
     }
   }
 
@@ -479,7 +483,7 @@ export class SyncPeer {
     // conflict to keep, or dropped because the edit is newer).
     this.#evaluate(name);
     if (n !== undefined && compareVersions(n.announced.version, copy.current) >= 0) return;
-    this.#host.send({ update: { manifest: this.#wire(name, copy) } });
+    this.#sendUpdate(name, copy);
   }
 
   #onGone(name: string): void {
@@ -495,6 +499,48 @@ export class SyncPeer {
       this.#seeds.delete(id);
       this.#unhold(id);
     }
+  }
+
+  /**
+   * Announces a local version. Its piece hashes go as a change to the swarm's newest
+   * version of the name when that saves most of them (an in-place edit); a tracker whose
+   * newest is another by then refuses it (REASON_UNKNOWN_BASE), and the whole list follows.
+   */
+  #sendUpdate(name: string, copy: LocalCopy): void {
+    const whole = this.#wire(name, copy);
+    const base = this.#newest.get(name)?.manifest;
+    const pieces = whole.pieceSha256 ?? [];
+    if (base !== undefined && base.chunksPerPiece === whole.chunksPerPiece && pieces.length > 0) {
+      const delta = pieceDelta(base.pieceSha256, pieces);
+      if (delta.indices.length * 2 < pieces.length) {
+        this.#host.send({
+          update: {
+            manifest: {
+              ...whole,
+              pieceSha256: [...delta.hashes],
+              deltaBase: base.sha256,
+              deltaPieces: delta.pieces,
+              deltaIndices: [...delta.indices],
+            },
+          },
+        });
+        return;
+      }
+    }
+    this.#host.send({ update: { manifest: whole } });
+  }
+
+  /** A refusal from the tracker; true when it is ours to handle. */
+  refused(r: udpswarm.IRefusal): boolean {
+    if (r.reason !== RefusalReason.REASON_UNKNOWN_BASE) return false;
+    const name = r.fileName ?? "";
+    const copy = this.#copies.get(name);
+    const n = this.#newest.get(name);
+    // Still ours to announce (not superseded meanwhile): the whole piece list this time.
+    if (copy !== undefined && (n === undefined || compareVersions(copy.current, n.announced.version) > 0)) {
+      this.#host.send({ update: { manifest: this.#wire(name, copy) } });
+    }
+    return true;
   }
 
   #setCopy(name: string, copy: LocalCopy): void {
