@@ -27,7 +27,7 @@ import { type DownloadView, ProgressDisplay } from "./progress.js";
 import { type LocalFile, scanShared } from "./scan.js";
 import { identityOf, stagingKey } from "./staging-record.js";
 import { FileStore, type ResumeResult } from "./store.js";
-import { SyncPeer } from "./sync-peer.js";
+import { SyncPeer, type SyncResume } from "./sync-peer.js";
 import { TrackerClient } from "./tracker-client.js";
 
 export type PeerConfig = {
@@ -146,7 +146,7 @@ export class Peer {
     this.#config = config;
     this.#startedAt = this.#clock.now();
     this.#sharedExisted = existsSync(config.sharedDir);
-    this.#store = new FileStore(config.sharedDir, config.stagingRoot, config.log);
+    this.#store = new FileStore(config.sharedDir, config.stagingRoot, config.log, config.sync === true);
     this.#reports = new CheckpointGate({
       clock: this.#clock,
       checkpoint: () => this.#store.checkpoint(),
@@ -203,6 +203,7 @@ export class Peer {
       maxFileSize: this.#config.maxFileSize,
       send: (body) => this.#tracker?.send(body),
       acquired: (fileId, first, count) => this.#onAcquired(fileId, first, count),
+      resume: (fileId, manifest, hooks) => this.#resume(fileId, manifest, stagingKey(identityOf(manifest)), hooks),
       peerId: () => this.#peerId,
       log: (line) => this.#log(line),
     });
@@ -351,6 +352,7 @@ export class Peer {
         return;
       case "refusal": {
         const r = frame.refusal;
+        if (r !== undefined && r !== null && this.#sync?.refused(r) === true) return;
         if (r?.reason === RefusalReason.REASON_VERSION) {
           this.#fail(new SwarmError("ERR_PROTOCOL_VERSION", `the tracker refused this peer: ${r.detail ?? ""}`));
           return;
@@ -379,6 +381,7 @@ export class Peer {
 
   #removeFile(fileId: number): void {
     if (this.#sync !== undefined) {
+      this.#resuming.delete(fileId);
       this.#sync.fileRemoved(fileId);
       this.#pendingHave.delete(fileId);
       return;
@@ -487,26 +490,28 @@ export class Peer {
    * A partial of this very version is in staging: its pieces are checked in the background,
    * then the download starts from what passed, and those chunks are reported as held.
    */
-  #resume(id: number, manifest: CheckedManifest, key: string): void {
+  #resume(id: number, manifest: CheckedManifest, key: string, sync?: SyncResume): void {
     const state = {
       key,
       held: [] as udpswarm.IHoldersChanged[],
       done: this.#store.resumeDownload(id, manifest).then(
-        (result) => this.#onResumeChecked(id, manifest, result),
+        (result) => this.#onResumeChecked(id, manifest, result, sync),
         (err: unknown) => this.#fail(err),
       ),
     };
     this.#resuming.set(id, state);
   }
 
-  #onResumeChecked(id: number, manifest: CheckedManifest, result: ResumeResult): void {
+  #onResumeChecked(id: number, manifest: CheckedManifest, result: ResumeResult, sync?: SyncResume): void {
     const state = this.#resuming.get(id);
     this.#resuming.delete(id);
     if (this.#ended) return;
-    if (state === undefined) {
+    if (state === undefined || sync?.wanted() === false) {
       this.#store.abandon(id); // the swarm dropped the file meanwhile: the partial stays for later
       return;
     }
+    // SYNC (§9): pieces the local copy has in common with the version are copied from it.
+    const more = sync?.reuse(result.kept) ?? [];
     const r = this.#resumed;
     r.files++;
     r.pieces += result.kept.length;
@@ -518,6 +523,10 @@ export class Peer {
       const chunks = Math.min(manifest.chunks, (first + count) * cpp) - firstChunk;
       r.chunks += chunks;
       this.#onAcquired(id, firstChunk, chunks);
+    }
+    for (const [first, count] of runsOf(more)) {
+      const firstChunk = first * cpp;
+      this.#onAcquired(id, firstChunk, Math.min(manifest.chunks, (first + count) * cpp) - firstChunk);
     }
     if (!this.#config.quiet) {
       const pieces = manifest.pieceSha256.length;
@@ -531,7 +540,7 @@ export class Peer {
         `resuming ${JSON.stringify(manifest.name)}: ${result.kept.length} of ${pieces} pieces kept from an earlier run${failed}${lost}`,
       );
     }
-    this.#engine.addFile(id, manifest, "downloading", { verifiedPieces: result.kept });
+    this.#engine.addFile(id, manifest, "downloading", { verifiedPieces: [...result.kept, ...more] });
     for (const h of state.held) this.#onHolders(h);
   }
 
@@ -645,8 +654,17 @@ export class Peer {
     writeBlock(shutdownBlock(this.#peerId, this.#store.sharedNames()));
     this.#ended = true;
     await this.#tracker?.goodbye();
-    // SYNC (§9): saves the folder's state into staging before the staging folder is closed.
-    this.#sync?.close();
+    if (this.#sync !== undefined) {
+      // SYNC (§9): stopping is a sync peer's way out, mid-download or not: partials are kept
+      // for the next start (SPEC §12), and the folder's state is saved before staging closes.
+      const unfinished = this.#unfinishedDownloads();
+      this.#sync.close();
+      this.#store.close("keep");
+      const where = relative(process.cwd(), this.#store.stagingDir) || this.#store.stagingDir;
+      if (unfinished.length > 0) this.#log(`stopped; ${interruptedDownloads(unfinished, where)}`);
+      this.#finish(0);
+      return;
+    }
     // Every version still offered is whole in Shared: what staging holds is of versions nobody offers.
     this.#store.close("leave");
     this.#finish(0);

@@ -86,7 +86,11 @@ export class FileStore implements PieceStore {
   readonly #dirty = new Set<Download>();
   #closed = false;
 
-  constructor(sharedDir: string, stagingRoot: string, log: (line: string) => void) {
+  /**
+   * `replaces`: SYNC (§9): a fetched version replaces the file of its name in Shared/, so
+   * partials of names already there are kept for the next version (not dead).
+   */
+  constructor(sharedDir: string, stagingRoot: string, log: (line: string) => void, replaces = false) {
     this.sharedDir = sharedDir;
     try {
       mkdirSync(sharedDir, { recursive: true });
@@ -95,7 +99,7 @@ export class FileStore implements PieceStore {
     }
     this.#staging = StagingArea.open(stagingRoot, log);
     // A name already in Shared is never fetched again (see Peer): its partials are dead.
-    for (const p of [...this.#staging.found()]) {
+    for (const p of replaces ? [] : [...this.#staging.found()]) {
       if (p.record !== undefined && this.existsInShared(p.record.identity.name)) this.#staging.discard(p.key);
     }
   }
@@ -125,6 +129,20 @@ export class FileStore implements PieceStore {
     if (st.size !== e.offered.size) return `its size changed from ${e.offered.size} to ${st.size} bytes`;
     if (st.mtimeMs !== e.offered.mtimeMs) return "it was modified";
     return undefined;
+  }
+
+  /**
+   * Removes every partial of an earlier run that no download of this run took up (SYNC
+   * §9: once the swarm's versions are known, the others are of versions nobody offers).
+   * Returns the names they were of.
+   */
+  discardUnclaimed(): string[] {
+    const names: string[] = [];
+    for (const p of [...this.#staging.found()]) {
+      if (p.record !== undefined) names.push(p.record.identity.name);
+      this.#staging.discard(p.key);
+    }
+    return names;
   }
 
   /** Whether an earlier run left a partial of exactly this version (see resumeDownload). */

@@ -11,7 +11,7 @@ import { closeSync, linkSync, lstatSync, openSync, readSync, renameSync, statSyn
 import { join } from "node:path";
 import { conflictName } from "../sync/conflict-name.js";
 import { FolderWatcher } from "../sync/folder-watcher.js";
-import { diffPieces, reusedChunkRuns } from "../sync/piece-diff.js";
+import { diffPieces, pieceDelta, reusedChunkRuns } from "../sync/piece-diff.js";
 import { SyncStateFile } from "../sync/state-file.js";
 import { restoredCopy } from "../sync/sync-state.js";
 import {
@@ -28,9 +28,16 @@ import {
 } from "../sync/version.js";
 import { type FileSig, sameSig } from "../sync/watch-core.js";
 import type { PieceStore, TransferEngine } from "../transfer/engine.js";
+import { runsOf } from "../wire/bitmap.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { CHUNK_SIZE } from "../wire/limits.js";
-import { type CheckedManifest, checkManifest, isManifestProblem, manifestToWire } from "../wire/tracker-frame.js";
+import {
+  type CheckedManifest,
+  checkManifest,
+  isManifestProblem,
+  manifestToWire,
+  RefusalReason,
+} from "../wire/tracker-frame.js";
 import type { FileStore } from "./store.js";
 
 /** A served file no longer has the version's size or mtime: it is not served any more. */
@@ -53,9 +60,22 @@ export interface SyncHost {
   send(body: Omit<udpswarm.ITrackerFrame, "version">): void;
   /** Chunks now held (reported with Have, as fetched ones are). */
   acquired(fileId: number, first: number, count: number): void;
+  /**
+   * SYNC (§12): takes up the partial an earlier run left of this version: its pieces are
+   * checked in the background, then `hooks.reuse` may copy more from the local file, and
+   * the download goes on from there (unless `hooks.wanted()` says it was dropped meanwhile).
+   */
+  resume(fileId: number, manifest: CheckedManifest, hooks: SyncResume): void;
   peerId(): number;
   log(line: string): void;
 }
+
+export type SyncResume = {
+  /** Whether the download is still wanted once its partial is checked. */
+  wanted(): boolean;
+  /** Pieces copied from the local file besides the `kept` ones (ascending). */
+  reuse(kept: readonly number[]): number[];
+};
 
 type Newest = { readonly id: number; readonly manifest: CheckedManifest; readonly announced: Announced };
 /**
@@ -173,12 +193,18 @@ export class SyncPeer {
     this.#joined = true;
     for (const info of w.accepted ?? []) this.#learn(info);
     for (const info of w.files ?? []) this.#learn(info);
+    // The swarm's versions are known and every partial of one of them is taken up: the
+    // others are of versions nobody offers any more (SPEC §12).
+    const stale = this.#host.store.discardUnclaimed();
+    if (stale.length > 0) {
+      this.#host.log(
+        `discarded ${stale.length} partial download(s) of versions no longer offered: ${stale.join(", ")}`,
+      );
+    }
     // Edits made while the Hello was on its way.
     for (const [name, copy] of this.#copies) {
       const n = this.#newest.get(name);
-      if (n === undefined || compareVersions(copy.current, n.announced.version) > 0) {
-        this.#host.send({ update: { manifest: this.#wire(name, copy) } });
-      }
+      if (n === undefined || compareVersions(copy.current, n.announced.version) > 0) this.#sendUpdate(name, copy);
     }
   }
 
@@ -329,17 +355,38 @@ export class SyncPeer {
     const expect = this.#sigs.get(name);
     const d: Download = { newest: n, keepConflict, expect };
     if (this.#host.engine().file(n.id) !== undefined) this.#unhold(n.id); // a seed of this id from before (fetched again)
+    const resumable = this.#host.store.hasPartial(n.manifest);
     try {
-      this.#host.store.startDownload(n.id, n.manifest);
+      if (!resumable) this.#host.store.startDownload(n.id, n.manifest);
     } catch (err) {
       this.#host.log(`cannot fetch "${name}": ${(err as Error).message}`);
       return;
     }
     this.#downloads.set(name, d);
     const local = this.#watcher.known(name);
+    const useLocal = reuse && local !== undefined && expect !== undefined && sameSig(local.sig, expect);
+    const diff = useLocal ? diffPieces(local.manifest.pieceSha256, n.manifest.pieceSha256) : undefined;
+    if (resumable) {
+      // SYNC (§12): verified pieces of this version from an earlier run, then the local file's.
+      this.#host.resume(n.id, n.manifest, {
+        wanted: () => this.#downloads.get(name) === d && !this.#closed,
+        reuse: (kept) => {
+          if (diff === undefined) return [];
+          const skip = new Set(kept);
+          const wanted = diff.reuse
+            .runs()
+            .flatMap(([first, count]) =>
+              Array.from({ length: count }, (_, i) => first + i).filter((p) => !skip.has(p)),
+            );
+          const done: number[] = [];
+          this.#copyPieces(path, n, runsOf(wanted), done);
+          return done;
+        },
+      });
+      return;
+    }
     const done: number[] = [];
-    if (reuse && local !== undefined && expect !== undefined && sameSig(local.sig, expect)) {
-      const diff = diffPieces(local.manifest.pieceSha256, n.manifest.pieceSha256);
+    if (diff !== undefined) {
       this.#copyPieces(path, n, diff.reuse.runs(), done);
       for (const [first, count] of reusedChunkRuns(diff.reuse, n.manifest.chunks)) {
         if (count > 0) this.#host.acquired(n.id, first, count);
@@ -436,7 +483,7 @@ export class SyncPeer {
     // conflict to keep, or dropped because the edit is newer).
     this.#evaluate(name);
     if (n !== undefined && compareVersions(n.announced.version, copy.current) >= 0) return;
-    this.#host.send({ update: { manifest: this.#wire(name, copy) } });
+    this.#sendUpdate(name, copy);
   }
 
   #onGone(name: string): void {
@@ -452,6 +499,48 @@ export class SyncPeer {
       this.#seeds.delete(id);
       this.#unhold(id);
     }
+  }
+
+  /**
+   * Announces a local version. Its piece hashes go as a change to the swarm's newest
+   * version of the name when that saves most of them (an in-place edit); a tracker whose
+   * newest is another by then refuses it (REASON_UNKNOWN_BASE), and the whole list follows.
+   */
+  #sendUpdate(name: string, copy: LocalCopy): void {
+    const whole = this.#wire(name, copy);
+    const base = this.#newest.get(name)?.manifest;
+    const pieces = whole.pieceSha256 ?? [];
+    if (base !== undefined && base.chunksPerPiece === whole.chunksPerPiece && pieces.length > 0) {
+      const delta = pieceDelta(base.pieceSha256, pieces);
+      if (delta.indices.length * 2 < pieces.length) {
+        this.#host.send({
+          update: {
+            manifest: {
+              ...whole,
+              pieceSha256: [...delta.hashes],
+              deltaBase: base.sha256,
+              deltaPieces: delta.pieces,
+              deltaIndices: [...delta.indices],
+            },
+          },
+        });
+        return;
+      }
+    }
+    this.#host.send({ update: { manifest: whole } });
+  }
+
+  /** A refusal from the tracker; true when it is ours to handle. */
+  refused(r: udpswarm.IRefusal): boolean {
+    if (r.reason !== RefusalReason.REASON_UNKNOWN_BASE) return false;
+    const name = r.fileName ?? "";
+    const copy = this.#copies.get(name);
+    const n = this.#newest.get(name);
+    // Still ours to announce (not superseded meanwhile): the whole piece list this time.
+    if (copy !== undefined && (n === undefined || compareVersions(copy.current, n.announced.version) > 0)) {
+      this.#host.send({ update: { manifest: this.#wire(name, copy) } });
+    }
+    return true;
   }
 
   #setCopy(name: string, copy: LocalCopy): void {

@@ -426,6 +426,16 @@ export class Registry {
     return undefined;
   }
 
+  /** The newest version of `name` (an Update's piece delta is against it). */
+  newestManifest(name: string): CheckedManifest | undefined {
+    const id = this.#book.newestId(name);
+    return id === undefined ? undefined : this.#files.get(id)?.manifest;
+  }
+
+  refuse(peerId: number, refusal: udpswarm.IRefusal): void {
+    if (this.#peers.has(peerId)) this.#sink.send(peerId, { refusal });
+  }
+
   /** Whether `peer` is shown `file`: sync peers see the newest versions, classic peers the first records. */
   #sees(peer: PeerRecord, file: FileRecord): boolean {
     return peer.sync ? this.#book.newestId(file.manifest.name) === file.id : this.#isClassicView(file);

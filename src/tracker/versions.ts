@@ -3,9 +3,10 @@
  * each name and the file id it was given. Each version is a file record of its own, so a
  * file id names one version everywhere (requests, chunk headers, Have reports).
  */
+import { applyPieceDelta } from "../sync/piece-diff.js";
 import { checkAncestry, compareVersions, MAX_ANCESTRY, type Version } from "../sync/version.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
-import { type CheckedManifest, checkManifest, isManifestProblem } from "../wire/tracker-frame.js";
+import { type CheckedManifest, checkManifest, isManifestProblem, RefusalReason } from "../wire/tracker-frame.js";
 
 /** What a version record carries besides its manifest. */
 export type VersionTag = {
@@ -85,6 +86,9 @@ export function tagToWire(tag: VersionTag | undefined): Pick<udpswarm.IManifest,
 /** The part of the registry an Update reaches. */
 export interface UpdateSink {
   update(peerId: number, manifest: CheckedManifest, tag: VersionTag): string | undefined;
+  /** The manifest of the newest version of `name` (the base a piece delta must name). */
+  newestManifest(name: string): CheckedManifest | undefined;
+  refuse(peerId: number, refusal: udpswarm.IRefusal): void;
 }
 
 /** Checks an Update frame's manifest and hands it on; returns why it is ignored, if it is. */
@@ -95,9 +99,44 @@ export function syncUpdate(
   maxFileSize: number,
 ): string | undefined {
   if (wire === undefined || wire === null) return "no manifest";
-  const manifest = checkManifest(wire, maxFileSize);
+  const whole = withDelta(registry, peerId, wire);
+  if (whole === undefined) return undefined; // refused: the peer sends the whole list
+  if (typeof whole === "string") return `${JSON.stringify(wire.name ?? "")}: ${whole}`;
+  const manifest = checkManifest(whole, maxFileSize);
   if (isManifestProblem(manifest)) return `${JSON.stringify(wire.name ?? "")}: ${manifest.detail}`;
   const tag = tagFromWire(wire);
   if (typeof tag === "string") return `${JSON.stringify(manifest.name)}: ${tag}`;
   return registry.update(peerId, manifest, tag);
+}
+
+/**
+ * The Update's manifest with its whole piece-hash list: as sent, or rebuilt from the
+ * newest version's list and the delta. Undefined when the delta names another base (the
+ * peer is refused with REASON_UNKNOWN_BASE and sends the whole list); a reason when the
+ * delta is malformed.
+ */
+function withDelta(
+  registry: UpdateSink,
+  peerId: number,
+  wire: udpswarm.IManifest,
+): udpswarm.IManifest | string | undefined {
+  const baseHash = wire.deltaBase;
+  if (baseHash === undefined || baseHash === null || baseHash.length === 0) return wire;
+  const name = wire.name ?? "";
+  const base = registry.newestManifest(name);
+  if (base === undefined || !base.sha256.equals(baseHash) || base.chunksPerPiece !== wire.chunksPerPiece) {
+    registry.refuse(peerId, {
+      reason: RefusalReason.REASON_UNKNOWN_BASE,
+      fileName: name,
+      detail: "the piece delta is not against the newest version; send the whole list",
+    });
+    return undefined;
+  }
+  const pieces = applyPieceDelta(base.pieceSha256, {
+    pieces: wire.deltaPieces ?? 0,
+    indices: wire.deltaIndices ?? [],
+    hashes: (wire.pieceSha256 ?? []).map((h) => Buffer.from(h)),
+  });
+  if (typeof pieces === "string") return `bad piece delta: ${pieces}`;
+  return { ...wire, pieceSha256: pieces, deltaBase: null, deltaPieces: null, deltaIndices: [] };
 }

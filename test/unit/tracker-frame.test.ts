@@ -50,6 +50,9 @@ function manifestOf(name: string, content: Buffer): Manifest {
     pieceSha256,
     mtimeMs: 1_700_000_000_123,
     ancestry: [sha256(Buffer.from(`${name} before`))],
+    deltaBase: sha256(Buffer.from(`${name} base`)),
+    deltaPieces: pieceSha256.length,
+    deltaIndices: [0],
   };
 }
 

@@ -241,3 +241,90 @@ test("classic tag: a classic peer's file is, for sync peers, at its own mtime (o
   t.is(r.update(s, m("f", 2), { mtimeMs: 1000, ancestry: [] }), undefined);
   t.is(sent.at(-1)?.[1].refusal?.reason, 6, "older than the classic peer's file");
 });
+
+// ---------------------------------------------------------------- Updates as piece deltas
+
+import { pieceDelta } from "../../src/sync/piece-diff.js";
+import { syncUpdate } from "../../src/tracker/versions.js";
+import { encodeTrackerFrame, manifestToWire } from "../../src/wire/tracker-frame.js";
+
+/** A 64 MiB manifest (1024 pieces) whose piece hashes are sha(seed + i), with piece `edited` changed. */
+function big(content: number, edited = -1): CheckedManifest {
+  const pieceSha256 = Array.from({ length: 1024 }, (_, i) => sha(i === edited ? 5_000_000 + i : 1_000_000 + i));
+  return {
+    name: "big",
+    size: 64 * 1024 * 1024,
+    chunks: 131072,
+    chunksPerPiece: 128,
+    chunksPerBlock: 4,
+    sha256: sha(content),
+    pieceSha256,
+  };
+}
+
+function deltaWire(from: CheckedManifest, to: CheckedManifest, mtimeMs: number) {
+  const d = pieceDelta(from.pieceSha256, to.pieceSha256);
+  return {
+    ...manifestToWire(to),
+    mtimeMs,
+    pieceSha256: [...d.hashes],
+    deltaBase: from.sha256,
+    deltaPieces: d.pieces,
+    deltaIndices: [...d.indices],
+  };
+}
+
+test("update delta: a 4 KiB edit of 64 MiB costs a few dozen bytes on the tracker link, and is rebuilt whole", (t) => {
+  const { r, sent, printed } = registry();
+  const v1 = big(1);
+  const a = r.join("127.0.0.1", 1000, [v1], undefined, [], [], { tags: [{ mtimeMs: 100, ancestry: [] }] }).peerId;
+  const b = r.join("127.0.0.1", 1001, [], undefined, [], [], { tags: [] }).peerId;
+  const v2 = big(2, 160);
+  const whole = encodeTrackerFrame({ update: { manifest: { ...manifestToWire(v2), mtimeMs: 200 } } }).length;
+  const wire = deltaWire(v1, v2, 200);
+  const delta = encodeTrackerFrame({ update: { manifest: wire } }).length;
+  t.log(`Update frame: ${whole} bytes with the whole piece list, ${delta} bytes as a delta`);
+  t.true(delta < 200 && whole > 30_000, `${delta} vs ${whole}`);
+  r.flush();
+  sent.length = 0;
+  t.is(syncUpdate(r, a, wire, 2 ** 40), undefined);
+  t.is(printed.at(-1), `PEER ${a} UPDATE: big 131072`);
+  r.flush();
+  const added = sent
+    .filter(([to]) => to === b)
+    .flatMap(([, body]) => body.updates?.added ?? [])
+    .at(-1)?.manifest;
+  t.deepEqual(
+    added?.pieceSha256?.map((h) => Buffer.from(h).toString("hex")),
+    v2.pieceSha256.map((h) => h.toString("hex")),
+    "the others get the whole list",
+  );
+  t.is(r.newestManifest("big")?.sha256.toString("hex"), v2.sha256.toString("hex"));
+});
+
+test("update delta: against a version that is not the newest, the peer is refused (it then sends the whole list)", (t) => {
+  const { r, sent, printed } = registry();
+  const v1 = big(1);
+  const a = r.join("127.0.0.1", 1000, [v1], undefined, [], [], { tags: [{ mtimeMs: 100, ancestry: [] }] }).peerId;
+  const stale = big(9);
+  r.flush();
+  sent.length = 0;
+  const lines = printed.length;
+  t.is(syncUpdate(r, a, deltaWire(stale, big(2, 3), 200), 2 ** 40), undefined);
+  t.deepEqual(sent, [
+    [
+      a,
+      {
+        refusal: {
+          reason: RefusalReason.REASON_UNKNOWN_BASE,
+          fileName: "big",
+          detail: "the piece delta is not against the newest version; send the whole list",
+        },
+      },
+    ],
+  ]);
+  t.is(printed.length, lines, "nothing printed");
+  // A malformed delta (an index past the end) is a bad frame, not a version.
+  const bad = { ...deltaWire(v1, big(2, 3), 200), deltaIndices: [5000] };
+  t.regex(syncUpdate(r, a, bad, 2 ** 40) ?? "", /bad piece delta/);
+});
