@@ -58,8 +58,8 @@ let loadValue = 1;
 
 /**
  * How crowded this host's CPUs are now: runnable tasks per CPU (at least 1), from the
- * kernel's instant run-queue count (/proc/loadavg, Linux) or else the 1-minute load
- * average. On a crowded host every process, the other end of a local link included,
+ * kernel's instant run-queue count (/proc/loadavg, Linux, not counting this process) or
+ * else the 1-minute load average. On a crowded host every process, the other end of a local link included,
  * runs in short slices far apart: silence is judged against that.
  */
 export function hostLoad(): number {
@@ -67,11 +67,14 @@ export function hostLoad(): number {
   if (now - loadReadAt < LOAD_READ_EVERY_MS) return loadValue;
   loadReadAt = now;
   const cpus = Math.max(1, availableParallelism());
+  // Not the 1-minute average: it stays high for a minute after a burst has gone, and a
+  // peer facing a silent non-tracker then waited 10 s instead of 2 (issue 16, 4).
   let runnable = loadavg()[0] ?? 0;
   try {
     const field = readFileSync("/proc/loadavg", "utf8").split(" ")[3];
     const n = Number(field?.split("/")[0]);
-    if (Number.isFinite(n)) runnable = Math.max(runnable, n);
+    // The count includes this process, which is running to read it.
+    if (Number.isFinite(n)) runnable = Math.max(0, n - 1);
   } catch {
     // not Linux: the load average alone
   }
