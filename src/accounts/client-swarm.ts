@@ -1,11 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { isIPv4 } from "node:net";
-import { requestAuth, SECRET_BYTES } from "../wire/auth.js";
-import type { udpswarm } from "../wire/gen/swarm.js";
+import { announcedAddresses, peerAddress } from "../tracker/peer-address.js";
+import { SECRET_BYTES } from "../wire/auth.js";
 import type { FrameBody } from "../wire/tracker-frame.js";
-
-/** Interface addresses kept per client (as the classic registry does). */
-const MAX_ADDRESSES = 8;
 
 type LiveClient = {
   readonly id: number;
@@ -63,7 +59,7 @@ export class ClientSwarm {
       secret: this.#random(SECRET_BYTES),
       host,
       udpPort,
-      addresses: [...new Set(addresses.filter((a) => isIPv4(a) && !isLoopback(a)))].slice(0, MAX_ADDRESSES),
+      addresses: announcedAddresses(addresses),
       user: undefined,
       groups: new Set(),
       sharing: new Map(),
@@ -210,25 +206,4 @@ export class ClientSwarm {
 function sharedGroups(a: LiveClient, b: LiveClient): string[] {
   if (a.user === undefined || b.user === undefined) return [];
   return [...a.groups].filter((g) => b.groups.has(g)).sort();
-}
-
-function isLoopback(host: string): boolean {
-  return host.startsWith("127.") || host === "::1";
-}
-
-/** How `peer` is introduced to `receiver`: address, the proof key of its requests, and the groups they share. */
-function peerAddress(peer: LiveClient, receiver: LiveClient, groups: readonly string[]): udpswarm.IPeerAddress {
-  const host =
-    isLoopback(peer.host) && !isLoopback(receiver.host) && peer.addresses[0] !== undefined
-      ? peer.addresses[0]
-      : peer.host;
-  const address: udpswarm.IPeerAddress = {
-    peerId: peer.id,
-    host,
-    udpPort: peer.udpPort,
-    expectedAuth: requestAuth(peer.secret, receiver.id),
-    groups: [...groups],
-  };
-  if (peer.addresses.length > 0) address.aliases = [...new Set([peer.host, ...peer.addresses])];
-  return address;
 }

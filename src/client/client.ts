@@ -3,13 +3,13 @@ import { existsSync, mkdirSync, statSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { ACCOUNTS_VERSION } from "../accounts/connections.js";
+import { addRemoteFrom } from "../peer/remote-address.js";
 import { TrackerClient } from "../peer/tracker-client.js";
 import { hashFileAsync } from "../sync/hash-file.js";
 import { TransferEngine } from "../transfer/engine.js";
 import { RealClock } from "../util/clock.js";
 import { errorMessage, SwarmError } from "../util/errors.js";
 import { SeededRandom } from "../util/random.js";
-import { requestAuth } from "../wire/auth.js";
 import { udpswarm } from "../wire/gen/swarm.js";
 import { checkFileName } from "../wire/names.js";
 import {
@@ -264,19 +264,12 @@ export class Client {
   }
 
   #introduce(p: udpswarm.IPeerAddress): void {
-    const id = p.peerId ?? 0;
-    if (id === 0 || id === this.#peerId) return;
-    this.#allowed.set(id, new Set(p.groups ?? []));
-    const host = p.host ?? "";
-    const aliases = [...(p.aliases ?? [])];
-    if (host.startsWith("127.") || aliases.some((a) => this.#local.has(a))) aliases.push("127.0.0.1");
-    this.#engine.addRemote(
-      id,
-      host,
-      p.udpPort ?? 0,
-      { inbound: p.expectedAuth ?? new Uint8Array(0), outbound: requestAuth(this.#secret, id) },
-      aliases,
-    );
+    const id = addRemoteFrom(this.#engine, p, {
+      peerId: this.#peerId,
+      secret: this.#secret,
+      localAddresses: this.#local,
+    });
+    if (id !== undefined) this.#allowed.set(id, new Set(p.groups ?? []));
   }
 
   // ---------------------------------------------------------------- commands

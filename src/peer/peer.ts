@@ -11,7 +11,6 @@ import { ExitStatus, errorMessage, exitStatusFor, exitStatusForSignal, SwarmErro
 import { byNameBytes, shutdownBlock } from "../util/output-lines.js";
 import { SeededRandom } from "../util/random.js";
 import { writeBlock } from "../util/stdout.js";
-import { requestAuth } from "../wire/auth.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { CHUNK_SIZE } from "../wire/limits.js";
 import {
@@ -24,6 +23,7 @@ import {
 import { CheckpointGate } from "./checkpoint-gate.js";
 import { type FaultConfig, FaultInjector, hasFaults } from "./faults.js";
 import { type DownloadView, ProgressDisplay } from "./progress.js";
+import { addRemoteFrom } from "./remote-address.js";
 import { type LocalFile, scanShared } from "./scan.js";
 import { identityOf, stagingKey } from "./staging-record.js";
 import { FileStore, type ResumeResult } from "./store.js";
@@ -430,19 +430,11 @@ export class Peer {
   }
 
   #addRemote(p: udpswarm.IPeerAddress): void {
-    const id = p.peerId ?? 0;
-    if (id === this.#peerId || id === 0) return;
-    const host = p.host ?? "";
-    const aliases = [...(p.aliases ?? [])];
-    // A peer on this very host may reach us through loopback: its datagrams then come from 127.0.0.1.
-    if (host.startsWith("127.") || aliases.some((a) => this.#localAddresses.has(a))) aliases.push("127.0.0.1");
-    this.#engine.addRemote(
-      id,
-      host,
-      p.udpPort ?? 0,
-      { inbound: p.expectedAuth ?? new Uint8Array(0), outbound: requestAuth(this.#secret, id) },
-      aliases,
-    );
+    addRemoteFrom(this.#engine, p, {
+      peerId: this.#peerId,
+      secret: this.#secret,
+      localAddresses: this.#localAddresses,
+    });
   }
 
   #learnFile(info: udpswarm.IFileInfo): void {

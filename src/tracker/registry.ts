@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { isIPv4 } from "node:net";
 import { byNameBytes } from "../util/output-lines.js";
-import { requestAuth, SECRET_BYTES } from "../wire/auth.js";
+import { SECRET_BYTES } from "../wire/auth.js";
 import { Bitmap, flattenRuns, parseRuns } from "../wire/bitmap.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { type CheckedManifest, type FrameBody, manifestToWire, RefusalReason } from "../wire/tracker-frame.js";
 import { manifestBytes } from "./limits.js";
 import { connectBlock, disconnectBlock, updateBlock } from "./output.js";
+import { announcedAddresses, isLoopback, peerAddress } from "./peer-address.js";
 import { CLASSIC_TAG, tagToWire, VersionBook, type VersionTag, versionFrom } from "./versions.js";
 
 /**
@@ -282,7 +282,7 @@ export class Registry {
       id: this.#nextPeerId++,
       secret: this.#randomBytes(SECRET_BYTES),
       host,
-      addresses: [...new Set(addresses.filter((a) => isIPv4(a) && !isLoopback(a)))].slice(0, MAX_ADDRESSES),
+      addresses: announcedAddresses(addresses),
       udpPort,
       state: "active",
       offered: new Set(),
@@ -1079,31 +1079,4 @@ function sameFile(a: CheckedManifest, b: CheckedManifest): boolean {
 
 function fileInfo(file: FileRecord): udpswarm.IFileInfo {
   return { fileId: file.id, manifest: { ...manifestToWire(file.manifest), ...tagToWire(file.tag) } };
-}
-
-/** Interface addresses kept per peer. */
-const MAX_ADDRESSES = 8;
-
-function isLoopback(host: string): boolean {
-  return host.startsWith("127.") || host === "::1";
-}
-
-/**
- * How `peer` is introduced to `receiver`, with the proof its requests will carry. The
- * address is the one the tracker sees, unless that is a loopback address and the receiver
- * is elsewhere: then one the peer announced.
- */
-function peerAddress(peer: PeerRecord, receiver: PeerRecord): udpswarm.IPeerAddress {
-  const host =
-    isLoopback(peer.host) && !isLoopback(receiver.host) && peer.addresses[0] !== undefined
-      ? peer.addresses[0]
-      : peer.host;
-  const address: udpswarm.IPeerAddress = {
-    peerId: peer.id,
-    host,
-    udpPort: peer.udpPort,
-    expectedAuth: requestAuth(peer.secret, receiver.id),
-  };
-  if (peer.addresses.length > 0) address.aliases = [...new Set([peer.host, ...peer.addresses])];
-  return address;
 }
