@@ -15,6 +15,7 @@ import { packageVersion } from "../util/version.js";
 import { DEFAULT_MAX_FILE_SIZE } from "../wire/limits.js";
 import type { FaultConfig } from "./faults.js";
 import { Peer } from "./peer.js";
+import { DEFAULT_HASH_FIRST_BYTES } from "./scan.js";
 
 const OPTIONS: readonly OptionSpec[] = [
   {
@@ -74,6 +75,13 @@ const OPTIONS: readonly OptionSpec[] = [
     placeholder: "BYTES",
     env: "UDPSWARM_MAX_FILE_SIZE",
     help: "refuse files announced larger than this (default 64\u0000GiB)",
+  },
+  {
+    name: "hash-first",
+    kind: "number",
+    placeholder: "BYTES",
+    env: "UDPSWARM_HASH_FIRST",
+    help: "hash this much of ./Shared before joining (default 32\u0000MiB); larger files are offered at once and hashed in the background, served once hashed",
   },
   {
     name: "chunks-per-request",
@@ -189,6 +197,7 @@ async function main(argv: readonly string[]): Promise<number> {
   };
   const udpPort = integerOption(args, "udp-port", 0, 65535, 0);
   const maxFileSize = integerOption(args, "max-file-size", 0, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_FILE_SIZE);
+  const hashFirstBytes = integerOption(args, "hash-first", 0, Number.MAX_SAFE_INTEGER, DEFAULT_HASH_FIRST_BYTES);
   const perRequest = integerOption(args, "chunks-per-request", 1, 64, 64);
   const maxInflight = integerOption(args, "max-inflight", 1, Number.MAX_SAFE_INTEGER, 3072);
   const stats = v.get("stats");
@@ -201,6 +210,7 @@ async function main(argv: readonly string[]): Promise<number> {
     stagingRoot: resolve(".udpswarm-staging"),
     udpPort,
     maxFileSize,
+    hashFirstBytes,
     faults,
     stats: typeof stats !== "string" ? "off" : stats === "-" ? "stderr" : resolve(stats),
     transfer: { chunksPerRequest: perRequest, maxInflight },

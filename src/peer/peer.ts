@@ -1,9 +1,10 @@
 import { createSocket, type Socket } from "node:dgram";
 import { lookup } from "node:dns";
-import { existsSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
-import { relative } from "node:path";
+import { join, relative } from "node:path";
+import { hashFileAsync } from "../sync/hash-file.js";
 import { parseRuns, runsOf } from "../transfer/bitmap.js";
 import { type DatagramPort, TransferEngine, type TransferOptions } from "../transfer/engine.js";
 import { type Clock, RealClock, type TimerHandle } from "../util/clock.js";
@@ -12,7 +13,7 @@ import { byNameBytes, shutdownBlock } from "../util/output-lines.js";
 import { SeededRandom } from "../util/random.js";
 import { writeBlock } from "../util/stdout.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
-import { CHUNK_SIZE } from "../wire/limits.js";
+import { CHUNK_SIZE, CHUNKS_PER_BLOCK, CHUNKS_PER_PIECE } from "../wire/limits.js";
 import {
   type CheckedManifest,
   checkManifest,
@@ -24,7 +25,7 @@ import { CheckpointGate } from "./checkpoint-gate.js";
 import { type FaultConfig, FaultInjector, hasFaults } from "./faults.js";
 import { type DownloadView, ProgressDisplay } from "./progress.js";
 import { addRemoteFrom } from "./remote-address.js";
-import { type LocalFile, scanShared } from "./scan.js";
+import { type LocalFile, readProblem, scanShared, type UnhashedFile } from "./scan.js";
 import { identityOf, stagingKey } from "./staging-record.js";
 import { FileStore, type ResumeResult } from "./store.js";
 import { SyncPeer, type SyncResume } from "./sync-peer.js";
@@ -49,7 +50,27 @@ export type PeerConfig = {
   readonly quiet: boolean;
   /** SYNC (§9): a live-folder peer. */
   readonly sync?: boolean;
+  /** Bytes of ./Shared hashed before joining; the other files are offered at once and hashed after. */
+  readonly hashFirstBytes?: number;
 };
+
+/** Hashing a file offered unhashed is tried this many times while it keeps changing. */
+const HASH_ATTEMPTS = 3;
+
+/** Our own file as an offer. */
+function offerOf(f: LocalFile): udpswarm.IManifest {
+  return {
+    name: f.manifest.name,
+    size: f.manifest.size,
+    chunkSize: CHUNK_SIZE,
+    chunksPerPiece: f.manifest.chunksPerPiece,
+    chunksPerBlock: f.manifest.chunksPerBlock,
+    sha256: f.manifest.sha256,
+    pieceSha256: [...f.manifest.pieceSha256],
+    // SYNC (§9): sync peers on the same tracker see the file at this version.
+    mtimeMs: f.mtimeMs,
+  };
+}
 
 /**
  * Peer addresses are IP literals (from the tracker), so the socket resolves them at once:
@@ -99,7 +120,9 @@ export class Peer {
   #peerId = 0;
   #secret: Uint8Array = new Uint8Array(0);
   readonly #local = new Map<string, LocalFile>();
-  /** The names of #local in Unicode form C: a file whose name prints the same is ours too. */
+  /** Our files offered before they were hashed (Manifest.hashing), by name; #local once hashed. */
+  readonly #unhashed = new Map<string, UnhashedFile>();
+  /** The names of #local and #unhashed in Unicode form C: a file whose name prints the same is ours too. */
   readonly #localKeys = new Set<string>();
   /** Whether ./Shared was there before this peer (it is not left behind if the tracker cannot be reached). */
   readonly #sharedExisted: boolean;
@@ -247,9 +270,14 @@ export class Peer {
     const log = (line: string) => this.#log(line);
     const syncOffers = await this.#sync?.start();
     if (this.#sync === undefined) {
-      for (const local of scanShared(this.#config.sharedDir, this.#config.maxFileSize, log)) {
+      const scan = scanShared(this.#config.sharedDir, this.#config.maxFileSize, log, this.#config.hashFirstBytes);
+      for (const local of scan.hashed) {
         this.#local.set(local.manifest.name, local);
         this.#localKeys.add(local.manifest.name.normalize("NFC"));
+      }
+      for (const file of scan.later) {
+        this.#unhashed.set(file.name, file);
+        this.#localKeys.add(file.name.normalize("NFC"));
       }
     }
     const udpPort = await this.#bind();
@@ -271,21 +299,59 @@ export class Peer {
       hello: {
         udpPort,
         addresses: [...this.#localAddresses],
-        offers: [...this.#local.values()].map((f) => ({
-          name: f.manifest.name,
-          size: f.manifest.size,
-          chunkSize: CHUNK_SIZE,
-          chunksPerPiece: f.manifest.chunksPerPiece,
-          chunksPerBlock: f.manifest.chunksPerBlock,
-          sha256: f.manifest.sha256,
-          pieceSha256: [...f.manifest.pieceSha256],
-          // SYNC (§9): sync peers on the same tracker see the file at this version.
-          mtimeMs: f.mtimeMs,
-        })),
+        offers: [
+          ...[...this.#local.values()].map(offerOf),
+          ...[...this.#unhashed.values()].map((f) => ({
+            name: f.name,
+            size: f.size,
+            chunkSize: CHUNK_SIZE,
+            chunksPerPiece: CHUNKS_PER_PIECE,
+            chunksPerBlock: CHUNKS_PER_BLOCK,
+            mtimeMs: f.mtimeMs,
+            hashing: true,
+          })),
+        ],
       },
     });
     this.#clock.setTimer(this.#config.minAliveSeconds * 1000, () => this.#tracker?.send({ readyToLeave: {} }));
     this.#reportStats();
+    void this.#hashUnhashed();
+  }
+
+  /**
+   * Hashes the files the Hello offered unhashed, one at a time and without holding the
+   * event loop, then sends each manifest (Update): the tracker accepts it (Updates.accepted,
+   * and we serve it) or refuses it. A file that vanishes, or changes under every attempt,
+   * is given up (Withdraw.pending_name).
+   */
+  async #hashUnhashed(): Promise<void> {
+    for (const file of [...this.#unhashed.values()]) {
+      const path = join(this.#config.sharedDir, file.name);
+      let local: LocalFile | undefined;
+      let problem = "it kept changing while it was being hashed";
+      for (let attempt = 0; attempt < HASH_ATTEMPTS && local === undefined; attempt++) {
+        try {
+          const before = statSync(path);
+          const manifest = await hashFileAsync(path, file.name);
+          const after = statSync(path);
+          if (after.size === before.size && after.mtimeMs === before.mtimeMs && manifest.size === after.size) {
+            local = { path, manifest, mtimeMs: Math.round(after.mtimeMs) };
+          }
+        } catch (err) {
+          problem = readProblem(err);
+          break;
+        }
+        if (this.#ended) return;
+      }
+      this.#unhashed.delete(file.name);
+      if (local === undefined) {
+        this.#log(`not offering ${JSON.stringify(file.name)} after all: ${problem}`);
+        this.#tracker?.send({ withdraw: { pendingName: file.name } });
+        continue;
+      }
+      this.#local.set(file.name, local);
+      this.#tracker?.send({ update: { manifest: offerOf(local) } });
+    }
   }
 
   /** Totals for observers (the tracker's web view), about once a second. */

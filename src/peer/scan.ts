@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { closeSync, type Dirent, fstatSync, openSync, readdirSync, readSync } from "node:fs";
+import { closeSync, type Dirent, fstatSync, openSync, readdirSync, readSync, type Stats, statSync } from "node:fs";
 import { join } from "node:path";
 import { pieceHash } from "../transfer/piece-hash.js";
 import { SwarmError } from "../util/errors.js";
@@ -49,20 +49,56 @@ export function listShareable(dir: string, warn: (line: string) => void): string
   return names;
 }
 
+/** A file offered before it is hashed (Manifest.hashing): hashed in the background. */
+export type UnhashedFile = { readonly name: string; readonly size: number; readonly mtimeMs: number };
+
+/** What a peer offers from its folder at start: hashed files, and files hashed after the Hello. */
+export type SharedScan = { readonly hashed: LocalFile[]; readonly later: UnhashedFile[] };
+
 /**
- * Hashes every shareable file of `dir` (see listShareable). A file that cannot be read,
- * or is larger than `maxFileSize`, is skipped with one `warn` line; the others are still
- * offered. Only an unreadable folder is an error (ERR_IO).
+ * Bytes hashed before the Hello by default (~70 ms here): bigger folders are offered at
+ * once and the rest is hashed in the background, so a peer with a 1 GiB file is listed
+ * within a fraction of a second instead of after ~2.4 s of hashing.
  */
-export function scanShared(dir: string, maxFileSize: number, warn: (line: string) => void): LocalFile[] {
+export const DEFAULT_HASH_FIRST_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The shareable files of `dir` (see listShareable): hashed in name order while the bytes
+ * read stay within `hashFirstBytes`, the others (only sized) left for later. A file that
+ * cannot be read, or is larger than `maxFileSize`, is skipped with one `warn` line; the
+ * others are still offered. Only an unreadable folder is an error (ERR_IO).
+ */
+export function scanShared(
+  dir: string,
+  maxFileSize: number,
+  warn: (line: string) => void,
+  hashFirstBytes = Number.POSITIVE_INFINITY,
+): SharedScan {
   let names: string[];
   try {
     names = listShareable(dir, warn);
   } catch (err) {
     throw new SwarmError("ERR_IO", `cannot list ${dir}: ${(err as Error).message}`, { cause: err });
   }
-  const files: LocalFile[] = [];
+  const hashed: LocalFile[] = [];
+  const later: UnhashedFile[] = [];
+  let budget = hashFirstBytes;
   for (const name of names) {
+    let st: Stats;
+    try {
+      st = statSync(join(dir, name));
+    } catch (err) {
+      warn(`skipping ${JSON.stringify(name)}: ${readProblem(err)}`);
+      continue;
+    }
+    if (st.size > maxFileSize) {
+      warn(`skipping ${JSON.stringify(name)}: larger than --max-file-size (${st.size} bytes)`);
+      continue;
+    }
+    if (st.size > budget) {
+      later.push({ name, size: st.size, mtimeMs: Math.round(st.mtimeMs) });
+      continue;
+    }
     let file: LocalFile;
     try {
       file = hashFile(dir, name);
@@ -74,13 +110,14 @@ export function scanShared(dir: string, maxFileSize: number, warn: (line: string
       warn(`skipping ${JSON.stringify(name)}: larger than --max-file-size (${file.manifest.size} bytes)`);
       continue;
     }
-    files.push(file);
+    budget -= file.manifest.size;
+    hashed.push(file);
   }
-  return files;
+  return { hashed, later };
 }
 
 /** "cannot read it (permission denied)": the reason without the path the user already sees. */
-function readProblem(err: unknown): string {
+export function readProblem(err: unknown): string {
   if (err instanceof SwarmError && err.cause === undefined) return err.message;
   const cause = err instanceof SwarmError ? err.cause : err;
   const code = (cause as NodeJS.ErrnoException).code;

@@ -3,7 +3,13 @@ import { byNameBytes } from "../util/output-lines.js";
 import { SECRET_BYTES } from "../wire/auth.js";
 import { Bitmap, flattenRuns, parseRuns } from "../wire/bitmap.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
-import { type CheckedManifest, type FrameBody, manifestToWire, RefusalReason } from "../wire/tracker-frame.js";
+import {
+  type CheckedManifest,
+  type FrameBody,
+  manifestToWire,
+  type PendingOffer,
+  RefusalReason,
+} from "../wire/tracker-frame.js";
 import { manifestBytes } from "./limits.js";
 import { connectBlock, disconnectBlock, updateBlock } from "./output.js";
 import { announcedAddresses, isLoopback, peerAddress } from "./peer-address.js";
@@ -111,6 +117,11 @@ type PeerRecord = {
   stats: PeerTransferStats | undefined;
   /** SYNC (§9): a live-folder peer; it sees the newest version of each name. */
   readonly sync: boolean;
+  /**
+   * Offers in its Hello still being hashed (Manifest.hashing), by name key: printed in its
+   * CONNECT block, told to nobody, and holding every departure back until settled.
+   */
+  readonly hashing: Map<string, PendingOffer>;
 };
 
 /** Totals a peer reports about its own transfers (PeerStats). */
@@ -223,6 +234,8 @@ export class Registry {
   #staying = 0;
   /** Sum of FileRecord.lackers: no ready peer may leave while it is above 0. */
   #lacking = 0;
+  /** Offers still being hashed (PeerRecord.hashing): files everyone else lacks, so nobody leaves. */
+  #hashingOffers = 0;
   #batch: Batch = emptyBatch();
   #batchPending = false;
   #nextPeerId = 1;
@@ -277,6 +290,8 @@ export class Registry {
     sync?: { readonly tags: readonly VersionTag[] },
     /** SYNC (§9): the version a classic peer's offers are at, for sync peers (CLASSIC_TAG when absent). */
     classicTags?: readonly VersionTag[],
+    /** A classic peer's offers still being hashed (see hashed). */
+    hashing: readonly PendingOffer[] = [],
   ): JoinResult {
     const peer: PeerRecord = {
       id: this.#nextPeerId++,
@@ -295,6 +310,7 @@ export class Registry {
       receivedWhole: new Set(),
       stats: undefined,
       sync: sync !== undefined,
+      hashing: new Map(),
     };
     const refusals: udpswarm.IRefusal[] = [];
     const overLimit: FrameBody[] = [];
@@ -342,24 +358,7 @@ export class Registry {
       }
       const existing = this.#fileByKey(key);
       if (existing !== undefined && !sameFile(existing.manifest, offer)) {
-        peer.refused.set(key, offer);
-        this.#refusers.set(key, (this.#refusers.get(key) ?? 0) + 1);
-        refusals.push({
-          reason: RefusalReason.REASON_NAME_CONFLICT,
-          fileName: offer.name,
-          detail:
-            existing.manifest.name === offer.name
-              ? `a different file named "${offer.name}" is already offered by the swarm`
-              : `the swarm already offers "${existing.manifest.name}", a name that prints the same (another Unicode spelling)`,
-        });
-        this.#sink.log(
-          `peer ${peer.id}: refused ${JSON.stringify(offer.name)}: name conflict (${
-            existing.manifest.name === offer.name
-              ? "same name, different content"
-              : "same name, another Unicode spelling"
-          })`,
-          "conflict",
-        );
+        refusals.push(this.#refuseConflict(peer, existing, offer));
         continue;
       }
       if (!fits(offer, existing === undefined)) continue;
@@ -368,15 +367,114 @@ export class Registry {
       this.#holdWhole(peer, file);
       accepted.push(offer);
     }
+    for (const offer of hashing) {
+      const key = nameKey(offer.name);
+      if (seenKeys.has(key)) continue;
+      seenKeys.add(key);
+      if (accepted.length + peer.hashing.size >= this.#limits.maxFilesPerPeer) {
+        const detail = `a peer may offer at most ${this.#limits.maxFilesPerPeer} files`;
+        overLimit.push({ refusal: { reason: RefusalReason.REASON_LIMIT, fileName: offer.name, detail } });
+        this.#sink.log(`peer ${peer.id}: refused ${JSON.stringify(offer.name)}: ${detail}`, "limit");
+        continue;
+      }
+      peer.hashing.set(key, offer);
+      this.#hashingOffers++;
+    }
     for (const file of before) if (this.#lacks(peer, file)) this.#addLacker(file);
     onAssigned?.(peer.id);
-    this.#sink.print(connectBlock(peer.id, accepted));
+    this.#sink.print(connectBlock(peer.id, [...accepted, ...peer.hashing.values()]));
     this.#batch.joined.add(peer.id);
     this.#batch.welcomes.set(peer.id, { refused: refusals, after: [...after, ...overLimit] });
     this.#markPending();
     for (const id of superseded) this.#supersede(id);
     this.#evaluateDepartures();
     return { peerId: peer.id };
+  }
+
+  /** A name conflict: `peer` neither serves nor fetches the swarm's `existing`; its offer waits for the name. */
+  #refuseConflict(peer: PeerRecord, existing: FileRecord, offer: CheckedManifest): udpswarm.IRefusal {
+    const key = existing.key;
+    peer.refused.set(key, offer);
+    if (this.#inCount(peer)) this.#refusers.set(key, (this.#refusers.get(key) ?? 0) + 1);
+    const sameSpelling = existing.manifest.name === offer.name;
+    this.#sink.log(
+      `peer ${peer.id}: refused ${JSON.stringify(offer.name)}: name conflict (${
+        sameSpelling ? "same name, different content" : "same name, another Unicode spelling"
+      })`,
+      "conflict",
+    );
+    return {
+      reason: RefusalReason.REASON_NAME_CONFLICT,
+      fileName: offer.name,
+      detail: sameSpelling
+        ? `a different file named "${offer.name}" is already offered by the swarm`
+        : `the swarm already offers "${existing.manifest.name}", a name that prints the same (another Unicode spelling)`,
+    };
+  }
+
+  isSync(peerId: number): boolean {
+    return this.#peers.get(peerId)?.sync === true;
+  }
+
+  /**
+   * A classic peer has hashed an offer its Hello made pending (Manifest.hashing): it is
+   * settled as it would have been at the Hello (a name conflict or a limit refuses it) and
+   * accepted through Updates.accepted. Returns a reason when the update is bad.
+   */
+  hashed(peerId: number, manifest: CheckedManifest, tag: VersionTag): string | undefined {
+    const peer = this.#peers.get(peerId);
+    if (peer === undefined) return "unknown peer";
+    const key = nameKey(manifest.name);
+    const pending = peer.hashing.get(key);
+    if (pending === undefined) return `${JSON.stringify(manifest.name)} is not an offer it is hashing`;
+    peer.hashing.delete(key);
+    this.#hashingOffers--;
+    const refuse = (reason: RefusalReason, detail: string) => {
+      this.#sink.send(peer.id, { refusal: { reason, fileName: manifest.name, detail } });
+      this.#sink.log(`peer ${peer.id}: refused ${JSON.stringify(manifest.name)}: ${detail}`, "limit");
+    };
+    const existing = this.#fileByKey(key);
+    const lacked = existing !== undefined && this.#lacks(peer, existing);
+    if (pending.name !== manifest.name || pending.size !== manifest.size) {
+      refuse(RefusalReason.REASON_BAD_MESSAGE, `its size changed from ${pending.size} to ${manifest.size} bytes`);
+    } else if (existing !== undefined && !sameFile(existing.manifest, manifest)) {
+      if (lacked) this.#removeLacker(existing);
+      this.#sink.send(peer.id, { refusal: this.#refuseConflict(peer, existing, manifest) });
+    } else {
+      let peerBytes = 0;
+      for (const id of peer.offered) peerBytes += this.#files.get(id)?.bytes ?? 0;
+      const limit = this.#overLimit(peer.offered.size, peerBytes, manifestBytes(manifest), existing === undefined);
+      if (limit !== undefined) refuse(RefusalReason.REASON_LIMIT, limit);
+      else {
+        const file = existing ?? this.#addFile(manifest, tag, peer);
+        peer.offered.add(file.id);
+        this.#holdWhole(peer, file);
+        if (lacked) this.#removeLacker(file);
+        this.#noteAccepted(peer.id, file.id);
+      }
+    }
+    this.#evaluateDepartures();
+    return undefined;
+  }
+
+  /** A pending offer given up (Withdraw.pending_name): the file vanished or kept changing while hashed. */
+  giveUpHashing(peerId: number, name: string): string | undefined {
+    const peer = this.#peers.get(peerId);
+    if (peer === undefined) return "unknown peer";
+    const key = nameKey(name);
+    if (!peer.hashing.delete(key)) return `${JSON.stringify(name)} is not an offer it is hashing`;
+    this.#hashingOffers--;
+    // Like a withdrawn file: it keeps whatever it has of that name and does not fetch the swarm's.
+    const existing = this.#fileByKey(key);
+    if (existing !== undefined && this.#lacks(peer, existing)) this.#removeLacker(existing);
+    peer.withdrawn.add(key);
+    if (this.#inCount(peer)) this.#refusers.set(key, (this.#refusers.get(key) ?? 0) + 1);
+    this.#sink.log(
+      `peer ${peer.id} gave up offering ${JSON.stringify(name)} (it changed while it was hashed)`,
+      "withdrawn",
+    );
+    this.#evaluateDepartures();
+    return undefined;
   }
 
   // ---------------------------------------------------------------- SYNC (§9) hooks
@@ -634,6 +732,8 @@ export class Registry {
     const peer = this.#peers.get(peerId);
     if (peer === undefined) return;
     this.#peers.delete(peerId);
+    this.#hashingOffers -= peer.hashing.size;
+    peer.hashing.clear();
     this.#sink.print(disconnectBlock(peer.id, peer.receivedWhole));
     if (peer.state !== "leaving") {
       for (const file of this.#files.values()) if (this.#lacks(peer, file)) this.#removeLacker(file);
@@ -868,12 +968,7 @@ export class Registry {
       p.offered.add(file.id);
       this.#holdWhole(p, file);
       if (p !== first && this.#inCount(p)) this.#removeLacker(file);
-      let ids = this.#batch.accepted.get(p.id);
-      if (ids === undefined) {
-        ids = [];
-        this.#batch.accepted.set(p.id, ids);
-      }
-      ids.push(file.id);
+      this.#noteAccepted(p.id, file.id);
       this.#sink.log(
         `peer ${p.id}: ${JSON.stringify(manifest.name)} offered again now that the name is free`,
         "reoffer",
@@ -962,7 +1057,7 @@ export class Registry {
    * events that can change the answer: a join, a completed file, a departure, a new ready.
    */
   #evaluateDepartures(): void {
-    while (this.#lacking === 0 && this.#ready.size > 0 && !this.#syncPeerLacks()) {
+    while (this.#lacking === 0 && this.#hashingOffers === 0 && this.#ready.size > 0 && !this.#syncPeerLacks()) {
       // An idle ready peer is out of the count because it lacks files: it waits.
       const granted = [...this.#ready].flatMap((id) => {
         const p = this.#peers.get(id);
@@ -1001,6 +1096,17 @@ export class Registry {
   }
 
   /** What the others heard of `peerId` holding `fileId` this flush no longer stands. */
+  /** Its offer is accepted after its Welcome: it hears the file's id in Updates.accepted. */
+  #noteAccepted(peerId: number, fileId: number): void {
+    let ids = this.#batch.accepted.get(peerId);
+    if (ids === undefined) {
+      ids = [];
+      this.#batch.accepted.set(peerId, ids);
+    }
+    ids.push(fileId);
+    this.#markPending();
+  }
+
   #noteWithdrawn(peerId: number, fileId: number): void {
     this.#batch.holders.set(`${peerId}:${fileId}`, { peerId, fileId, runs: [], complete: false, withdrawn: true });
     this.#markPending();

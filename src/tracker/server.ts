@@ -7,10 +7,13 @@ import { CHUNK_SIZE, MAX_FRAME_BYTES } from "../wire/limits.js";
 import {
   type CheckedManifest,
   checkManifest,
+  checkPendingOffer,
   encodeTrackerFrame,
   encodeUpdatesFrame,
   type FrameBody,
   isManifestProblem,
+  type ManifestProblem,
+  type PendingOffer,
   RefusalReason,
   TRACKER_PROTOCOL_VERSION,
   type TrackerFrame,
@@ -423,7 +426,11 @@ export class TrackerServer {
         this.registry.readyToLeave(peerId);
         return;
       case "withdraw": {
-        const problem = this.registry.withdraw(peerId, frame.withdraw?.fileId ?? 0);
+        const pendingName = frame.withdraw?.pendingName ?? "";
+        const problem =
+          pendingName !== ""
+            ? this.registry.giveUpHashing(peerId, pendingName)
+            : this.registry.withdraw(peerId, frame.withdraw?.fileId ?? 0);
         if (problem !== undefined) {
           this.counters.badFrames++;
           this.log.line("ignored-withdraw", `peer ${peerId}: ignored withdrawal: ${problem}`);
@@ -431,8 +438,10 @@ export class TrackerServer {
         return;
       }
       case "update": {
-        // SYNC (§9)
-        const problem = syncUpdate(this.registry, peerId, frame.update?.manifest, this.#options.maxFileSize);
+        // A classic peer's update is the manifest of an offer it was still hashing.
+        const problem = this.registry.isSync(peerId)
+          ? syncUpdate(this.registry, peerId, frame.update?.manifest, this.#options.maxFileSize)
+          : this.#hashed(peerId, frame.update?.manifest);
         if (problem !== undefined) {
           this.counters.badFrames++;
           this.log.line("ignored-update", `peer ${peerId}: ignored update: ${problem}`);
@@ -479,16 +488,25 @@ export class TrackerServer {
     const checked: CheckedManifest[] = [];
     const tags: VersionTag[] = [];
     const refusals: FrameBody[] = [];
+    const hashing: PendingOffer[] = [];
+    const refuse = (offer: udpswarm.IManifest, problem: ManifestProblem) => {
+      this.counters.refusedOffers++;
+      refusals.push({ refusal: { reason: problem.reason, detail: problem.detail, fileName: offer.name ?? "" } });
+      this.log.line(
+        "refused-offer",
+        `${conn.label}: refused offer ${JSON.stringify(offer.name ?? "")}: ${problem.detail}`,
+      );
+    };
     for (const offer of offers) {
+      if (offer.hashing === true && !sync) {
+        const pending = checkPendingOffer(offer, this.#options.maxFileSize);
+        if (isManifestProblem(pending)) refuse(offer, pending);
+        else hashing.push(pending);
+        continue;
+      }
       const result = checkManifest(offer, this.#options.maxFileSize);
-      if (isManifestProblem(result)) {
-        this.counters.refusedOffers++;
-        refusals.push({ refusal: { reason: result.reason, detail: result.detail, fileName: offer.name ?? "" } });
-        this.log.line(
-          "refused-offer",
-          `${conn.label}: refused offer ${JSON.stringify(offer.name ?? "")}: ${result.detail}`,
-        );
-      } else {
+      if (isManifestProblem(result)) refuse(offer, result);
+      else {
         checked.push(result);
         // SYNC (§9): a sync offer's version fields (a bad one counts as the oldest version);
         // a classic offer is at its file's mtime (see classicTag).
@@ -521,7 +539,20 @@ export class TrackerServer {
       refusals,
       sync ? { tags } : undefined,
       sync ? undefined : tags,
+      hashing,
     );
+  }
+
+  /** A classic peer finished hashing an offer it made pending in its Hello. */
+  #hashed(peerId: number, wire: udpswarm.IManifest | null | undefined): string | undefined {
+    if (wire === undefined || wire === null) return "no manifest";
+    const manifest = checkManifest(wire, this.#options.maxFileSize);
+    if (isManifestProblem(manifest)) {
+      this.registry.giveUpHashing(peerId, wire.name ?? "");
+      this.registry.refuse(peerId, { reason: manifest.reason, detail: manifest.detail, fileName: wire.name ?? "" });
+      return `${JSON.stringify(wire.name ?? "")}: ${manifest.detail}`;
+    }
+    return this.registry.hashed(peerId, manifest, classicTag(wire, Date.now()));
   }
 
   // ---------------------------------------------------------------- frames out

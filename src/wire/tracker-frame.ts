@@ -63,14 +63,17 @@ export type CheckedManifest = {
 /** Why a manifest from the network is refused: a wire code and a line for people. */
 export type ManifestProblem = { readonly reason: RefusalReason; readonly detail: string };
 
-export function isManifestProblem(result: CheckedManifest | ManifestProblem): result is ManifestProblem {
+export function isManifestProblem<T extends object>(result: T | ManifestProblem): result is ManifestProblem {
   return "reason" in result;
 }
 
 const malformed = (detail: string): ManifestProblem => ({ reason: RefusalReason.REASON_BAD_MESSAGE, detail });
 
-/** Checks a manifest from the network; returns the checked form, or why it is refused. */
-export function checkManifest(m: udpswarm.IManifest, maxFileSize: number): CheckedManifest | ManifestProblem {
+/** A classic peer's offer still being hashed (Manifest.hashing): what the CONNECT block needs. */
+export type PendingOffer = { readonly name: string; readonly size: number; readonly chunks: number };
+
+/** Name, size and chunk geometry, checked: what every offer has, hashed or not. */
+function checkShape(m: udpswarm.IManifest, maxFileSize: number): PendingOffer | ManifestProblem {
   const name = m.name ?? "";
   const nameProblem = checkFileName(name);
   if (nameProblem !== undefined)
@@ -88,9 +91,24 @@ export function checkManifest(m: udpswarm.IManifest, maxFileSize: number): Check
   if (m.chunksPerBlock !== CHUNKS_PER_BLOCK) {
     return malformed(`block size ${m.chunksPerBlock} is not ${CHUNKS_PER_BLOCK} chunks`);
   }
+  return { name, size, chunks: chunkCount(size) };
+}
+
+/** Checks an offer still being hashed: no hashes may come with it. */
+export function checkPendingOffer(m: udpswarm.IManifest, maxFileSize: number): PendingOffer | ManifestProblem {
+  if ((m.sha256?.length ?? 0) !== 0 || (m.pieceSha256?.length ?? 0) !== 0) {
+    return malformed("an offer still being hashed carries no hashes");
+  }
+  return checkShape(m, maxFileSize);
+}
+
+/** Checks a manifest from the network; returns the checked form, or why it is refused. */
+export function checkManifest(m: udpswarm.IManifest, maxFileSize: number): CheckedManifest | ManifestProblem {
+  const shape = checkShape(m, maxFileSize);
+  if (isManifestProblem(shape)) return shape;
+  const { name, size, chunks } = shape;
   const sha = m.sha256;
   if (sha === undefined || sha === null || sha.length !== SHA256_BYTES) return malformed("bad file hash");
-  const chunks = chunkCount(size);
   const pieces = pieceCount(chunks);
   const hashes = m.pieceSha256 ?? [];
   if (hashes.length !== pieces) return malformed(`manifest has ${hashes.length} piece hashes, expected ${pieces}`);

@@ -44,6 +44,30 @@ test.serial("two peers exchange files of 0, 1, 511, 512, 513 bytes and 3 MB with
   t.deepEqual(result.outcome(b).received, names(aFiles));
 });
 
+test.serial(
+  "files beyond --hash-first are offered at once, hashed in the background, and served once hashed",
+  async (t) => {
+    const swarm = await Swarm.start(t);
+    const seedFiles: FileSpec[] = [
+      { name: "big later.bin", size: 6 * MiB + 7 },
+      { name: "also later.bin", size: 300 * KiB },
+      { name: "small first.txt", size: 1000 },
+    ];
+    // Both Hellos reach the tracker together: with MIN_ALIVE 0 the seeder cannot leave first.
+    const gate = await swarm.gate(2);
+    // 4 KiB: "small first.txt" is hashed before the Hello, the other two after it.
+    const [seeder, fetcher] = await Promise.all([
+      swarm.startPeer({ label: "seeder", files: seedFiles, minAlive: 0, extraArgs: ["--hash-first", "4096"], gate }),
+      swarm.startPeer({ label: "fetcher", minAlive: 0, gate }),
+    ]);
+    const result = await swarm.finish();
+    swarm.logSummary(result);
+    t.deepEqual(result.has(fetcher), result.allFiles);
+    t.deepEqual(result.outcome(fetcher).received, names(seedFiles));
+    t.is(result.outcome(seeder).received.length, 0);
+  },
+);
+
 test.serial("four peers join in stages with MIN_ALIVE 2.5, 1, 0 and 0", async (t) => {
   const swarm = await Swarm.start(t);
   const f1: FileSpec = { name: "stage 1.bin", size: MiB };

@@ -3,6 +3,7 @@ import test from "ava";
 import fc from "fast-check";
 import { acquiredLine } from "../../src/tracker/output.js";
 import { Registry, type RegistrySink } from "../../src/tracker/registry.js";
+import { CLASSIC_TAG } from "../../src/tracker/versions.js";
 import { requestAuth } from "../../src/wire/auth.js";
 import { CHUNK_SIZE, CHUNKS_PER_PIECE, chunkCount, pieceCount } from "../../src/wire/limits.js";
 import {
@@ -1498,4 +1499,79 @@ test("withdraw: with another holder the file stays; a peer joining later with th
   registry.readyToLeave(1);
   registry.readyToLeave(2);
   t.deepEqual(sink.granted(), [1, 2], "peer 1 does not lack the file it withdrew");
+});
+
+// ------------------------------------------------------------------ offers still being hashed
+
+/** Peer `n` joins from 10.0.0.n offering `hashed` and, still being hashed, `unhashed`. */
+function joinHashing(registry: Registry, n: number, hashed: CheckedManifest[], unhashed: CheckedManifest[]): number {
+  const pending = unhashed.map((m) => ({ name: m.name, size: m.size, chunks: m.chunks }));
+  return registry.join(`10.0.0.${n}`, 7000 + n, hashed, undefined, [], [], undefined, undefined, pending).peerId;
+}
+
+test("hashing: an offer still being hashed is in the CONNECT block, told to nobody, and holds departures back until hashed", (t) => {
+  const { sink, registry, join, complete, fileId, welcomeOf } = setup();
+  const big = manifest("big", 3000);
+  const small = manifest("small", 10);
+  t.is(joinHashing(registry, 1, [small], [big]), 1);
+  t.deepEqual(sink.blocks()[0], ["PEER 1 CONNECT: OFFERS 2", "1    big 6", "1    small 1"]);
+  join(); // 2
+  t.deepEqual(
+    (welcomeOf(2).files ?? []).map((f) => f.manifest?.name),
+    ["small"],
+    "nothing can be verified yet: the newcomer is not told of it",
+  );
+  complete(2, small);
+  registry.readyToLeave(1);
+  registry.readyToLeave(2);
+  t.deepEqual(sink.granted(), [], "everyone lacks the file being hashed");
+  sink.clear();
+  t.is(registry.hashed(1, big, CLASSIC_TAG), undefined);
+  const id = fileId("big");
+  t.deepEqual(sink.sent(1), [{ accepted: { file: info(id, big) } }, { fileAdded: { file: info(id, big) } }]);
+  t.deepEqual(sink.sent(2), [{ fileAdded: { file: info(id, big) } }, holders(1, id, [], true)]);
+  t.deepEqual(sink.lines(), [], "printed once, at CONNECT");
+  t.deepEqual(sink.granted(), []);
+  complete(2, big);
+  t.deepEqual(sink.granted(), [1, 2]);
+  t.regex(registry.hashed(1, big, CLASSIC_TAG) ?? "", /not an offer it is hashing/, "settled once");
+});
+
+test("hashing: settled as at the Hello (a name conflict refuses it); a size change or a give-up holds nobody back", (t) => {
+  const { sink, registry, join } = setup();
+  const x = manifest("same", 700, "X");
+  join(x); // 1
+  joinHashing(registry, 2, [], [manifest("same", 700, "Y")]);
+  joinHashing(registry, 3, [], [manifest("grows", 700)]);
+  joinHashing(registry, 4, [], [manifest("gone", 700)]);
+  for (const p of [1, 2, 3, 4]) registry.readyToLeave(p);
+  t.deepEqual(sink.granted(), []);
+  sink.clear();
+  t.is(registry.hashed(2, manifest("same", 700, "Y"), CLASSIC_TAG), undefined);
+  t.like(sink.sent(2)[0]?.refusal, { reason: RefusalReason.REASON_NAME_CONFLICT, fileName: "same" });
+  t.is(registry.hashed(3, manifest("grows", 900), CLASSIC_TAG), undefined);
+  t.like(sink.sent(3)[0]?.refusal, { reason: RefusalReason.REASON_BAD_MESSAGE, fileName: "grows" });
+  t.deepEqual(sink.granted(), [], "peer 4 is still hashing");
+  t.regex(registry.giveUpHashing(4, "nope") ?? "", /not an offer it is hashing/);
+  t.is(registry.giveUpHashing(4, "gone"), undefined);
+  t.deepEqual(sink.granted(), [], "peers 2, 3 and 4 lack x");
+  t.deepEqual(
+    registry.snapshot().files.map((f) => f.name),
+    ["same"],
+    "the refused and given-up offers never became files",
+  );
+  for (const p of [2, 3, 4]) registry.have(p, 1, [0, 2]);
+  t.deepEqual(sink.granted(), [1, 2, 3, 4]);
+});
+
+test("hashing: a peer that leaves while hashing releases the others", (t) => {
+  const { sink, registry, join, complete } = setup();
+  const a = manifest("a", 100);
+  join(a); // 1
+  joinHashing(registry, 2, [], [manifest("big", 5000)]);
+  complete(2, a);
+  registry.readyToLeave(1);
+  t.deepEqual(sink.granted(), []);
+  registry.leave(2);
+  t.deepEqual(sink.granted(), [1]);
 });
