@@ -1,12 +1,20 @@
 import { readFileSync } from "node:fs";
 
-/** The package version, read from package.json next to dist/. */
+/**
+ * The package version, from udpswarm's package.json: the nearest one above this module,
+ * which is dist/src/util/ when run from the modules and dist/ when run from a bundle.
+ */
 export function packageVersion(): string {
-  try {
-    const url = new URL("../../../package.json", import.meta.url);
-    const pkg = JSON.parse(readFileSync(url, "utf8")) as { version?: unknown };
-    return typeof pkg.version === "string" ? pkg.version : "unknown";
-  } catch {
-    return "unknown";
+  for (let up = "../"; up.length <= 4 * 3; up += "../") {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(`${up}package.json`, import.meta.url), "utf8")) as {
+        name?: unknown;
+        version?: unknown;
+      };
+      if (pkg.name === "udpswarm" && typeof pkg.version === "string") return pkg.version;
+    } catch {
+      // not at this level
+    }
   }
+  return "unknown";
 }
