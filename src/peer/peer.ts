@@ -204,8 +204,8 @@ export class Peer {
           fatal: (err) => {
             if (this.#sync?.onFatal(err) !== true) this.#fail(err);
           },
-          holderFailed: (fileId, peerId, why, dropped, holdersLeft) =>
-            this.#onHolderFailed(fileId, peerId, why, dropped, holdersLeft),
+          holderFailed: (fileId, peerId, why, dropped, holdersLeft, retryInMs) =>
+            this.#onHolderFailed(fileId, peerId, why, dropped, holdersLeft, retryInMs),
           withdrawn: (fileId, why) => {
             const name = this.#engine.file(fileId)?.manifest.name ?? `file ${fileId}`;
             this.#log(`"${name}" changed on disk since it was offered (${why}): no longer serving it`);
@@ -625,8 +625,19 @@ export class Peer {
   }
 
   /** Says once per file that no holder serves it any more (and once per holder dropped). */
-  #onHolderFailed(fileId: number, peerId: number, why: string, dropped: boolean, holdersLeft: number): void {
+  #onHolderFailed(
+    fileId: number,
+    peerId: number,
+    why: string,
+    dropped: boolean,
+    holdersLeft: number,
+    retryInMs?: number,
+  ): void {
     const name = JSON.stringify(this.#engine.file(fileId)?.manifest.name ?? `file ${fileId}`);
+    if (dropped && retryInMs !== undefined) {
+      this.#log(`peer ${peerId} not asked for ${name} for ${Math.round(retryInMs / 1000)} s: ${why}`);
+      return;
+    }
     if (dropped) this.#log(`peer ${peerId} no longer asked for ${name}: ${why}`);
     if (holdersLeft > 0 || this.#stalled.has(fileId)) return;
     this.#stalled.add(fileId);

@@ -1,5 +1,6 @@
 import { TimerTable } from "../util/timer-table.js";
 import { PROOF_HASH_REQUEST, PROOF_REQUEST, requestProof } from "../wire/auth.js";
+import type { Bitmap } from "../wire/bitmap.js";
 import { CHUNK_SIZE, chunkLength, MAX_CHUNKS_PER_REQUEST } from "../wire/limits.js";
 import {
   type ChunkDatagram,
@@ -41,9 +42,27 @@ export const MAX_SILENT_REQUESTS = 8;
 export const MIN_SILENT_MS = 15_000;
 /** Pieces of one file failed with chunks from one holder (more than it helped verify) after which it is dropped as a holder of that file. */
 export const MAX_BAD_PIECES = 8;
+/**
+ * A holder that answered before and was dropped for its silence (while others were left)
+ * is asked again after this long (ms), doubling per such drop up to 8 times this: on a
+ * crowded host (128 peers on two cores) a live peer can stay silent for minutes, and the
+ * others may leave or turn out to hold only part of the file; a peer that is really gone
+ * is reported by the tracker.
+ */
+export const REINSTATE_MS = 20_000;
 
-/** The one timer-table entry for loss detection; the others are hash-request tokens. */
+/** The chunk runs of the pieces set in `pieces` (a holder's bitmap in the picker). */
+function pieceRuns(pieces: Bitmap, file: FileState): Array<[number, number]> {
+  return pieces.runs().map(([first, count]) => {
+    const start = file.firstChunkOf(first);
+    const end = first + count < file.pieces ? file.firstChunkOf(first + count) : file.chunks;
+    return [start, end - start];
+  });
+}
+
+/** Timer-table keys: this one for loss detection, REINSTATE_TIMER for dropped holders asked again, the others hash-request tokens. */
 const LOSS_TIMER = "loss";
+const REINSTATE_TIMER = "reinstate";
 
 /**
  * The data path of one peer, wiring its parts together: membership (files and remote
@@ -62,7 +81,9 @@ export class TransferEngine {
   readonly #remotes = new Map<number, RemotePeer>();
   readonly #byAddress = new AddressTable<RemotePeer>();
   readonly #scheduler: RequestScheduler<RemotePeer>;
-  readonly #timers: TimerTable<typeof LOSS_TIMER | number>;
+  readonly #timers: TimerTable<typeof LOSS_TIMER | typeof REINSTATE_TIMER | number>;
+  /** Holders dropped for their silence, each asked again at `at` with what it held (see REINSTATE_MS). */
+  #reinstating: Array<{ at: number; remote: RemotePeer; file: FileState; held: Bitmap | "complete" }> = [];
   readonly #server: ChunkServer;
   readonly #repair: BlockRepair<RemotePeer>;
   readonly #trackerEvents: TrackerEvents<Request> = {
@@ -173,6 +194,7 @@ export class TransferEngine {
     this.#files.delete(id);
     for (const remote of this.#remotes.values()) remote.tracker.abandonAll((o) => o.file === file);
     file.abandon();
+    this.#forgetReinstating((r) => r.file === file);
   }
 
   /**
@@ -209,6 +231,7 @@ export class TransferEngine {
     remote.tracker.abandonAll();
     for (const file of this.#files.values()) file.picker.removeHolder(id);
     this.#repair.peerGone(remote);
+    this.#forgetReinstating((r) => r.remote === remote);
     this.#schedulePump();
   }
 
@@ -468,14 +491,50 @@ export class TransferEngine {
   }
 
   /** `remote` is no longer asked for `file`: what it holds of it is forgotten, its requests for it abandoned. */
-  #dropHolder(remote: RemotePeer, file: FileState, why: string): void {
+  #dropHolder(remote: RemotePeer, file: FileState, why: string, askAgain = false): void {
     const src = remote.source(file.id);
     if (src.dropped) return;
     src.dropped = true;
     this.counters.holdersDropped++;
+    const held = file.picker.holders.get(remote.id);
     file.picker.removeHolder(remote.id);
     remote.tracker.abandonAll((o) => o.file === file);
-    this.#deps.events.holderFailed?.(file.id, remote.id, why, true, file.holders.size);
+    let retryInMs: number | undefined;
+    if (askAgain && held !== undefined) {
+      retryInMs = REINSTATE_MS * 2 ** Math.min(3, src.silentDrops++);
+      this.#reinstating.push({ at: this.#deps.clock.now() + retryInMs, remote, file, held });
+      this.#armReinstate();
+    }
+    this.#deps.events.holderFailed?.(file.id, remote.id, why, true, file.holders.size, retryInMs);
+    this.#schedulePump();
+  }
+
+  #forgetReinstating(which: (r: { remote: RemotePeer; file: FileState }) => boolean): void {
+    if (this.#reinstating.length === 0) return;
+    this.#reinstating = this.#reinstating.filter((r) => !which(r));
+    this.#armReinstate();
+  }
+
+  #armReinstate(): void {
+    const next = Math.min(...this.#reinstating.map((r) => r.at));
+    if (Number.isFinite(next)) this.#timers.set(REINSTATE_TIMER, next);
+    else this.#timers.clear(REINSTATE_TIMER);
+  }
+
+  /** Holders dropped for their silence whose wait is over are asked again, for what they held. */
+  #reinstate(now: number): void {
+    const due = this.#reinstating.filter((r) => r.at <= now);
+    this.#reinstating = this.#reinstating.filter((r) => r.at > now);
+    for (const { remote, file, held } of due) {
+      const src = remote.source(file.id);
+      if (this.#remotes.get(remote.id) !== remote || this.#files.get(file.id) !== file || !src.dropped) continue;
+      if (file.mode !== "downloading") continue;
+      src.dropped = false;
+      src.silent = 0;
+      src.reported = false;
+      file.picker.addHolder(remote.id, held === "complete" ? [] : pieceRuns(held, file), held === "complete");
+    }
+    this.#armReinstate();
     this.#schedulePump();
   }
 
@@ -491,7 +550,7 @@ export class TransferEngine {
     const why = `${src.silent} requests in a row over ${Math.round(silentMs / 1000)} s got no answer`;
     // An address that never answered anything may not be a peer at all: it is not asked again.
     const others = [...file.holders.keys()].some((id) => id !== remote.id);
-    if (others || !remote.client.validated) this.#dropHolder(remote, file, why);
+    if (others || !remote.client.validated) this.#dropHolder(remote, file, why, remote.client.validated);
     else if (!src.reported) {
       src.reported = true;
       this.#deps.events.holderFailed?.(file.id, remote.id, why, false, 0);
@@ -508,6 +567,7 @@ export class TransferEngine {
 
   #completeFile(file: FileState): void {
     file.mode = "seeding";
+    this.#forgetReinstating((r) => r.file === file);
     this.#deps.events.fileComplete(file.id);
   }
 
@@ -543,6 +603,7 @@ export class TransferEngine {
   #onTimers(now: number): void {
     for (const key of this.#timers.expired(now)) {
       if (key === LOSS_TIMER) this.#deps.defer(() => this.#checkTimers());
+      else if (key === REINSTATE_TIMER) this.#reinstate(now);
       else this.#repair.onTimeout(key);
     }
   }

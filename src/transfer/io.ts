@@ -33,9 +33,17 @@ export interface TransferEvents {
   fatal(err: unknown): void;
   /**
    * A holder of a file we fetch was dropped (`dropped`), or, the only holder, does not
-   * answer (not dropped: still asked, rarely); `holdersLeft` other holders remain.
+   * answer (not dropped: still asked, rarely); `holdersLeft` other holders remain. A holder
+   * dropped for its silence is asked again after `retryInMs` (undefined: never).
    */
-  holderFailed?(fileId: number, peerId: number, why: string, dropped: boolean, holdersLeft: number): void;
+  holderFailed?(
+    fileId: number,
+    peerId: number,
+    why: string,
+    dropped: boolean,
+    holdersLeft: number,
+    retryInMs?: number,
+  ): void;
   /** A file we served changed or became unreadable on disk: it is no longer served. */
   withdrawn?(fileId: number, why: string): void;
 }

@@ -33,6 +33,8 @@ export type FileSource = {
   goodPieces: number;
   /** No longer asked for the file (its later holdings are ignored). */
   dropped: boolean;
+  /** Times it was dropped for its silence and asked again later (each doubles the wait). */
+  silentDrops: number;
   /** Its silence was reported (it was the only holder). */
   reported: boolean;
 };
@@ -100,7 +102,7 @@ export class RemotePeer {
   source(fileId: number): FileSource {
     let s = this.files.get(fileId);
     if (s === undefined) {
-      s = { silent: 0, silentSince: 0, badPieces: 0, goodPieces: 0, dropped: false, reported: false };
+      s = { silent: 0, silentSince: 0, badPieces: 0, goodPieces: 0, dropped: false, silentDrops: 0, reported: false };
       this.files.set(fileId, s);
     }
     return s;

@@ -9,6 +9,13 @@ export type RttOptions = {
   readonly minRtoMs?: number;
   /** Ceiling of the timeout, backoff included (ms). @default 1000 */
   readonly maxRtoMs?: number;
+  /**
+   * The ceiling before any sample (ms): a peer that never answered may be a host that has
+   * not got going yet (128 peers starting at once on 2 cores get no CPU for seconds), so
+   * its timeouts back off further, and the few requests it is sent before it is given up
+   * on span ~16 s instead of ~6 s. @default 3200
+   */
+  readonly maxUnansweredRtoMs?: number;
   /** Clock granularity term of RFC 6298 (ms). @default 4 */
   readonly granularityMs?: number;
 };
@@ -17,6 +24,7 @@ export class RttEstimator {
   readonly #initialRto: number;
   readonly #minRto: number;
   readonly #maxRto: number;
+  readonly #maxUnansweredRto: number;
   readonly #granularity: number;
   #srtt: number | undefined;
   #rttvar = 0;
@@ -29,6 +37,7 @@ export class RttEstimator {
     this.#initialRto = options.initialRtoMs ?? 200;
     this.#minRto = options.minRtoMs ?? 30;
     this.#maxRto = options.maxRtoMs ?? 1000;
+    this.#maxUnansweredRto = options.maxUnansweredRtoMs ?? 3200;
     this.#granularity = options.granularityMs ?? 4;
   }
 
@@ -76,7 +85,8 @@ export class RttEstimator {
 
   /** The timeout to arm now: the base doubled once per unanswered expiry. */
   rto(): number {
-    return Math.min(this.#maxRto, this.baseRto() * 2 ** this.#backoff);
+    const ceiling = this.#srtt === undefined ? this.#maxUnansweredRto : this.#maxRto;
+    return Math.min(ceiling, this.baseRto() * 2 ** this.#backoff);
   }
 
   /**

@@ -19,7 +19,7 @@
  *   random-loss window test fails ("13 decreases, 1 timeouts").
  */
 import test, { type ExecutionContext } from "ava";
-import { MAX_BAD_PIECES, MIN_SILENT_MS, type TransferOptions } from "../../src/transfer/engine.js";
+import { MAX_BAD_PIECES, MIN_SILENT_MS, REINSTATE_MS, type TransferOptions } from "../../src/transfer/engine.js";
 import type { CheckedManifest } from "../../src/wire/tracker-frame.js";
 import { FakeNetwork, type FakeNode, type LinkFaults, manifestOf, randomBytes } from "../helpers/fake-network.js";
 
@@ -305,16 +305,41 @@ test("a source whose every datagram is corrupted is banned; the other completes 
   }
 });
 
+test("a holder dropped for its silence is asked again after REINSTATE_MS: the download survives its other holders going quiet", async (t) => {
+  for (const seed of SEEDS) {
+    const s = makeSwarm(seed, { seeders: 2, size: LARGE });
+    const [a, other] = s.seeders as [FakeNode, FakeNode];
+    // Both serve at first (both answered: real peers); then `a` goes quiet (a crowded host)
+    // and is dropped while `other` is left.
+    s.net.setFaults(other, s.b, { delayMs: 4000 });
+    await s.net.runUntil(() => s.b.engine.counters.chunksReceived > 200, { maxVirtualMs: 30_000 });
+    s.net.setFaults(a, s.b, { loss: 1 });
+    s.net.setFaults(s.b, a, { loss: 1 });
+    await s.net.runUntil(() => s.b.engine.counters.holdersDropped > 0, { maxVirtualMs: 60_000 });
+    const droppedAt = s.net.clock.now();
+    // Now `other` goes quiet for good (it is the only holder left: still asked, never dropped)
+    // and `a` is back: only asking `a` again finishes the download.
+    s.net.setFaults(other, s.b, { loss: 1 });
+    s.net.setFaults(s.b, other, { loss: 1 });
+    s.net.setFaults(a, s.b, { delayMs: DELAY_MS });
+    s.net.setFaults(s.b, a, { delayMs: DELAY_MS });
+    await complete(s, { maxVirtualMs: 120_000 });
+    assertComplete(t, s, "holder asked again");
+    t.true(s.net.clock.now() - droppedAt >= REINSTATE_MS, `seed ${seed}: asked again only after REINSTATE_MS`);
+    t.true(s.b.engine.counters.holdersDropped >= 1, `seed ${seed}: dropped`);
+  }
+});
+
 test("holders that do not serve: a silent one is dropped while another serves; a bad only one after 8 pieces", async (t) => {
   for (const seed of SEEDS) {
     const s = makeSwarm(seed, { seeders: 2, size: LARGE });
     const [silent, slow] = s.seeders as [FakeNode, FakeNode];
     // The other holder is slow, so the download is still running after 8 silent requests
-    // over MIN_SILENT_MS.
-    s.net.setFaults(slow, s.b, { delayMs: 2000 });
+    // over MIN_SILENT_MS (a holder that never answered is asked at a backoff of up to 3.2 s).
+    s.net.setFaults(slow, s.b, { delayMs: 4000 });
     s.net.setFaults(silent, s.b, { loss: 1 });
     s.net.setFaults(s.b, silent, { loss: 1 });
-    await s.net.runUntil(() => s.b.engine.counters.holdersDropped > 0, { maxVirtualMs: 30_000 });
+    await s.net.runUntil(() => s.b.engine.counters.holdersDropped > 0, { maxVirtualMs: 60_000 });
     t.true(s.net.clock.now() >= MIN_SILENT_MS, `seed ${seed}: not dropped before MIN_SILENT_MS`);
     const sentTo = silent.engine.counters.requestsReceived;
     await complete(s);

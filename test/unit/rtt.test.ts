@@ -104,6 +104,23 @@ test("backoff applies before any sample too", (t) => {
   t.is(r.baseRto(), 200);
 });
 
+test("before any sample the backoff goes on to 3.2 s (a peer that never answered may not have started); after one, 1 s", (t) => {
+  const r = new RttEstimator();
+  const waits: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    waits.push(r.rto());
+    r.onTimeout();
+  }
+  t.deepEqual(waits, [200, 400, 800, 1600, 3200, 3200, 3200, 3200]);
+  t.true(
+    waits.reduce((a, b) => a + b, 0) >= 15_000,
+    "8 unanswered requests span the silence floor of a holder (MIN_SILENT_MS)",
+  );
+  r.sample(100);
+  for (let i = 0; i < 8; i++) r.onTimeout();
+  t.is(r.rto(), 1000);
+});
+
 test("backoff count stops at 4 (16x the base timeout)", (t) => {
   const r = new RttEstimator({ initialRtoMs: 1, maxRtoMs: 1e12 });
   for (let i = 0; i < 20; i++) r.onTimeout();
