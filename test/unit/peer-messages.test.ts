@@ -1,5 +1,5 @@
 import test from "ava";
-import { interruptedDownloads } from "../../src/peer/peer.js";
+import { interruptedDownloads } from "../../src/peer/resume-report.js";
 
 test("interrupted: the line says what was kept, or that nothing was", (t) => {
   t.is(interruptedDownloads([], "st"), "nothing was being downloaded");
