@@ -22,6 +22,7 @@ import {
   manifestToWire,
   type TrackerFrame,
 } from "../wire/tracker-frame.js";
+import { DestinationLock } from "./dest-lock.js";
 import { downloadTag, parseDownloadTag } from "./download-tag.js";
 import { formatSize, formatTable, printable } from "./format.js";
 import type { ClientState, SavedUpload } from "./state.js";
@@ -55,6 +56,8 @@ type Download = {
   readonly target: string;
   /** Whose partial it is in staging (download-tag.ts). */
   readonly tag: string;
+  /** Held until the file is in place or the download is dropped. */
+  readonly lock: DestinationLock | undefined;
   state: "downloading" | "finishing" | "complete";
 };
 type Share = { readonly fileId: number; readonly group: string; readonly name: string; readonly path: string };
@@ -521,10 +524,30 @@ export class Client {
     const user = this.#user;
     if (user === undefined) return { outcome: failed("not logged in"), status: Status.STATUS_NOT_LOGGED_IN };
     const target = join(dest, file);
-    const under = [...this.#downloads.values()].find((d) => d.target === target && d.state !== "complete");
-    if (existsSync(target) && under === undefined) {
+    const under = [...this.#downloads.values()].some((d) => d.target === target && d.state !== "complete");
+    if (under) return this.#fetchInto(user, group, file, dest, undefined);
+    if (existsSync(target)) {
       return { outcome: failed(`${printable(target)} already exists; remove it or choose another folder`), status: 0 };
     }
+    const lock = await DestinationLock.acquire(target);
+    if (!(lock instanceof DestinationLock)) {
+      const who = lock.heldBy > 0 ? `another client (pid ${lock.heldBy})` : "another client";
+      const line = `${who} is downloading ${printable(file)} into ${printable(dest)}; wait for it to finish, or choose another folder`;
+      return { outcome: failed(line), status: 0 };
+    }
+    const result = await this.#fetchInto(user, group, file, dest, lock);
+    if (![...this.#downloads.values()].some((d) => d.lock === lock)) lock.release();
+    return result;
+  }
+
+  async #fetchInto(
+    user: string,
+    group: string,
+    file: string,
+    dest: string,
+    lock: DestinationLock | undefined,
+  ): Promise<{ outcome: Outcome; status: number }> {
+    const target = join(dest, file);
     const reply = await this.#request({ downloadFile: { group, file } });
     const status = reply.status ?? 0;
     const refused = (line: string) => ({ outcome: failed(line), status });
@@ -536,8 +559,12 @@ export class Client {
     if (this.#shares.has(fileId)) return refused(`you already share ${printable(file)} in ${printable(group)}`);
     const into = done(`${printable(reply.message ?? "")} into ${printable(dest)}`);
     const running = this.#downloads.get(fileId);
+    if (lock === undefined) {
+      // Asked again for a download under way into the same place (one taken up at start).
+      if (running?.target === target && running.state !== "complete") return { outcome: into, status };
+      return refused(`another download into ${printable(target)} is under way; wait for it, or choose another folder`);
+    }
     if (running !== undefined && running.state !== "complete") {
-      if (running.target === target) return { outcome: into, status };
       return refused(`${printable(file)} is being downloaded already, into ${printable(join(running.target, ".."))}`);
     }
     const tag = downloadTag({ user, group, dest });
@@ -558,7 +585,7 @@ export class Client {
       return refused(`cannot prepare the download: ${errorMessage(err)}`);
     }
     this.#downloads.delete(fileId);
-    this.#downloads.set(fileId, { fileId, group, manifest, target, tag, state: "downloading" });
+    this.#downloads.set(fileId, { fileId, group, manifest, target, tag, lock, state: "downloading" });
     this.#fileGroup.set(fileId, group);
     this.#engine.addFile(fileId, manifest, "downloading", { verifiedPieces: kept });
     for (const peerId of this.#holders.get(fileId) ?? []) this.#engine.holdersChanged(peerId, fileId, [], true);
@@ -614,6 +641,8 @@ export class Client {
       this.#config.notice(`download of ${printable(d.manifest.name)} failed: ${errorMessage(err)}`);
       this.#drop(fileId, false);
       return;
+    } finally {
+      d.lock?.release();
     }
     if (this.#downloads.get(fileId) !== d) return;
     d.state = "complete";
@@ -691,6 +720,7 @@ export class Client {
     this.#fileGroup.delete(fileId);
     this.#shares.delete(fileId);
     const d = this.#downloads.get(fileId);
+    d?.lock?.release();
     if (d !== undefined && d.state !== "complete") this.#downloads.delete(fileId);
   }
 
@@ -706,6 +736,7 @@ export class Client {
       .filter((d) => d.state !== "complete" && (this.#engine.file(d.fileId)?.done.count ?? 0) > 0)
       .map((d) => d.manifest.name);
     this.#checkpoints.close();
+    for (const d of this.#downloads.values()) d.lock?.release();
     await this.#tracker?.goodbye();
     this.#tracker?.close();
     this.#engine.close();

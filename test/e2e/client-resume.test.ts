@@ -46,7 +46,11 @@ type Rig = {
  * A tracker, a sharer "s" of NAME in group g, and a downloader "d" (a member of g) that has
  * started download_file into ./in. Every process is killed at teardown.
  */
-async function setUp(t: ExecutionContext, seed: string): Promise<Rig & { readonly first: ClientProc }> {
+async function setUp(
+  t: ExecutionContext,
+  seed: string,
+  beforeDownload: (sharer: ClientProc, trackers: string, root: string) => Promise<void> = async () => {},
+): Promise<Rig & { readonly first: ClientProc }> {
   const release = await acquireSwarmSlot();
   t.teardown(release);
   const root = await tempDir(t, "udpswarm-client-resume-");
@@ -68,6 +72,7 @@ async function setUp(t: ExecutionContext, seed: string): Promise<Rig & { readonl
   await first.ok("login d pw-d", /^logged in/u);
   await first.ok("join_group g", /asked/u);
   await sharer.ok("accept_request g d", /member/u);
+  await beforeDownload(sharer, tracker.trackers, root);
   await first.ok(`download_file g ${QUOTED} ./in`, new RegExp(`^downloading ${NAME_RE} from 1 sharer into `, "u"));
   const stop = async () => {
     t.is(await sharer.quit(), 0, sharer.describe());
@@ -279,3 +284,37 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     },
   );
 }
+
+test.serial(
+  "two clients from different folders into one destination: the second is refused until the first is gone",
+  async (t) => {
+    let other: ClientProc | undefined;
+    const rig = await setUp(t, "client dest lock", async (sharer, trackers, root) => {
+      const dir = path.join(root, "e");
+      await mkdir(dir);
+      other = spawnClient(t, "e", dir, trackers);
+      await other.ok("create_user e pw-e", /created/u);
+      await other.ok("login e pw-e", /^logged in/u);
+      await other.ok("join_group g", /asked/u);
+      await sharer.ok("accept_request g e", /member/u);
+    });
+    const e = other;
+    if (e === undefined) throw new Error("unreachable");
+    const into = `download_file g ${QUOTED} ${JSON.stringify(rig.dest)}`;
+    const refusal = await e.fails(into, /^error: another client/u);
+    t.is(
+      refusal,
+      `error: another client (pid ${rig.first.child.pid}) is downloading ${NAME} into ${rig.dest}; wait for it to finish, or choose another folder`,
+    );
+    await waitPercent(rig.first, 0); // precondition: the first is still downloading
+    rig.first.kill();
+    await rig.first.exited;
+    t.deepEqual(await readdir(rig.dest), [], "nothing partial in the destination");
+    // The kernel freed the dead client's lock: the other one may download there now.
+    await e.ok(into, new RegExp(`^downloading ${NAME_RE} from 1 sharer into ${rig.dest}$`, "u"));
+    await e.waitFor(new RegExp(`^downloaded ${NAME_RE} from g into `, "u"), "err");
+    t.true((await readFile(path.join(rig.dest, NAME))).equals(rig.content), "byte-identical");
+    t.is(await e.quit(), 8, "one command failed (the refused one)");
+    await rig.stop();
+  },
+);
