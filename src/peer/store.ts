@@ -37,6 +37,8 @@ type Download = {
   /** Changes to `written` so far, and how many of them the record on disk covers. */
   changes: number;
   recorded: number;
+  /** The last record write started (see #removeRecord). */
+  writing: Promise<void> | undefined;
 };
 
 type Entry = {
@@ -263,6 +265,7 @@ export class FileStore implements PieceStore {
       written,
       changes: 1,
       recorded: recordUpToDate ? 1 : 0,
+      writing: undefined,
     };
     this.#entries.set(fileId, { name: manifest.name, size: manifest.size, path, download });
     if (!recordUpToDate) this.#dirty.add(download);
@@ -313,11 +316,11 @@ export class FileStore implements PieceStore {
       this.#dirty.delete(d);
       if (d.written.complete && d.manifest.size <= SMALL_FILE_BYTES) continue;
       const covers = d.changes;
-      writes.push(
-        this.#staging.writeRecord(d.key, this.#recordOf(d)).then(() => {
-          if (d.recorded < covers) d.recorded = covers;
-        }),
-      );
+      const write = this.#staging.writeRecord(d.key, this.#recordOf(d)).then(() => {
+        if (d.recorded < covers) d.recorded = covers;
+      });
+      d.writing = write;
+      writes.push(write);
     }
     if (writes.length > 0) await Promise.all(writes);
   }
@@ -393,7 +396,7 @@ export class FileStore implements PieceStore {
       e.path = place(staged);
       e.download = undefined;
       this.#dirty.delete(d);
-      rmSync(this.#staging.recordPath(d.key), { force: true });
+      await this.#removeRecord(d);
       return;
     }
     this.#io(() => linkSync(staged, target), `move ${e.name} into ${this.sharedDir}`);
@@ -402,6 +405,15 @@ export class FileStore implements PieceStore {
     e.download = undefined;
     this.#dirty.delete(d);
     this.#io(() => unlinkSync(staged), `remove ${staged}`);
+    await this.#removeRecord(d);
+  }
+
+  /**
+   * Removes a finished download's record, once a write of it still in flight has landed
+   * (none can start any more: it is out of #dirty), so that no record outlives its file.
+   */
+  async #removeRecord(d: Download): Promise<void> {
+    await d.writing?.catch(() => {});
     rmSync(this.#staging.recordPath(d.key), { force: true });
   }
 
