@@ -589,6 +589,9 @@ export class Client {
     this.#fileGroup.set(fileId, group);
     this.#engine.addFile(fileId, manifest, "downloading", { verifiedPieces: kept });
     for (const peerId of this.#holders.get(fileId) ?? []) this.#engine.holdersChanged(peerId, fileId, [], true);
+    // A first record at once: a client killed before its first piece still knows at its
+    // next start what it was downloading, for whom and where to (it has no other memory of it).
+    this.#checkpoints.push([fileId], true);
     return { outcome: into, status };
   }
 
