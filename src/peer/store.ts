@@ -39,6 +39,8 @@ type Download = {
   recorded: number;
   /** The last record write started (see #removeRecord). */
   writing: Promise<void> | undefined;
+  /** Pieces a record on disk lists (or that a restart verified): what a kill -9 would not lose. */
+  durablePieces: number;
 };
 
 type Entry = {
@@ -115,6 +117,14 @@ export class FileStore implements PieceStore {
 
   get stagingDir(): string {
     return this.#staging.root;
+  }
+
+  /**
+   * Pieces of a download that a restart would keep: those its record on disk lists (or
+   * that were verified again at its start). Undefined for a file not being downloaded.
+   */
+  durablePieces(fileId: number): number | undefined {
+    return this.#entries.get(fileId)?.download?.durablePieces;
   }
 
   /** Staging records written so far (see StagingArea.writeRecord): what resume costs. */
@@ -266,6 +276,8 @@ export class FileStore implements PieceStore {
       changes: 1,
       recorded: recordUpToDate ? 1 : 0,
       writing: undefined,
+      // At a resume, the pieces kept are listed by the record on disk (or found by a full check).
+      durablePieces: written.count,
     };
     this.#entries.set(fileId, { name: manifest.name, size: manifest.size, path, download });
     if (!recordUpToDate) this.#dirty.add(download);
@@ -316,8 +328,10 @@ export class FileStore implements PieceStore {
       this.#dirty.delete(d);
       if (d.written.complete && d.manifest.size <= SMALL_FILE_BYTES) continue;
       const covers = d.changes;
+      const pieces = d.written.count;
       const write = this.#staging.writeRecord(d.key, this.#recordOf(d)).then(() => {
         if (d.recorded < covers) d.recorded = covers;
+        if (d.durablePieces < pieces) d.durablePieces = pieces;
       });
       d.writing = write;
       writes.push(write);

@@ -100,7 +100,7 @@ function spawnClient(t: ExecutionContext, label: string, dir: string, trackers: 
 
 /**
  * Asks show_downloads back to back until the download is at least `percent` done; returns
- * the percent it said last (a lower bound of what the client held). Fails if it finished.
+ * the percent it said last: pieces its staging records listed, which a restart keeps. Fails if it finished.
  */
 async function waitPercent(c: ClientProc, percent: number): Promise<number> {
   for (;;) {
@@ -183,6 +183,7 @@ test.serial(
       `received ${stats.chunksReceived} after the restart; missing at the kill: ${rig.total - atKill}`,
     );
     t.is(stats.chunksReceived, rig.total - stats.resumed.chunks, "kept chunks are never fetched again");
+    t.true(stats.resumed.chunks >= atKill, "every piece show_downloads counted before the kill was kept");
     t.is(stats.resumed.failed, 0);
     t.true(stats.resumed.pieces > 0);
     await rig.stop();
