@@ -23,7 +23,8 @@ Starts the udpswarm client: accounts, groups and group file sharing.
 TRACKERS_FILE lists the tracker as "HOST PORT" lines (the first that answers is used;
 start the tracker with --store). Commands are read from the prompt, or one per line
 from stdin; replies go to stdout, errors to stderr ("error: ..."), background news to
-stderr. The session and the uploads are remembered in ./.udpswarm/.
+stderr. The session and the uploads are remembered in ./.udpswarm/, and unfinished
+downloads are kept in ./.udpswarm/staging/ and continued at the next start.
 
 commands:
 ${helpText()
@@ -31,7 +32,8 @@ ${helpText()
   .join("\n")}
 
 exit status: 0 every command succeeded, ${COMMAND_FAILED} some command failed, 2 usage,
-3 tracker unreachable, 4 tracker lost, 6 the tracker refused this client.`;
+3 tracker unreachable, 4 tracker lost, 5 storage failure, 6 the tracker refused this client,
+7 another client is running in this folder.`;
 
 /** `HOST PORT` lines; blank lines and # comments skipped. */
 export function parseTrackers(text: string): Array<{ host: string; port: number }> {
@@ -107,6 +109,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let busy = false;
   let inputEnded = false;
   let quitting = false;
+  let signalled: "SIGINT" | "SIGTERM" | undefined;
   const finished = new Promise<void>((resolve) => {
     endNow = resolve;
   });
@@ -150,23 +153,25 @@ async function main(argv: readonly string[]): Promise<number> {
     inputEnded = true;
     if (!busy) void pump();
   });
-  rl.on("SIGINT", () => {
+  // Ctrl-C at the prompt (readline's), or a signal when stdin is not a terminal.
+  const stop = (signal: "SIGINT" | "SIGTERM") => {
+    signalled ??= signal;
     quitting = true;
     endNow?.();
-  });
-  process.on("SIGTERM", () => {
-    quitting = true;
-    endNow?.();
-  });
+  };
+  rl.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
   if (interactive) {
     writeBlock([`logged in: ${client.user ?? "no"}; type help for the commands`]);
     rl.prompt();
   }
   await finished;
   rl.close();
-  const dropped = client.activeDownloads;
-  if (dropped > 0) notice(`quit: ${dropped} unfinished ${dropped === 1 ? "download" : "downloads"} dropped`);
-  await client.close();
+  // Unfinished downloads are kept in staging for the next start (SPEC §12): one line says which.
+  const kept = await client.close();
+  if (signalled !== undefined) notice(`interrupted by ${signalled}; ${kept}`);
+  else if (client.activeDownloads > 0) notice(`quit; ${kept}`);
   const statsFile = process.env.UDPSWARM_STATS;
   if (statsFile !== undefined && statsFile !== "") writeFileSync(statsFile, `${JSON.stringify(client.stats())}\n`);
   if (lostError !== undefined) return exitStatusFor(lostError);

@@ -17,8 +17,8 @@ export class FolderLock {
     this.#content = content;
   }
 
-  /** Takes the lock at `path`, or throws ERR_FOLDER_IN_USE naming the live owner. */
-  static acquire(path: string): FolderLock {
+  /** Takes the lock at `path`, or throws ERR_FOLDER_IN_USE naming the live owner (a peer, or a client). */
+  static acquire(path: string, owner: "peer" | "client" = "peer"): FolderLock {
     const content = describe(process.pid);
     const aside = `${path}.${process.pid}.new`;
     io(() => writeFileSync(aside, content), `create ${aside}`);
@@ -33,10 +33,10 @@ export class FolderLock {
         }
         const holder = readLock(path);
         if (holder === undefined) continue; // released meanwhile
-        if (isLive(holder)) throw inUse(path, holder.pid);
+        if (isLive(holder)) throw inUse(path, holder.pid, owner);
         clearStale(path, holder.raw);
       }
-      throw new SwarmError("ERR_FOLDER_IN_USE", `cannot take the lock ${path}: other peers keep starting here`);
+      throw new SwarmError("ERR_FOLDER_IN_USE", `cannot take the lock ${path}: other ${owner}s keep starting here`);
     } finally {
       try {
         unlinkSync(aside);
@@ -128,11 +128,11 @@ function procStat(pid: number): { readonly state: string; readonly start: string
   }
 }
 
-function inUse(path: string, pid: number): SwarmError {
+function inUse(path: string, pid: number, owner: "peer" | "client"): SwarmError {
   return new SwarmError(
     "ERR_FOLDER_IN_USE",
-    `another peer (pid ${pid}) is already using this folder (lock ${path}); ` +
-      "stop it first, or run this peer from another folder",
+    `another ${owner} (pid ${pid}) is already using this folder (lock ${path}); ` +
+      `stop it first, or run this ${owner} from another folder`,
   );
 }
 

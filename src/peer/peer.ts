@@ -25,6 +25,7 @@ import { CheckpointGate } from "./checkpoint-gate.js";
 import { type FaultConfig, FaultInjector, hasFaults } from "./faults.js";
 import { type DownloadView, ProgressDisplay } from "./progress.js";
 import { addRemoteFrom } from "./remote-address.js";
+import { countResumed, interruptedDownloads, resumeCounters, resumedLine } from "./resume-report.js";
 import { type LocalFile, readProblem, scanShared, type UnhashedFile } from "./scan.js";
 import { identityOf, stagingKey } from "./staging-record.js";
 import { FileStore, type ResumeResult } from "./store.js";
@@ -144,7 +145,7 @@ export class Peer {
     number,
     { readonly key: string; readonly done: Promise<void>; held: udpswarm.IHoldersChanged[] }
   >();
-  readonly #resumed = { files: 0, pieces: 0, chunks: 0, checked: 0, failed: 0 };
+  readonly #resumed = resumeCounters();
   /** Completion reports wait for the staging records that cover them (see FileStore.checkpoint). */
   readonly #reports: CheckpointGate<udpswarm.IHave>;
   /** Files whose lack of a serving holder was reported (once each). */
@@ -570,34 +571,15 @@ export class Peer {
     }
     // SYNC (§9): pieces the local copy has in common with the version are copied from it.
     const more = sync?.reuse(result.kept) ?? [];
-    const r = this.#resumed;
-    r.files++;
-    r.pieces += result.kept.length;
-    r.checked += result.checked;
-    r.failed += result.failed;
-    const cpp = manifest.chunksPerPiece;
-    for (const [first, count] of runsOf(result.kept)) {
-      const firstChunk = first * cpp;
-      const chunks = Math.min(manifest.chunks, (first + count) * cpp) - firstChunk;
-      r.chunks += chunks;
+    for (const [firstChunk, chunks] of countResumed(this.#resumed, manifest, result)) {
       this.#onAcquired(id, firstChunk, chunks);
     }
+    const cpp = manifest.chunksPerPiece;
     for (const [first, count] of runsOf(more)) {
       const firstChunk = first * cpp;
       this.#onAcquired(id, firstChunk, Math.min(manifest.chunks, (first + count) * cpp) - firstChunk);
     }
-    if (!this.#config.quiet) {
-      const pieces = manifest.pieceSha256.length;
-      const n = result.failed;
-      const failed =
-        n === 0
-          ? ""
-          : `; ${n} kept piece${n === 1 ? " failed its check and is" : "s failed their check and are"} fetched again`;
-      const lost = result.record === "missing" ? " (its record was missing or damaged: every piece was checked)" : "";
-      this.#config.log(
-        `resuming ${JSON.stringify(manifest.name)}: ${result.kept.length} of ${pieces} pieces kept from an earlier run${failed}${lost}`,
-      );
-    }
+    if (!this.#config.quiet) this.#config.log(resumedLine(manifest.name, manifest.pieceSha256.length, result));
     this.#engine.addFile(id, manifest, "downloading", { verifiedPieces: [...result.kept, ...more] });
     for (const h of state.held) this.#onHolders(h);
   }
@@ -844,6 +826,7 @@ export class Peer {
       remotes: this.#engine.remoteStats(),
       resumed: this.#resumed,
       descriptors: this.#store.descriptors,
+      stagingRecordWrites: this.#store.recordWrites,
       memory: process.memoryUsage(),
       peakRssKiB: process.resourceUsage().maxRSS,
     };
@@ -864,13 +847,4 @@ export class Peer {
       this.#log(`cannot write stats to ${target}: ${(err as Error).message}`);
     }
   }
-}
-
-/** What an interruption left, in words: "nothing was being downloaded", "2 partial downloads kept in DIR for the next start: a, b". */
-export function interruptedDownloads(names: readonly string[], where: string): string {
-  if (names.length === 0) return "nothing was being downloaded";
-  const shown = names.slice(0, 3).map((n) => JSON.stringify(n));
-  const more = names.length > 3 ? ` and ${names.length - 3} more` : "";
-  const what = `${names.length === 1 ? "1 partial download" : `${names.length} partial downloads`} kept in ${where} for the next start`;
-  return `${what}: ${shown.join(", ")}${more}`;
 }

@@ -48,17 +48,17 @@ export class StagingArea {
   }
 
   /**
-   * Creates the folder if needed, takes its lock (ERR_FOLDER_IN_USE if another peer holds
-   * it), removes leftovers of interrupted writes and of older layouts, and reads the
+   * Creates the folder if needed, takes its lock (ERR_FOLDER_IN_USE if another peer or
+   * client holds it), removes leftovers of interrupted writes and of older layouts, and reads the
    * records there. `log` gets one line per damaged record.
    */
-  static open(root: string, log: (line: string) => void): StagingArea {
+  static open(root: string, log: (line: string) => void, owner: "peer" | "client" = "peer"): StagingArea {
     try {
       mkdirSync(root, { recursive: true });
     } catch (err) {
       throw new SwarmError("ERR_IO", `cannot create ${root}: ${(err as Error).message}`, { cause: err });
     }
-    const area = new StagingArea(root, FolderLock.acquire(join(root, LOCK)));
+    const area = new StagingArea(root, FolderLock.acquire(join(root, LOCK), owner));
     try {
       area.#scan(log);
     } catch (err) {
@@ -111,6 +111,11 @@ export class StagingArea {
     log(`staging record ${path} is damaged (${problem}); its partial file will be checked piece by piece`);
     rmSync(path, { force: true });
     return undefined;
+  }
+
+  /** Record writes started so far (each is a write, an fsync and a rename). */
+  get recordWrites(): number {
+    return this.#recordSeq;
   }
 
   partPath(key: string): string {

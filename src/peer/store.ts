@@ -37,6 +37,10 @@ type Download = {
   /** Changes to `written` so far, and how many of them the record on disk covers. */
   changes: number;
   recorded: number;
+  /** The last record write started (see #removeRecord). */
+  writing: Promise<void> | undefined;
+  /** Pieces a record on disk lists (or that a restart verified): what a kill -9 would not lose. */
+  durablePieces: number;
 };
 
 type Entry = {
@@ -90,14 +94,21 @@ export class FileStore implements PieceStore {
    * `replaces`: SYNC (§9): a fetched version replaces the file of its name in Shared/, so
    * partials of names already there are kept for the next version (not dead).
    */
-  constructor(sharedDir: string, stagingRoot: string, log: (line: string) => void, replaces = false) {
+  constructor(
+    sharedDir: string,
+    stagingRoot: string,
+    log: (line: string) => void,
+    replaces = false,
+    /** Who holds the staging folder's lock, for the message that refuses a second one. */
+    owner: "peer" | "client" = "peer",
+  ) {
     this.sharedDir = sharedDir;
     try {
       mkdirSync(sharedDir, { recursive: true });
     } catch (err) {
       throw new SwarmError("ERR_IO", `cannot prepare ${sharedDir}: ${(err as Error).message}`, { cause: err });
     }
-    this.#staging = StagingArea.open(stagingRoot, log);
+    this.#staging = StagingArea.open(stagingRoot, log, owner);
     // A name already in Shared is never fetched again (see Peer): its partials are dead.
     for (const p of replaces ? [] : [...this.#staging.found()]) {
       if (p.record !== undefined && this.existsInShared(p.record.identity.name)) this.#staging.discard(p.key);
@@ -108,14 +119,26 @@ export class FileStore implements PieceStore {
     return this.#staging.root;
   }
 
+  /**
+   * Pieces of a download that a restart would keep: those its record on disk lists (or
+   * that were verified again at its start). Undefined for a file not being downloaded.
+   */
+  durablePieces(fileId: number): number | undefined {
+    return this.#entries.get(fileId)?.download?.durablePieces;
+  }
+
+  /** Staging records written so far (see StagingArea.writeRecord): what resume costs. */
+  get recordWrites(): number {
+    return this.#staging.recordWrites;
+  }
+
   /** Descriptors open now and opened in all (the pool's bound is what matters). */
   get descriptors(): { readonly open: number; readonly opened: number } {
     return { open: this.#fds.size, opened: this.#fds.opened };
   }
 
-  /** A file we offer, complete in Shared/. */
-  addSeed(fileId: number, name: string, size: number): void {
-    const path = join(this.sharedDir, name);
+  /** A file we offer, complete in Shared/ (ACCOUNTS §10: or wherever the client's user keeps it). */
+  addSeed(fileId: number, name: string, size: number, path = join(this.sharedDir, name)): void {
     const st = this.#io(() => statSync(path), `stat ${path}`);
     const offered = { size, mtimeMs: st.mtimeMs };
     this.#entries.set(fileId, { name, size, path, download: undefined, offered });
@@ -145,22 +168,37 @@ export class FileStore implements PieceStore {
     return names;
   }
 
+  /** Versions of which an earlier run left a partial with a readable record, not taken up yet. */
+  partials(): StagingIdentity[] {
+    const ids: StagingIdentity[] = [];
+    for (const p of this.#staging.found()) if (p.record !== undefined) ids.push(p.record.identity);
+    return ids;
+  }
+
+  /** Removes the partial an earlier run left of this version, if any (not one being downloaded). */
+  discardPartial(identity: StagingIdentity): void {
+    const key = stagingKey(identity);
+    for (const p of this.#staging.found()) if (p.key === key) this.#staging.discard(key);
+  }
+
   /** Whether an earlier run left a partial of exactly this version (see resumeDownload). */
-  hasPartial(manifest: CheckedManifest): boolean {
-    const key = stagingKey(identityOf(manifest));
+  hasPartial(manifest: CheckedManifest, tag = ""): boolean {
+    const key = stagingKey(identityOf(manifest, tag));
     for (const p of this.#staging.found()) if (p.key === key) return true;
     return false;
   }
 
   /**
    * A file to download from scratch: an empty staging file of the final size. An empty
-   * file has nothing to stage: it is created in Shared/ when it is finalized.
+   * file has nothing to stage: it is created in Shared/ when it is finalized. `tag`: whose
+   * download it is (see StagingIdentity). Returns how many partials of other versions of
+   * the name it removed.
    */
-  startDownload(fileId: number, manifest: CheckedManifest): void {
-    const identity = identityOf(manifest);
+  startDownload(fileId: number, manifest: CheckedManifest, tag = ""): number {
+    const identity = identityOf(manifest, tag);
     const key = stagingKey(identity);
-    this.#staging.discardOtherVersions(identity);
-    if (this.hasPartial(manifest)) this.#staging.discard(key);
+    const stale = this.#staging.discardOtherVersions(identity);
+    if (this.hasPartial(manifest, tag)) this.#staging.discard(key);
     const path = this.#staging.partPath(key);
     if (manifest.size > 0)
       this.#io(() => {
@@ -171,7 +209,16 @@ export class FileStore implements PieceStore {
           closeSync(fd);
         }
       }, `create ${path}`);
-    this.#addDownload(fileId, manifest, key, path, new Bitmap(piecesOf(manifest.size, manifest.chunksPerPiece)), false);
+    this.#addDownload(
+      identity,
+      fileId,
+      manifest,
+      key,
+      path,
+      new Bitmap(piecesOf(manifest.size, manifest.chunksPerPiece)),
+      false,
+    );
+    return stale;
   }
 
   /**
@@ -180,11 +227,11 @@ export class FileStore implements PieceStore {
    * keeps those that match the manifest, and brings the file back to its full size. Other
    * versions of the same name are removed. Runs in the background.
    */
-  async resumeDownload(fileId: number, manifest: CheckedManifest): Promise<ResumeResult> {
-    const identity = identityOf(manifest);
+  async resumeDownload(fileId: number, manifest: CheckedManifest, tag = ""): Promise<ResumeResult> {
+    const identity = identityOf(manifest, tag);
     const partial = this.#staging.claim(identity);
     if (partial === undefined) {
-      this.startDownload(fileId, manifest);
+      this.startDownload(fileId, manifest, tag);
       return { kept: [], checked: 0, failed: 0, record: "missing" };
     }
     this.#staging.discardOtherVersions(identity);
@@ -208,11 +255,12 @@ export class FileStore implements PieceStore {
     const written = new Bitmap(pieces);
     for (const p of kept) written.set(p);
     const failed = usable ? record.verified.count - kept.length : 0;
-    this.#addDownload(fileId, manifest, partial.key, partial.partPath, written, usable && failed === 0);
+    this.#addDownload(identity, fileId, manifest, partial.key, partial.partPath, written, usable && failed === 0);
     return { kept, checked: candidates.length, failed, record: usable ? "ok" : "missing" };
   }
 
   #addDownload(
+    identity: StagingIdentity,
     fileId: number,
     manifest: CheckedManifest,
     key: string,
@@ -222,11 +270,14 @@ export class FileStore implements PieceStore {
   ): void {
     const download: Download = {
       key,
-      identity: identityOf(manifest),
+      identity,
       manifest,
       written,
       changes: 1,
       recorded: recordUpToDate ? 1 : 0,
+      writing: undefined,
+      // At a resume, the pieces kept are listed by the record on disk (or found by a full check).
+      durablePieces: written.count,
     };
     this.#entries.set(fileId, { name: manifest.name, size: manifest.size, path, download });
     if (!recordUpToDate) this.#dirty.add(download);
@@ -277,11 +328,13 @@ export class FileStore implements PieceStore {
       this.#dirty.delete(d);
       if (d.written.complete && d.manifest.size <= SMALL_FILE_BYTES) continue;
       const covers = d.changes;
-      writes.push(
-        this.#staging.writeRecord(d.key, this.#recordOf(d)).then(() => {
-          if (d.recorded < covers) d.recorded = covers;
-        }),
-      );
+      const pieces = d.written.count;
+      const write = this.#staging.writeRecord(d.key, this.#recordOf(d)).then(() => {
+        if (d.recorded < covers) d.recorded = covers;
+        if (d.durablePieces < pieces) d.durablePieces = pieces;
+      });
+      d.writing = write;
+      writes.push(write);
     }
     if (writes.length > 0) await Promise.all(writes);
   }
@@ -357,7 +410,7 @@ export class FileStore implements PieceStore {
       e.path = place(staged);
       e.download = undefined;
       this.#dirty.delete(d);
-      rmSync(this.#staging.recordPath(d.key), { force: true });
+      await this.#removeRecord(d);
       return;
     }
     this.#io(() => linkSync(staged, target), `move ${e.name} into ${this.sharedDir}`);
@@ -366,6 +419,15 @@ export class FileStore implements PieceStore {
     e.download = undefined;
     this.#dirty.delete(d);
     this.#io(() => unlinkSync(staged), `remove ${staged}`);
+    await this.#removeRecord(d);
+  }
+
+  /**
+   * Removes a finished download's record, once a write of it still in flight has landed
+   * (none can start any more: it is out of #dirty), so that no record outlives its file.
+   */
+  async #removeRecord(d: Download): Promise<void> {
+    await d.writing?.catch(() => {});
     rmSync(this.#staging.recordPath(d.key), { force: true });
   }
 
@@ -405,9 +467,10 @@ export class FileStore implements PieceStore {
 
   /**
    * Drops a download (the swarm lost the file). Its partial stays in staging with an up to
-   * date record: the file may come back in this run, or be offered at the next start.
+   * date record: the file may come back in this run, or be offered at the next start;
+   * with `keepPartial` false (ACCOUNTS §10: the file or the access to it is gone) it is removed.
    */
-  abandon(fileId: number): void {
+  abandon(fileId: number, keepPartial = true): void {
     const e = this.#entries.get(fileId);
     if (e === undefined) return;
     this.#entries.delete(fileId);
@@ -416,6 +479,10 @@ export class FileStore implements PieceStore {
     if (d === undefined) return;
     this.#dirty.delete(d);
     if (e.size === 0) return; // nothing staged
+    if (!keepPartial) {
+      this.#staging.discard(d.key);
+      return;
+    }
     try {
       this.#staging.writeRecordSync(d.key, this.#recordOf(d));
     } catch {

@@ -248,3 +248,64 @@ test("the folder's lock: a second store in a folder in use is refused", (t) => {
   t.is(err?.code, "ERR_FOLDER_IN_USE");
   store.close("keep");
 });
+
+test("a file finished while its record is being written leaves no record behind", async (t) => {
+  const d = dirs(t);
+  const store = open(d);
+  store.startDownload(1, MANIFEST);
+  writePieces(store, 1, DATA, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  const inFlight = store.checkpoint(); // not awaited: its rename may land after the finalize
+  writePieces(store, 1, DATA, [9]);
+  await store.finalize(1, MANIFEST);
+  await inFlight;
+  t.deepEqual(stagingFiles(d), ["lock"], "the file is in Shared and its record is gone");
+  t.true(readFileSync(path.join(d.shared, "report.bin")).equals(DATA));
+  store.close("keep");
+});
+
+test("a tag keeps partials of the same version apart (a client's group and destination)", async (t) => {
+  const d = dirs(t);
+  const store = open(d);
+  store.startDownload(1, MANIFEST, "one");
+  writePieces(store, 1, DATA, [0, 1]);
+  store.startDownload(2, MANIFEST, "two");
+  writePieces(store, 2, DATA, [5]);
+  store.close("keep");
+  const again = open(d);
+  t.true(again.hasPartial(MANIFEST, "one") && again.hasPartial(MANIFEST, "two"));
+  t.false(again.hasPartial(MANIFEST), "not the untagged download's");
+  t.deepEqual(
+    again
+      .partials()
+      .map((p) => p.tag)
+      .sort(),
+    ["one", "two"],
+  );
+  t.deepEqual((await again.resumeDownload(3, MANIFEST, "two")).kept, [5]);
+  // Another version under tag "one" removes only the partial of tag "one".
+  t.is(again.startDownload(4, manifestOf("report.bin", content("v2", DATA.length)), "one"), 1);
+  t.deepEqual(
+    again.partials().map((p) => p.tag),
+    [],
+  );
+  again.abandon(3, false);
+  again.abandon(4, false);
+  t.deepEqual(stagingFiles(d), ["lock"], "abandoned without keeping: removed");
+  again.close("keep");
+});
+
+test("a client's staging lock says client", (t) => {
+  const d = dirs(t);
+  const first = new FileStore(d.shared, d.staging, () => {}, true, "client");
+  const stat = readFileSync(`/proc/${process.ppid}/stat`, "utf8");
+  const start = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  writeFileSync(path.join(d.staging, "lock"), `${process.ppid}\n${start}\n`);
+  const err = t.throws(() => new FileStore(d.shared, d.staging, () => {}, true, "client"), { instanceOf: SwarmError });
+  t.regex(
+    err?.message ?? "",
+    new RegExp(
+      `^another client \\(pid ${process.ppid}\\) is already using this folder \\(lock .*\\); stop it first, or run this client from another folder$`,
+    ),
+  );
+  first.close("keep");
+});
