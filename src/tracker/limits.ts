@@ -134,7 +134,7 @@ const SPECS: readonly LimitSpec[] = [
     key: "fetchGraceMs",
     flag: "fetch-grace",
     placeholder: "S",
-    help: "a peer fetching nothing this long holds nobody back",
+    help: "a peer fetching nothing this long holds nobody back (runs slower on a crowded host)",
     min: 0.1,
     scale: 1000,
   },

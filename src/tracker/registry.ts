@@ -1057,6 +1057,7 @@ export class Registry {
    * events that can change the answer: a join, a completed file, a departure, a new ready.
    */
   #evaluateDepartures(): void {
+    this.#wakeIdleWithNothingToLack();
     while (this.#lacking === 0 && this.#hashingOffers === 0 && this.#ready.size > 0 && !this.#syncPeerLacks()) {
       // An idle ready peer is out of the count because it lacks files: it waits.
       const granted = [...this.#ready].flatMap((id) => {
@@ -1073,6 +1074,26 @@ export class Registry {
       // From now on they are gone for everyone else: a newcomer must not count on their
       // chunks. Files that go with them may free a name someone else offers again.
       for (const peer of granted) this.#forgetHoldings(peer);
+      this.#wakeIdleWithNothingToLack();
+    }
+  }
+
+  /**
+   * An idle ready peer whose every lacked file went (their holders left) lacks nothing now:
+   * it is in the count again (and may go); otherwise it would wait for ever for chunks of
+   * files nobody has any more.
+   */
+  #wakeIdleWithNothingToLack(): void {
+    for (const id of this.#ready) {
+      const peer = this.#peers.get(id);
+      if (peer === undefined || !peer.idle) continue;
+      const lacksSome = [...this.#files.values()].some(
+        (f) => this.#isClassicView(f) && !f.completeHolders.has(peer.id) && !declined(peer, f.key),
+      );
+      if (lacksSome) continue;
+      peer.idle = false;
+      this.#countPeer(peer, 1);
+      this.#sink.log(`peer ${peer.id} lacks nothing any more: no longer idle`, "idle");
     }
   }
 

@@ -1575,3 +1575,19 @@ test("hashing: a peer that leaves while hashing releases the others", (t) => {
   registry.leave(2);
   t.deepEqual(sink.granted(), [1]);
 });
+
+test("idle: once what an idle peer lacked is gone, it lacks nothing, counts again and may leave", (t) => {
+  const { sink, registry, join } = setup();
+  const a = manifest("a", 3000);
+  join(a); // 1: seeds a
+  const idle = join(); // 2: never fetches
+  registry.readyToLeave(1);
+  registry.readyToLeave(idle);
+  registry.sweepIdle(0, 15_000);
+  registry.sweepIdle(15_000, 15_000);
+  // The idle peer held nobody back: the seeder went, and its file with it. Then the idle
+  // peer lacked nothing: without that it waited for ever for a file that no longer exists.
+  t.deepEqual(registry.snapshot().files, []);
+  t.true(sink.logs().includes(`peer ${idle} lacks nothing any more: no longer idle`));
+  t.deepEqual(sink.granted(), [1, idle]);
+});
