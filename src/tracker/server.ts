@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { ClientConnections, ClientHandler } from "../accounts/connections.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
-import { hostLoad, processLag } from "../util/lag-monitor.js";
+import { processLag } from "../util/lag-monitor.js";
 import { udpswarm } from "../wire/gen/swarm.js";
 import { CHUNK_SIZE, MAX_FRAME_BYTES } from "../wire/limits.js";
 import {
@@ -39,8 +39,6 @@ export type TrackerOptions = Partial<TrackerLimits> & {
   readonly flushMs?: number;
   /** ACCOUNTS (§10): takes the connections that open with ClientHello (--store only). */
   readonly accounts?: ClientConnections;
-  /** Runnable processes per core, at least 1 (injectable for tests; see the idle sweep). */
-  readonly hostLoad?: () => number;
 };
 
 /** How often the registry looks for peers that fetch nothing (ms). */
@@ -133,9 +131,6 @@ export class TrackerServer {
   #helloBytes = 0;
   #flushTimer: TimerHandle | undefined;
   #idleTimer: TimerHandle | undefined;
-  /** The idle sweep's clock: our clock less our own stalls, slowed down while the host is crowded. */
-  #idleClock = 0;
-  #idleSweptAt: number | undefined;
   #lastFlush = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -153,7 +148,6 @@ export class TrackerServer {
       maxIdleTimeoutMs: 60_000,
       maxPendingLines: 1_000_000,
       flushMs: 10,
-      hostLoad,
       ...options,
     };
     this.#output = output;
@@ -203,15 +197,11 @@ export class TrackerServer {
   #sweepIdle(): void {
     const lag = processLag();
     const { fetchGraceMs, idleTimeoutMs } = this.#options;
-    // On a crowded host (128 peers starting on 2 cores: 64 runnable per core) every peer runs
-    // in slices far apart and fetches nothing for minutes while it is not idle at all: the
-    // grace runs at the pace the host can give (measured: 30 s of grace judged peers of a
-    // converging 128-peer swarm idle, their seeder left, and the swarm lost a file).
-    const now = this.#clock.now() - lag.stalledMs();
-    const elapsed = this.#idleSweptAt === undefined ? 0 : Math.max(0, now - this.#idleSweptAt);
-    this.#idleSweptAt = now;
-    this.#idleClock += elapsed / Math.max(1, this.#options.hostLoad());
-    this.registry.sweepIdle(this.#idleClock, (peerId) => {
+    // stalledMs() leaves out our stalls and, on a crowded host, the share of the time the
+    // host could not give (see LagMonitor): 128 peers starting on 2 cores fetch nothing for
+    // minutes while they are not idle at all (measured: a 30 s grace judged the downloaders
+    // of a converging 128-peer swarm idle, their seeder left, and the swarm lost a file).
+    this.registry.sweepIdle(this.#clock.now() - lag.stalledMs(), (peerId) => {
       const timeout = this.#byPeer.get(peerId)?.link.timeoutMs ?? idleTimeoutMs;
       return fetchGraceMs * Math.max(1, timeout / idleTimeoutMs);
     });
