@@ -107,6 +107,14 @@ export const TARGETS = {
   firstAcquiredSeconds: 0.25,
 } as const;
 
+/** A row without a target: what, udpswarm's figure, and the reference and ratio if any. */
+const info = (what: string, ours: string, ref = "—", r = "—"): string[] => [what, ours, ref, r, "—", "—"];
+
+/** A row with an upper bound and no reference: seconds of start-up. */
+function atMostRow(what: string, seconds: number | undefined, limit: number): string[] {
+  return [what, u(seconds, 2, "s"), "—", "—", `≤ ${limit} s`, met(seconds, (v) => v <= limit)];
+}
+
 function scenario1Rows(f: Figures, s: Settings): string[][] {
   const rows: string[][] = [];
   if (!f.has("s1")) return rows;
@@ -125,29 +133,17 @@ function scenario1Rows(f: Figures, s: Settings): string[][] {
     met(r, (v) => v >= TARGETS.rawShare),
   ]);
   const spawn = f.med("s1", "MBps");
-  rows.push([`1 · the same, spawn → whole goodput`, u(spawn, 1, "MB/s"), rawText, x(ratio(spawn, raw)), "—", "—"]);
+  rows.push(info(`1 · the same, spawn → whole goodput`, u(spawn, 1, "MB/s"), rawText, x(ratio(spawn, raw))));
   rows.push(cpuRow(f, "s1", `1 · CPU per chunk delivered (peers + tracker, whole life)`, true));
   if (f.has("engine")) {
     const e = f.med("engine", "cpuUsPerChunk");
-    rows.push([
-      `1 · the transfer engine alone, CPU per chunk (no kernel; bench:engine)`,
-      u(e, 2, "µs"),
-      "—",
-      "—",
-      "—",
-      "—",
-    ]);
+    rows.push(info(`1 · the transfer engine alone, CPU per chunk (no kernel; bench:engine)`, u(e, 2, "µs")));
   }
   if (f.has("raw-tcp")) {
     const t = f.med("raw-tcp", "MBps");
-    rows.push([
-      `1 · transfer goodput vs Node TCP stream`,
-      u(transfer, 1, "MB/s"),
-      u(t, 1, "MB/s"),
-      x(ratio(transfer, t)),
-      "—",
-      "—",
-    ]);
+    rows.push(
+      info(`1 · transfer goodput vs Node TCP stream`, u(transfer, 1, "MB/s"), u(t, 1, "MB/s"), x(ratio(transfer, t))),
+    );
   }
   return rows;
 }
@@ -186,14 +182,8 @@ function swarmRows(f: Figures, s: Settings): string[][] {
     ]);
     if (f.has(`${id}-aria2c-per-file`)) {
       const perFile = f.med(`${id}-aria2c-per-file`, "seconds");
-      rows.push([
-        `${n} · the same vs aria2c, one torrent per file (earlier reference)`,
-        u(ours, 2, "s"),
-        `aria2c ${u(perFile, 2, "s")}`,
-        x(ratio(ours, perFile)),
-        "—",
-        "—",
-      ]);
+      const what = `${n} · the same vs aria2c, one torrent per file (earlier reference)`;
+      rows.push(info(what, u(ours, 2, "s"), `aria2c ${u(perFile, 2, "s")}`, x(ratio(ours, perFile))));
     }
     rows.push(cpuRow(f, id, `${n} · CPU per chunk delivered (peers + tracker, whole life)`, n === 2));
   }
@@ -276,36 +266,22 @@ function startRows(f: Figures, s: Settings): string[][] {
       `< ${TARGETS.rssMB} MB each`,
       met(seed === undefined || dl === undefined ? undefined : Math.max(seed, dl), (v) => v < TARGETS.rssMB),
     ]);
-    rows.push([
-      `5 · goodput of that transfer, spawn → whole / transfer phase`,
-      `${u(f.med("s5", "MBps"), 1, "MB/s")} / ${u(f.med("s5", "transferMBps"), 1, "MB/s")}`,
-      "—",
-      "—",
-      "—",
-      "—",
-    ]);
+    rows.push(
+      info(
+        `5 · goodput of that transfer, spawn → whole / transfer phase`,
+        `${u(f.med("s5", "MBps"), 1, "MB/s")} / ${u(f.med("s5", "transferMBps"), 1, "MB/s")}`,
+      ),
+    );
   }
   if (f.has("s6-listed")) {
     const t = f.med("s6-listed", "seconds");
-    rows.push([
-      `6 · a peer offering one ${sizeText(s.s5Bytes)} file: spawn → its CONNECT block on the tracker`,
-      u(t, 2, "s"),
-      "—",
-      "—",
-      `≤ ${TARGETS.listedSeconds} s`,
-      met(t, (v) => v <= TARGETS.listedSeconds),
-    ]);
+    const what = `6 · a peer offering one ${sizeText(s.s5Bytes)} file: spawn → its CONNECT block on the tracker`;
+    rows.push(atMostRow(what, t, TARGETS.listedSeconds));
   }
   if (f.has("s6-first")) {
     const t = f.med("s6-first", "firstAcquiredSeconds");
-    rows.push([
-      `6 · small-file swarm, ${s.s6Peers} peers × ${sizeText(s.s6Bytes)}: spawn → first ACQUIRED line`,
-      u(t, 2, "s"),
-      "—",
-      "—",
-      `≤ ${TARGETS.firstAcquiredSeconds} s`,
-      met(t, (v) => v <= TARGETS.firstAcquiredSeconds),
-    ]);
+    const what = `6 · small-file swarm, ${s.s6Peers} peers × ${sizeText(s.s6Bytes)}: spawn → first ACQUIRED line`;
+    rows.push(atMostRow(what, t, TARGETS.firstAcquiredSeconds));
   }
   return rows;
 }
@@ -398,6 +374,7 @@ function detail(f: Figures, id: string): [string, string, string] {
     `${fmt(f.med(id, "datagramsPerChunk"), 3)} datagrams/chunk`,
     `${fmt(f.med(id, "retransmissions"), 0)} retransmissions`,
     `tail 99→100% ${u(f.med(id, "tailMs"), 0, "ms")} (RTO ${u(f.med(id, "rtoMs"), 1, "ms")})`,
+    `last copy whole ${u(f.med(id, "wholeAfterLastLineMs"), 0, "ms")} after the last ACQUIRED line`,
     `peak RSS ${fmt(f.med(id, "rssSeederMB"), 1)} / ${fmt(f.med(id, "rssDownloaderMB"), 1)} MB`,
   ];
   return [m, r, rest.join("; ")];

@@ -156,6 +156,7 @@ function twoPeerSample(file: InputFile, r: SwarmResult): Sample {
     transferMBps: file.size / r.transferSeconds / MB,
     firstAcquiredSeconds: r.firstAcquiredSeconds,
     tailMs: r.tailMs,
+    wholeAfterLastLineMs: r.wholeAfterLastLineMs,
     rtoMs: rto,
     tailRto: r.tailMs / rto,
     ...cpuPerChunk(r),

@@ -3,17 +3,17 @@
  *
  * Timing: t0 is taken just before the first timed peer is spawned (seeders are started
  * before, and the clock starts only once the tracker has printed their CONNECT blocks).
- * t1 is the moment the benchmark reads, on the tracker's stdout, the last of the
- * `PEER N ACQUIRED: CHUNK X/NUMCHUNKS FILE` lines the transfer must produce: SPEC §5
- * prints one line per peer and chunk, exactly once, and a peer sends the report of a
- * file's last chunks only after the verified file is in its ./Shared, so that line means
- * "every peer has every file, on disk". The tracker's stdout is read as it is written
+ * t1 is the later of two moments: the benchmark reads, on the tracker's stdout, the last
+ * of the `PEER N ACQUIRED: CHUNK X/NUMCHUNKS FILE` lines the transfer must produce (SPEC
+ * §5 prints one line per peer and chunk, exactly once), and every copy is whole in its
+ * peer's ./Shared (see arrivals.ts; a peer may report a file's last chunks before its
+ * whole-file check and move are done). The tracker's stdout is read as it is written
  * (a pipe); the count is a byte search, so the reader costs little CPU even for the
  * 2 million lines of a 1 GiB transfer. Peer exit is not used for timing: a peer leaves
  * only once everyone is complete and its MIN_ALIVE has passed, and the leave itself is a
  * round trip to the tracker. The same stream gives the transfer phase (first ACQUIRED line
- * to the last), the tail (the line that makes 99% of them to the last) and start-up (t0 to
- * the first ACQUIRED line, or to the CONNECT block of every timed peer).
+ * to t1), the tail (from the line that makes 99% of the ACQUIRED lines to the last line)
+ * and start-up (t0 to the first ACQUIRED line, or to the CONNECT block of every timed peer).
  *
  * CPU: the whole-life user + system CPU of the tracker and every peer, from the kernel's
  * accounting of reaped children (see reapedChildrenCpuSeconds): start-up, hashing, the
@@ -21,6 +21,7 @@
  */
 import { linkSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { Arrivals } from "./arrivals.js";
 import { checkCopy, type InputFile, mkdirp } from "./files.js";
 import { exitText, Proc, type ProcSample, ProcSampler, reapedChildrenCpuSeconds, stopAll } from "./proc.js";
 import { errorText, now, numberAt, ROOT, withTimeout } from "./util.js";
@@ -91,6 +92,8 @@ export type SwarmResult = {
   readonly connectedSeconds: number;
   /** From the line that makes 99% of the ACQUIRED lines to the last, ms. */
   readonly tailMs: number;
+  /** From the last ACQUIRED line to the last copy whole in Shared/, ms (0 if it came first). */
+  readonly wholeAfterLastLineMs: number;
   /** ACQUIRED lines printed: chunks delivered, one per peer and chunk. */
   readonly chunksDelivered: number;
   /** Whole-life CPU seconds of all peers together, and of the tracker. */
@@ -208,6 +211,7 @@ export async function runSwarm(plan: SwarmPlan): Promise<SwarmResult> {
     onStdout: (chunk) => counter.feed(chunk),
   });
   const sampler = new ProcSampler(() => started.map((s) => s.proc));
+  const arrivals = new Arrivals();
   let trackerStopping = false;
   const deadline = now() + plan.timeoutMs;
   const left = () => Math.max(1, deadline - now());
@@ -241,6 +245,7 @@ export async function runSwarm(plan: SwarmPlan): Promise<SwarmResult> {
     const dir = mkdirp(path.join(plan.dir, peer.label));
     const shared = mkdirp(path.join(dir, "Shared"));
     for (const f of peer.files) linkSync(f.path, path.join(shared, f.name));
+    for (const f of lacking(peer)) arrivals.expect(shared, f.name, f.size);
     const args = [PEER_SH, "127.0.0.1", port, String(peer.minAlive), "--stats", path.join(dir, "stats.json")];
     const proc = new Proc(peer.label, "sh", [...args, ...(peer.args ?? [])], { cwd: dir, env, netns: plan.netns });
     started.push({ peer, proc, dir, timed });
@@ -261,7 +266,8 @@ export async function runSwarm(plan: SwarmPlan): Promise<SwarmResult> {
     const connected = counter.reach(CONNECT, everyone.length);
     const t0 = now();
     for (const peer of plan.timed) startPeer(peer, port, true);
-    const t1 = await race(counter.reach(ACQUIRED, expectedLines), `${expectedLines} ACQUIRED lines`);
+    const tLines = await race(counter.reach(ACQUIRED, expectedLines), `${expectedLines} ACQUIRED lines`);
+    const t1 = Math.max(tLines, await race(arrivals.all(), "every copy whole in Shared/"));
     const atEnd = sampler.sampleNow();
     const tConnected = await race(connected, "every peer's CONNECT block");
     const [tFirst, t99] = expectedLines > already ? await Promise.all([firstLine, line99]) : [Number.NaN, Number.NaN];
@@ -308,7 +314,8 @@ export async function runSwarm(plan: SwarmPlan): Promise<SwarmResult> {
       transferSeconds: (t1 - tFirst) / 1000,
       firstAcquiredSeconds: (tFirst - t0) / 1000,
       connectedSeconds: (tConnected - t0) / 1000,
-      tailMs: t1 - t99,
+      tailMs: tLines - t99,
+      wholeAfterLastLineMs: t1 - tLines,
       chunksDelivered: printed,
       peersCpuSeconds: cpuPeersGone - cpuAtStart,
       trackerCpuSeconds: cpuTrackerGone - cpuPeersGone,
@@ -321,6 +328,7 @@ export async function runSwarm(plan: SwarmPlan): Promise<SwarmResult> {
   } finally {
     trackerStopping = true;
     sampler.close();
+    arrivals.close();
     await stopAll([...started.map((s) => s.proc), tracker], 1000);
   }
 }
