@@ -121,7 +121,10 @@ function scenario1Rows(f: Figures, s: Settings): string[][] {
   const size = sizeText(s.s1Bytes);
   const raw = f.med("raw-udp", "chunkMBps");
   const dps = f.med("raw-udp", "datagramsPerSecond");
-  const rawText = `${u(raw, 1, "MB/s")} (${fmt(dps === undefined ? undefined : dps / 1000, 0)} k datagrams/s)`;
+  const rawText =
+    raw === undefined
+      ? "— (raw ceiling not run)"
+      : `${u(raw, 1, "MB/s")} (${fmt(dps === undefined ? undefined : dps / 1000, 0)} k datagrams/s)`;
   const transfer = f.med("s1", "transferMBps");
   const r = ratio(transfer, raw);
   rows.push([
@@ -154,7 +157,7 @@ function cpuRow(f: Figures, id: string, what: string, targeted: boolean): string
   const raw = f.med("raw-udp", "cpuUsPerDatagram");
   return [
     what,
-    u(us, 1, "µs"),
+    `${u(us, 1, "µs")} (peers alone ${u(f.med(id, "peersCpuUsPerChunk"), 1, "µs")})`,
     raw === undefined ? "— (raw blast not run)" : `raw blast ${u(raw, 1, "µs")} per datagram (send + receive)`,
     x(ratio(us, raw)),
     targeted ? `≤ ${TARGETS.cpuUsPerChunk} µs` : "—",

@@ -137,6 +137,7 @@ function cpuPerChunk(r: SwarmResult): Sample {
     trackerCpuSeconds: r.trackerCpuSeconds,
     chunksDelivered: r.chunksDelivered,
     cpuUsPerChunk: r.chunksDelivered > 0 ? (cpu * 1e6) / r.chunksDelivered : Number.NaN,
+    peersCpuUsPerChunk: r.chunksDelivered > 0 ? (r.peersCpuSeconds * 1e6) / r.chunksDelivered : Number.NaN,
   };
 }
 
