@@ -365,7 +365,8 @@ function detail(f: Figures, id: string): [string, string, string] {
       id === "s6-first"
         ? `every copy whole after ${u(f.med(id, "seconds"), 2, "s")}`
         : `first ACQUIRED after ${u(f.med(id, "firstAcquiredSeconds"), 2, "s")}`;
-    return [m, r, `${other}; ${cpu()}`];
+    const whole = `last copy whole ${u(f.med(id, "wholeAfterLastLineMs"), 0, "ms")} after the last ACQUIRED line`;
+    return [m, r, `${other}; ${whole}; ${cpu()}`];
   }
   const [m, r] = one("transferMBps", 1, "MB/s");
   const rest = [

@@ -196,7 +196,12 @@ async function allToAll(dir: string, files: readonly InputFile[], minAlive = SWA
   const peers = files.map((f, i): SwarmPeer => ({ label: `peer${i + 1}`, files: [f], minAlive }));
   const moved = files.reduce((s, f) => s + f.size, 0) * (files.length - 1);
   const r = await runSwarm({ dir, seeders: [], timed: peers, timeoutMs: transferTimeoutMs(moved) });
-  return { seconds: r.seconds, firstAcquiredSeconds: r.firstAcquiredSeconds, ...cpuPerChunk(r) };
+  return {
+    seconds: r.seconds,
+    firstAcquiredSeconds: r.firstAcquiredSeconds,
+    wholeAfterLastLineMs: r.wholeAfterLastLineMs,
+    ...cpuPerChunk(r),
+  };
 }
 
 /** Scenario 6a: a peer whose Shared/ holds `file`, alone: spawn to its CONNECT block. */
