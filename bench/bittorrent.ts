@@ -8,17 +8,16 @@
  *   `--bt-tracker-connect-timeout=5 --bt-tracker-interval=2`; each fires the hook once.
  * - "per-file" (the earlier configuration, kept for comparison): one torrent per file with
  *   mktorrent's default piece size, every aria2c given all N; a hook per completed torrent.
- * Torrents are
- * private (`mktorrent -p`), so DHT, local peer discovery and peer exchange are off anyway,
- * and are also switched off explicitly. Debian's opentracker serves only whitelisted
+ * Torrents are private (`mktorrent -p`), so DHT, local peer discovery and peer exchange are
+ * off anyway, and are also switched off explicitly. Debian's opentracker serves only whitelisted
  * info-hashes; its `-w` path is resolved inside its `-d` directory (its chroot when it
  * runs as root, its working directory otherwise), so the whitelist lives there.
  *
  * Timing: t0 just before the first aria2c is spawned; each aria2c runs a hook at every
  * completed download (`--on-bt-download-complete`) that appends `date +%s.%N`, its
  * directory and the file; t1 is the latest of those stamps once all downloads are in
- * (N×(N−1) torrents per file; N with one torrent). The peers seed on (`--seed-ratio=0.0` means no ratio limit) until all are done and
- * are then stopped.
+ * (N×(N−1) with a torrent per file; N with one torrent). The peers seed on
+ * (`--seed-ratio=0.0` means no ratio limit) until all are done and are then stopped.
  */
 import { createHash } from "node:crypto";
 import { chmodSync, copyFileSync, linkSync, readFileSync, realpathSync, writeFileSync } from "node:fs";

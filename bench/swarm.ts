@@ -82,9 +82,9 @@ export type PeerOutcome = {
 };
 
 export type SwarmResult = {
-  /** t1 − t0, seconds. */
+  /** t1 − t0, seconds: spawn to the last line and every copy whole. */
   readonly seconds: number;
-  /** From the first ACQUIRED line to the last, seconds (NaN without ACQUIRED lines). */
+  /** From the first ACQUIRED line to t1, seconds (NaN without ACQUIRED lines). */
   readonly transferSeconds: number;
   /** From t0 to the first ACQUIRED line, seconds (NaN without ACQUIRED lines). */
   readonly firstAcquiredSeconds: number;
