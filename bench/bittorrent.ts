@@ -1,19 +1,26 @@
 /**
  * The BitTorrent reference: N `aria2c` peers and a local `opentracker` on loopback, each
- * peer starting with one file and fetching the others (scenarios 2 and 3). Torrents are
- * private (`mktorrent -p`), so DHT, local peer discovery and peer exchange are off anyway,
- * and are also switched off explicitly. Debian's opentracker serves only whitelisted
+ * peer starting with one file and fetching the others (scenarios 2 and 3). Two
+ * configurations:
+ * - "multi" (the reference, BitTorrent at its best): ONE multi-file torrent of all N files
+ *   (`mktorrent -p -l 18`: 256 KiB pieces, which the file sizes are multiples of, so no
+ *   piece straddles two peers' files) that all N aria2c join, with
+ *   `--bt-tracker-connect-timeout=5 --bt-tracker-interval=2`; each fires the hook once.
+ * - "per-file" (the earlier configuration, kept for comparison): one torrent per file with
+ *   mktorrent's default piece size, every aria2c given all N; a hook per completed torrent.
+ * Torrents are private (`mktorrent -p`), so DHT, local peer discovery and peer exchange are
+ * off anyway, and are also switched off explicitly. Debian's opentracker serves only whitelisted
  * info-hashes; its `-w` path is resolved inside its `-d` directory (its chroot when it
  * runs as root, its working directory otherwise), so the whitelist lives there.
  *
  * Timing: t0 just before the first aria2c is spawned; each aria2c runs a hook at every
  * completed download (`--on-bt-download-complete`) that appends `date +%s.%N`, its
- * directory and the file; t1 is the latest of those stamps once all N×(N−1) downloads are
- * in. The peers seed on (`--seed-ratio=0.0` means no ratio limit) until all are done and
- * are then stopped.
+ * directory and the file; t1 is the latest of those stamps once all downloads are in
+ * (N×(N−1) with a torrent per file; N with one torrent). The peers seed on
+ * (`--seed-ratio=0.0` means no ratio limit) until all are done and are then stopped.
  */
 import { createHash } from "node:crypto";
-import { chmodSync, copyFileSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, linkSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { checkCopy, type InputFile, mkdirp } from "./files.js";
 import { freeTcpPort, freeUdpPort, waitTcpOpen } from "./ports.js";
@@ -65,7 +72,14 @@ export function infoHash(torrent: Buffer): string {
 
 export type Aria2Result = { readonly seconds: number };
 
-function aria2Args(hook: string, torrents: readonly string[]): string[] {
+export type TorrentLayout = "multi" | "per-file";
+
+/** Piece size of the multi-file torrent: 2^18 = 256 KiB (`mktorrent -l 18`). */
+export const MULTI_PIECE_BYTES = 2 ** 18;
+/** The multi-file torrent's name: the folder its files live in, in every peer's directory. */
+const MULTI_NAME = "swarm";
+
+function aria2Args(hook: string, torrents: readonly string[], layout: TorrentLayout): string[] {
   return [
     "--no-conf=true",
     "--dir=.",
@@ -79,6 +93,7 @@ function aria2Args(hook: string, torrents: readonly string[]): string[] {
     "--check-integrity=true",
     "--seed-ratio=0.0",
     "--bt-tracker-interval=2",
+    ...(layout === "multi" ? ["--bt-tracker-connect-timeout=5"] : []),
     `--max-concurrent-downloads=${torrents.length}`,
     "--file-allocation=none",
     `--on-bt-download-complete=${hook}`,
@@ -89,26 +104,48 @@ function aria2Args(hook: string, torrents: readonly string[]): string[] {
   ];
 }
 
+/** The .torrent files of `layout`, written to `torrentDir`, with their info-hashes. */
+function makeTorrents(
+  files: readonly InputFile[],
+  layout: TorrentLayout,
+  dir: string,
+  announce: string,
+): { torrents: string[]; hashes: string[] } {
+  const torrentDir = mkdirp(path.join(dir, "torrents"));
+  const make = (out: string, args: readonly string[]) => {
+    const r = runSync("mktorrent", ["-p", ...args, "-a", announce, "-o", out]);
+    if (!r.ok) throw new Error(`mktorrent: ${r.output}`);
+    return { torrents: [out], hashes: [infoHash(readFileSync(out))] };
+  };
+  if (layout === "multi") {
+    const odd = files.find((f) => f.size % MULTI_PIECE_BYTES !== 0);
+    if (odd !== undefined) throw new Error(`${odd.name}: size not a multiple of the 256 KiB piece`);
+    const content = mkdirp(path.join(dir, "content", MULTI_NAME));
+    for (const f of files) linkSync(f.path, path.join(content, f.name));
+    return make(path.join(torrentDir, `${MULTI_NAME}.torrent`), ["-l", "18", content]);
+  }
+  const torrents: string[] = [];
+  const hashes: string[] = [];
+  for (const f of files) {
+    const one = make(path.join(torrentDir, `${f.name}.torrent`), [f.path]);
+    torrents.push(...one.torrents);
+    hashes.push(...one.hashes);
+  }
+  return { torrents, hashes };
+}
+
 export async function measureAria2Swarm(
   files: readonly InputFile[],
   dir: string,
   timeoutMs: number,
+  layout: TorrentLayout,
 ): Promise<Aria2Result> {
   const port = await freeTcpPort();
   const udpPort = await freeUdpPort();
   const announce = `http://127.0.0.1:${port}/announce`;
-  const torrentDir = mkdirp(path.join(dir, "torrents"));
   const trackerDir = mkdirp(path.join(dir, "opentracker"));
   chmodSync(trackerDir, 0o755);
-  const torrents: string[] = [];
-  const hashes: string[] = [];
-  for (const f of files) {
-    const out = path.join(torrentDir, `${f.name}.torrent`);
-    const r = runSync("mktorrent", ["-p", "-a", announce, "-o", out, f.path]);
-    if (!r.ok) throw new Error(`mktorrent: ${r.output}`);
-    torrents.push(out);
-    hashes.push(infoHash(readFileSync(out)));
-  }
+  const { torrents, hashes } = makeTorrents(files, layout, dir, announce);
   writeFileSync(path.join(trackerDir, "whitelist"), `${hashes.join("\n")}\n`, { mode: 0o644 });
 
   const doneFile = path.join(dir, "done.txt");
@@ -133,31 +170,40 @@ export async function measureAria2Swarm(
       }),
     ]);
     const own = new Map<string, string>();
+    // Where a peer's files live: its directory, or the torrent's folder in it.
+    const dataDir = (peerDir: string) => (layout === "multi" ? path.join(peerDir, MULTI_NAME) : peerDir);
     const peerDirs = files.map((f, i) => {
       const peerDir = mkdirp(path.join(dir, `peer${i + 1}`));
-      copyFileSync(f.path, path.join(peerDir, f.name));
+      copyFileSync(f.path, path.join(mkdirp(dataDir(peerDir)), f.name));
       own.set(realpathSync(peerDir), f.name);
       return peerDir;
     });
     const t0 = now();
     const t0Epoch = performance.timeOrigin + t0;
     peerDirs.forEach((peerDir, i) => {
-      peers.push(new Proc(`aria2c ${i + 1}`, "aria2c", aria2Args(hook, torrents), { cwd: peerDir }));
+      peers.push(new Proc(`aria2c ${i + 1}`, "aria2c", aria2Args(hook, torrents, layout), { cwd: peerDir }));
     });
-    const expected = files.length * (files.length - 1);
+    // One torrent: one download per peer (the hook names its first file); per file: one per
+    // file fetched. The first stamp of each download counts, should a hook run twice.
+    const downloadOf = (where: string, file: string): string | undefined => {
+      if (!own.has(where)) return undefined;
+      if (layout === "multi") return where;
+      return own.get(where) === path.basename(file) ? undefined : `${where}\t${path.basename(file)}`;
+    };
+    const expected = layout === "multi" ? files.length : files.length * (files.length - 1);
     const stamps = await pollUntil(
       () => {
         for (const p of [tracker, ...peers]) {
           if (p.exit !== undefined) throw new Error(`${p.label} exited (${exitText(p.exit)})`);
         }
-        const downloads = readFileSync(doneFile, "utf8")
+        const downloads = new Map<string, number>();
+        for (const [stamp, where, file] of readFileSync(doneFile, "utf8")
           .split("\n")
-          .map((line) => line.split("\t"))
-          .filter(
-            ([, where, file]) => where !== undefined && file !== undefined && own.get(where) !== path.basename(file),
-          )
-          .map(([stamp]) => Number(stamp) * 1000);
-        return downloads.length >= expected ? downloads : undefined;
+          .map((line) => line.split("\t"))) {
+          const key = where === undefined || file === undefined ? undefined : downloadOf(where, file);
+          if (key !== undefined && !downloads.has(key)) downloads.set(key, Number(stamp) * 1000);
+        }
+        return downloads.size >= expected ? [...downloads.values()] : undefined;
       },
       timeoutMs,
       `aria2c: ${expected} downloads complete`,
@@ -171,7 +217,7 @@ export async function measureAria2Swarm(
     const problems: string[] = [];
     for (const peerDir of peerDirs) {
       for (const f of files) {
-        const bad = await checkCopy(path.join(peerDir, f.name), f);
+        const bad = await checkCopy(path.join(dataDir(peerDir), f.name), f);
         if (bad !== undefined) problems.push(bad);
       }
     }

@@ -4,12 +4,15 @@
  * for a fixed duration; both sockets have 4 MiB buffers and the sender's is connect()ed.
  * The receiver counts what it gets between its first and its last datagram. No protocol,
  * no requests, no disk: what the kernel and Node's dgram carry between two processes.
+ * CPU: the whole-life user + system CPU of both processes (as for udpswarm's processes,
+ * from the kernel's accounting of reaped children) over the datagrams received.
  *
  * As a child process: `node raw-udp.js receive` (prints `port N`, then one JSON line once
  * the blast is over) and `node raw-udp.js send PORT SECONDS` (prints one JSON line).
  */
 import { createSocket } from "node:dgram";
 import { childMain, runPair } from "./pair.js";
+import { reapedChildrenCpuSeconds } from "./proc.js";
 import { now, numberAt } from "./util.js";
 
 export const DATAGRAM_BYTES = 540;
@@ -28,6 +31,8 @@ export type RawUdpResult = {
   readonly datagramsPerSecond: number;
   /** datagramsPerSecond × 512 bytes / 10^6: the file bytes a perfect chunk protocol would move. */
   readonly chunkMBps: number;
+  /** CPU of sender and receiver together per datagram received, µs. */
+  readonly cpuUsPerDatagram: number;
 };
 
 function receive(): void {
@@ -79,7 +84,9 @@ function send(port: number, seconds: number): void {
 
 /** Runs receiver and sender as two child processes for `seconds`. */
 export async function measureRawUdp(seconds: number, cwd: string): Promise<RawUdpResult> {
+  const cpuBefore = reapedChildrenCpuSeconds();
   const { receiver, sender } = await runPair(import.meta.url, "raw-udp", seconds, cwd);
+  const cpuSeconds = reapedChildrenCpuSeconds() - cpuBefore;
   const received = numberAt(receiver, "received") ?? 0;
   const secs = numberAt(receiver, "seconds") ?? 0;
   if (!(received > 1 && secs > 0)) throw new Error(`raw-udp: nothing measured (${JSON.stringify(receiver)})`);
@@ -90,6 +97,7 @@ export async function measureRawUdp(seconds: number, cwd: string): Promise<RawUd
     seconds: secs,
     datagramsPerSecond,
     chunkMBps: (datagramsPerSecond * PAYLOAD_BYTES) / 1e6,
+    cpuUsPerDatagram: (cpuSeconds * 1e6) / received,
   };
 }
 

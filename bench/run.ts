@@ -16,7 +16,7 @@ import { makeTempRoot, mkdirp, removeTempRoots } from "./files.js";
 import { deleteAllNamespaces, LossNamespace, probeNetns } from "./netns.js";
 import { cpuSnapshot, killAllSync, otherCores, runSync } from "./proc.js";
 import { type CaseOutcome, lossChart, markdown } from "./report.js";
-import { buildCases, makeInputs, runDir, settingsFor } from "./scenarios.js";
+import { buildCases, makeInputs, runDir, type Sample, settingsFor } from "./scenarios.js";
 import { findTools, missingFor, REFERENCES } from "./tools.js";
 import { errorText, now, ROOT } from "./util.js";
 
@@ -27,18 +27,31 @@ Runs the udpswarm benchmark (build first: make) and writes a Markdown report.
 options:
   --quick            smoke run: small files, one run of each case (report in bench/out/)
   --runs N           runs of each case (default 5; scenario 5 at most 3; --quick: 1)
-  --only LIST        scenarios to run, e.g. 1,4 (default 1,2,3,4,5; each with its references)
+  --only LIST        scenarios to run, e.g. 1,4 (default 1,2,3,4,5,6; each with its references)
   --no-kernel-loss   skip the network-namespace loss runs of scenario 4 even as root
   --out DIR          where results.md, results.jsonl and loss.svg go (default bench/;
                      --quick: bench/out/)
   --help             show this help
 
-scenarios: 1 two peers, one 64 MiB file (goodput, CPU; raw UDP/TCP ceilings, TFTP);
-2 four peers × 10 MiB, everyone gets everything (time; aria2c); 3 eight peers × 4 MiB
-(time; aria2c); 4 scenario 1 at 0/5/10/20/30% loss; 5 one 1 GiB file (peak RSS).`;
+scenarios: 1 two peers, one 256 MiB file (transfer goodput vs the raw UDP ceiling, CPU
+per chunk; raw TCP, the engine alone); 2 four peers × 10 MiB, everyone gets everything
+(time vs aria2c, CPU per chunk); 3 eight peers × 4 MiB (the same); 4 two peers, 64 MiB at
+0/10/30% loss, --loss and kernel-level (goodput, datagrams per chunk, tail; TFTP);
+5 one 1 GiB file (peak RSS); 6 start-up (a 1 GiB seeder listed; a small swarm's first
+ACQUIRED line). --quick: small files everywhere.`;
 
 function log(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
+}
+
+/** The figure of a sample worth a progress line. */
+function headline(sample: Sample): string {
+  const rate = sample.transferMBps ?? sample.MBps ?? sample.chunkMBps;
+  if (rate !== undefined) return `${rate.toFixed(1)} MB/s`;
+  if (sample.firstAcquiredSeconds !== undefined)
+    return `first ACQUIRED ${sample.firstAcquiredSeconds.toFixed(2)} s, all ${(sample.seconds ?? Number.NaN).toFixed(2)} s`;
+  if (sample.seconds !== undefined) return `${sample.seconds.toFixed(2)} s`;
+  return `${(sample.cpuUsPerChunk ?? Number.NaN).toFixed(2)} µs/chunk`;
 }
 
 function cleanupSync(): void {
@@ -63,8 +76,8 @@ function parseOptions(argv: string[]) {
   const runs = values.runs === undefined ? undefined : Number(values.runs);
   if (runs !== undefined && !(Number.isInteger(runs) && runs >= 1))
     throw new Error("--runs must be a positive integer");
-  const only = (values.only ?? "1,2,3,4,5").split(",").map((v) => Number(v.trim()));
-  if (only.some((n) => !(Number.isInteger(n) && n >= 1 && n <= 5))) throw new Error("--only takes numbers 1 to 5");
+  const only = (values.only ?? "1,2,3,4,5,6").split(",").map((v) => Number(v.trim()));
+  if (only.some((n) => !(Number.isInteger(n) && n >= 1 && n <= 6))) throw new Error("--only takes numbers 1 to 6");
   return {
     quick: values.quick === true,
     runs,
@@ -147,10 +160,7 @@ async function main(argv: string[]): Promise<number> {
         try {
           const sample = await c.run(dir, round);
           outcome.samples.push(sample);
-          const main = sample.MBps ?? sample.chunkMBps;
-          const shown =
-            main !== undefined ? `${main.toFixed(1)} MB/s` : `${(sample.seconds ?? Number.NaN).toFixed(2)} s`;
-          log(`round ${round + 1}/${rounds} ${c.id}: ${shown} (${((now() - t) / 1000).toFixed(1)} s)`);
+          log(`round ${round + 1}/${rounds} ${c.id}: ${headline(sample)} (${((now() - t) / 1000).toFixed(1)} s)`);
           break;
         } catch (err) {
           const message = errorText(err);

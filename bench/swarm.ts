@@ -3,20 +3,27 @@
  *
  * Timing: t0 is taken just before the first timed peer is spawned (seeders are started
  * before, and the clock starts only once the tracker has printed their CONNECT blocks).
- * t1 is the moment the benchmark reads, on the tracker's stdout, the last of the
- * `PEER N ACQUIRED: CHUNK X/NUMCHUNKS FILE` lines the transfer must produce: SPEC §5
- * prints one line per peer and chunk, exactly once, and a peer sends the report of a
- * file's last chunks only after the verified file is in its ./Shared, so that line means
- * "every peer has every file, on disk". The tracker's stdout is read as it is written
+ * t1 is the later of two moments: the benchmark reads, on the tracker's stdout, the last
+ * of the `PEER N ACQUIRED: CHUNK X/NUMCHUNKS FILE` lines the transfer must produce (SPEC
+ * §5 prints one line per peer and chunk, exactly once), and every copy is whole in its
+ * peer's ./Shared (see arrivals.ts; a peer may report a file's last chunks before its
+ * whole-file check and move are done). The tracker's stdout is read as it is written
  * (a pipe); the count is a byte search, so the reader costs little CPU even for the
  * 2 million lines of a 1 GiB transfer. Peer exit is not used for timing: a peer leaves
  * only once everyone is complete and its MIN_ALIVE has passed, and the leave itself is a
- * round trip to the tracker.
+ * round trip to the tracker. The same stream gives the transfer phase (first ACQUIRED line
+ * to t1), the tail (from the line that makes 99% of the ACQUIRED lines to the last line)
+ * and start-up (t0 to the first ACQUIRED line, or to the CONNECT block of every timed peer).
+ *
+ * CPU: the whole-life user + system CPU of the tracker and every peer, from the kernel's
+ * accounting of reaped children (see reapedChildrenCpuSeconds): start-up, hashing, the
+ * transfer and the wait before leaving, nothing lost between two /proc samples.
  */
 import { linkSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { Arrivals } from "./arrivals.js";
 import { checkCopy, type InputFile, mkdirp } from "./files.js";
-import { exitText, Proc, type ProcSample, ProcSampler, stopAll } from "./proc.js";
+import { exitText, Proc, type ProcSample, ProcSampler, reapedChildrenCpuSeconds, stopAll } from "./proc.js";
 import { errorText, now, numberAt, ROOT, withTimeout } from "./util.js";
 
 export const TRACKER_SH = path.join(ROOT, "tracker.sh");
@@ -58,6 +65,8 @@ export type PeerStats = {
   readonly faultDrops: number;
   /** Largest smoothed RTT to any remote, ms. */
   readonly srttMs: number | undefined;
+  /** Largest retransmission timeout to any remote at exit, ms. */
+  readonly rtoMs: number | undefined;
   /** ru_maxrss reported by newer peers, bytes. */
   readonly peakRssBytes: number | undefined;
 };
@@ -73,8 +82,23 @@ export type PeerOutcome = {
 };
 
 export type SwarmResult = {
-  /** t1 − t0, seconds. */
+  /** t1 − t0, seconds: spawn to the last line and every copy whole. */
   readonly seconds: number;
+  /** From the first ACQUIRED line to t1, seconds (NaN without ACQUIRED lines). */
+  readonly transferSeconds: number;
+  /** From t0 to the first ACQUIRED line, seconds (NaN without ACQUIRED lines). */
+  readonly firstAcquiredSeconds: number;
+  /** From t0 to the CONNECT block of the last peer, seconds. */
+  readonly connectedSeconds: number;
+  /** From the line that makes 99% of the ACQUIRED lines to the last, ms. */
+  readonly tailMs: number;
+  /** From the last ACQUIRED line to the last copy whole in Shared/, ms (0 if it came first). */
+  readonly wholeAfterLastLineMs: number;
+  /** ACQUIRED lines printed: chunks delivered, one per peer and chunk. */
+  readonly chunksDelivered: number;
+  /** Whole-life CPU seconds of all peers together, and of the tracker. */
+  readonly peersCpuSeconds: number;
+  readonly trackerCpuSeconds: number;
   readonly peers: readonly PeerOutcome[];
 };
 
@@ -144,7 +168,10 @@ function readStats(file: string): PeerStats | undefined {
   const obj = json as Record<string, unknown>;
   const faultDrops = ["faultsIn", "faultsOut"].reduce((sum, k) => sum + (numberAt(obj[k], "dropped") ?? 0), 0);
   const remotes = Array.isArray(obj.remotes) ? obj.remotes : [];
-  const rtts = remotes.map((r: unknown) => numberAt(r, "srttMs")).filter((x): x is number => x !== undefined);
+  const largest = (key: string) => {
+    const v = remotes.map((r: unknown) => numberAt(r, key)).filter((x): x is number => x !== undefined);
+    return v.length === 0 ? undefined : Math.max(...v);
+  };
   const rssKiB = numberAt(json, "peakRssKiB");
   return {
     datagramsSent: n("datagramsSent"),
@@ -155,7 +182,8 @@ function readStats(file: string): PeerStats | undefined {
     chunksAcquired: n("chunksAcquired"),
     timeouts: n("timeouts"),
     faultDrops,
-    srttMs: rtts.length === 0 ? undefined : Math.max(...rtts),
+    srttMs: largest("srttMs"),
+    rtoMs: largest("rtoMs"),
     peakRssBytes: rssKiB === undefined ? undefined : rssKiB * 1024,
   };
 }
@@ -174,6 +202,8 @@ export async function runSwarm(plan: SwarmPlan): Promise<SwarmResult> {
   const counter = new NeedleCounter([" ACQUIRED: CHUNK ", " CONNECT: OFFERS "]);
   const trackerDir = mkdirp(path.join(plan.dir, "tracker"));
   const env = cleanEnv();
+  // Only this run's processes are reaped between here and the end (the caller runs nothing else).
+  const cpuAtStart = reapedChildrenCpuSeconds();
   const tracker = new Proc("tracker", "sh", [TRACKER_SH], {
     cwd: trackerDir,
     env,
@@ -181,6 +211,7 @@ export async function runSwarm(plan: SwarmPlan): Promise<SwarmResult> {
     onStdout: (chunk) => counter.feed(chunk),
   });
   const sampler = new ProcSampler(() => started.map((s) => s.proc));
+  const arrivals = new Arrivals();
   let trackerStopping = false;
   const deadline = now() + plan.timeoutMs;
   const left = () => Math.max(1, deadline - now());
@@ -214,6 +245,7 @@ export async function runSwarm(plan: SwarmPlan): Promise<SwarmResult> {
     const dir = mkdirp(path.join(plan.dir, peer.label));
     const shared = mkdirp(path.join(dir, "Shared"));
     for (const f of peer.files) linkSync(f.path, path.join(shared, f.name));
+    for (const f of lacking(peer)) arrivals.expect(shared, f.name, f.size);
     const args = [PEER_SH, "127.0.0.1", port, String(peer.minAlive), "--stats", path.join(dir, "stats.json")];
     const proc = new Proc(peer.label, "sh", [...args, ...(peer.args ?? [])], { cwd: dir, env, netns: plan.netns });
     started.push({ peer, proc, dir, timed });
@@ -227,10 +259,18 @@ export async function runSwarm(plan: SwarmPlan): Promise<SwarmResult> {
     for (const peer of plan.seeders) startPeer(peer, port, false);
     await race(counter.reach(CONNECT, plan.seeders.length), "seeders connecting");
     const before = sampler.sampleNow();
+    // Waiters set before the lines can come, so that each resolves at its line's arrival.
+    const already = counter.counts[ACQUIRED] ?? 0;
+    const firstLine = counter.reach(ACQUIRED, already + 1);
+    const line99 = counter.reach(ACQUIRED, Math.max(1, Math.ceil(expectedLines * 0.99)));
+    const connected = counter.reach(CONNECT, everyone.length);
     const t0 = now();
     for (const peer of plan.timed) startPeer(peer, port, true);
-    const t1 = await race(counter.reach(ACQUIRED, expectedLines), `${expectedLines} ACQUIRED lines`);
+    const tLines = await race(counter.reach(ACQUIRED, expectedLines), `${expectedLines} ACQUIRED lines`);
+    const t1 = Math.max(tLines, await race(arrivals.all(), "every copy whole in Shared/"));
     const atEnd = sampler.sampleNow();
+    const tConnected = await race(connected, "every peer's CONNECT block");
+    const [tFirst, t99] = expectedLines > already ? await Promise.all([firstLine, line99]) : [Number.NaN, Number.NaN];
 
     const longest = Math.max(0, ...everyone.map((p) => p.minAlive));
     await withTimeout(
@@ -238,8 +278,10 @@ export async function runSwarm(plan: SwarmPlan): Promise<SwarmResult> {
       longest * 1000 + 30_000,
       "peers leaving after the transfer",
     );
+    const cpuPeersGone = reapedChildrenCpuSeconds();
     trackerStopping = true;
     await tracker.stop();
+    const cpuTrackerGone = reapedChildrenCpuSeconds();
     const printed = counter.counts[ACQUIRED] ?? 0;
     if (printed !== expectedLines) {
       throw new Error(`the tracker printed ${printed} ACQUIRED lines; one per peer and chunk is ${expectedLines}`);
@@ -267,7 +309,18 @@ export async function runSwarm(plan: SwarmPlan): Promise<SwarmResult> {
         stats,
       };
     });
-    return { seconds: (t1 - t0) / 1000, peers };
+    return {
+      seconds: (t1 - t0) / 1000,
+      transferSeconds: (t1 - tFirst) / 1000,
+      firstAcquiredSeconds: (tFirst - t0) / 1000,
+      connectedSeconds: (tConnected - t0) / 1000,
+      tailMs: tLines - t99,
+      wholeAfterLastLineMs: t1 - tLines,
+      chunksDelivered: printed,
+      peersCpuSeconds: cpuPeersGone - cpuAtStart,
+      trackerCpuSeconds: cpuTrackerGone - cpuPeersGone,
+      peers,
+    };
   } catch (err) {
     const lines = counter.counts[ACQUIRED] ?? 0;
     const who = [tracker, ...started.map((s) => s.proc)].map((p) => `  ${p.describe()}`).join("\n");
@@ -275,6 +328,7 @@ export async function runSwarm(plan: SwarmPlan): Promise<SwarmResult> {
   } finally {
     trackerStopping = true;
     sampler.close();
+    arrivals.close();
     await stopAll([...started.map((s) => s.proc), tracker], 1000);
   }
 }
