@@ -109,8 +109,8 @@ export class AccountsFront implements ClientConnections {
     };
   }
 
-  close(): void {
+  close(): Promise<void> {
     clearInterval(this.#sweep);
-    this.#store.close();
+    return this.#store.close();
   }
 }

@@ -47,8 +47,8 @@ const OPTIONS: readonly OptionSpec[] = [
     name: "store",
     kind: "string",
     env: "UDPSWARM_STORE",
-    placeholder: "PATH",
-    help: "turn on accounts and groups, durable in this SQLite file (e.g. ./udpswarm.db; created if missing)",
+    placeholder: "PATH|URL",
+    help: "turn on accounts and groups, durable in this SQLite file (e.g. ./udpswarm.db; created if missing) or PostgreSQL database (postgres://USER@HOST:PORT/DB); trackers given the same store form one service",
   },
   {
     name: "session-idle",
@@ -124,7 +124,7 @@ async function main(argv: readonly string[]): Promise<void> {
   // Installed before the port is announced: a signal right after "listening" exits 0 too.
   const stop = () => {
     server.close();
-    accounts?.close();
+    void accounts?.close();
     void web?.close();
     // Every line still queued goes out before the exit.
     stdout.flushSync();
@@ -172,25 +172,26 @@ async function openAccounts(
   const path = args.values.get("store");
   if (path === undefined) {
     if (["session-idle", "session-max", "scrypt-cost"].some((o) => args.values.has(o)))
-      throw new SwarmError("ERR_USAGE", "--session-idle, --session-max and --scrypt-cost need --store PATH");
+      throw new SwarmError("ERR_USAGE", "--session-idle, --session-max and --scrypt-cost need --store PATH|URL");
     return undefined;
   }
-  if (typeof path !== "string" || path === "") throw new SwarmError("ERR_USAGE", "--store needs a file path");
-  if (/^postgres(ql)?:\/\//u.test(path))
-    throw new SwarmError("ERR_USAGE", "PostgreSQL stores are not supported yet; give a SQLite file path");
+  if (typeof path !== "string" || path === "")
+    throw new SwarmError("ERR_USAGE", "--store needs a SQLite file path or a postgres:// URL");
   const day = 24 * 3600;
   const idle = integerOption(args, "session-idle", 1, 3650 * day, 7 * day);
   const max = integerOption(args, "session-max", 1, 3650 * day, 30 * day);
   const logN = integerOption(args, "scrypt-cost", 14, 20, 17);
-  const { SqliteStore } = await import("../accounts/sqlite-store.js");
+  const { openStore, storeLabel } = await import("../accounts/open-store.js");
   const { AccountsFront } = await import("../accounts/connections.js");
-  let store: ReturnType<typeof SqliteStore.open>;
+  let store: Awaited<ReturnType<typeof openStore>>;
   try {
-    store = SqliteStore.open(path);
+    store = await openStore(path, log);
   } catch (err) {
-    throw new SwarmError("ERR_IO", `cannot open the store ${path}: ${(err as Error).message}`, { cause: err });
+    throw new SwarmError("ERR_IO", `cannot open the store ${storeLabel(path)}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
-  log(`accounts store ${path} (schema version ${store.schemaVersion})`);
+  log(`accounts store ${storeLabel(path)} (schema version ${store.schemaVersion})`);
   return new AccountsFront(store, () => Date.now(), log, {
     maxFileSize,
     sessionIdleMs: idle * 1000,
