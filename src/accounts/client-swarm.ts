@@ -90,6 +90,11 @@ export class ClientSwarm {
     if (!this.#replaying) this.#changed?.(change);
   }
 
+  /** To clients connected here only: another tracker tells its own clients the same news. */
+  #send(peerId: number, body: FrameBody): void {
+    if (this.#isLocal(peerId)) this.#sink.send(peerId, body);
+  }
+
   #isLocal(peerId: number): boolean {
     return this.#clients.get(peerId)?.owner === LOCAL;
   }
@@ -243,7 +248,7 @@ export class ClientSwarm {
     this.#emit({ kind: "file-deleted", fileId });
     for (const c of this.#clients.values()) {
       const involved = c.sharing.delete(fileId) || c.wants.delete(fileId);
-      if (involved) this.#sink.send(c.id, { updates: { removed: [fileId] } });
+      if (involved) this.#send(c.id, { updates: { removed: [fileId] } });
     }
   }
 
@@ -364,6 +369,10 @@ export class ClientSwarm {
     return n;
   }
 
+  knows(peerId: number): boolean {
+    return this.#clients.has(peerId);
+  }
+
   /** Clients connected to the tracker `owner` (LOCAL: here). */
   clientsOf(owner: number): number {
     let n = 0;
@@ -374,7 +383,7 @@ export class ClientSwarm {
   #announceHolder(to: LiveClient, holder: LiveClient, fileId: number): void {
     // Only between clients introduced to each other (they share the file's group).
     if (sharedGroups(to, holder).length === 0) return;
-    this.#sink.send(to.id, { updates: { holders: [{ peerId: holder.id, fileId, runs: [], complete: true }] } });
+    this.#send(to.id, { updates: { holders: [{ peerId: holder.id, fileId, runs: [], complete: true }] } });
   }
 
   /** Re-introduces the client to every other as the groups they share change. */
@@ -390,13 +399,13 @@ export class ClientSwarm {
       const now = client.user === undefined ? [] : sharedGroups(client, other);
       if (now.join("\u0000") === was.join("\u0000")) continue;
       if (now.length === 0) {
-        this.#sink.send(other.id, { updates: { left: [client.id] } });
-        this.#sink.send(client.id, { updates: { left: [other.id] } });
+        this.#send(other.id, { updates: { left: [client.id] } });
+        this.#send(client.id, { updates: { left: [other.id] } });
         continue;
       }
       // The newcomer is told of the other first, so its first requests find keys there.
-      this.#sink.send(other.id, { updates: { joined: [peerAddress(client, other, now)] } });
-      this.#sink.send(client.id, { updates: { joined: [peerAddress(other, client, now)] } });
+      this.#send(other.id, { updates: { joined: [peerAddress(client, other, now)] } });
+      this.#send(client.id, { updates: { joined: [peerAddress(other, client, now)] } });
       if (was.length === 0) {
         for (const fileId of client.wants.keys())
           if (other.sharing.has(fileId)) this.#announceHolder(client, other, fileId);

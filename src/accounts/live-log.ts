@@ -69,6 +69,8 @@ export class LiveLog {
   /** Other trackers: their last heartbeat value and when (our clock) it last moved. */
   readonly #seen = new Map<number, { beat: number; movedAt: number }>();
   readonly #dead = new Set<number>();
+  /** When (our clock) the trackers were last judged: a long gap means we were stalled ourselves. */
+  #checkedAt = 0;
   #lastError = "";
 
   private constructor(
@@ -262,7 +264,12 @@ export class LiveLog {
   async #checkTrackers(): Promise<void> {
     const rows = (await this.#db.query<TrackerRow>("SELECT id, heartbeat_at_ms FROM live_trackers")).rows;
     const now = Date.now();
+    // This process was stopped or starved: the others' silence is our own; judge them afresh.
+    const stalled = this.#checkedAt !== 0 && now - this.#checkedAt > this.#expiryMs / 2;
+    this.#checkedAt = now;
+    if (stalled) for (const seen of this.#seen.values()) seen.movedAt = now;
     const present = new Set<number>();
+    const revived: number[] = [];
     for (const r of rows) {
       if (r.id === this.#trackerId) continue;
       present.add(r.id);
@@ -273,7 +280,7 @@ export class LiveLog {
       } else if (seen.beat !== r.heartbeat_at_ms) {
         seen.beat = r.heartbeat_at_ms;
         seen.movedAt = now;
-        if (this.#dead.delete(r.id)) this.#log(`live state: tracker ${r.id} beats again`);
+        if (this.#dead.delete(r.id)) revived.push(r.id);
       }
       const s = this.#seen.get(r.id);
       if (s !== undefined && now - s.movedAt > this.#expiryMs) this.#died(r.id, "heartbeat stopped");
@@ -284,6 +291,21 @@ export class LiveLog {
         this.#seen.delete(id);
       }
     }
+    for (const id of revived) await this.#revive(id);
+  }
+
+  /** A tracker judged dead beats again (it was stalled or cut off from the store): its clients come back. */
+  async #revive(trackerId: number): Promise<void> {
+    const rows = (
+      await this.#db.query<EventRow & { peer_id: number }>(
+        "SELECT id, tracker_id, peer_id, body FROM live_events WHERE tracker_id = ? AND id <= ? ORDER BY id",
+        [trackerId, this.#offset],
+      )
+    ).rows;
+    // A client known here now has moved to another tracker meanwhile: its old events do not count.
+    const moved = new Set(rows.filter((r) => r.peer_id !== 0 && this.#swarm.knows(r.peer_id)).map((r) => r.peer_id));
+    for (const row of rows) if (!moved.has(row.peer_id)) this.#apply(row);
+    this.#log(`live state: tracker ${trackerId} beats again; ${rows.length} of its events replayed`);
   }
 
   #died(trackerId: number, why: string): void {
