@@ -4,6 +4,8 @@
  * downloading client, every tracker killed and started again, and a trackers file that
  * names only dead trackers.
  */
+
+import { execFileSync, spawn } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
@@ -18,16 +20,22 @@ const EXPIRY_MS = 3000;
 
 type Tracker = Awaited<ReturnType<typeof startTracker>>;
 
-async function startTrackers(root: string, location: string, n: number, tag: string): Promise<Tracker[]> {
+async function startTrackers(
+  root: string,
+  location: string,
+  n: number,
+  tag: string,
+  wrap: readonly string[] = [],
+): Promise<Tracker[]> {
   const trackers: Tracker[] = [];
   for (let i = 0; i < n; i++) {
     trackers.push(
-      await startTracker(path.join(root, `tracker-${tag}${i + 1}`), location, [
-        "--scrypt-cost",
-        "14",
-        "--tracker-expiry",
-        String(EXPIRY_MS),
-      ]),
+      await startTracker(
+        path.join(root, `tracker-${tag}${i + 1}`),
+        location,
+        ["--scrypt-cost", "14", "--tracker-expiry", String(EXPIRY_MS)],
+        wrap,
+      ),
     );
   }
   return trackers;
@@ -40,10 +48,10 @@ async function trackersFile(file: string, trackers: readonly Tracker[], tiers: r
   return file;
 }
 
-async function client(root: string, name: string, file: string, env: NodeJS.ProcessEnv = {}): Promise<ClientProc> {
+async function client(root: string, name: string, file: string, wrap: readonly string[] = []): Promise<ClientProc> {
   const dir = path.join(root, name);
   await mkdir(dir, { recursive: true });
-  return new ClientProc(name, dir, file, env);
+  return new ClientProc(name, dir, file, {}, wrap);
 }
 
 /** Sends `command` and returns the stdout lines of its reply table (waits for the row `last`). */
@@ -213,4 +221,97 @@ test.serial("a trackers file naming only dead trackers: one clear line, exit sta
     lines[0] ?? "",
     /^udpswarm client: none of the 2 trackers answers \(last: cannot reach the tracker at 127\.0\.0\.1:\d+: /u,
   );
+});
+
+/** Why the cut-off test cannot run here (it needs root, unshare, nsenter, ip and iptables), or undefined. */
+function privateNetworkUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return "needs root (network namespace and iptables)";
+  for (const tool of ["unshare", "nsenter", "iptables", "ip"]) {
+    try {
+      execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
+    } catch {
+      return `${tool} is missing`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A network namespace of the test's own: its processes run under nsenter, and a firewall
+ * rule there can cut one tracker off while it stays alive. Gone when the holder is killed.
+ */
+async function privateNetwork(): Promise<{ wrap: string[]; run(...args: string[]): void; close(): void }> {
+  const holder = spawn("unshare", ["-n", "sh", "-c", "ip link set lo up && echo ready && exec sleep 300"], {
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  const ready = await new Promise<boolean>((resolve) => {
+    holder.stdout?.once("data", () => resolve(true));
+    holder.once("exit", () => resolve(false));
+  });
+  if (!ready || holder.pid === undefined) throw new Error("could not make a network namespace (unshare -n)");
+  const wrap = ["nsenter", `--net=/proc/${holder.pid}/ns/net`];
+  return {
+    wrap,
+    run: (...args) => {
+      execFileSync(wrap[0] ?? "nsenter", [...wrap.slice(1), ...args], { stdio: "ignore" });
+    },
+    close: () => {
+      holder.stdout?.destroy();
+      holder.kill("SIGKILL");
+    },
+  };
+}
+
+const noNetwork = privateNetworkUnavailable();
+if (noNetwork !== undefined) console.log(`cut-off tracker test of test/e2e/multitracker.test.ts SKIPPED: ${noNetwork}`);
+
+// NOTE (unfinished, skipped): the client does detect the cut-off tracker by its keepalive
+// (about 4 s) and moves to tracker 2, which adopts its peer id; but in 4 runs of 5 the
+// download that was started through tracker 1 then stayed at 0% for 60 s (it never
+// progressed, not even before the cut was seen), while the same download without the cut,
+// and the SIGKILL test above, complete. Not understood yet: left for the next session.
+if (noNetwork === undefined)
+  console.log("cut-off tracker test of test/e2e/multitracker.test.ts SKIPPED: unfinished (see the NOTE in the file)");
+test.skip("a tracker cut off by the firewall of a network namespace (alive, unreachable) is left like a dead one (SQLite)", async (t) => {
+  const network = await privateNetwork();
+  t.teardown(() => network.close());
+  const root = await tempDir(t, "udpswarm-multi-");
+  const location = path.join(root, "udpswarm.db");
+  const trackers = await startTrackers(root, location, 2, "c", network.wrap);
+  t.teardown(() => killAll(...trackers.map((tr) => tr.proc)));
+  const content = makeContent("cut-off", 24 * 1024 * 1024 + 5);
+  const dFile = await trackersFile(path.join(root, "d.trackers"), trackers, [[0], [1]]);
+  const aFile = await trackersFile(path.join(root, "a.trackers"), trackers, [[1]]);
+  const d = await client(root, "d", dFile, network.wrap);
+  const a = await client(root, "a", aFile, network.wrap);
+  t.teardown(() => killAll(d, a));
+  await writeFile(path.join(root, "a", "big.bin"), content);
+  for (const [c, name] of [
+    [d, "dee"],
+    [a, "ann"],
+  ] as const) {
+    await c.ok(`create_user ${name} pw-${name}`, /created/u);
+    await c.ok(`login ${name} pw-${name}`, /^logged in/u);
+  }
+  await d.ok("create_group g", /created/u);
+  await a.ok("join_group g", /asked to join/u);
+  await d.ok("accept_request g ann", /is now a member/u);
+  await a.ok("upload_file big.bin g", /^uploaded big\.bin/u);
+  // The share reached tracker 1 through the store's live log.
+  await until(d, "list_files g", /^big\.bin\s/u, /^big\.bin\s+24\.0 MiB\s+1\s+1\s+ann$/u);
+  await d.ok("download_file g big.bin ./in", /^downloading big\.bin from 1 sharer into /u);
+  await d.ok("show_downloads", /big\.bin/u);
+  const cutAt = Date.now();
+  const lostLine = d.err.length;
+  network.run("iptables", "-A", "INPUT", "-p", "tcp", "--dport", String(trackers[0]?.port ?? 0), "-j", "DROP");
+  const moved = await d.waitFor(/^moved to the tracker 127\.0\.0\.1:\d+ in \d+ ms/u, "err", lostLine);
+  const seenAt = Date.now();
+  t.regex(d.err[lostLine] ?? "", /^lost the tracker .*keepalive timeout/u, d.describe());
+  t.is(trackers[0]?.proc.child.exitCode, null, "the cut-off tracker is still alive");
+  await d.ok("show_downloads", /big\.bin/u);
+  await d.waitFor(/^downloaded big\.bin from g into /u, "err");
+  t.true((await readFile(path.join(root, "d", "in", "big.bin"))).equals(content), "byte-identical");
+  await d.ok("list_files g", /^big\.bin\s+/u);
+  t.log(`cut off → moved: ${seenAt - cutAt} ms (${d.err[moved]})`);
+  for (const c of [d, a]) t.is(await c.quit(), 0, c.describe());
 });
