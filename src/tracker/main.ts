@@ -48,7 +48,7 @@ const OPTIONS: readonly OptionSpec[] = [
     name: "store",
     kind: "string",
     env: "UDPSWARM_STORE",
-    placeholder: "PATH|URL",
+    placeholder: "PATH",
     help: "turn on accounts and groups, durable in this SQLite file (e.g. ./udpswarm.db; created if missing) or PostgreSQL database (postgres://USER@HOST:PORT/DB); trackers given the same store form one service",
   },
   {
