@@ -68,9 +68,10 @@ export class AccountsFront implements ClientConnections {
     }
     const udpPort = hello.udpPort ?? 0;
     if (!Number.isInteger(udpPort) || udpPort <= 0 || udpPort > 65535) return refuse(`bad UDP port ${udpPort}`);
-    const owner = this.swarm.endpointOwner(link.host, udpPort);
+    const resumed = this.#resume(link, udpPort, hello);
+    const owner = resumed === undefined ? this.swarm.endpointOwner(link.host, udpPort) : undefined;
     if (owner !== undefined) return refuse(`UDP endpoint ${link.host}:${udpPort} is client ${owner}'s`);
-    const { peerId, secret } = this.swarm.open(link.host, udpPort, hello.addresses ?? []);
+    const { peerId, secret } = resumed ?? this.swarm.open(link.host, udpPort, hello.addresses ?? []);
     this.#links.set(peerId, link);
     link.send({ welcome: { peerId, secret } });
     const ctx: ClientContext = { peerId, address: link.host, session: undefined };
@@ -102,6 +103,8 @@ export class AccountsFront implements ClientConnections {
       },
       closed: () => {
         closed = true;
+        // A client that came back on a new link (or moved to another tracker) is not gone.
+        if (this.#links.get(peerId) !== link) return;
         this.#links.delete(peerId);
         // Requests in flight still finish against the store; the swarm forgets the client now.
         this.swarm.close(peerId);
@@ -109,8 +112,37 @@ export class AccountsFront implements ClientConnections {
     };
   }
 
-  close(): void {
+  /**
+   * SEVERAL TRACKERS (§11): a client that lost its tracker claims its peer id back with its
+   * secret; undefined when the claim is not granted (it gets a new id, as any client).
+   */
+  #resume(
+    link: ClientLink,
+    udpPort: number,
+    hello: udpswarm.IClientHello,
+  ): { peerId: number; secret: Buffer } | undefined {
+    const peerId = hello.resumePeerId ?? 0;
+    const secret = hello.resumeSecret ?? new Uint8Array(0);
+    if (peerId === 0 || secret.length === 0) return undefined;
+    const old = this.#links.get(peerId);
+    if (old !== undefined) {
+      // Back on this tracker over a new connection before the old one was seen to drop.
+      this.#links.delete(peerId);
+      old.close("the client connected again");
+      this.swarm.close(peerId);
+    }
+    if (!this.swarm.adopt(peerId, secret, link.host, udpPort, hello.addresses ?? [], Date.now())) return undefined;
+    this.#log(`client ${peerId} resumed here (moved from another tracker)`);
+    return { peerId, secret: Buffer.from(secret) };
+  }
+
+  /** SEVERAL TRACKERS: the shared live state this front's swarm takes part in. */
+  live: { close(): Promise<void> } | undefined;
+
+  /** Leaves the service (bounded) and closes the store. */
+  async close(): Promise<void> {
     clearInterval(this.#sweep);
-    this.#store.close();
+    await this.live?.close();
+    await this.#store.close();
   }
 }

@@ -68,6 +68,28 @@ export const MIGRATIONS: readonly Migration[] = [
       "CREATE INDEX shares_by_user ON shares(user_id)",
     ],
   },
+  {
+    // SEVERAL TRACKERS (§11): the live state trackers of one store share. Soft state: a
+    // tracker's rows mean nothing once its heartbeat stops; events are pruned as peers go.
+    version: 2,
+    statements: (d) => [
+      `CREATE TABLE live_trackers (
+        id ${d.serial},
+        label TEXT NOT NULL,
+        started_at_ms BIGINT NOT NULL,
+        heartbeat_at_ms BIGINT NOT NULL)`,
+      // Append-only: every tracker writes its clients' live changes and tails the others'.
+      `CREATE TABLE live_events (
+        id ${d.serial},
+        tracker_id BIGINT NOT NULL,
+        peer_id BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        at_ms BIGINT NOT NULL)`,
+      "CREATE INDEX live_events_by_peer ON live_events(peer_id)",
+      "CREATE INDEX live_events_by_tracker ON live_events(tracker_id)",
+    ],
+  },
 ];
 
 /** The schema version a store reaches once every migration ran. */

@@ -102,7 +102,7 @@ export class AccountService {
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       this.#log(`client ${ctx.peerId}: ${req.command ?? "request"} failed: ${(err as Error).message}`);
-      if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED")
+      if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED" || code === "ERR_STORE_BUSY")
         return reply(Status.STATUS_BUSY, "the tracker's store is busy; try again in a moment");
       if (err instanceof StoreFailure) return reply(Status.STATUS_BUSY, err.message);
       return reply(Status.STATUS_INTERNAL, "the tracker could not do this (store error); try again later");

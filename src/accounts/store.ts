@@ -53,7 +53,7 @@ export interface AccountStore {
   /** Ids of the users who share the file. */
   sharersOf(fileId: number): Promise<number[]>;
 
-  close(): void;
+  close(): Promise<void>;
 }
 
 export type UserRow = { readonly id: number; readonly name: string; readonly passwordHash: string };

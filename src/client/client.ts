@@ -26,6 +26,7 @@ import { DestinationLock } from "./dest-lock.js";
 import { downloadTag, parseDownloadTag } from "./download-tag.js";
 import { formatSize, formatTable, printable } from "./format.js";
 import type { ClientState, SavedUpload } from "./state.js";
+import type { TrackerAddress, TrackerList } from "./tracker-list.js";
 
 const Status = udpswarm.AccountStatus;
 type Reply = udpswarm.IAccountReply;
@@ -46,6 +47,13 @@ const WELCOME_TIMEOUT_MS = 10_000;
  * show_downloads counts only recorded pieces, so what it said survives a kill -9.
  */
 const CHECKPOINT_EVERY_MS = 100;
+/**
+ * SEVERAL TRACKERS (§11): the tracker link's keepalive. A tracker that dies closes the
+ * connection (seen at once); one that is alive but cut off is judged by its silence, which
+ * is tolerated this long at least (more only when measured round trips or our own stalls
+ * explain it), so that the client moves on within a few seconds.
+ */
+const LINK_OPTIONS = { pingIntervalMs: 1000, idleTimeoutMs: 4000, connectTimeoutMs: 3000 } as const;
 
 type Download = {
   readonly fileId: number;
@@ -59,14 +67,23 @@ type Download = {
   readonly lock: DestinationLock | undefined;
   state: "downloading" | "finishing" | "complete";
 };
-type Share = { readonly fileId: number; readonly group: string; readonly name: string; readonly path: string };
+type Share = {
+  readonly fileId: number;
+  readonly group: string;
+  readonly name: string;
+  readonly path: string;
+  readonly manifest: CheckedManifest;
+};
+/** A request sent and not answered yet: sent again to the next tracker if this one is lost. */
+type Pending = { readonly command: Command; readonly resolve: (reply: Reply) => void };
 
 export type ClientConfig = {
-  readonly trackers: ReadonlyArray<{ readonly host: string; readonly port: number }>;
+  /** The trackers of the service, in the order to try them (BEP 12 tiers). */
+  readonly trackers: TrackerList;
   readonly state: ClientState;
   /** Things that happen in the background (a download finished): one line each. */
   readonly notice: (line: string) => void;
-  /** The tracker link is gone: the client cannot go on. */
+  /** The tracker link is gone and no other tracker answers: the client cannot go on. */
   readonly lost: (err: SwarmError) => void;
 };
 
@@ -86,12 +103,20 @@ export class Client {
   /** What downloads taken up from an earlier run kept (the same counters as a peer's). */
   readonly #resumed = resumeCounters();
   #tracker: TrackerClient | undefined;
+  /** The tracker in use. */
+  #where: TrackerAddress | undefined;
+  #udpPort = 0;
+  /** While the client moves to another tracker: requests wait for this. */
+  #moving: Promise<void> | undefined;
+  /** Tracker moves so far, and the time the last one took (ms), for the stats. */
+  #moves = 0;
+  #lastMoveMs = 0;
   #peerId = 0;
   #secret: Uint8Array = new Uint8Array(0);
   #welcomed: (() => void) | undefined;
   #user: string | undefined;
   #nextRequest = 1;
-  readonly #pending = new Map<number, (reply: Reply) => void>();
+  readonly #pending = new Map<number, Pending>();
   /** Groups each introduced peer shares with us: it is served those groups' files only. */
   readonly #allowed = new Map<number, ReadonlySet<string>>();
   /** Live holders the tracker announced, by file (kept for downloads that start later). */
@@ -159,20 +184,8 @@ export class Client {
         ok(this.#socket.address().port);
       });
     });
-    let lastError: unknown;
-    for (const t of this.#config.trackers) {
-      try {
-        await this.#connect(t.host, t.port, udpPort);
-        break;
-      } catch (err) {
-        lastError = err;
-      }
-    }
-    if (this.#tracker === undefined) {
-      throw lastError instanceof SwarmError
-        ? lastError
-        : new SwarmError("ERR_TRACKER_UNREACHABLE", errorMessage(lastError));
-    }
+    this.#udpPort = udpPort;
+    await this.#reachAny(undefined);
     const saved = this.#config.state.session();
     if (saved === undefined) return [];
     const reply = await this.#request({ resume: { token: Buffer.from(saved.token, "base64") } });
@@ -188,6 +201,31 @@ export class Client {
     ];
   }
 
+  /**
+   * Connects to the first tracker of the list that answers (`last`, the one just lost, is
+   * tried after every other). Throws one clear error when none does.
+   */
+  async #reachAny(last: TrackerAddress | undefined): Promise<void> {
+    const order = this.#config.trackers.order(last);
+    let lastError: unknown;
+    for (const t of order) {
+      if (this.#closed) break;
+      try {
+        await this.#connect(t.host, t.port, this.#udpPort);
+        this.#where = t;
+        this.#config.trackers.answered(t);
+        return;
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    const detail = lastError instanceof Error ? lastError.message : String(lastError);
+    if (order.length === 1) {
+      throw lastError instanceof SwarmError ? lastError : new SwarmError("ERR_TRACKER_UNREACHABLE", detail);
+    }
+    throw new SwarmError("ERR_TRACKER_UNREACHABLE", `none of the ${order.length} trackers answers (last: ${detail})`);
+  }
+
   async #connect(host: string, port: number, udpPort: number): Promise<void> {
     const welcomed = new Promise<void>((ok, fail) => {
       this.#welcomed = ok;
@@ -197,23 +235,35 @@ export class Client {
       ).unref();
     });
     let early: SwarmError | undefined;
-    const tracker = await TrackerClient.connect(host, port, this.#clock, {
-      frame: (frame) => this.#onFrame(frame),
-      lost: (err) => {
-        if (this.#welcomed !== undefined) {
-          early = new SwarmError(
-            "ERR_TRACKER_REFUSED",
-            `the tracker at ${host}:${port} does not take clients (is it started with --store?): ${err.message}`,
-          );
-          this.#welcomed();
-          return;
-        }
-        this.#lost(err);
+    const tracker = await TrackerClient.connect(
+      host,
+      port,
+      this.#clock,
+      {
+        frame: (frame) => this.#onFrame(frame),
+        lost: (err) => {
+          if (this.#welcomed !== undefined) {
+            early = new SwarmError(
+              "ERR_TRACKER_REFUSED",
+              `the tracker at ${host}:${port} does not take clients (is it started with --store?): ${err.message}`,
+            );
+            this.#welcomed();
+            return;
+          }
+          if (this.#tracker === tracker) void this.#move(err);
+        },
       },
-    });
+      LINK_OPTIONS,
+    );
     this.#tracker = tracker;
     tracker.send({
-      clientHello: { accountsVersion: ACCOUNTS_VERSION, udpPort, addresses: [...this.#local] },
+      clientHello: {
+        accountsVersion: ACCOUNTS_VERSION,
+        udpPort,
+        addresses: [...this.#local],
+        // Moving from a lost tracker: keep the peer id its peers know us by.
+        ...(this.#peerId === 0 ? {} : { resumePeerId: this.#peerId, resumeSecret: this.#secret }),
+      },
     });
     await welcomed;
     if (early !== undefined) {
@@ -223,12 +273,93 @@ export class Client {
   }
 
   #lost(err: SwarmError): void {
-    for (const resolve of this.#pending.values()) resolve({ status: Status.STATUS_BUSY, message: err.message });
+    for (const p of this.#pending.values()) p.resolve({ status: Status.STATUS_BUSY, message: err.message });
     this.#pending.clear();
     if (!this.#closed) this.#config.lost(err);
   }
 
-  #request(command: Command): Promise<Reply> {
+  /**
+   * SEVERAL TRACKERS (§11): the tracker in use is lost. The client moves to the next that
+   * answers, keeping its peer id (so transfers between peers carry on meanwhile), resumes
+   * its session by token (no password), announces again what it shares and fetches, and
+   * sends again the requests that were waiting. Commands typed meanwhile wait for it.
+   */
+  async #move(err: SwarmError): Promise<void> {
+    if (this.#closed || this.#moving !== undefined) return;
+    const lostAt = Date.now();
+    const from = this.#where;
+    this.#tracker?.close();
+    this.#tracker = undefined;
+    let done: () => void = () => {};
+    this.#moving = new Promise((resolve) => {
+      done = resolve;
+    });
+    this.#config.notice(
+      `lost the tracker ${from === undefined ? "" : `${from.host}:${from.port} `}(${err.message}); moving to another`,
+    );
+    try {
+      await this.#reachAny(from);
+    } catch (failure) {
+      this.#moving = undefined;
+      done();
+      this.#lost(
+        new SwarmError(
+          "ERR_TRACKER_LOST",
+          `${err.message}; no other tracker answers (${failure instanceof Error ? failure.message : String(failure)})`,
+        ),
+      );
+      return;
+    }
+    const lines: string[] = [];
+    const saved = this.#config.state.session();
+    if (this.#user !== undefined && saved !== undefined) {
+      const reply = await this.#send({ resume: { token: Buffer.from(saved.token, "base64") } });
+      if (reply.status === Status.STATUS_OK) lines.push(...(await this.#announceAgain()));
+      else {
+        lines.push(
+          `the session of ${this.#user} could not be resumed (${printable(reply.message ?? "")}); log in again`,
+        );
+        this.#user = undefined;
+      }
+    }
+    this.#moving = undefined;
+    done();
+    // Requests that were waiting for the lost tracker's answer go to this one.
+    const tracker = this.#tracker as TrackerClient | undefined;
+    for (const [requestId, p] of this.#pending) tracker?.send({ accountRequest: { requestId, ...p.command } });
+    this.#moves++;
+    this.#lastMoveMs = Date.now() - lostAt;
+    const where = this.#where;
+    this.#config.notice(
+      `moved to the tracker ${where?.host ?? "?"}:${where?.port ?? 0} in ${this.#lastMoveMs} ms${lines.length > 0 ? `; ${lines.join("; ")}` : ""}`,
+    );
+  }
+
+  /** After a move: shares and downloads are announced to the new tracker (no file read again). */
+  async #announceAgain(): Promise<string[]> {
+    let shared = 0;
+    const problems: string[] = [];
+    for (const s of [...this.#shares.values()]) {
+      const reply = await this.#send({ uploadFile: { group: s.group, manifest: manifestToWire(s.manifest) } });
+      if (reply.status === Status.STATUS_OK) shared++;
+      else problems.push(`not sharing ${printable(s.name)} any more: ${printable(reply.message ?? "")}`);
+    }
+    for (const d of [...this.#downloads.values()]) {
+      if (d.state !== "downloading") continue;
+      const reply = await this.#send({ downloadFile: { group: d.group, file: d.manifest.name } });
+      if (reply.status !== Status.STATUS_OK && reply.status !== Status.STATUS_UNAVAILABLE)
+        problems.push(`download of ${printable(d.manifest.name)}: ${printable(reply.message ?? "")}`);
+    }
+    return [`sharing ${shared} ${shared === 1 ? "file" : "files"} again`, ...problems];
+  }
+
+  /** A request to the tracker; while the client moves to another tracker, it waits for that. */
+  async #request(command: Command): Promise<Reply> {
+    while (this.#moving !== undefined) await this.#moving;
+    return this.#send(command);
+  }
+
+  #send(command: Command): Promise<Reply> {
     const tracker = this.#tracker;
     if (tracker === undefined) return Promise.resolve({ status: Status.STATUS_BUSY, message: "no tracker" });
     const requestId = this.#nextRequest++;
@@ -237,9 +368,12 @@ export class Client {
         this.#pending.delete(requestId);
         resolve({ status: Status.STATUS_BUSY, message: "the tracker did not answer in time; try again" });
       }, REPLY_TIMEOUT_MS);
-      this.#pending.set(requestId, (reply) => {
-        clearTimeout(timer);
-        resolve(reply);
+      this.#pending.set(requestId, {
+        command,
+        resolve: (reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        },
       });
       tracker.send({ accountRequest: { requestId, ...command } });
     });
@@ -249,17 +383,22 @@ export class Client {
 
   #onFrame(frame: TrackerFrame): void {
     switch (frame.body) {
-      case "welcome":
-        this.#peerId = frame.welcome?.peerId ?? 0;
+      case "welcome": {
+        const peerId = frame.welcome?.peerId ?? 0;
+        // A new id after a move: every pair key we hold was for the old one; peers are introduced again.
+        if (this.#peerId !== 0 && peerId !== this.#peerId)
+          for (const id of [...this.#allowed.keys()]) this.#peerLeft(id);
+        this.#peerId = peerId;
         this.#secret = frame.welcome?.secret ?? new Uint8Array(0);
         this.#welcomed?.();
         this.#welcomed = undefined;
         return;
+      }
       case "accountReply": {
         const r = frame.accountReply ?? {};
-        const resolve = this.#pending.get(r.requestId ?? 0);
+        const pending = this.#pending.get(r.requestId ?? 0);
         this.#pending.delete(r.requestId ?? 0);
-        resolve?.(r);
+        pending?.resolve(r);
         return;
       }
       case "updates": {
@@ -429,7 +568,7 @@ export class Client {
     }
     this.#store.addSeed(fileId, name, size, full);
     this.#fileGroup.set(fileId, group);
-    this.#shares.set(fileId, { fileId, group, name, path: full });
+    this.#shares.set(fileId, { fileId, group, name, path: full, manifest });
     this.#engine.addFile(fileId, manifest, "seeding");
     if (remember) this.#saveUploads();
     return this.#simple(reply);
@@ -644,7 +783,7 @@ export class Client {
     this.#config.notice(`downloaded ${printable(d.manifest.name)} from ${printable(d.group)} into ${printable(path)}`);
     const reply = await this.#request({ uploadFile: { group: d.group, manifest: manifestToWire(d.manifest) } });
     if (reply.status !== Status.STATUS_OK || this.#fileGroup.get(fileId) !== d.group) return;
-    this.#shares.set(fileId, { fileId, group: d.group, name: d.manifest.name, path });
+    this.#shares.set(fileId, { fileId, group: d.group, name: d.manifest.name, path, manifest: d.manifest });
     this.#saveUploads();
   }
 
@@ -680,6 +819,8 @@ export class Client {
   stats(): Record<string, unknown> {
     return {
       peer: this.#peerId,
+      trackerMoves: this.#moves,
+      lastMoveMs: this.#lastMoveMs,
       ...this.#engine.counters,
       remotes: this.#engine.remoteStats(),
       resumed: this.#resumed,

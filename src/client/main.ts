@@ -8,6 +8,7 @@ import { Client, type Outcome } from "./client.js";
 import { completeCommand, findCommand, helpText, usageOf } from "./commands.js";
 import { printable } from "./format.js";
 import { ClientState } from "./state.js";
+import { parseTrackerTiers, TrackerList } from "./tracker-list.js";
 import { splitWords } from "./words.js";
 
 /** Exit status when every command ran but at least one of them failed. */
@@ -20,8 +21,10 @@ const STALL_LIMIT_MS = 15_000;
 const USAGE = `usage: sh client.sh TRACKERS_FILE
 
 Starts the udpswarm client: accounts, groups and group file sharing.
-TRACKERS_FILE lists the tracker as "HOST PORT" lines (the first that answers is used;
-start the tracker with --store). Commands are read from the prompt, or one per line
+TRACKERS_FILE lists the trackers of one service (started with the same --store), one
+tier per line: "HOST PORT [HOST PORT ...]". Tiers are tried in order, the trackers of a
+tier in a random order; when the tracker in use is lost, the client moves to the next
+one within a few seconds and keeps its session, its shares and its transfers. Commands are read from the prompt, or one per line
 from stdin; replies go to stdout, errors to stderr ("error: ..."), background news to
 stderr. The session and the uploads are remembered in ./.udpswarm/, and unfinished
 downloads are kept in ./.udpswarm/staging/ and continued at the next start.
@@ -32,34 +35,8 @@ ${helpText()
   .join("\n")}
 
 exit status: 0 every command succeeded, ${COMMAND_FAILED} some command failed, 2 usage,
-3 tracker unreachable, 4 tracker lost, 5 storage failure, 6 the tracker refused this client,
-7 another client is running in this folder.`;
-
-/** `HOST PORT` lines; blank lines and # comments skipped. */
-export function parseTrackers(text: string): Array<{ host: string; port: number }> {
-  const out: Array<{ host: string; port: number }> = [];
-  for (const [i, raw] of text.split(/\r?\n/u).entries()) {
-    const line = raw.replace(/#.*$/u, "").trim();
-    if (line === "") continue;
-    const words = line.split(/\s+/u);
-    for (let w = 0; w + 1 < words.length; w += 2) {
-      const host = words[w] ?? "";
-      const port = Number(words[w + 1]);
-      if (!Number.isInteger(port) || port < 1 || port > 65535) {
-        throw new SwarmError(
-          "ERR_USAGE",
-          `line ${i + 1} of the trackers file: bad port ${JSON.stringify(words[w + 1])}`,
-        );
-      }
-      out.push({ host, port });
-    }
-    if (words.length % 2 !== 0) {
-      throw new SwarmError("ERR_USAGE", `line ${i + 1} of the trackers file: expected HOST PORT`);
-    }
-  }
-  if (out.length === 0) throw new SwarmError("ERR_USAGE", "the trackers file lists no tracker (HOST PORT lines)");
-  return out;
-}
+3 no tracker reachable, 4 tracker lost and no other answers, 5 storage failure, 6 the tracker
+refused this client, 7 another client is running in this folder.`;
 
 async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === "--help" || argv[0] === "-h") {
@@ -73,7 +50,7 @@ async function main(argv: readonly string[]): Promise<number> {
   } catch (err) {
     throw new SwarmError("ERR_USAGE", `cannot read the trackers file ${argv[0]}: ${(err as Error).message}`);
   }
-  const trackers = parseTrackers(text);
+  const trackers = new TrackerList(parseTrackerTiers(text));
   const notice = (line: string) => logLine(line);
   let lostError: SwarmError | undefined;
   let endNow: (() => void) | undefined;

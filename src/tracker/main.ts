@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import type { AccountsFront } from "../accounts/connections.js";
 import { formatOptions, integerOption, type OptionSpec, parseArgs } from "../util/cli-args.js";
 import { RealClock } from "../util/clock.js";
@@ -48,7 +49,13 @@ const OPTIONS: readonly OptionSpec[] = [
     kind: "string",
     env: "UDPSWARM_STORE",
     placeholder: "PATH",
-    help: "turn on accounts and groups, durable in this SQLite file (e.g. ./udpswarm.db; created if missing)",
+    help: "turn on accounts and groups, durable in this SQLite file (e.g. ./udpswarm.db; created if missing) or PostgreSQL database (postgres://USER@HOST:PORT/DB); trackers given the same store form one service",
+  },
+  {
+    name: "tracker-expiry",
+    kind: "number",
+    placeholder: "MS",
+    help: "with --store: another tracker of the service whose heartbeat stops this long is dead, and its clients gone (default 4000)",
   },
   {
     name: "session-idle",
@@ -122,13 +129,17 @@ async function main(argv: readonly string[]): Promise<void> {
     },
   );
   // Installed before the port is announced: a signal right after "listening" exits 0 too.
-  const stop = () => {
-    server.close();
-    accounts?.close();
-    void web?.close();
+  const exit = () => {
     // Every line still queued goes out before the exit.
     stdout.flushSync();
     process.exit(ExitStatus.ok);
+  };
+  const stop = () => {
+    server.close();
+    void web?.close();
+    if (accounts === undefined) exit();
+    // SEVERAL TRACKERS: leaving the service tells the others at once (bounded wait).
+    else void Promise.race([accounts.close(), new Promise((r) => setTimeout(r, 2000))]).finally(exit);
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
@@ -171,32 +182,51 @@ async function openAccounts(
 ): Promise<AccountsFront | undefined> {
   const path = args.values.get("store");
   if (path === undefined) {
-    if (["session-idle", "session-max", "scrypt-cost"].some((o) => args.values.has(o)))
-      throw new SwarmError("ERR_USAGE", "--session-idle, --session-max and --scrypt-cost need --store PATH");
+    if (["session-idle", "session-max", "scrypt-cost", "tracker-expiry"].some((o) => args.values.has(o)))
+      throw new SwarmError(
+        "ERR_USAGE",
+        "--session-idle, --session-max, --scrypt-cost and --tracker-expiry need --store PATH|URL",
+      );
     return undefined;
   }
-  if (typeof path !== "string" || path === "") throw new SwarmError("ERR_USAGE", "--store needs a file path");
-  if (/^postgres(ql)?:\/\//u.test(path))
-    throw new SwarmError("ERR_USAGE", "PostgreSQL stores are not supported yet; give a SQLite file path");
+  if (typeof path !== "string" || path === "")
+    throw new SwarmError("ERR_USAGE", "--store needs a SQLite file path or a postgres:// URL");
   const day = 24 * 3600;
   const idle = integerOption(args, "session-idle", 1, 3650 * day, 7 * day);
   const max = integerOption(args, "session-max", 1, 3650 * day, 30 * day);
   const logN = integerOption(args, "scrypt-cost", 14, 20, 17);
-  const { SqliteStore } = await import("../accounts/sqlite-store.js");
+  const { openStore, storeLabel } = await import("../accounts/open-store.js");
   const { AccountsFront } = await import("../accounts/connections.js");
-  let store: ReturnType<typeof SqliteStore.open>;
+  let store: Awaited<ReturnType<typeof openStore>>;
   try {
-    store = SqliteStore.open(path);
+    store = await openStore(path, log);
   } catch (err) {
-    throw new SwarmError("ERR_IO", `cannot open the store ${path}: ${(err as Error).message}`, { cause: err });
+    throw new SwarmError("ERR_IO", `cannot open the store ${storeLabel(path)}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
-  log(`accounts store ${path} (schema version ${store.schemaVersion})`);
-  return new AccountsFront(store, () => Date.now(), log, {
+  log(`accounts store ${storeLabel(path)} (schema version ${store.schemaVersion})`);
+  const front = new AccountsFront(store, () => Date.now(), log, {
     maxFileSize,
     sessionIdleMs: idle * 1000,
     sessionMaxMs: max * 1000,
     scrypt: { logN, r: 8, p: 1 },
   });
+  const { LiveLog } = await import("../accounts/live-log.js");
+  try {
+    const live = await LiveLog.start(store.db, front.swarm, log, {
+      label: `${hostname()} pid ${process.pid}`,
+      expiryMs: integerOption(args, "tracker-expiry", 500, 600_000, 4000),
+    });
+    front.live = live;
+    log(`tracker ${live.trackerId} of the service on this store`);
+  } catch (err) {
+    await store.close();
+    throw new SwarmError("ERR_IO", `cannot join the trackers of ${storeLabel(path)}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return front;
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

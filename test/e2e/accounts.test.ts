@@ -7,7 +7,10 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import test from "ava";
 import { ClientProc, startTracker, stopTracker } from "../helpers/accounts.js";
+import { storeVariants } from "../helpers/store-variants.js";
 import { acquireSwarmSlot, makeContent, tempDir } from "../helpers/swarm.js";
+
+const STORES = storeVariants("test/e2e/accounts.test.ts");
 
 async function clientDir(root: string, name: string): Promise<string> {
   const dir = path.join(root, name);
@@ -15,114 +18,116 @@ async function clientDir(root: string, name: string): Promise<string> {
   return dir;
 }
 
-test.serial("three scripted clients: every command's happy path and its errors", async (t) => {
-  const release = await acquireSwarmSlot();
-  t.teardown(release);
-  const root = await tempDir(t, "udpswarm-accounts-");
-  const tracker = await startTracker(path.join(root, "tracker"), "./udpswarm.db");
-  t.teardown(() => tracker.proc.kill());
-  const aliceDir = await clientDir(root, "alice");
-  const content = makeContent("accounts-a", 200_000);
-  await writeFile(path.join(aliceDir, "a.bin"), content);
-  const alice = new ClientProc("alice", aliceDir, tracker.trackers);
-  const bob = new ClientProc("bob", await clientDir(root, "bob"), tracker.trackers);
-  const carol = new ClientProc("carol", await clientDir(root, "carol"), tracker.trackers);
-  t.teardown(() => {
-    for (const c of [alice, bob, carol]) c.kill();
+for (const store of STORES)
+  store.test(`three scripted clients: every command's happy path and its errors (${store.name})`, async (t) => {
+    const release = await acquireSwarmSlot();
+    t.teardown(release);
+    const root = await tempDir(t, "udpswarm-accounts-");
+    const location = await store.location();
+    const tracker = await startTracker(path.join(root, "tracker"), location);
+    t.teardown(() => tracker.proc.kill());
+    const aliceDir = await clientDir(root, "alice");
+    const content = makeContent("accounts-a", 200_000);
+    await writeFile(path.join(aliceDir, "a.bin"), content);
+    const alice = new ClientProc("alice", aliceDir, tracker.trackers);
+    const bob = new ClientProc("bob", await clientDir(root, "bob"), tracker.trackers);
+    const carol = new ClientProc("carol", await clientDir(root, "carol"), tracker.trackers);
+    t.teardown(() => {
+      for (const c of [alice, bob, carol]) c.kill();
+    });
+
+    // Users and logins.
+    await alice.fails("list_groups", /^error: not logged in; log in first/u);
+    await alice.ok("create_user alice pw-alice", /^user alice created/u);
+    await alice.fails("create_user alice other-pw", /^error: user alice already exists/u);
+    await alice.fails("create_user ../x pw-x-x-x", /^error: bad user name/u);
+    await alice.fails("login alice wrong-pw", /^error: wrong user name or password/u);
+    await alice.fails("login nobody wrong-pw", /^error: wrong user name or password/u);
+    await alice.ok("login alice pw-alice", /^logged in as alice$/u);
+    await alice.fails("login alice pw-alice", /^error: already logged in as alice; logout first/u);
+    await bob.ok("create_user bob pw-bob1", /^user bob created/u);
+    await bob.ok("login bob pw-bob1", /^logged in as bob$/u);
+    await carol.ok("create_user carol pw-carol", /^user carol created/u);
+    await carol.ok("login carol pw-carol", /^logged in as carol$/u);
+
+    // Groups, requests, ownership.
+    await alice.ok("create_group team", /^group team created; you are its owner$/u);
+    await bob.fails("create_group team", /^error: group team already exists; ask to join it/u);
+    await alice.ok("list_requests team", /^no pending requests for team$/u);
+    await bob.fails("join_group nosuch", /^error: no group nosuch; see list_groups$/u);
+    await bob.ok("join_group team", /^asked to join team; its owner must accept the request$/u);
+    await bob.fails("join_group team", /^error: your request to join team is already waiting/u);
+    await bob.fails("list_requests team", /^error: only the owner of team can do this/u);
+    await bob.fails("accept_request team bob", /^error: only the owner of team can do this/u);
+    await bob.fails("list_files team", /^error: you are not a member of team; ask to join: join_group team$/u);
+    await alice.ok("list_requests team", /^bob\s+\d{4}-/u);
+    await alice.fails("accept_request team carol", /^error: carol has not asked to join team/u);
+    await alice.fails("accept_request team nobody", /^error: no user nobody$/u);
+    await alice.ok("accept_request team bob", /^bob is now a member of team$/u);
+    await carol.ok("join_group team", /^asked to join team/u);
+    await alice.ok("reject_request team carol", /^rejected carol's request to join team$/u);
+    await carol.ok("list_groups", /^team\s+alice\s+2\s+-\s+-$/u);
+    await bob.ok("list_groups", /^team\s+alice\s+2\s+0\s+member$/u);
+
+    // Files: upload, list, download, show_downloads, stop_share.
+    await alice.fails("upload_file missing.bin team", /^error: no file at missing\.bin; check the path$/u);
+    await alice.fails("upload_file a.bin nosuch", /^error: no group nosuch/u);
+    await alice.ok("upload_file a.bin team", /^uploaded a\.bin to team \(200000 bytes\)$/u);
+    await alice.fails("upload_file a.bin team", /^error: you already share a\.bin with team$/u);
+    await bob.ok("list_files team", /^a\.bin\s+195\.3 KiB\s+1\s+1\s+alice$/u);
+    await carol.fails("list_files team", /^error: you are not a member of team/u);
+    await carol.fails("download_file team a.bin ./in", /^error: you are not a member of team/u);
+    await bob.fails("download_file team nofile ./in", /^error: no file nofile in team; see list_files team$/u);
+    await bob.ok("download_file team a.bin ./in", /^downloading a\.bin from 1 sharer into /u);
+    await bob.waitFor(/^downloaded a\.bin from team into /u, "err");
+    const got = await readFile(path.join(root, "bob", "in", "a.bin"));
+    t.true(got.equals(content), "bob's copy is byte-identical");
+    await bob.ok("show_downloads", /^\[C\] team a\.bin$/u);
+    await bob.fails(
+      "download_file team a.bin ./in",
+      /^error: .*a\.bin already exists; remove it or choose another folder$/u,
+    );
+    await alice.ok("list_files team", /^a\.bin\s+195\.3 KiB\s+2\s+2\s+alice$/u);
+    await bob.ok("stop_share team a.bin", /^stopped sharing a\.bin in team$/u);
+    await bob.fails("stop_share team a.bin", /^error: you do not share a\.bin in team$/u);
+
+    // Nobody online shares it: alice logs out (her share stays on record).
+    await alice.ok("logout", /^logged out alice$/u);
+    await alice.fails("logout", /^error: not logged in/u);
+    await bob.fails(
+      "download_file team a.bin ./in2",
+      /^error: nobody who shares a\.bin is online now; try again later$/u,
+    );
+    t.false(existsSync(path.join(root, "bob", "in2", "a.bin")));
+
+    // The owner leaves: the longest-standing member owns the group now.
+    await alice.ok("login alice pw-alice", /^logged in as alice$/u);
+    await alice.waitFor(/^sharing 1 file again$/u);
+    await alice.ok("leave_group team", /^left group team; bob owns it now$/u);
+    await bob.ok("list_groups", /^team\s+bob\s+1\s+0\s+owner$/u);
+    await carol.fails("leave_group team", /^error: you are not a member of team/u);
+    await bob.ok("leave_group team", /^left group team; it had no other member and is deleted$/u);
+
+    // Line-level errors.
+    await carol.fails("frobnicate", /^error: unknown command frobnicate; type help for the list$/u);
+    await carol.fails("login carol", /^error: login takes 2 arguments: login USER PASSWORD$/u);
+    await carol.fails('create_group "unterminated', /^error: unterminated double quote; close the quote$/u);
+    await carol.ok("help", /^download_file GROUP FILE DEST_DIR\s+/u);
+
+    // The session file holds no password, and only its owner can read it.
+    const session = await readFile(path.join(aliceDir, ".udpswarm", "session.json"), "utf8");
+    t.false(session.includes("pw-alice"), "no password on the client");
+    t.is(statSync(path.join(aliceDir, ".udpswarm", "session.json")).mode & 0o777, 0o600);
+    t.is(await alice.quit(), 8, "alice had failed commands: exit status 8");
+    t.is(await bob.quit(), 8);
+    t.is(await carol.quit(), 8);
+    await stopTracker(tracker.proc);
+    t.false(
+      tracker.proc.err.some((l) => /SQLITE_BUSY|internal error/u.test(l)),
+      tracker.proc.err.join("\n"),
+    );
+    t.deepEqual(tracker.proc.out, [], "a tracker with --store prints nothing of clients on stdout");
   });
-
-  // Users and logins.
-  await alice.fails("list_groups", /^error: not logged in; log in first/u);
-  await alice.ok("create_user alice pw-alice", /^user alice created/u);
-  await alice.fails("create_user alice other-pw", /^error: user alice already exists/u);
-  await alice.fails("create_user ../x pw-x-x-x", /^error: bad user name/u);
-  await alice.fails("login alice wrong-pw", /^error: wrong user name or password/u);
-  await alice.fails("login nobody wrong-pw", /^error: wrong user name or password/u);
-  await alice.ok("login alice pw-alice", /^logged in as alice$/u);
-  await alice.fails("login alice pw-alice", /^error: already logged in as alice; logout first/u);
-  await bob.ok("create_user bob pw-bob1", /^user bob created/u);
-  await bob.ok("login bob pw-bob1", /^logged in as bob$/u);
-  await carol.ok("create_user carol pw-carol", /^user carol created/u);
-  await carol.ok("login carol pw-carol", /^logged in as carol$/u);
-
-  // Groups, requests, ownership.
-  await alice.ok("create_group team", /^group team created; you are its owner$/u);
-  await bob.fails("create_group team", /^error: group team already exists; ask to join it/u);
-  await alice.ok("list_requests team", /^no pending requests for team$/u);
-  await bob.fails("join_group nosuch", /^error: no group nosuch; see list_groups$/u);
-  await bob.ok("join_group team", /^asked to join team; its owner must accept the request$/u);
-  await bob.fails("join_group team", /^error: your request to join team is already waiting/u);
-  await bob.fails("list_requests team", /^error: only the owner of team can do this/u);
-  await bob.fails("accept_request team bob", /^error: only the owner of team can do this/u);
-  await bob.fails("list_files team", /^error: you are not a member of team; ask to join: join_group team$/u);
-  await alice.ok("list_requests team", /^bob\s+\d{4}-/u);
-  await alice.fails("accept_request team carol", /^error: carol has not asked to join team/u);
-  await alice.fails("accept_request team nobody", /^error: no user nobody$/u);
-  await alice.ok("accept_request team bob", /^bob is now a member of team$/u);
-  await carol.ok("join_group team", /^asked to join team/u);
-  await alice.ok("reject_request team carol", /^rejected carol's request to join team$/u);
-  await carol.ok("list_groups", /^team\s+alice\s+2\s+-\s+-$/u);
-  await bob.ok("list_groups", /^team\s+alice\s+2\s+0\s+member$/u);
-
-  // Files: upload, list, download, show_downloads, stop_share.
-  await alice.fails("upload_file missing.bin team", /^error: no file at missing\.bin; check the path$/u);
-  await alice.fails("upload_file a.bin nosuch", /^error: no group nosuch/u);
-  await alice.ok("upload_file a.bin team", /^uploaded a\.bin to team \(200000 bytes\)$/u);
-  await alice.fails("upload_file a.bin team", /^error: you already share a\.bin with team$/u);
-  await bob.ok("list_files team", /^a\.bin\s+195\.3 KiB\s+1\s+1\s+alice$/u);
-  await carol.fails("list_files team", /^error: you are not a member of team/u);
-  await carol.fails("download_file team a.bin ./in", /^error: you are not a member of team/u);
-  await bob.fails("download_file team nofile ./in", /^error: no file nofile in team; see list_files team$/u);
-  await bob.ok("download_file team a.bin ./in", /^downloading a\.bin from 1 sharer into /u);
-  await bob.waitFor(/^downloaded a\.bin from team into /u, "err");
-  const got = await readFile(path.join(root, "bob", "in", "a.bin"));
-  t.true(got.equals(content), "bob's copy is byte-identical");
-  await bob.ok("show_downloads", /^\[C\] team a\.bin$/u);
-  await bob.fails(
-    "download_file team a.bin ./in",
-    /^error: .*a\.bin already exists; remove it or choose another folder$/u,
-  );
-  await alice.ok("list_files team", /^a\.bin\s+195\.3 KiB\s+2\s+2\s+alice$/u);
-  await bob.ok("stop_share team a.bin", /^stopped sharing a\.bin in team$/u);
-  await bob.fails("stop_share team a.bin", /^error: you do not share a\.bin in team$/u);
-
-  // Nobody online shares it: alice logs out (her share stays on record).
-  await alice.ok("logout", /^logged out alice$/u);
-  await alice.fails("logout", /^error: not logged in/u);
-  await bob.fails(
-    "download_file team a.bin ./in2",
-    /^error: nobody who shares a\.bin is online now; try again later$/u,
-  );
-  t.false(existsSync(path.join(root, "bob", "in2", "a.bin")));
-
-  // The owner leaves: the longest-standing member owns the group now.
-  await alice.ok("login alice pw-alice", /^logged in as alice$/u);
-  await alice.waitFor(/^sharing 1 file again$/u);
-  await alice.ok("leave_group team", /^left group team; bob owns it now$/u);
-  await bob.ok("list_groups", /^team\s+bob\s+1\s+0\s+owner$/u);
-  await carol.fails("leave_group team", /^error: you are not a member of team/u);
-  await bob.ok("leave_group team", /^left group team; it had no other member and is deleted$/u);
-
-  // Line-level errors.
-  await carol.fails("frobnicate", /^error: unknown command frobnicate; type help for the list$/u);
-  await carol.fails("login carol", /^error: login takes 2 arguments: login USER PASSWORD$/u);
-  await carol.fails('create_group "unterminated', /^error: unterminated double quote; close the quote$/u);
-  await carol.ok("help", /^download_file GROUP FILE DEST_DIR\s+/u);
-
-  // The session file holds no password, and only its owner can read it.
-  const session = await readFile(path.join(aliceDir, ".udpswarm", "session.json"), "utf8");
-  t.false(session.includes("pw-alice"), "no password on the client");
-  t.is(statSync(path.join(aliceDir, ".udpswarm", "session.json")).mode & 0o777, 0o600);
-  t.is(await alice.quit(), 8, "alice had failed commands: exit status 8");
-  t.is(await bob.quit(), 8);
-  t.is(await carol.quit(), 8);
-  await stopTracker(tracker.proc);
-  t.false(
-    tracker.proc.err.some((l) => /SQLITE_BUSY|internal error/u.test(l)),
-    tracker.proc.err.join("\n"),
-  );
-  t.deepEqual(tracker.proc.out, [], "a tracker with --store prints nothing of clients on stdout");
-});
 
 test.serial("a download from three sharers at once is byte-identical and spread across them", async (t) => {
   const release = await acquireSwarmSlot();
@@ -177,75 +182,81 @@ test.serial("a download from three sharers at once is byte-identical and spread 
   await stopTracker(tracker.proc);
 });
 
-test.serial(
-  "the tracker restarted with the same store keeps users, groups, requests, files and sessions",
-  async (t) => {
-    const release = await acquireSwarmSlot();
-    t.teardown(release);
-    const root = await tempDir(t, "udpswarm-accounts-");
-    const trackerDir = path.join(root, "tracker");
-    let tracker = await startTracker(trackerDir, "./udpswarm.db");
-    t.teardown(() => tracker.proc.kill());
-    const aDir = await clientDir(root, "a");
-    await writeFile(path.join(aDir, "doc.txt"), "hello from before the restart\n");
-    const a = new ClientProc("a", aDir, tracker.trackers);
-    const b = new ClientProc("b", await clientDir(root, "b"), tracker.trackers);
-    t.teardown(() => {
-      a.kill();
-      b.kill();
-    });
-    await a.ok("create_user ann pw-ann1", /created/u);
-    await a.ok("login ann pw-ann1", /^logged in/u);
-    await a.ok("create_group club", /created/u);
-    await a.ok("upload_file doc.txt club", /^uploaded doc\.txt/u);
-    await b.ok("create_user ben pw-ben1", /created/u);
-    await b.ok("login ben pw-ben1", /^logged in/u);
-    await b.ok("join_group club", /asked/u);
-    t.is(await a.quit(), 0, a.describe());
-    t.is(await b.quit(), 0, b.describe());
-    await stopTracker(tracker.proc);
+for (const store of STORES)
+  store.test(
+    `the tracker restarted with the same store keeps users, groups, requests, files and sessions (${store.name})`,
+    async (t) => {
+      const release = await acquireSwarmSlot();
+      t.teardown(release);
+      const root = await tempDir(t, "udpswarm-accounts-");
+      const trackerDir = path.join(root, "tracker");
+      const location = await store.location();
+      let tracker = await startTracker(trackerDir, location);
+      t.teardown(() => tracker.proc.kill());
+      const aDir = await clientDir(root, "a");
+      await writeFile(path.join(aDir, "doc.txt"), "hello from before the restart\n");
+      const a = new ClientProc("a", aDir, tracker.trackers);
+      const b = new ClientProc("b", await clientDir(root, "b"), tracker.trackers);
+      t.teardown(() => {
+        a.kill();
+        b.kill();
+      });
+      await a.ok("create_user ann pw-ann1", /created/u);
+      await a.ok("login ann pw-ann1", /^logged in/u);
+      await a.ok("create_group club", /created/u);
+      await a.ok("upload_file doc.txt club", /^uploaded doc\.txt/u);
+      await b.ok("create_user ben pw-ben1", /created/u);
+      await b.ok("login ben pw-ben1", /^logged in/u);
+      await b.ok("join_group club", /asked/u);
+      t.is(await a.quit(), 0, a.describe());
+      t.is(await b.quit(), 0, b.describe());
+      await stopTracker(tracker.proc);
 
-    tracker = await startTracker(trackerDir, "./udpswarm.db");
-    const a2 = new ClientProc("a2", aDir, tracker.trackers);
-    t.teardown(() => a2.kill());
-    await a2.waitFor(/^logged in as ann \(saved session\)$/u, "err");
-    await a2.waitFor(/^sharing 1 file again$/u, "err");
-    await a2.ok("list_requests club", /^ben\s+\d{4}-/u);
-    await a2.ok("list_files club", /^doc\.txt\s+30 B\s+1\s+1\s+ann$/u);
-    await a2.ok("list_groups", /^club\s+ann\s+1\s+1\s+owner$/u);
-    t.is(await a2.quit(), 0, a2.describe());
-    await stopTracker(tracker.proc);
+      tracker = await startTracker(trackerDir, location);
+      const a2 = new ClientProc("a2", aDir, tracker.trackers);
+      t.teardown(() => a2.kill());
+      await a2.waitFor(/^logged in as ann \(saved session\)$/u, "err");
+      await a2.waitFor(/^sharing 1 file again$/u, "err");
+      await a2.ok("list_requests club", /^ben\s+\d{4}-/u);
+      await a2.ok("list_files club", /^doc\.txt\s+30 B\s+1\s+1\s+ann$/u);
+      await a2.ok("list_groups", /^club\s+ann\s+1\s+1\s+owner$/u);
+      t.is(await a2.quit(), 0, a2.describe());
+      await stopTracker(tracker.proc);
 
-    // A session expires: unused for longer than --session-idle, it is not taken any more.
-    tracker = await startTracker(trackerDir, "./udpswarm.db", ["--session-idle", "1"]);
-    const idleUntil = Date.now() + 1100;
-    await new Promise((r) => setTimeout(r, Math.max(0, idleUntil - Date.now()))); // the expiry is a time condition
-    const a3 = new ClientProc("a3", aDir, tracker.trackers);
-    t.teardown(() => a3.kill());
-    await a3.waitFor(/^the saved session of ann has expired; log in again$/u, "err");
-    await a3.fails("list_groups", /^error: not logged in/u);
-    await a3.ok("login ann pw-ann1", /^logged in as ann$/u);
-    t.is(await a3.quit(), 8);
-    await stopTracker(tracker.proc);
-  },
-);
+      // A session expires: unused for longer than --session-idle, it is not taken any more.
+      tracker = await startTracker(trackerDir, location, ["--session-idle", "1"]);
+      const idleUntil = Date.now() + 1100;
+      await new Promise((r) => setTimeout(r, Math.max(0, idleUntil - Date.now()))); // the expiry is a time condition
+      const a3 = new ClientProc("a3", aDir, tracker.trackers);
+      t.teardown(() => a3.kill());
+      await a3.waitFor(/^the saved session of ann has expired; log in again$/u, "err");
+      await a3.fails("list_groups", /^error: not logged in/u);
+      await a3.ok("login ann pw-ann1", /^logged in as ann$/u);
+      t.is(await a3.quit(), 8);
+      await stopTracker(tracker.proc);
+    },
+  );
 
-test.serial("hostile input at the prompt: huge lines, control characters, SQL metacharacters", async (t) => {
-  const root = await tempDir(t, "udpswarm-accounts-");
-  const tracker = await startTracker(path.join(root, "tracker"), "./udpswarm.db");
-  t.teardown(() => tracker.proc.kill());
-  const c = new ClientProc("c", await clientDir(root, "c"), tracker.trackers);
-  t.teardown(() => c.kill());
-  await c.fails(`create_user ${"x".repeat(1024 * 1024)} pw`, /^error: line longer than 16384 bytes ignored$/u);
-  await c.fails("create_user bad\u0007name pw-pw-pw", /^error: bad user name: name contains a control character/u);
-  await c.fails(`create_user ${"u".repeat(40)} pw-pw-pw`, /^error: a user name is at most 32 bytes/u);
-  await c.ok(`create_user "o'brien; DROP TABLE users;--" pw-sql1`, /^user o'brien; DROP TABLE users;-- created/u);
-  await c.ok(`login "o'brien; DROP TABLE users;--" pw-sql1`, /^logged in as o'brien; DROP TABLE users;--$/u);
-  await c.ok(`create_group "g' OR '1'='1"`, /^group g' OR '1'='1 created/u);
-  await c.fails('list_files "g\' OR 1=1 --"', /^error: no group g' OR 1=1 --/u);
-  await c.fails("accept_request x", /^error: accept_request takes 2 arguments/u);
-  await c.ok("list_groups", /^g' OR '1'='1\s+o'brien; DROP TABLE users;--\s+1\s+0\s+owner$/u);
-  t.is(await c.quit(), 8);
-  t.is(tracker.proc.child.exitCode, null, "the tracker is still running");
-  await stopTracker(tracker.proc);
-});
+for (const store of STORES)
+  store.test(
+    `hostile input at the prompt: huge lines, control characters, SQL metacharacters (${store.name})`,
+    async (t) => {
+      const root = await tempDir(t, "udpswarm-accounts-");
+      const tracker = await startTracker(path.join(root, "tracker"), await store.location());
+      t.teardown(() => tracker.proc.kill());
+      const c = new ClientProc("c", await clientDir(root, "c"), tracker.trackers);
+      t.teardown(() => c.kill());
+      await c.fails(`create_user ${"x".repeat(1024 * 1024)} pw`, /^error: line longer than 16384 bytes ignored$/u);
+      await c.fails("create_user bad\u0007name pw-pw-pw", /^error: bad user name: name contains a control character/u);
+      await c.fails(`create_user ${"u".repeat(40)} pw-pw-pw`, /^error: a user name is at most 32 bytes/u);
+      await c.ok(`create_user "o'brien; DROP TABLE users;--" pw-sql1`, /^user o'brien; DROP TABLE users;-- created/u);
+      await c.ok(`login "o'brien; DROP TABLE users;--" pw-sql1`, /^logged in as o'brien; DROP TABLE users;--$/u);
+      await c.ok(`create_group "g' OR '1'='1"`, /^group g' OR '1'='1 created/u);
+      await c.fails('list_files "g\' OR 1=1 --"', /^error: no group g' OR 1=1 --/u);
+      await c.fails("accept_request x", /^error: accept_request takes 2 arguments/u);
+      await c.ok("list_groups", /^g' OR '1'='1\s+o'brien; DROP TABLE users;--\s+1\s+0\s+owner$/u);
+      t.is(await c.quit(), 8);
+      t.is(tracker.proc.child.exitCode, null, "the tracker is still running");
+      await stopTracker(tracker.proc);
+    },
+  );

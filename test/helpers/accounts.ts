@@ -115,9 +115,11 @@ export async function startTracker(
   dir: string,
   store: string,
   extra: readonly string[] = [],
+  wrap: readonly string[] = [],
 ): Promise<{ proc: LineProc; port: number; trackers: string }> {
   await mkdir(dir, { recursive: true });
-  const proc = new LineProc("tracker", "sh", [TRACKER_SH, "--store", store, ...extra], dir);
+  const [command = "sh", ...args] = [...wrap, "sh", TRACKER_SH, "--store", store, ...extra];
+  const proc = new LineProc("tracker", command, args, dir);
   await proc.waitFor(/listening on port/u, "err");
   const port = Number(await readFile(path.join(dir, "port.txt"), "utf8"));
   const trackers = path.join(dir, "trackers.txt");
@@ -133,8 +135,10 @@ export async function stopTracker(proc: LineProc): Promise<void> {
 
 /** A client in its own folder; waits until it is connected (its first line or prompt-less start). */
 export class ClientProc extends LineProc {
-  constructor(label: string, dir: string, trackers: string, env: NodeJS.ProcessEnv = {}) {
-    super(label, "sh", [CLIENT_SH, trackers], dir, env);
+  /** `wrap`: a command the client runs under (e.g. nsenter into a network namespace). */
+  constructor(label: string, dir: string, trackers: string, env: NodeJS.ProcessEnv = {}, wrap: readonly string[] = []) {
+    const [command = "sh", ...args] = [...wrap, "sh", CLIENT_SH, trackers];
+    super(label, command, args, dir, env);
   }
 
   /** Sends a command and waits for a stdout line matching `reply`. */
