@@ -5,6 +5,7 @@ import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import { join, relative } from "node:path";
 import { hashFileAsync } from "../sync/hash-file.js";
+import { sameSig } from "../sync/watch-core.js";
 import { parseRuns, runsOf } from "../transfer/bitmap.js";
 import { type DatagramPort, TransferEngine, type TransferOptions } from "../transfer/engine.js";
 import { type Clock, RealClock, type TimerHandle } from "../util/clock.js";
@@ -335,7 +336,7 @@ export class Peer {
           const before = statSync(path);
           const manifest = await hashFileAsync(path, file.name);
           const after = statSync(path);
-          if (after.size === before.size && after.mtimeMs === before.mtimeMs && manifest.size === after.size) {
+          if (sameSig(before, after) && manifest.size === after.size) {
             local = { path, manifest, mtimeMs: Math.round(after.mtimeMs) };
           }
         } catch (err) {

@@ -371,8 +371,9 @@ export class Registry {
       const key = nameKey(offer.name);
       if (seenKeys.has(key)) continue;
       seenKeys.add(key);
-      if (accepted.length + peer.hashing.size >= this.#limits.maxFilesPerPeer) {
-        const detail = `a peer may offer at most ${this.#limits.maxFilesPerPeer} files`;
+      // Its manifest's size is not known yet: the file count is checked now, the bytes when it comes.
+      const detail = this.#overLimit(accepted.length + peer.hashing.size, 0, 0, false);
+      if (detail !== undefined) {
         overLimit.push({ refusal: { reason: RefusalReason.REASON_LIMIT, fileName: offer.name, detail } });
         this.#sink.log(`peer ${peer.id}: refused ${JSON.stringify(offer.name)}: ${detail}`, "limit");
         continue;

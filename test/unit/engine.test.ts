@@ -98,6 +98,12 @@ function leave(s: Swarm, gone: FakeNode): void {
   for (const n of [...s.seeders, s.b]) if (n !== gone) n.engine.removeRemote(gone.index);
 }
 
+/** The links between `node` and B, both directions, get `faults`. */
+function bothWays(s: Swarm, node: FakeNode, faults: LinkFaults): void {
+  s.net.setFaults(node, s.b, faults);
+  s.net.setFaults(s.b, node, faults);
+}
+
 /** Runs to B's completion, then until the network is quiet (late answers served and counted). */
 async function complete(s: Swarm, bounds: { maxVirtualMs?: number } = {}): Promise<void> {
   await s.net.runUntil(() => s.b.completed.has(FILE), bounds);
@@ -313,16 +319,13 @@ test("a holder dropped for its silence is asked again after REINSTATE_MS: the do
     // and is dropped while `other` is left.
     s.net.setFaults(other, s.b, { delayMs: 4000 });
     await s.net.runUntil(() => s.b.engine.counters.chunksReceived > 200, { maxVirtualMs: 30_000 });
-    s.net.setFaults(a, s.b, { loss: 1 });
-    s.net.setFaults(s.b, a, { loss: 1 });
+    bothWays(s, a, { loss: 1 });
     await s.net.runUntil(() => s.b.engine.counters.holdersDropped > 0, { maxVirtualMs: 60_000 });
     const droppedAt = s.net.clock.now();
     // Now `other` goes quiet for good (it is the only holder left: still asked, never dropped)
     // and `a` is back: only asking `a` again finishes the download.
-    s.net.setFaults(other, s.b, { loss: 1 });
-    s.net.setFaults(s.b, other, { loss: 1 });
-    s.net.setFaults(a, s.b, { delayMs: DELAY_MS });
-    s.net.setFaults(s.b, a, { delayMs: DELAY_MS });
+    bothWays(s, other, { loss: 1 });
+    bothWays(s, a, { delayMs: DELAY_MS });
     await complete(s, { maxVirtualMs: 120_000 });
     assertComplete(t, s, "holder asked again");
     t.true(s.net.clock.now() - droppedAt >= REINSTATE_MS, `seed ${seed}: asked again only after REINSTATE_MS`);
@@ -337,8 +340,7 @@ test("holders that do not serve: a silent one is dropped while another serves; a
     // The other holder is slow, so the download is still running after 8 silent requests
     // over MIN_SILENT_MS (a holder that never answered is asked at a backoff of up to 3.2 s).
     s.net.setFaults(slow, s.b, { delayMs: 4000 });
-    s.net.setFaults(silent, s.b, { loss: 1 });
-    s.net.setFaults(s.b, silent, { loss: 1 });
+    bothWays(s, silent, { loss: 1 });
     await s.net.runUntil(() => s.b.engine.counters.holdersDropped > 0, { maxVirtualMs: 60_000 });
     t.true(s.net.clock.now() >= MIN_SILENT_MS, `seed ${seed}: not dropped before MIN_SILENT_MS`);
     const sentTo = silent.engine.counters.requestsReceived;
