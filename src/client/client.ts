@@ -780,9 +780,16 @@ export class Client {
     }
     if (this.#downloads.get(fileId) !== d) return;
     d.state = "complete";
-    this.#config.notice(`downloaded ${printable(d.manifest.name)} from ${printable(d.group)} into ${printable(path)}`);
+    // Said once the tracker lists this client as a sharer too, so that whoever reads the
+    // line and then runs list_files sees it counted.
     const reply = await this.#request({ uploadFile: { group: d.group, manifest: manifestToWire(d.manifest) } });
-    if (reply.status !== Status.STATUS_OK || this.#fileGroup.get(fileId) !== d.group) return;
+    const done = `downloaded ${printable(d.manifest.name)} from ${printable(d.group)} into ${printable(path)}`;
+    if (reply.status !== Status.STATUS_OK) {
+      this.#config.notice(`${done}; not shared: ${reply.message}`);
+      return;
+    }
+    this.#config.notice(done);
+    if (this.#fileGroup.get(fileId) !== d.group) return;
     this.#shares.set(fileId, { fileId, group: d.group, name: d.manifest.name, path, manifest: d.manifest });
     this.#saveUploads();
   }

@@ -456,7 +456,9 @@ test.serial(
 test.serial("hand-made clients: hostile names and sizes refused, garbage served, silence timed out", async (t) => {
   t.log(`seed ${SEED} (set ATTACK_SEED to change it)`);
   const rng = new SeededRandom(SEED ^ 0x2);
-  const swarm = await Swarm.start(t, { timeoutMs: 60_000 });
+  // Not exclusive: it moves 100 KiB and spends its ~16 s waiting for the keepalive to drop
+  // the silent client, so it may run beside another swarm.
+  const swarm = await Swarm.start(t, { timeoutMs: 60_000, exclusive: false });
   const own: FileSpec = { name: "r own.bin", size: 100 * KiB };
   // Alone, r would leave at once; MIN_ALIVE 3 s lets the hand-made client join first (it
   // does so within milliseconds of r's CONNECT), and from then on r may not leave while
@@ -897,7 +899,8 @@ test.serial("a seed file overwritten or truncated after it was offered: withdraw
  * file did not come.
  */
 test.serial("a holder that offers a file and never serves it: dropped, said once, bounded bytes to it", async (t) => {
-  const swarm = await Swarm.start(t, { timeoutMs: 60_000 });
+  // Not exclusive: ~3 MiB of data; its ~16 s go to the 8 backed-off requests to the silent holder.
+  const swarm = await Swarm.start(t, { timeoutMs: 60_000, exclusive: false });
   const gate = await swarm.gate(2);
   const stats = ["--stats", "stats.json"];
   const [s, d] = await Promise.all([
