@@ -3,7 +3,7 @@
  *
  *   node dist/bench/resume-cost.js [RUNS] [MIB] [peer|client]   (defaults: 3 runs of 64 MiB, peer)
  *
- * 1. One record write, alone: StagingArea.writeRecord (encode, write, fsync, rename) of the
+ * 1. One record write, alone: StagingArea.writeRecord (encode, one positional write) of the
  *    record of a MIB file half done, 200 times in a row in the system's temporary folder:
  *    wall time per write, CPU per write (every thread of this process: the fsync runs on
  *    libuv's pool), and the part spent on the event loop (encoding the record).
@@ -44,14 +44,14 @@ function recordOf(size: number): StagingRecord {
   };
 }
 
-async function oneWrite(dir: string, size: number) {
+function oneWrite(dir: string, size: number) {
   const area = StagingArea.open(path.join(dir, "micro-staging"), () => {});
   const record = recordOf(size);
   const key = stagingKey(record.identity);
-  for (let i = 0; i < 10; i++) await area.writeRecord(key, record); // warm-up
+  for (let i = 0; i < 10; i++) area.writeRecord(key, record); // warm-up
   const cpu0 = process.cpuUsage();
   const t0 = now();
-  for (let i = 0; i < WRITES; i++) await area.writeRecord(key, record);
+  for (let i = 0; i < WRITES; i++) area.writeRecord(key, record);
   const wallMs = (now() - t0) / WRITES;
   const cpu = process.cpuUsage(cpu0);
   const cpuUs = (cpu.user + cpu.system) / WRITES;

@@ -41,12 +41,13 @@ const failed = (line: string): Outcome => ({ ok: false, lines: [line] });
 const REPLY_TIMEOUT_MS = 120_000;
 const WELCOME_TIMEOUT_MS = 10_000;
 /**
- * Staging records (SPEC §12) are written at most this often (ms), one at a time, as a peer
- * does. More often shows: an fsync also flushes the pieces written since the last one
- * (ext4), and a record every 4 pieces made a 64 MiB download ~30% slower (bench/resume-cost.ts).
- * show_downloads counts only recorded pieces, so what it said survives a kill -9.
+ * Staging records (SPEC §12) are written at most this often (ms), as a peer does: one
+ * positional write, no fsync (see StagingArea.writeRecord). With an fsync, which on ext4
+ * also flushes the pieces written since the last one, a record every 4 pieces made a 64 MiB
+ * download ~30% slower (bench/resume-cost.ts). show_downloads counts only recorded pieces,
+ * so what it said survives a kill -9.
  */
-const CHECKPOINT_EVERY_MS = 100;
+const CHECKPOINT_EVERY_MS = 20;
 /**
  * SEVERAL TRACKERS (§11): the tracker link's keepalive. A tracker that dies closes the
  * connection (seen at once); one that is alive but cut off is judged by its silence, which

@@ -1,6 +1,17 @@
-import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
-import { writeDurable, writeDurableSync } from "../util/durable-write.js";
+import { writeDurableSync } from "../util/durable-write.js";
 import { SwarmError } from "../util/errors.js";
 import { FolderLock } from "./folder-lock.js";
 import {
@@ -39,7 +50,7 @@ export class StagingArea {
   readonly #lock: FolderLock;
   /** Partials left by an earlier run (or dropped in this one), by key. */
   readonly #found = new Map<string, StagedPartial>();
-  #recordSeq = 0;
+  #recordWrites = 0;
   #closed = false;
 
   private constructor(root: string, lock: FolderLock) {
@@ -113,9 +124,9 @@ export class StagingArea {
     return undefined;
   }
 
-  /** Record writes started so far (each is a write, an fsync and a rename). */
+  /** Records written so far. */
   get recordWrites(): number {
-    return this.#recordSeq;
+    return this.#recordWrites;
   }
 
   partPath(key: string): string {
@@ -170,27 +181,30 @@ export class StagingArea {
     rmSync(this.recordPath(key), { force: true });
   }
 
-  /** Writes a record atomically (write, fsync, rename), off the event loop. */
-  async writeRecord(key: string, record: StagingRecord): Promise<void> {
-    const tmp = join(this.root, `${key}${RECORD}.${this.#recordSeq++}${TMP}`);
+  /**
+   * Writes a record, synchronously: over the old one in place (one positional write) when
+   * it has the same length, as every record of one download has; else aside, then renamed
+   * over (the first record of a download). About 12 µs in place, against 0.3–0.6 ms of CPU
+   * for write + rename through the thread pool and ~1 ms more with an fsync (measured on
+   * this machine), so a record can cover every 20 ms batch of reports.
+   *
+   * Not fsynced: a record only says which pieces to check again, and each is hashed before
+   * it is kept, so after a power loss an old, missing or optimistic record costs refetching,
+   * never a bad byte (the pieces' own writes are not fsynced either). A killed process loses
+   * nothing (the page cache outlives it). A write torn by a kill mid-way (possible only for
+   * records over a page, files of GiBs) fails the record's checksum: the partial is then
+   * checked piece by piece instead.
+   */
+  writeRecord(key: string, record: StagingRecord): void {
+    const path = this.recordPath(key);
+    const bytes = encodeStagingRecord(record);
+    this.#recordWrites++;
     try {
-      await writeDurable(tmp, this.recordPath(key), encodeStagingRecord(record));
+      if (!overwriteSameLength(path, bytes)) {
+        writeDurableSync(join(this.root, `${key}${RECORD}.${this.#recordWrites}${TMP}`), path, bytes, false);
+      }
     } catch (err) {
-      throw new SwarmError("ERR_IO", `cannot write ${this.recordPath(key)}: ${(err as Error).message}`, {
-        cause: err,
-      });
-    }
-  }
-
-  /** The same, synchronously: for the exit paths, where nothing else runs any more. */
-  writeRecordSync(key: string, record: StagingRecord): void {
-    const tmp = join(this.root, `${key}${RECORD}.${this.#recordSeq++}${TMP}`);
-    try {
-      writeDurableSync(tmp, this.recordPath(key), encodeStagingRecord(record));
-    } catch (err) {
-      throw new SwarmError("ERR_IO", `cannot write ${this.recordPath(key)}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new SwarmError("ERR_IO", `cannot write ${path}: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -232,5 +246,23 @@ function safeList(dir: string): string[] {
     return readdirSync(dir);
   } catch {
     return [];
+  }
+}
+
+/** Overwrites `path` from offset 0 when it exists with exactly `bytes.length` bytes. */
+function overwriteSameLength(path: string, bytes: Uint8Array): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, "r+");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw err;
+  }
+  try {
+    if (fstatSync(fd).size !== bytes.length) return false;
+    for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, done);
+    return true;
+  } finally {
+    closeSync(fd);
   }
 }

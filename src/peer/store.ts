@@ -37,8 +37,6 @@ type Download = {
   /** Changes to `written` so far, and how many of them the record on disk covers. */
   changes: number;
   recorded: number;
-  /** The last record write started (see #removeRecord). */
-  writing: Promise<void> | undefined;
   /** Pieces a record on disk lists (or that a restart verified): what a kill -9 would not lose. */
   durablePieces: number;
 };
@@ -275,7 +273,6 @@ export class FileStore implements PieceStore {
       written,
       changes: 1,
       recorded: recordUpToDate ? 1 : 0,
-      writing: undefined,
       // At a resume, the pieces kept are listed by the record on disk (or found by a full check).
       durablePieces: written.count,
     };
@@ -318,25 +315,19 @@ export class FileStore implements PieceStore {
   }
 
   /**
-   * Brings every download's record up to date with the pieces written so far (write,
-   * fsync, rename, off the event loop). A peer reports pieces to the tracker only once
-   * this is done, so whatever the tracker printed as ACQUIRED survives a crash.
+   * Brings every download's record up to date with the pieces written so far (see
+   * StagingArea.writeRecord: synchronous, ~12 µs each). A peer reports pieces to the
+   * tracker only once this is done, so whatever the tracker printed as ACQUIRED survives
+   * a kill -9.
    */
   async checkpoint(): Promise<void> {
-    const writes: Promise<void>[] = [];
     for (const d of this.#dirty) {
       this.#dirty.delete(d);
       if (d.written.complete && d.manifest.size <= SMALL_FILE_BYTES) continue;
-      const covers = d.changes;
-      const pieces = d.written.count;
-      const write = this.#staging.writeRecord(d.key, this.#recordOf(d)).then(() => {
-        if (d.recorded < covers) d.recorded = covers;
-        if (d.durablePieces < pieces) d.durablePieces = pieces;
-      });
-      d.writing = write;
-      writes.push(write);
+      this.#staging.writeRecord(d.key, this.#recordOf(d));
+      d.recorded = d.changes;
+      d.durablePieces = d.written.count;
     }
-    if (writes.length > 0) await Promise.all(writes);
   }
 
   #recordOf(d: Download): StagingRecord {
@@ -356,7 +347,7 @@ export class FileStore implements PieceStore {
       if (d === undefined || d.changes === d.recorded) continue;
       if (d.written.complete && d.manifest.size <= SMALL_FILE_BYTES) continue;
       try {
-        this.#staging.writeRecordSync(d.key, this.#recordOf(d));
+        this.#staging.writeRecord(d.key, this.#recordOf(d));
         d.recorded = d.changes;
       } catch (err) {
         failure ??= err;
@@ -410,7 +401,7 @@ export class FileStore implements PieceStore {
       e.path = place(staged);
       e.download = undefined;
       this.#dirty.delete(d);
-      await this.#removeRecord(d);
+      this.#removeRecord(d);
       return;
     }
     this.#io(() => linkSync(staged, target), `move ${e.name} into ${this.sharedDir}`);
@@ -419,15 +410,11 @@ export class FileStore implements PieceStore {
     e.download = undefined;
     this.#dirty.delete(d);
     this.#io(() => unlinkSync(staged), `remove ${staged}`);
-    await this.#removeRecord(d);
+    this.#removeRecord(d);
   }
 
-  /**
-   * Removes a finished download's record, once a write of it still in flight has landed
-   * (none can start any more: it is out of #dirty), so that no record outlives its file.
-   */
-  async #removeRecord(d: Download): Promise<void> {
-    await d.writing?.catch(() => {});
+  /** Removes a finished download's record (records are written synchronously: none is in flight). */
+  #removeRecord(d: Download): void {
     rmSync(this.#staging.recordPath(d.key), { force: true });
   }
 
@@ -484,7 +471,7 @@ export class FileStore implements PieceStore {
       return;
     }
     try {
-      this.#staging.writeRecordSync(d.key, this.#recordOf(d));
+      this.#staging.writeRecord(d.key, this.#recordOf(d));
     } catch {
       this.#staging.discard(d.key); // no record: the partial would cost a full check later
       return;

@@ -29,13 +29,18 @@ export async function writeDurable(
   }
 }
 
-/** The same, synchronously: for exit paths, where nothing else runs any more. */
-export function writeDurableSync(tmp: string, path: string, bytes: Uint8Array): void {
+/**
+ * The same, synchronously: for exit paths, where nothing else runs any more. `fsync:
+ * false` keeps the atomicity against a killed process (the page cache outlives it) but not
+ * against a power loss, which may bring back the old file or none: for files whose loss
+ * only costs work (staging records: every piece they list is checked again anyway).
+ */
+export function writeDurableSync(tmp: string, path: string, bytes: Uint8Array, fsync = true): void {
   try {
     const fd = openSync(tmp, "w");
     try {
       writeFileSync(fd, bytes);
-      fsyncSync(fd);
+      if (fsync) fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
