@@ -20,7 +20,8 @@ async function clientDir(root: string, name: string): Promise<string> {
 
 for (const store of STORES)
   store.test(`three scripted clients: every command's happy path and its errors (${store.name})`, async (t) => {
-    const release = await acquireSwarmSlot();
+    // Half the machine: a 200 kB download; the rest is commands and scrypt.
+    const release = await acquireSwarmSlot("half");
     t.teardown(release);
     const root = await tempDir(t, "udpswarm-accounts-");
     const location = await store.location();

@@ -126,7 +126,7 @@ for (const [what, program, args, message] of badOptions) {
 }
 
 test.serial("a successful run is quiet on stderr: one prefixed tracker line, nothing from the peers", async (t) => {
-  const swarm = await Swarm.start(t);
+  const swarm = await Swarm.start(t, { exclusive: "half" });
   const gate = await swarm.gate(3);
   const peers = await Promise.all([
     swarm.startPeer({ label: "a", files: [{ name: "a.bin", size: 300_000 }], gate }),
@@ -143,7 +143,7 @@ test.serial("a successful run is quiet on stderr: one prefixed tracker line, not
 });
 
 test.serial("Ctrl-C on a peer with nothing to download says so (not 'partial downloads removed')", async (t) => {
-  const swarm = await Swarm.start(t, { timeoutMs: 30_000 });
+  const swarm = await Swarm.start(t, { timeoutMs: 30_000, exclusive: "half" });
   const idle = await swarm.startPeer({ label: "idle", minAlive: 60 });
   await swarm.idOf(idle);
   idle.proc.signal("SIGINT");
@@ -155,7 +155,8 @@ test.serial("Ctrl-C on a peer with nothing to download says so (not 'partial dow
 });
 
 test.serial("SIGTERM during a download names the partial download it keeps for the next start", async (t) => {
-  const swarm = await Swarm.start(t, { timeoutMs: 60_000 });
+  // Light: the download is slowed down (100 ms delay, 30% loss) so that it is surely running.
+  const swarm = await Swarm.start(t, { timeoutMs: 60_000, exclusive: "half" });
   const gate = await swarm.gate(2);
   const big = { name: "big file.bin", size: 8 * 1024 * 1024 };
   const [seed, fetcher] = await Promise.all([
@@ -183,7 +184,7 @@ test.serial("SIGTERM during a download names the partial download it keeps for t
 test.serial(
   "--progress off a terminal: prefixed lines, and a finished file says complete, not '0 holders'",
   async (t) => {
-    const swarm = await Swarm.start(t);
+    const swarm = await Swarm.start(t, { exclusive: "half" });
     const gate = await swarm.gate(2);
     const [, fetcher] = await Promise.all([
       swarm.startPeer({ label: "seed", files: [{ name: "one.bin", size: 200_000 }], gate }),

@@ -103,7 +103,8 @@ test.serial("a lost tracker: peers exit non-zero with a message and leave no par
 });
 
 test.serial("transfers complete byte-identical at 30% loss, with duplication, reordering and corruption", async (t) => {
-  const swarm = await Swarm.start(t, { timeoutMs: 90_000 });
+  // Light: 600 KiB in all (the loss makes it slow, not heavy).
+  const swarm = await Swarm.start(t, { timeoutMs: 90_000, exclusive: "half" });
   const gate = await swarm.gate(3);
   const faults = ["--loss", "0.3", "--dup", "0.05", "--reorder", "0.05", "--corrupt", "0.01"];
   const peers = await Promise.all([

@@ -45,8 +45,14 @@ function fakeManifest(name: string, size: number) {
 }
 
 /** A legitimate swarm of `n` peers, one file each, that stays long enough for the attack. */
-async function legitSwarm(t: ExecutionContext, n: number, minAlive: number, timeoutMs = 90_000) {
-  const swarm = await Swarm.start(t, { timeoutMs });
+async function legitSwarm(
+  t: ExecutionContext,
+  n: number,
+  minAlive: number,
+  exclusive: true | "half" = true,
+  timeoutMs = 90_000,
+) {
+  const swarm = await Swarm.start(t, { timeoutMs, exclusive });
   const files: FileSpec[] = Array.from({ length: n }, (_, i) => ({
     name: `legit ${i + 1}.bin`,
     size: (i + 1) * 200 * KiB,
@@ -145,7 +151,7 @@ test.serial(
 test.serial(
   "files: one client offering 1100 files gets 1024 of them accepted and the rest refused with REASON_LIMIT",
   async (t) => {
-    const { swarm } = await legitSwarm(t, 2, 3);
+    const { swarm } = await legitSwarm(t, 2, 3, "half");
     const offers = Array.from({ length: 1100 }, (_, i) =>
       manifestOf(`many ${String(i).padStart(4, "0")}`, Buffer.from([i & 0xff])),
     );
@@ -238,7 +244,7 @@ test.serial(
 // ------------------------------------------------------------------ 9. stderr
 
 test.serial("stderr: 2000 absurd reports make a bounded number of tracker lines, the rest counted", async (t) => {
-  const { swarm } = await legitSwarm(t, 2, 2);
+  const { swarm } = await legitSwarm(t, 2, 2, "half");
   const a = await FakePeer.join(swarm.port);
   t.teardown(() => a.close());
   const fileId = a.welcome.files?.[0]?.fileId ?? 1;
@@ -258,7 +264,7 @@ test.serial("stderr: 2000 absurd reports make a bounded number of tracker lines,
 // ------------------------------------------------------------------ SPEC §8: a refused file offered again
 
 test.serial("conflict: a file refused for its name is offered once the name is free, and fetched", async (t) => {
-  const swarm = await Swarm.start(t, { timeoutMs: 60_000 });
+  const swarm = await Swarm.start(t, { timeoutMs: 60_000, exclusive: "half" });
   // A hand-made client offers "shared.txt" first, and never serves it.
   const h = await FakePeer.join(swarm.port, [manifestOf("shared.txt", Buffer.from("the hand-made client's"))]);
   t.teardown(() => h.close());
@@ -289,7 +295,7 @@ test.serial("conflict: a file refused for its name is offered once the name is f
 test.serial(
   "names: café.txt in NFC and in NFD are one name: the second offer is refused, both keep their own",
   async (t) => {
-    const swarm = await Swarm.start(t, { timeoutMs: 40_000 });
+    const swarm = await Swarm.start(t, { timeoutMs: 40_000, exclusive: "half" });
     const nfc = "caf\u00e9.txt";
     const nfd = "cafe\u0301.txt";
     // a stays 5 s: b's offer comes while a's name is taken.
@@ -387,7 +393,7 @@ test("not a tracker: a hand-made client sees the tracker speak first", async (t)
  * peer was ever allowed to leave (the swarm timed out).
  */
 test.serial("idle: a client that joins and never fetches holds nobody back after the grace", async (t) => {
-  const swarm = await Swarm.start(t, { timeoutMs: 60_000, trackerArgs: ["--fetch-grace", "3"] });
+  const swarm = await Swarm.start(t, { timeoutMs: 60_000, trackerArgs: ["--fetch-grace", "3"], exclusive: "half" });
   const gate = await swarm.gate(2);
   // MIN_ALIVE 3 s: the client joins within milliseconds of their CONNECT, long before.
   const [s, d] = await Promise.all([
@@ -422,7 +428,15 @@ test.serial("withdraw: a seeder's changed files are withdrawn at the tracker; th
   const gate = await swarm.gate(2);
   const [s, d] = await Promise.all([
     swarm.startPeer({ label: "seed", files: [overwritten, truncated, kept], gate, minAlive: 1 }),
-    swarm.startPeer({ label: "d", files: [{ name: "d small", size: 900 }], gate, minAlive: 1 }),
+    // Slowed down (100 ms each way) so that both files are surely still being fetched when
+    // they change: unslowed, 24 MiB can go whole between the check below and the writes.
+    swarm.startPeer({
+      label: "d",
+      files: [{ name: "d small", size: 900 }],
+      gate,
+      minAlive: 1,
+      extraArgs: ["--delay", "100"],
+    }),
   ]);
   const [sid, did] = await Promise.all([s, d].map((p) => swarm.idOf(p)));
   if (sid === undefined || did === undefined) throw new Error("unreachable");

@@ -283,49 +283,80 @@ export async function tempDir(t: ExecutionContext, prefix = "udpswarm-e2e-"): Pr
 // ------------------------------------------------------------------ one swarm at a time
 
 /**
- * A machine-wide slot so that only one swarm runs at a time, whatever test file or ava
- * worker it is in (ava runs two files at once; an 8-peer swarm must not compete with
- * another swarm for two cores). The slot is a listening Unix socket (abstract on
- * Linux): whoever binds it holds it; the others connect to it and retry when that
- * connection closes, which the kernel also does if the holder dies. Event-driven.
+ * Machine-wide slots so that swarms do not compete for the two cores, whatever test file
+ * or ava worker they are in (ava runs two files at once). There are two half slots: a
+ * swarm that moves real data takes both (the whole machine); a light one (a few hundred
+ * KiB, its time spent waiting on timers) takes either, so two light swarms may run side by
+ * side. A slot is a listening Unix socket (abstract on Linux): whoever binds it holds it;
+ * the others connect to it and retry when that connection closes, which the kernel also
+ * does if the holder dies. Event-driven. The whole machine is taken in a fixed order (first
+ * half, then second), so two takers cannot each hold one half and wait for the other.
  */
-export async function acquireSwarmSlot(): Promise<() => Promise<void>> {
-  const uid = typeof process.getuid === "function" ? process.getuid() : 0;
-  const name = `udpswarm-e2e-slot-${uid}`;
-  const address = process.platform === "linux" ? `\0${name}` : path.join(os.tmpdir(), `${name}.sock`);
-  for (;;) {
-    const sockets = new Set<net.Socket>();
-    const server = net.createServer((socket) => {
-      sockets.add(socket);
-      socket.on("error", () => socket.destroy());
-      socket.on("close", () => sockets.delete(socket));
-    });
-    const bound = await new Promise<boolean>((resolve, reject) => {
-      server.once("error", (error: NodeJS.ErrnoException) => {
-        if (error.code === "EADDRINUSE") resolve(false);
-        else reject(error);
-      });
-      server.listen(address, () => resolve(true));
-    });
-    if (bound) {
-      return async () => {
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          for (const s of sockets) s.destroy();
-        });
-      };
-    }
-    await new Promise<void>((resolve) => {
-      const client = net.connect(address);
-      client.on("error", async (error: NodeJS.ErrnoException) => {
-        // A stale socket file left by a crashed holder (non-Linux only).
-        if (error.code === "ECONNREFUSED" && !address.startsWith("\0")) await rm(address, { force: true });
-        resolve();
-      });
-      client.on("close", () => resolve());
-      client.resume();
-    });
+export async function acquireSwarmSlot(share: "whole" | "half" = "whole"): Promise<() => Promise<void>> {
+  const [first, second] = [slotAddress(1), slotAddress(2)];
+  if (share === "whole") {
+    const releaseFirst = await holdSlot([first]);
+    const releaseSecond = await holdSlot([second]);
+    return async () => {
+      await releaseSecond();
+      await releaseFirst();
+    };
   }
+  return holdSlot([first, second]);
+}
+
+function slotAddress(n: number): string {
+  const uid = typeof process.getuid === "function" ? process.getuid() : 0;
+  const name = `udpswarm-e2e-slot-${uid}-${n}`;
+  return process.platform === "linux" ? `\0${name}` : path.join(os.tmpdir(), `${name}.sock`);
+}
+
+/** Holds the first of `addresses` that is free, waiting for one to be let go if none is. */
+async function holdSlot(addresses: readonly string[]): Promise<() => Promise<void>> {
+  for (;;) {
+    for (const address of addresses) {
+      const release = await bindSlot(address);
+      if (release !== undefined) return release;
+    }
+    const clients: net.Socket[] = [];
+    await new Promise<void>((resolve) => {
+      for (const address of addresses) {
+        const client = net.connect(address);
+        clients.push(client);
+        client.on("error", async (error: NodeJS.ErrnoException) => {
+          // A stale socket file left by a crashed holder (non-Linux only).
+          if (error.code === "ECONNREFUSED" && !address.startsWith("\0")) await rm(address, { force: true });
+          resolve();
+        });
+        client.on("close", () => resolve());
+        client.resume();
+      }
+    });
+    for (const client of clients) client.destroy();
+  }
+}
+
+async function bindSlot(address: string): Promise<(() => Promise<void>) | undefined> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("error", () => socket.destroy());
+    socket.on("close", () => sockets.delete(socket));
+  });
+  const bound = await new Promise<boolean>((resolve, reject) => {
+    server.once("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "EADDRINUSE") resolve(false);
+      else reject(error);
+    });
+    server.listen(address, () => resolve(true));
+  });
+  if (!bound) return undefined;
+  return async () => {
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const s of sockets) s.destroy();
+    });
+  };
 }
 
 // ------------------------------------------------------------------ connection gate
@@ -629,8 +660,12 @@ function sameLines(a: readonly string[], b: readonly string[]): boolean {
 export interface SwarmOptions {
   /** Bound on the whole swarm, from the tracker's start to its exit (default 60 s). */
   readonly timeoutMs?: number;
-  /** Take the machine-wide swarm slot (default true). */
-  readonly exclusive?: boolean;
+  /**
+   * The machine-wide swarm slot (see acquireSwarmSlot): true (the default) takes the whole
+   * machine; "half" is for a light swarm (little data, its time spent waiting on timers),
+   * which may run beside one other light swarm; false takes no slot.
+   */
+  readonly exclusive?: boolean | "half";
   /** Options for tracker.sh (e.g. a limit). */
   readonly trackerArgs?: readonly string[];
 }
@@ -670,7 +705,7 @@ export class SwarmResult {
 export class Swarm {
   readonly #t: ExecutionContext;
   readonly #timeoutMs: number;
-  readonly #exclusive: boolean;
+  readonly #exclusive: boolean | "half";
   #dir = "";
   #releaseSlot: (() => Promise<void>) | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -725,7 +760,8 @@ export class Swarm {
   }
 
   async #init(): Promise<void> {
-    if (this.#exclusive) this.#releaseSlot = await acquireSwarmSlot();
+    if (this.#exclusive !== false)
+      this.#releaseSlot = await acquireSwarmSlot(this.#exclusive === "half" ? "half" : "whole");
     this.#t.timeout(this.#timeoutMs + 30_000, "swarm test exceeded its bound");
     this.#dir = await mkdtemp(path.join(os.tmpdir(), "udpswarm-e2e-"));
     this.#timer = setTimeout(() => {
