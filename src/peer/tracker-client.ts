@@ -1,7 +1,7 @@
 import { connect, type Socket } from "node:net";
 import type { Clock } from "../util/clock.js";
 import { SwarmError } from "../util/errors.js";
-import { hostLoad, processLag } from "../util/lag-monitor.js";
+import { CROWDED_LOAD, hostLoad, processLag } from "../util/lag-monitor.js";
 import { MAX_FRAME_BYTES } from "../wire/limits.js";
 import {
   encodeTrackerFrame,
@@ -35,8 +35,6 @@ export type TrackerClientHandlers = {
 };
 
 export const DEFAULT_GREETING_TIMEOUT_MS = 2000;
-/** The greeting wait stretches at most this many times on a crowded host. */
-const MAX_GREETING_STRETCH = 15;
 
 /** The peer's end of the tracker link: a framed link over one TCP connection. */
 export class TrackerClient {
@@ -140,10 +138,12 @@ export class TrackerClient {
       const stallSince = lag.stalledMs();
       const check = (): void => {
         if (this.#greeting === undefined) return;
-        // Our own stall does not count against the tracker, a crowded host stretches the
-        // wait (a tracker there runs in slices far apart), and input already here is read first.
+        // Our own stall does not count against the tracker, a busy host stretches the wait
+        // (a tracker there runs in slices far apart), and input already here is read first.
+        // The stretch is the load up to CROWDED_LOAD; above it, the lag monitor leaves the
+        // share the host could not give out of `waited`, so the two make L times in all.
         const waited = this.#clock.now() - since - (lag.stalledMs() - stallSince);
-        const allowed = timeoutMs * Math.min(MAX_GREETING_STRETCH, hostLoad());
+        const allowed = timeoutMs * Math.min(CROWDED_LOAD, hostLoad());
         if (waited < allowed) this.#clock.setTimer(allowed - waited, () => setImmediate(check));
         else this.#fail(`no word from it within ${(waited / 1000).toFixed(1)} s`);
       };

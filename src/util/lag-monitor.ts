@@ -8,7 +8,7 @@ const NOISE_MS = 20;
  * Runnable tasks per CPU up to which a host is busy, not crowded: its time all counts (a
  * test suite on 2 cores runs a few processes per core and must see a dead peer as dead).
  */
-const CROWDED_LOAD = 4;
+export const CROWDED_LOAD = 4;
 /** How often the histogram's longest stall is folded into the total (ms). */
 const READ_EVERY_MS = 100;
 
