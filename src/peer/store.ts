@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import {
   closeSync,
   existsSync,
@@ -39,7 +39,16 @@ type Download = {
   recorded: number;
   /** Pieces a record on disk lists (or that a restart verified): what a kill -9 would not lose. */
   durablePieces: number;
+  /**
+   * SHA-256 of the file's first `hashedPieces` pieces, fed as pieces are written in order
+   * (they mostly are), so the whole-file check at the end reads only the rest.
+   */
+  readonly prefixHash: Hash;
+  hashedPieces: number;
 };
+
+/** Pieces read back from disk, at most, per piece written, to bring the prefix hash up to date. */
+const PREFIX_CATCH_UP_PIECES = 4;
 
 type Entry = {
   readonly name: string;
@@ -275,13 +284,18 @@ export class FileStore implements PieceStore {
       recorded: recordUpToDate ? 1 : 0,
       // At a resume, the pieces kept are listed by the record on disk (or found by a full check).
       durablePieces: written.count,
+      prefixHash: createHash("sha256"),
+      hashedPieces: 0,
     };
     this.#entries.set(fileId, { name: manifest.name, size: manifest.size, path, download });
     if (!recordUpToDate) this.#dirty.add(download);
   }
 
   read(fileId: number, firstChunk: number, count: number): Buffer {
-    const e = this.#entry(fileId);
+    return this.#read(this.#entry(fileId), firstChunk, count);
+  }
+
+  #read(e: Entry, firstChunk: number, count: number): Buffer {
     const start = firstChunk * CHUNK_SIZE;
     const length = Math.max(0, Math.min(count * CHUNK_SIZE, e.size - start));
     const buf = Buffer.allocUnsafe(length);
@@ -311,6 +325,24 @@ export class FileStore implements PieceStore {
     if (d.written.set(piece)) {
       d.changes++;
       this.#dirty.add(d);
+    }
+    if (piece === d.hashedPieces) {
+      d.prefixHash.update(data);
+      d.hashedPieces++;
+    }
+    this.#catchUpPrefix(e, d, PREFIX_CATCH_UP_PIECES);
+  }
+
+  /**
+   * Feeds the prefix hash with pieces already written past it (they came out of order, or
+   * were kept at a resume), read back from disk: at most `budget` of them per call, so a
+   * long run of kept pieces never holds the event loop; the whole-file check reads the rest.
+   */
+  #catchUpPrefix(e: Entry, d: Download, budget: number): void {
+    const perPiece = d.manifest.chunksPerPiece;
+    for (let n = 0; n < budget && d.hashedPieces < d.written.size && d.written.has(d.hashedPieces); n++) {
+      d.prefixHash.update(this.#read(e, d.hashedPieces * perPiece, perPiece));
+      d.hashedPieces++;
     }
   }
 
@@ -393,7 +425,8 @@ export class FileStore implements PieceStore {
       return;
     }
     if (e.size === 0) this.#io(() => closeSync(openSync(staged, "w")), `create ${staged}`);
-    await this.#checkWhole(staged, e.size, manifest);
+    const hashedBytes = Math.min(e.size, d.hashedPieces * manifest.chunksPerPiece * CHUNK_SIZE);
+    await this.#checkWhole(staged, e.size, manifest, d.prefixHash, hashedBytes);
     if (this.#entries.get(fileId) !== e || this.#closed) return; // abandoned meanwhile
     if (place !== undefined) {
       // SYNC (§9): the live-folder side renames it over the older version itself.
@@ -418,15 +451,24 @@ export class FileStore implements PieceStore {
     rmSync(this.#staging.recordPath(d.key), { force: true });
   }
 
-  /** Hashes the whole staging file (asynchronously) and makes it durable before it is moved. */
-  async #checkWhole(staged: string, size: number, manifest: CheckedManifest): Promise<void> {
+  /**
+   * Checks the whole staging file against the manifest's SHA-256 and makes it durable before
+   * it is moved. `hash` already covers its first `hashedBytes` (fed as pieces were written):
+   * only the rest is read back, asynchronously.
+   */
+  async #checkWhole(
+    staged: string,
+    size: number,
+    manifest: CheckedManifest,
+    hash: Hash,
+    hashedBytes: number,
+  ): Promise<void> {
     const handle = await open(staged, "r").catch((err: unknown) => {
       throw new SwarmError("ERR_IO", `cannot read ${staged}: ${(err as Error).message}`, { cause: err });
     });
     try {
-      const hash = createHash("sha256");
       const buf = Buffer.allocUnsafe(1 << 20);
-      for (let offset = 0; offset < size; ) {
+      for (let offset = hashedBytes; offset < size; ) {
         const { bytesRead } = await handle
           .read(buf, 0, Math.min(buf.length, size - offset), offset)
           .catch((err: unknown) => {

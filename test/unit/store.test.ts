@@ -263,6 +263,32 @@ test("a file finished while its record is being written leaves no record behind"
   store.close("keep");
 });
 
+test("the whole-file hash follows pieces written in any order, and what is read back from disk is checked", async (t) => {
+  const d = dirs(t);
+  const store = open(d);
+  store.startDownload(1, MANIFEST);
+  writePieces(store, 1, DATA, [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]); // every piece but 0 out of order
+  await store.finalize(1, MANIFEST);
+  t.true(readFileSync(path.join(d.shared, "report.bin")).equals(DATA));
+
+  // Pieces 5.. arrive before 3 and 4, so they are read back from disk into the hash, and a
+  // byte changed on disk meanwhile fails the whole-file check.
+  const other = content("ten more pieces", 10 * PIECE - 7);
+  const manifest = manifestOf("other.bin", other);
+  store.startDownload(2, manifest);
+  writePieces(store, 2, other, [0, 1, 2, 5, 6, 7, 8, 9]);
+  const part = stagingFiles(d).find((n) => n.endsWith(".part"));
+  if (part === undefined) throw new Error("no .part");
+  const bytes = readFileSync(path.join(d.staging, part));
+  bytes[6 * PIECE + 100] = (bytes[6 * PIECE + 100] ?? 0) ^ 1;
+  writeFileSync(path.join(d.staging, part), bytes);
+  writePieces(store, 2, other, [3, 4]);
+  const err = await t.throwsAsync(store.finalize(2, manifest));
+  t.regex(err?.message ?? "", /whole-file hash mismatch/u);
+  t.false(existsSync(path.join(d.shared, "other.bin")), "nothing unverified in Shared");
+  store.close("leave");
+});
+
 test("a tag keeps partials of the same version apart (a client's group and destination)", async (t) => {
   const d = dirs(t);
   const store = open(d);
