@@ -103,6 +103,13 @@ test("two trackers: a dead tracker's clients vanish; a client that moves keeps i
   two.login(a.peerId, { id: 1, name: "a" }, ["g"]);
   sync();
   t.deepEqual(sent, [], "no left/joined churn: the pair keys stay valid");
+  // Introductions the old tracker sent may have been lost with it: the new one sends them again, to a only.
+  two.reintroduce(a.peerId);
+  t.deepEqual(
+    sent.map(([tr, to, kind, v]) => [tr, to, kind, (v as { peerId?: number }).peerId]),
+    [["two", a.peerId, "joined", b.peerId]],
+  );
+  sent.length = 0;
   t.deepEqual([...two.onlineSharers(7)], [1], "its share moved with it");
   // Tracker one's late "offline" for a is ignored: a is tracker two's now.
   one.close(a.peerId);
