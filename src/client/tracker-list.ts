@@ -77,3 +77,39 @@ export class TrackerList {
     }
   }
 }
+
+/**
+ * Tries the trackers of `order` one by one until `connect` succeeds (none once `stopped`).
+ * Throws one clear error when none answers: the tracker's own when there is one.
+ */
+export async function firstThatAnswers<T>(
+  order: readonly TrackerAddress[],
+  connect: (tracker: TrackerAddress) => Promise<T>,
+  stopped: () => boolean = () => false,
+): Promise<{ readonly tracker: TrackerAddress; readonly link: T }> {
+  let lastError: unknown;
+  for (const tracker of order) {
+    if (stopped()) break;
+    try {
+      return { tracker, link: await connect(tracker) };
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  const detail = lastError instanceof Error ? lastError.message : String(lastError);
+  if (order.length === 1) {
+    throw lastError instanceof SwarmError ? lastError : new SwarmError("ERR_TRACKER_UNREACHABLE", detail);
+  }
+  throw new SwarmError("ERR_TRACKER_UNREACHABLE", `none of the ${order.length} trackers answers (last: ${detail})`);
+}
+
+/** Reads and parses a trackers file; a missing or malformed one is a usage error. */
+export function trackerListFrom(file: string, read: (file: string) => string): TrackerList {
+  let text: string;
+  try {
+    text = read(file);
+  } catch (err) {
+    throw new SwarmError("ERR_USAGE", `cannot read the trackers file ${file}: ${(err as Error).message}`);
+  }
+  return new TrackerList(parseTrackerTiers(text));
+}
