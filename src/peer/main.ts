@@ -122,7 +122,7 @@ const OPTIONS: readonly OptionSpec[] = [
     kind: "string",
     placeholder: "FILE",
     env: "UDPSWARM_TRACKERS",
-    help: "with --sync, instead of TRACKER_IP TRACKER_PORT: the trackers to use, HOST PORT lines in order (BEP 12 tiers); a lost tracker is left for the next",
+    help: "with --sync, instead of TRACKER_IP TRACKER_PORT: the trackers to use, HOST PORT lines in order (BEP 12 tiers, not shuffled); a lost tracker is left for the next",
   },
   { name: "help", kind: "boolean", short: "h", help: "show this help and exit" },
   { name: "version", kind: "boolean", help: "show the version and exit" },
@@ -187,7 +187,9 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   // SEVERAL TRACKERS (§11): the trackers file stands for TRACKER_IP TRACKER_PORT.
   const trackers =
-    typeof trackersFile === "string" ? trackerListFrom(trackersFile, (f) => readFileSync(f, "utf8")) : undefined;
+    typeof trackersFile === "string"
+      ? trackerListFrom(trackersFile, (f) => readFileSync(f, "utf8"), "as listed")
+      : undefined;
   if (trackers !== undefined && args.positional.length > 1) {
     throw new SwarmError(
       "ERR_USAGE",

@@ -77,6 +77,12 @@ test("failover: the first tracker that answers, in the list's order; one clear e
   t.deepEqual(tried, []);
 });
 
+test("sync peers' tracker list: every tier as listed (all sync peers pick the same tracker)", (t) => {
+  const tiers = parseTrackerTiers("a 1 b 2 c 3\nd 4\n");
+  t.deepEqual(trackerListFrom("f", () => "a 1 b 2 c 3\nd 4\n", "as listed").order(), tiers.flat());
+  t.deepEqual(new TrackerList(tiers, "as listed").order(tiers[0]?.[0]), [...tiers.flat().slice(1), tiers[0]?.[0]]);
+});
+
 test("trackers file: read through the given reader; unreadable or empty is a usage error", (t) => {
   t.is(trackerListFrom("f", () => "127.0.0.1 7000\n# none\nh 1 i 2\n").size, 3);
   const unreadable = t.throws(() =>
