@@ -274,7 +274,8 @@ export class LiveLog {
       if (change.kind === "online") change = { ...change, groups: await this.#groupsOf(change.user.id) };
       else if (change.kind === "user-groups") change = { ...change, groups: await this.#groupsOf(change.userId) };
     }
-    if (this.#closed) return;
+    // Judged dead while the store answered: its clients were dropped and stay dropped.
+    if (this.#closed || this.#dead.has(row.tracker_id)) return;
     this.#swarm.replay(row.tracker_id, change);
   }
 

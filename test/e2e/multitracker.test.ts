@@ -270,6 +270,8 @@ for (const store of STORES) {
   (noNetwork === undefined ? store.test : test.skip)(
     `a tracker cut off by the firewall of a network namespace (alive, unreachable) is left like a dead one (${store.name})`,
     async (t) => {
+      const release = await acquireSwarmSlot();
+      t.teardown(release);
       const network = await privateNetwork();
       t.teardown(() => network.close());
       const root = await tempDir(t, "udpswarm-multi-");
