@@ -761,9 +761,11 @@ export class Client {
       d.lock?.release();
     }
     if (this.#downloads.get(fileId) !== d) return;
+    // Shared before it is said to be done (and before a piped script's end lets the client
+    // quit): whoever hears "downloaded" finds this client among the file's sharers.
+    const reply = await this.#request({ uploadFile: { group: d.group, manifest: manifestToWire(d.manifest) } });
     d.state = "complete";
     this.#config.notice(`downloaded ${printable(d.manifest.name)} from ${printable(d.group)} into ${printable(path)}`);
-    const reply = await this.#request({ uploadFile: { group: d.group, manifest: manifestToWire(d.manifest) } });
     if (reply.status !== Status.STATUS_OK || this.#fileGroup.get(fileId) !== d.group) return;
     this.#shares.set(fileId, { fileId, group: d.group, name: d.manifest.name, path, manifest: d.manifest });
     this.#saveUploads();
