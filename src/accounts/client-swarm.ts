@@ -1,7 +1,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { announcedAddresses, peerAddress } from "../tracker/peer-address.js";
 import { SECRET_BYTES } from "../wire/auth.js";
-import type { FrameBody } from "../wire/tracker-frame.js";
+import type { FrameBody, udpswarm } from "../wire/tracker-frame.js";
 
 type LiveClient = {
   readonly id: number;
@@ -166,6 +166,28 @@ export class ClientSwarm {
     this.#clients.set(peerId, client);
     if (client.user !== undefined) this.#emit(onlineChange(client));
     return true;
+  }
+
+  /**
+   * SEVERAL TRACKERS: a client adopted here (after its welcome) is introduced again to every
+   * client it shares a group with, and told again of the holders of what it fetches. The
+   * tracker it left may have lost some of those introductions on the way (it was cut off),
+   * and the client ignores holders it was not introduced to. Harmless when it had them
+   * all: a client keeps a peer it already knows as it is. Nobody else hears anything.
+   */
+  reintroduce(peerId: number): void {
+    const client = this.#clients.get(peerId);
+    if (client === undefined || client.owner !== LOCAL || client.user === undefined) return;
+    const joined: udpswarm.IPeerAddress[] = [];
+    for (const other of this.#clients.values()) {
+      if (other.id === peerId || other.user === undefined) continue;
+      const groups = sharedGroups(client, other);
+      if (groups.length > 0) joined.push(peerAddress(other, client, groups));
+    }
+    if (joined.length > 0) this.#send(peerId, { updates: { joined } });
+    for (const fileId of client.wants.keys())
+      for (const other of this.#clients.values())
+        if (other.id !== peerId && other.sharing.has(fileId)) this.#announceHolder(client, other, fileId);
   }
 
   userOf(peerId: number): { readonly id: number; readonly name: string } | undefined {

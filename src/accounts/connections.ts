@@ -74,6 +74,7 @@ export class AccountsFront implements ClientConnections {
     const { peerId, secret } = resumed ?? this.swarm.open(link.host, udpPort, hello.addresses ?? []);
     this.#links.set(peerId, link);
     link.send({ welcome: { peerId, secret } });
+    if (resumed !== undefined) this.swarm.reintroduce(peerId);
     const ctx: ClientContext = { peerId, address: link.host, session: undefined };
     let pending = 0;
     let chain: Promise<void> = Promise.resolve();

@@ -31,6 +31,12 @@ export type LiveLogOptions = {
   readonly pollMs?: number;
   /** Shown in the trackers table (host:port). */
   readonly label: string;
+  /**
+   * The store's truth for a user's groups, read when another tracker's "online" or
+   * "user-groups" change is replayed (see #apply). Without it the groups the change carries
+   * are taken as they are.
+   */
+  readonly groupsOf?: (userId: number) => Promise<readonly string[]>;
 };
 
 const NOTIFY_CHANNEL = "udpswarm_live";
@@ -58,10 +64,12 @@ export class LiveLog {
   readonly #heartbeatMs: number;
   readonly #pollMs: number;
   readonly #trackerId: number;
+  readonly #groupsOf: ((userId: number) => Promise<readonly string[]>) | undefined;
   #offset = 0;
   #pending: LiveChange[] = [];
   #flushing: Promise<void> | undefined;
-  #tailing = false;
+  /** The tail running now (a wake-up meanwhile makes it go round once more). */
+  #tailing: Promise<void> | undefined;
   #tailAgain = false;
   #closed = false;
   readonly #timers: NodeJS.Timeout[] = [];
@@ -87,6 +95,7 @@ export class LiveLog {
     this.#expiryMs = options.expiryMs ?? 4000;
     this.#heartbeatMs = options.heartbeatMs ?? 1000;
     this.#pollMs = options.pollMs ?? 50;
+    this.#groupsOf = options.groupsOf;
   }
 
   get trackerId(): number {
@@ -210,12 +219,16 @@ export class LiveLog {
   // ---------------------------------------------------------------- reading
 
   /** Applies every event after the offset (one tail at a time; a wake-up meanwhile runs it again). */
-  async #tail(): Promise<void> {
-    if (this.#tailing) {
+  #tail(): Promise<void> {
+    if (this.#tailing !== undefined) {
       this.#tailAgain = true;
-      return;
+      return this.#tailing;
     }
-    this.#tailing = true;
+    this.#tailing = this.#tailRun();
+    return this.#tailing;
+  }
+
+  async #tailRun(): Promise<void> {
     try {
       do {
         this.#tailAgain = false;
@@ -229,17 +242,27 @@ export class LiveLog {
           for (const row of rows) {
             this.#offset = row.id;
             if (row.tracker_id === this.#trackerId || this.#dead.has(row.tracker_id) || this.#closed) continue;
-            this.#apply(row);
+            await this.#apply(row);
           }
           if (rows.length < TAIL_BATCH) break;
         }
       } while (this.#tailAgain && !this.#closed);
     } finally {
-      this.#tailing = false;
+      this.#tailing = undefined;
     }
   }
 
-  #apply(row: EventRow): void {
+  /**
+   * Replays one change of another tracker. The groups an "online" or "user-groups" change
+   * carries are those its tracker read when it wrote it; meanwhile a tracker of the service
+   * (this one, maybe) may have changed that user's memberships and applied the change to the
+   * clients it knew then, which did not yet include this one. Taking the groups it carries
+   * would then undo a newer membership here for good (the owner's accept, say: the two
+   * clients were never introduced and a download stayed at 0%). So the store's truth is
+   * read instead: every membership change is committed before its event is written, so the
+   * last replayed event leaves every tracker with the store's groups.
+   */
+  async #apply(row: EventRow): Promise<void> {
     let change: LiveChange;
     try {
       change = JSON.parse(row.body) as LiveChange;
@@ -247,7 +270,18 @@ export class LiveLog {
       this.#log(`live state: event ${row.id} is not JSON; skipped`);
       return;
     }
+    if (this.#groupsOf !== undefined) {
+      if (change.kind === "online") change = { ...change, groups: await this.#groupsOf(change.user.id) };
+      else if (change.kind === "user-groups") change = { ...change, groups: await this.#groupsOf(change.userId) };
+    }
+    // Judged dead while the store answered: its clients were dropped and stay dropped.
+    if (this.#closed || this.#dead.has(row.tracker_id)) return;
     this.#swarm.replay(row.tracker_id, change);
+  }
+
+  /** Applies every change the other trackers have written so far (tests; the tail does it by itself). */
+  catchUp(): Promise<void> {
+    return this.#tail();
   }
 
   // ---------------------------------------------------------------- trackers
@@ -304,7 +338,7 @@ export class LiveLog {
     ).rows;
     // A client known here now has moved to another tracker meanwhile: its old events do not count.
     const moved = new Set(rows.filter((r) => r.peer_id !== 0 && this.#swarm.knows(r.peer_id)).map((r) => r.peer_id));
-    for (const row of rows) if (!moved.has(row.peer_id)) this.#apply(row);
+    for (const row of rows) if (!moved.has(row.peer_id)) await this.#apply(row);
     this.#log(`live state: tracker ${trackerId} beats again; ${rows.length} of its events replayed`);
   }
 

@@ -7,7 +7,7 @@ import { CheckpointGate } from "../peer/checkpoint-gate.js";
 import { addRemoteFrom } from "../peer/remote-address.js";
 import { countResumed, interruptedDownloads, resumeCounters, resumedLine } from "../peer/resume-report.js";
 import { FileStore } from "../peer/store.js";
-import { TrackerClient } from "../peer/tracker-client.js";
+import { FAILOVER_LINK_OPTIONS, TrackerClient } from "../peer/tracker-client.js";
 import { hashFileAsync } from "../sync/hash-file.js";
 import { TransferEngine } from "../transfer/engine.js";
 import { RealClock } from "../util/clock.js";
@@ -26,7 +26,7 @@ import { DestinationLock } from "./dest-lock.js";
 import { downloadTag, parseDownloadTag } from "./download-tag.js";
 import { formatSize, formatTable, printable } from "./format.js";
 import type { ClientState, SavedUpload } from "./state.js";
-import type { TrackerAddress, TrackerList } from "./tracker-list.js";
+import { firstThatAnswers, type TrackerAddress, type TrackerList } from "./tracker-list.js";
 
 const Status = udpswarm.AccountStatus;
 type Reply = udpswarm.IAccountReply;
@@ -48,13 +48,6 @@ const WELCOME_TIMEOUT_MS = 10_000;
  * so what it said survives a kill -9.
  */
 const CHECKPOINT_EVERY_MS = 20;
-/**
- * SEVERAL TRACKERS (§11): the tracker link's keepalive. A tracker that dies closes the
- * connection (seen at once); one that is alive but cut off is judged by its silence, which
- * is tolerated this long at least (more only when measured round trips or our own stalls
- * explain it), so that the client moves on within a few seconds.
- */
-const LINK_OPTIONS = { pingIntervalMs: 1000, idleTimeoutMs: 4000, connectTimeoutMs: 3000 } as const;
 
 type Download = {
   readonly fileId: number;
@@ -207,24 +200,13 @@ export class Client {
    * tried after every other). Throws one clear error when none does.
    */
   async #reachAny(last: TrackerAddress | undefined): Promise<void> {
-    const order = this.#config.trackers.order(last);
-    let lastError: unknown;
-    for (const t of order) {
-      if (this.#closed) break;
-      try {
-        await this.#connect(t.host, t.port, this.#udpPort);
-        this.#where = t;
-        this.#config.trackers.answered(t);
-        return;
-      } catch (err) {
-        lastError = err;
-      }
-    }
-    const detail = lastError instanceof Error ? lastError.message : String(lastError);
-    if (order.length === 1) {
-      throw lastError instanceof SwarmError ? lastError : new SwarmError("ERR_TRACKER_UNREACHABLE", detail);
-    }
-    throw new SwarmError("ERR_TRACKER_UNREACHABLE", `none of the ${order.length} trackers answers (last: ${detail})`);
+    const { tracker } = await firstThatAnswers(
+      this.#config.trackers.order(last),
+      (t) => this.#connect(t.host, t.port, this.#udpPort),
+      () => this.#closed,
+    );
+    this.#where = tracker;
+    this.#config.trackers.answered(tracker);
   }
 
   async #connect(host: string, port: number, udpPort: number): Promise<void> {
@@ -254,7 +236,7 @@ export class Client {
           if (this.#tracker === tracker) void this.#move(err);
         },
       },
-      LINK_OPTIONS,
+      FAILOVER_LINK_OPTIONS,
     );
     this.#tracker = tracker;
     tracker.send({
@@ -780,10 +762,10 @@ export class Client {
       d.lock?.release();
     }
     if (this.#downloads.get(fileId) !== d) return;
-    d.state = "complete";
-    // Said once the tracker lists this client as a sharer too, so that whoever reads the
-    // line and then runs list_files sees it counted.
+    // Shared before it is said to be done (and before a piped script's end lets the client
+    // quit): whoever hears "downloaded" finds this client among the file's sharers.
     const reply = await this.#request({ uploadFile: { group: d.group, manifest: manifestToWire(d.manifest) } });
+    d.state = "complete";
     const done = `downloaded ${printable(d.manifest.name)} from ${printable(d.group)} into ${printable(path)}`;
     if (reply.status !== Status.STATUS_OK) {
       this.#config.notice(`${done}; not shared: ${reply.message}`);

@@ -8,7 +8,7 @@ import { Client, type Outcome } from "./client.js";
 import { completeCommand, findCommand, helpText, usageOf } from "./commands.js";
 import { printable } from "./format.js";
 import { ClientState } from "./state.js";
-import { parseTrackerTiers, TrackerList } from "./tracker-list.js";
+import { trackerListFrom } from "./tracker-list.js";
 import { splitWords } from "./words.js";
 
 /** Exit status when every command ran but at least one of them failed. */
@@ -44,13 +44,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return ExitStatus.ok;
   }
   if (argv.length !== 1) throw new SwarmError("ERR_USAGE", `expected one argument, TRACKERS_FILE\n${USAGE}`);
-  let text: string;
-  try {
-    text = readFileSync(argv[0] ?? "", "utf8");
-  } catch (err) {
-    throw new SwarmError("ERR_USAGE", `cannot read the trackers file ${argv[0]}: ${(err as Error).message}`);
-  }
-  const trackers = new TrackerList(parseTrackerTiers(text));
+  const trackers = trackerListFrom(argv[0] ?? "", (file) => readFileSync(file, "utf8"));
   const notice = (line: string) => logLine(line);
   let lostError: SwarmError | undefined;
   let endNow: (() => void) | undefined;

@@ -37,13 +37,16 @@ export function parseTrackerTiers(text: string): TrackerAddress[][] {
  * The order trackers are tried in, as BitTorrent's BEP 12 does it: tier by tier; each tier
  * shuffled once, when the list is made; the tracker that answered moves to the front of
  * its tier, so it is tried first next time. Pure: the shuffle's randomness is injected.
+ * "as listed" keeps the file's order in every tier: sync peers use it, since only peers on
+ * the same tracker sync with each other (a shuffle would spread them over a tier).
  */
 export class TrackerList {
   readonly #tiers: TrackerAddress[][];
 
-  constructor(tiers: readonly (readonly TrackerAddress[])[], random: () => number = Math.random) {
+  constructor(tiers: readonly (readonly TrackerAddress[])[], random: (() => number) | "as listed" = Math.random) {
     this.#tiers = tiers.map((tier) => {
       const t = [...tier];
+      if (random === "as listed") return t;
       for (let i = t.length - 1; i > 0; i--) {
         const j = Math.floor(random() * (i + 1));
         const a = t[i] as TrackerAddress;
@@ -76,4 +79,44 @@ export class TrackerList {
       return;
     }
   }
+}
+
+/**
+ * Tries the trackers of `order` one by one until `connect` succeeds (none once `stopped`).
+ * Throws one clear error when none answers: the tracker's own when there is one.
+ */
+export async function firstThatAnswers<T>(
+  order: readonly TrackerAddress[],
+  connect: (tracker: TrackerAddress) => Promise<T>,
+  stopped: () => boolean = () => false,
+): Promise<{ readonly tracker: TrackerAddress; readonly link: T }> {
+  let lastError: unknown;
+  for (const tracker of order) {
+    if (stopped()) break;
+    try {
+      return { tracker, link: await connect(tracker) };
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  const detail = lastError instanceof Error ? lastError.message : String(lastError);
+  if (order.length === 1) {
+    throw lastError instanceof SwarmError ? lastError : new SwarmError("ERR_TRACKER_UNREACHABLE", detail);
+  }
+  throw new SwarmError("ERR_TRACKER_UNREACHABLE", `none of the ${order.length} trackers answers (last: ${detail})`);
+}
+
+/** Reads and parses a trackers file; a missing or malformed one is a usage error. */
+export function trackerListFrom(
+  file: string,
+  read: (file: string) => string,
+  order: "shuffled" | "as listed" = "shuffled",
+): TrackerList {
+  let text: string;
+  try {
+    text = read(file);
+  } catch (err) {
+    throw new SwarmError("ERR_USAGE", `cannot read the trackers file ${file}: ${(err as Error).message}`);
+  }
+  return new TrackerList(parseTrackerTiers(text), order === "as listed" ? "as listed" : Math.random);
 }

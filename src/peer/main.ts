@@ -1,5 +1,7 @@
 #!/usr/bin/env node
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { trackerListFrom } from "../client/tracker-list.js";
 import { formatOptions, integerOption, type OptionSpec, type ParsedArgs, parseArgs } from "../util/cli-args.js";
 import {
   ExitStatus,
@@ -115,17 +117,27 @@ const OPTIONS: readonly OptionSpec[] = [
     env: "UDPSWARM_SYNC",
     help: "live folder: keep ./Shared in step until SIGINT/SIGTERM; MIN_ALIVE optional",
   },
+  {
+    name: "trackers",
+    kind: "string",
+    placeholder: "FILE",
+    env: "UDPSWARM_TRACKERS",
+    help: "with --sync, instead of TRACKER_IP TRACKER_PORT: the trackers to use, HOST PORT lines in order (BEP 12 tiers, not shuffled); a lost tracker is left for the next",
+  },
   { name: "help", kind: "boolean", short: "h", help: "show this help and exit" },
   { name: "version", kind: "boolean", help: "show the version and exit" },
 ];
 
 const USAGE = `usage: sh peer.sh TRACKER_IP TRACKER_PORT MIN_ALIVE_SECONDS [options]
        sh peer.sh TRACKER_IP TRACKER_PORT [MIN_ALIVE_SECONDS] --sync [options]
+       sh peer.sh --trackers TRACKERS_FILE [MIN_ALIVE_SECONDS] --sync [options]
 
 Joins the swarm of the tracker at TRACKER_IP:TRACKER_PORT (TRACKER_IP may be a
 host name), offers every regular, non-hidden file of ./Shared, fetches every
 file it lacks, serves what it holds, and leaves once everyone has everything
 and at least MIN_ALIVE_SECONDS (0 or more, decimals allowed) have passed.
+A sync peer given a trackers file (the client's format: one tier per line of
+HOST PORT pairs) moves to the next tracker that answers when its own is lost.
 Prints its SHUTDOWN block on stdout; diagnostics go to stderr, each line
 prefixed "udpswarm peer:". The contract (output formats, limits):
 docs/contract.md.
@@ -166,8 +178,27 @@ async function main(argv: readonly string[]): Promise<number> {
     return ExitStatus.ok;
   }
   const sync = v.get("sync") === true;
+  const trackersFile = v.get("trackers");
+  if (typeof trackersFile === "string" && !sync) {
+    throw new SwarmError(
+      "ERR_USAGE",
+      "--trackers is for sync peers (--sync); a classic peer uses one tracker: TRACKER_IP TRACKER_PORT MIN_ALIVE_SECONDS",
+    );
+  }
+  // SEVERAL TRACKERS (§11): the trackers file stands for TRACKER_IP TRACKER_PORT.
+  const trackers =
+    typeof trackersFile === "string"
+      ? trackerListFrom(trackersFile, (f) => readFileSync(f, "utf8"), "as listed")
+      : undefined;
+  if (trackers !== undefined && args.positional.length > 1) {
+    throw new SwarmError(
+      "ERR_USAGE",
+      "with --trackers, the trackers come from the file: give at most MIN_ALIVE_SECONDS (see --help)",
+    );
+  }
+  const positional = trackers === undefined ? args.positional : ["-", "1", ...args.positional];
   // SYNC (§9): a live-folder peer never leaves by the departure rule, so MIN_ALIVE may be left out.
-  const [host, portText, minAliveText = sync ? "0" : undefined, ...extra] = args.positional;
+  const [host, portText, minAliveText = sync ? "0" : undefined, ...extra] = positional;
   if (host === undefined || portText === undefined || minAliveText === undefined) {
     throw new SwarmError("ERR_USAGE", "expected TRACKER_IP TRACKER_PORT MIN_ALIVE_SECONDS (see --help)");
   }
@@ -205,6 +236,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const peer = new Peer({
     trackerHost: host,
     trackerPort: port,
+    ...(trackers === undefined ? {} : { trackers }),
     minAliveSeconds: minAlive,
     sharedDir: resolve("Shared"),
     stagingRoot: resolve(".udpswarm-staging"),

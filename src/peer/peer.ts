@@ -4,6 +4,7 @@ import { existsSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import { join, relative } from "node:path";
+import { firstThatAnswers, type TrackerAddress, type TrackerList } from "../client/tracker-list.js";
 import { hashFileAsync } from "../sync/hash-file.js";
 import { sameSig } from "../sync/watch-core.js";
 import { parseRuns, runsOf } from "../transfer/bitmap.js";
@@ -31,11 +32,16 @@ import { type LocalFile, readProblem, scanShared, type UnhashedFile } from "./sc
 import { identityOf, stagingKey } from "./staging-record.js";
 import { FileStore, type ResumeResult } from "./store.js";
 import { SyncPeer, type SyncResume } from "./sync-peer.js";
-import { TrackerClient } from "./tracker-client.js";
+import { FAILOVER_LINK_OPTIONS, TrackerClient, type TrackerClientOptions } from "./tracker-client.js";
 
 export type PeerConfig = {
   readonly trackerHost: string;
   readonly trackerPort: number;
+  /**
+   * SEVERAL TRACKERS (§11): a sync peer's trackers file (BEP 12 tiers), used instead of
+   * trackerHost/trackerPort; a lost tracker is then left for the next one that answers.
+   */
+  readonly trackers?: TrackerList;
   readonly minAliveSeconds: number;
   readonly sharedDir: string;
   readonly stagingRoot: string;
@@ -120,6 +126,12 @@ export class Peer {
   readonly #faultsOut: FaultInjector | undefined;
   readonly #faultsIn: FaultInjector | undefined;
   #tracker: TrackerClient | undefined;
+  /** SEVERAL TRACKERS: the tracker in use (from config.trackers), and whether the peer is moving. */
+  #where: TrackerAddress | undefined;
+  #moving = false;
+  /** Ids are the tracker's: a report made for an earlier tracker's ids is never sent (see #move). */
+  #session = 0;
+  #udpPort = 0;
   #peerId = 0;
   #secret: Uint8Array = new Uint8Array(0);
   readonly #local = new Map<string, LocalFile>();
@@ -149,7 +161,7 @@ export class Peer {
   >();
   readonly #resumed = resumeCounters();
   /** Completion reports wait for the staging records that cover them (see FileStore.checkpoint). */
-  readonly #reports: CheckpointGate<udpswarm.IHave>;
+  readonly #reports: CheckpointGate<{ readonly session: number; readonly have: udpswarm.IHave }>;
   /** Files whose lack of a serving holder was reported (once each). */
   readonly #stalled = new Set<number>();
   #leaving = false;
@@ -176,8 +188,8 @@ export class Peer {
     this.#reports = new CheckpointGate({
       clock: this.#clock,
       checkpoint: () => this.#store.checkpoint(),
-      send: (haves) => {
-        for (const have of haves) this.#tracker?.send({ have });
+      send: (reports) => {
+        for (const r of reports) if (r.session === this.#session) this.#tracker?.send({ have: r.have });
       },
       fail: (err) => this.#fail(err),
       everyMs: CHECKPOINT_EVERY_MS,
@@ -284,17 +296,13 @@ export class Peer {
       }
     }
     const udpPort = await this.#bind();
-    this.#tracker = await TrackerClient.connect(this.#config.trackerHost, this.#config.trackerPort, this.#clock, {
-      frame: (frame) => this.#onFrame(frame),
-      lost: (err) => this.#fail(err),
-      badFrame: () => {
-        this.#badFrames++;
-      },
-    });
-    if (this.#ended) return;
+    this.#udpPort = udpPort;
+    if (this.#config.trackers !== undefined) await this.#reach(undefined);
+    else this.#tracker = await this.#connect(this.#config.trackerHost, this.#config.trackerPort);
+    if (this.#ended || this.#tracker === undefined) return;
     if (syncOffers !== undefined) {
       // SYNC (§9): versions from the watcher's first listing; never asks to leave.
-      this.#tracker.send({ hello: { udpPort, addresses: [...this.#localAddresses], offers: syncOffers, sync: true } });
+      this.#helloSync(syncOffers);
       this.#reportStats();
       return;
     }
@@ -319,6 +327,115 @@ export class Peer {
     this.#clock.setTimer(this.#config.minAliveSeconds * 1000, () => this.#tracker?.send({ readyToLeave: {} }));
     this.#reportStats();
     void this.#hashUnhashed();
+  }
+
+  #connect(host: string, port: number, options?: TrackerClientOptions): Promise<TrackerClient> {
+    const tracker = TrackerClient.connect(
+      host,
+      port,
+      this.#clock,
+      {
+        frame: (frame) => this.#onFrame(frame),
+        lost: (err) => {
+          // SEVERAL TRACKERS: a sync peer with a trackers file moves on; any other peer stops.
+          if (this.#config.trackers === undefined) this.#fail(err);
+          else if (this.#tracker !== undefined && this.#tracker === current) void this.#move(err);
+        },
+        badFrame: () => {
+          this.#badFrames++;
+        },
+      },
+      options,
+    );
+    let current: TrackerClient | undefined;
+    return tracker.then((t) => {
+      current = t;
+      return t;
+    });
+  }
+
+  #helloSync(offers: udpswarm.IManifest[]): void {
+    this.#tracker?.send({
+      hello: { udpPort: this.#udpPort, addresses: [...this.#localAddresses], offers, sync: true },
+    });
+  }
+
+  /** SEVERAL TRACKERS: connects to the first tracker of the list that answers (`last` tried last). */
+  async #reach(last: TrackerAddress | undefined): Promise<void> {
+    const list = this.#config.trackers;
+    if (list === undefined) return;
+    const { tracker, link } = await firstThatAnswers(
+      list.order(last),
+      (t) => this.#connect(t.host, t.port, FAILOVER_LINK_OPTIONS),
+      () => this.#ended,
+    );
+    if (this.#ended) {
+      link.close();
+      return;
+    }
+    this.#tracker = link;
+    this.#where = tracker;
+    list.answered(tracker);
+  }
+
+  /**
+   * SEVERAL TRACKERS (§11): a sync peer's tracker is lost. Each tracker has its own peer and
+   * file ids, so the peer joins the next one that answers as it joined the first: what was
+   * under way against the old ids finishes first (pieces being checked, versions being put
+   * in place, progress recorded in staging), the old ids are dropped (partial downloads stay
+   * in staging and are taken up again), and the Hello offers every local copy again. Nothing
+   * new on stdout; two lines on stderr. No tracker answers: the one clear error, exit 4.
+   */
+  async #move(err: SwarmError): Promise<void> {
+    if (this.#ended || this.#moving) return;
+    this.#moving = true;
+    const lostAt = this.#clock.now();
+    const from = this.#where;
+    this.#tracker?.close();
+    this.#tracker = undefined;
+    const what = from === undefined ? "" : `${from.host}:${from.port} `;
+    this.#log(`lost the tracker ${what}(${err.message}); moving to another`);
+    await Promise.all([...this.#resuming.values()].map((r) => r.done));
+    await this.#sync?.settled();
+    this.#flushHave();
+    await this.#reports.idle();
+    if (this.#ended) return;
+    this.#dropSession();
+    try {
+      await this.#reach(from);
+    } catch (failure) {
+      this.#fail(
+        new SwarmError("ERR_TRACKER_LOST", `${err.message}; no other tracker answers (${errorMessage(failure)})`),
+      );
+      return;
+    }
+    this.#moving = false;
+    if (this.#ended || this.#sync === undefined) return;
+    const offers = this.#sync.offers();
+    this.#helloSync(offers);
+    const to = this.#where;
+    this.#log(
+      `moved to the tracker ${to?.host ?? "?"}:${to?.port ?? 0} in ${Math.round(this.#clock.now() - lostAt)} ms; offering ${offers.length} ${offers.length === 1 ? "file" : "files"} again`,
+    );
+  }
+
+  /** Forgets every id the lost tracker gave: peers, files, reports not sent yet. */
+  #dropSession(): void {
+    this.#session++;
+    this.#pendingHave.clear();
+    if (this.#haveTimer !== undefined) this.#clock.clearTimer(this.#haveTimer);
+    this.#haveTimer = undefined;
+    for (const r of this.#engine.remoteStats()) this.#engine.removeRemote(Number(r.peer));
+    for (const file of [...this.#engine.files()]) {
+      this.#engine.removeFile(file.id);
+      this.#store.abandon(file.id);
+    }
+    this.#resuming.clear();
+    this.#stalled.clear();
+    this.#offered.clear();
+    this.#downloadStarted.clear();
+    this.#downloadCompleted.clear();
+    this.#sync?.reset();
   }
 
   /**
@@ -662,7 +779,10 @@ export class Peer {
       haves.push({ fileId, runs: runs.flat() });
       this.#pendingHave.delete(fileId);
     }
-    this.#reports.push(haves, onlyFile !== undefined);
+    this.#reports.push(
+      haves.map((have) => ({ session: this.#session, have })),
+      onlyFile !== undefined,
+    );
   }
 
   /**
@@ -674,7 +794,7 @@ export class Peer {
     const file = this.#engine.file(fileId);
     if (file === undefined) return;
     this.#downloadCompleted.set(fileId, this.#clock.now());
-    if (file.chunks === 0) this.#reports.push([{ fileId, runs: [] }], true);
+    if (file.chunks === 0) this.#reports.push([{ session: this.#session, have: { fileId, runs: [] } }], true);
     else this.#flushHave(fileId);
     if (this.#sync !== undefined) {
       this.#sync.fileComplete(fileId);

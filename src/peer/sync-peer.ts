@@ -112,6 +112,10 @@ export class SyncPeer {
   readonly #deleted: Map<string, Version>;
   #ready: (() => void) | undefined;
   #joined = false;
+  /** SEVERAL TRACKERS (§11): joined again after the tracker was lost (see reset). */
+  #rejoined = false;
+  /** Versions being checked whole and put in place (see settled). */
+  readonly #finalizing = new Set<Promise<void>>();
   #closed = false;
 
   constructor(host: SyncHost) {
@@ -145,7 +149,31 @@ export class SyncPeer {
       this.#ready = resolve;
     });
     this.#watcher.start();
-    return ready.then(() => [...this.#copies.entries()].map(([name, copy]) => this.#wire(name, copy)));
+    return ready.then(() => this.offers());
+  }
+
+  /** The Hello offers: every local copy at its version. */
+  offers(): udpswarm.IManifest[] {
+    return [...this.#copies.entries()].map(([name, copy]) => this.#wire(name, copy));
+  }
+
+  /** Resolves once no fetched version is being checked whole and put in place. */
+  async settled(): Promise<void> {
+    while (this.#finalizing.size > 0) await Promise.all(this.#finalizing);
+  }
+
+  /**
+   * SEVERAL TRACKERS (§11): the tracker was lost and the peer joins another, which knows
+   * nothing of the first one's file ids: what the tracker told is forgotten (the Peer has
+   * dropped those ids from the engine, keeping partials in staging), what the folder holds
+   * is kept and offered in the next Hello. Call after settled().
+   */
+  reset(): void {
+    this.#newest.clear();
+    this.#downloads.clear();
+    this.#seeds.clear();
+    this.#joined = false;
+    this.#rejoined = true;
   }
 
   close(): void {
@@ -194,8 +222,9 @@ export class SyncPeer {
     for (const info of w.accepted ?? []) this.#learn(info);
     for (const info of w.files ?? []) this.#learn(info);
     // The swarm's versions are known and every partial of one of them is taken up: the
-    // others are of versions nobody offers any more (SPEC §12).
-    const stale = this.#host.store.discardUnclaimed();
+    // others are of versions nobody offers any more (SPEC §12). Not after a move: the
+    // peers that offer them may not have moved to this tracker yet.
+    const stale = this.#rejoined ? [] : this.#host.store.discardUnclaimed();
     if (stale.length > 0) {
       this.#host.log(
         `discarded ${stale.length} partial download(s) of versions no longer offered: ${stale.join(", ")}`,
@@ -249,7 +278,7 @@ export class SyncPeer {
       renameSync(staging, target);
       return target;
     };
-    this.#host.store.finalize(fileId, manifest, place).then(
+    const finalized = this.#host.store.finalize(fileId, manifest, place).then(
       () => {
         if (this.#downloads.get(name) !== d) return; // superseded or abandoned meanwhile
         this.#downloads.delete(name);
@@ -273,6 +302,8 @@ export class SyncPeer {
         this.#evaluate(name, false);
       },
     );
+    this.#finalizing.add(finalized);
+    void finalized.finally(() => this.#finalizing.delete(finalized));
   }
 
   // ------------------------------------------------------------------ decisions

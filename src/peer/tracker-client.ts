@@ -35,6 +35,13 @@ export type TrackerClientHandlers = {
 };
 
 export const DEFAULT_GREETING_TIMEOUT_MS = 2000;
+/**
+ * SEVERAL TRACKERS (§11): the link of a client or sync peer that can move to another
+ * tracker. A tracker that dies closes the connection (seen at once); one that is alive but
+ * cut off is judged by its silence, tolerated this long at least (more only when measured
+ * round trips or our own stalls explain it), so that it is left within a few seconds.
+ */
+export const FAILOVER_LINK_OPTIONS = { pingIntervalMs: 1000, idleTimeoutMs: 4000, connectTimeoutMs: 3000 } as const;
 
 /** The peer's end of the tracker link: a framed link over one TCP connection. */
 export class TrackerClient {

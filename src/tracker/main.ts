@@ -217,6 +217,7 @@ async function openAccounts(
     const live = await LiveLog.start(store.db, front.swarm, log, {
       label: `${hostname()} pid ${process.pid}`,
       expiryMs: integerOption(args, "tracker-expiry", 500, 600_000, 4000),
+      groupsOf: (userId) => store.groupsOf(userId),
     });
     front.live = live;
     log(`tracker ${live.trackerId} of the service on this store`);

@@ -111,6 +111,8 @@ const badOptions: Array<[string, "peer" | "tracker", string[], RegExp]> = [
   ["--chunks-per-request 65", "peer", ["127.0.0.1", "1", "0", "--chunks-per-request", "65"], /got 65\n$/],
   ["--max-inflight 0", "peer", ["127.0.0.1", "1", "0", "--max-inflight", "0"], /--max-inflight must be .*, got 0\n$/],
   ["--loss 2", "peer", ["127.0.0.1", "1", "0", "--loss", "2"], /--loss must be .*, got 2\n$/],
+  ["--trackers without --sync", "peer", ["--trackers", "t", "0"], /--trackers is for sync peers \(--sync\); /],
+  ["--trackers of no file", "peer", ["--trackers", "no/such", "--sync"], /cannot read the trackers file no\/such: /],
 ];
 
 for (const [what, program, args, message] of badOptions) {

@@ -1,8 +1,9 @@
 /**
  * Several trackers (SPEC §11), end to end with real processes over both stores: three
  * trackers on one store, clients on different trackers, a tracker SIGKILLed under a
- * downloading client, every tracker killed and started again, and a trackers file that
- * names only dead trackers.
+ * downloading client, every tracker killed and started again, a trackers file that names
+ * only dead trackers, and a tracker cut off by a firewall (alive, unreachable) in a network
+ * namespace of the test's own (skipped, saying why, where that cannot be made).
  */
 
 import { execFileSync, spawn } from "node:child_process";
@@ -265,53 +266,58 @@ async function privateNetwork(): Promise<{ wrap: string[]; run(...args: string[]
 const noNetwork = privateNetworkUnavailable();
 if (noNetwork !== undefined) console.log(`cut-off tracker test of test/e2e/multitracker.test.ts SKIPPED: ${noNetwork}`);
 
-// NOTE (unfinished, skipped): the client does detect the cut-off tracker by its keepalive
-// (about 4 s) and moves to tracker 2, which adopts its peer id; but in 4 runs of 5 the
-// download that was started through tracker 1 then stayed at 0% for 60 s (it never
-// progressed, not even before the cut was seen), while the same download without the cut,
-// and the SIGKILL test above, complete. Not understood yet: left for the next session.
-if (noNetwork === undefined)
-  console.log("cut-off tracker test of test/e2e/multitracker.test.ts SKIPPED: unfinished (see the NOTE in the file)");
-test.skip("a tracker cut off by the firewall of a network namespace (alive, unreachable) is left like a dead one (SQLite)", async (t) => {
-  const network = await privateNetwork();
-  t.teardown(() => network.close());
-  const root = await tempDir(t, "udpswarm-multi-");
-  const location = path.join(root, "udpswarm.db");
-  const trackers = await startTrackers(root, location, 2, "c", network.wrap);
-  t.teardown(() => killAll(...trackers.map((tr) => tr.proc)));
-  const content = makeContent("cut-off", 24 * 1024 * 1024 + 5);
-  const dFile = await trackersFile(path.join(root, "d.trackers"), trackers, [[0], [1]]);
-  const aFile = await trackersFile(path.join(root, "a.trackers"), trackers, [[1]]);
-  const d = await client(root, "d", dFile, network.wrap);
-  const a = await client(root, "a", aFile, network.wrap);
-  t.teardown(() => killAll(d, a));
-  await writeFile(path.join(root, "a", "big.bin"), content);
-  for (const [c, name] of [
-    [d, "dee"],
-    [a, "ann"],
-  ] as const) {
-    await c.ok(`create_user ${name} pw-${name}`, /created/u);
-    await c.ok(`login ${name} pw-${name}`, /^logged in/u);
-  }
-  await d.ok("create_group g", /created/u);
-  await a.ok("join_group g", /asked to join/u);
-  await d.ok("accept_request g ann", /is now a member/u);
-  await a.ok("upload_file big.bin g", /^uploaded big\.bin/u);
-  // The share reached tracker 1 through the store's live log.
-  await until(d, "list_files g", /^big\.bin\s/u, /^big\.bin\s+24\.0 MiB\s+1\s+1\s+ann$/u);
-  await d.ok("download_file g big.bin ./in", /^downloading big\.bin from 1 sharer into /u);
-  await d.ok("show_downloads", /big\.bin/u);
-  const cutAt = Date.now();
-  const lostLine = d.err.length;
-  network.run("iptables", "-A", "INPUT", "-p", "tcp", "--dport", String(trackers[0]?.port ?? 0), "-j", "DROP");
-  const moved = await d.waitFor(/^moved to the tracker 127\.0\.0\.1:\d+ in \d+ ms/u, "err", lostLine);
-  const seenAt = Date.now();
-  t.regex(d.err[lostLine] ?? "", /^lost the tracker .*keepalive timeout/u, d.describe());
-  t.is(trackers[0]?.proc.child.exitCode, null, "the cut-off tracker is still alive");
-  await d.ok("show_downloads", /big\.bin/u);
-  await d.waitFor(/^downloaded big\.bin from g into /u, "err");
-  t.true((await readFile(path.join(root, "d", "in", "big.bin"))).equals(content), "byte-identical");
-  await d.ok("list_files g", /^big\.bin\s+/u);
-  t.log(`cut off → moved: ${seenAt - cutAt} ms (${d.err[moved]})`);
-  for (const c of [d, a]) t.is(await c.quit(), 0, c.describe());
-});
+for (const store of STORES) {
+  (noNetwork === undefined ? store.test : test.skip)(
+    `a tracker cut off by the firewall of a network namespace (alive, unreachable) is left like a dead one (${store.name})`,
+    async (t) => {
+      const release = await acquireSwarmSlot();
+      t.teardown(release);
+      const network = await privateNetwork();
+      t.teardown(() => network.close());
+      const root = await tempDir(t, "udpswarm-multi-");
+      const location = store.name === "SQLite" ? path.join(root, "udpswarm.db") : await store.location("socket");
+      const trackers = await startTrackers(root, location, 2, "c", network.wrap);
+      t.teardown(() => killAll(...trackers.map((tr) => tr.proc)));
+      const content = makeContent("cut-off", 24 * 1024 * 1024 + 5);
+      const dFile = await trackersFile(path.join(root, "d.trackers"), trackers, [[0], [1]]);
+      const aFile = await trackersFile(path.join(root, "a.trackers"), trackers, [[1]]);
+      const d = await client(root, "d", dFile, network.wrap);
+      const a = await client(root, "a", aFile, network.wrap);
+      t.teardown(() => killAll(d, a));
+      await writeFile(path.join(root, "a", "big.bin"), content);
+      for (const [c, name] of [
+        [d, "dee"],
+        [a, "ann"],
+      ] as const) {
+        await c.ok(`create_user ${name} pw-${name}`, /created/u);
+        await c.ok(`login ${name} pw-${name}`, /^logged in/u);
+      }
+      await d.ok("create_group g", /created/u);
+      await a.ok("join_group g", /asked to join/u);
+      await d.ok("accept_request g ann", /is now a member/u);
+      await a.ok("upload_file big.bin g", /^uploaded big\.bin/u);
+      // The share reached tracker 1 through the store's live log.
+      await until(d, "list_files g", /^big\.bin\s/u, /^big\.bin\s+24\.0 MiB\s+1\s+1\s+ann$/u);
+      await d.ok("download_file g big.bin ./in", /^downloading big\.bin from 1 sharer into /u);
+      // Cut while the download runs: it goes on over UDP while the client finds the silence.
+      const cutAt = Date.now();
+      const lostLine = d.err.length;
+      network.run("iptables", "-A", "INPUT", "-p", "tcp", "--dport", String(trackers[0]?.port ?? 0), "-j", "DROP");
+      t.false(
+        d.err.slice(0, lostLine).some((l) => /^downloaded big\.bin/u.test(l)),
+        "the download was still running when the tracker was cut off",
+      );
+      const lost = await d.waitFor(/^lost the tracker /u, "err", lostLine);
+      t.regex(d.err[lost] ?? "", /^lost the tracker 127\.0\.0\.1:\d+ \(.*keepalive timeout\)/u, d.describe());
+      const moved = await d.waitFor(/^moved to the tracker 127\.0\.0\.1:\d+ in \d+ ms/u, "err", lost);
+      const seenAt = Date.now();
+      t.true(d.err[moved]?.includes(`127.0.0.1:${trackers[1]?.port ?? 0} `), d.describe());
+      t.is(trackers[0]?.proc.child.exitCode, null, "the cut-off tracker is still alive");
+      await d.waitFor(/^downloaded big\.bin from g into /u, "err");
+      t.true((await readFile(path.join(root, "d", "in", "big.bin"))).equals(content), "byte-identical");
+      await d.ok("list_files g", /^big\.bin\s+/u);
+      t.log(`cut off → moved: ${seenAt - cutAt} ms (${d.err[moved]})`);
+      for (const c of [d, a]) t.is(await c.quit(), 0, c.describe());
+    },
+  );
+}

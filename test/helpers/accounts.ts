@@ -14,6 +14,8 @@ const WAIT_MS = 60_000;
 const live = new Set<ChildProcess>();
 process.on("exit", () => {
   for (const c of live) {
+    // A child that never started has no pid: kill(-0) would take this whole process group.
+    if (c.pid === undefined) continue;
     try {
       process.kill(-(c.pid ?? 0), "SIGKILL");
     } catch {
@@ -102,6 +104,7 @@ export class LineProc {
   }
 
   kill(): void {
+    if (this.child.pid === undefined) return;
     try {
       process.kill(-(this.child.pid ?? 0), "SIGKILL");
     } catch {

@@ -108,8 +108,12 @@ export class PgServer {
     }
   }
 
-  /** The URL of a fresh, empty database on this server. */
-  async createDatabase(prefix = "t"): Promise<string> {
+  /**
+   * The URL of a fresh, empty database on this server. `via: "socket"` reaches it through
+   * its Unix socket, which works from any network namespace (a tracker in a namespace of its
+   * own cannot reach this one's loopback).
+   */
+  async createDatabase(prefix = "t", via: "tcp" | "socket" = "tcp"): Promise<string> {
     const name = `${prefix}_${process.pid}_${++this.#databases}`;
     const admin = new pg.Client({ connectionString: this.url("postgres") });
     await admin.connect();
@@ -118,11 +122,16 @@ export class PgServer {
     } finally {
       await admin.end();
     }
-    return this.url(name);
+    return via === "socket" ? this.socketUrl(name) : this.url(name);
   }
 
   url(database: string): string {
     return `postgres://postgres@127.0.0.1:${this.port}/${database}`;
+  }
+
+  /** node-postgres takes a socket folder as `host`; the port names the socket file in it. */
+  socketUrl(database: string): string {
+    return `postgres://postgres@localhost:${this.port}/${database}?host=${encodeURIComponent(this.#dir)}`;
   }
 
   /** Stops the server at once (no checkpoint: the data is thrown away) and removes its folder. */

@@ -12,8 +12,11 @@ export type StoreVariant = {
   readonly name: string;
   /** test.serial, or test.skip where the store cannot run here. */
   readonly test: TestFn["serial"] | TestFn["skip"];
-  /** A fresh store location: relative SQLite file path, or a new database's URL. */
-  readonly location: () => Promise<string>;
+  /**
+   * A fresh store location: relative SQLite file path, or a new database's URL (through the
+   * server's Unix socket with `via: "socket"`, for trackers in a network namespace).
+   */
+  readonly location: (via?: "tcp" | "socket") => Promise<string>;
 };
 
 let server: Promise<PgServer> | undefined;
@@ -29,9 +32,9 @@ export function storeVariants(file: string): readonly StoreVariant[] {
     {
       name: "PostgreSQL",
       test: postgresUnavailable() === undefined ? test.serial : test.skip,
-      location: async () => {
+      location: async (via = "tcp") => {
         server ??= PgServer.start();
-        return (await server).createDatabase("e2e");
+        return (await server).createDatabase("e2e", via);
       },
     },
   ];

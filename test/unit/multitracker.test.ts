@@ -1,6 +1,6 @@
 import test from "ava";
 import { ClientSwarm, type LiveChange } from "../../src/accounts/client-swarm.js";
-import { parseTrackerTiers, TrackerList } from "../../src/client/tracker-list.js";
+import { firstThatAnswers, parseTrackerTiers, TrackerList, trackerListFrom } from "../../src/client/tracker-list.js";
 import { SwarmError } from "../../src/util/errors.js";
 
 test("trackers file: one tier per line, HOST PORT pairs, comments and blank lines skipped", (t) => {
@@ -41,6 +41,58 @@ test("tracker list (BEP 12): tiers in order, each shuffled once, the answering t
     );
   }
   t.true(seen.size > 1, "different randomness, different tier orders");
+});
+
+test("failover: the first tracker that answers, in the list's order; one clear error when none does", async (t) => {
+  const a = { host: "a", port: 1 };
+  const b = { host: "b", port: 2 };
+  const c = { host: "c", port: 3 };
+  const list = new TrackerList([[a], [b, c]], () => 0);
+  const tried: string[] = [];
+  const up = new Set(["c"]);
+  const connect = async (x: { host: string }) => {
+    tried.push(x.host);
+    if (!up.has(x.host)) throw new SwarmError("ERR_TRACKER_UNREACHABLE", `cannot reach ${x.host}`);
+    return `link to ${x.host}`;
+  };
+  // a was just lost: tried last; the others in order.
+  const got = await firstThatAnswers(list.order(a), connect);
+  t.deepEqual(tried, ["c"], "tier 2 (shuffled to c, b) before a");
+  t.is(got.link, "link to c");
+  t.deepEqual(got.tracker, c);
+  list.answered(c);
+  t.deepEqual(list.order(), [a, c, b], "the one that answered leads its tier from now on");
+  up.clear();
+  tried.length = 0;
+  const none = await t.throwsAsync(firstThatAnswers(list.order(c), connect));
+  t.deepEqual(tried, ["a", "b", "c"]);
+  t.is(none?.message, "none of the 3 trackers answers (last: cannot reach c)");
+  t.is((none as SwarmError).code, "ERR_TRACKER_UNREACHABLE");
+  // A single tracker: its own error, as it was.
+  const single = await t.throwsAsync(firstThatAnswers([a], connect));
+  t.is(single?.message, "cannot reach a");
+  // Stopped meanwhile: nothing more is tried.
+  tried.length = 0;
+  await t.throwsAsync(firstThatAnswers([a, b], connect, () => true));
+  t.deepEqual(tried, []);
+});
+
+test("sync peers' tracker list: every tier as listed (all sync peers pick the same tracker)", (t) => {
+  const tiers = parseTrackerTiers("a 1 b 2 c 3\nd 4\n");
+  t.deepEqual(trackerListFrom("f", () => "a 1 b 2 c 3\nd 4\n", "as listed").order(), tiers.flat());
+  t.deepEqual(new TrackerList(tiers, "as listed").order(tiers[0]?.[0]), [...tiers.flat().slice(1), tiers[0]?.[0]]);
+});
+
+test("trackers file: read through the given reader; unreadable or empty is a usage error", (t) => {
+  t.is(trackerListFrom("f", () => "127.0.0.1 7000\n# none\nh 1 i 2\n").size, 3);
+  const unreadable = t.throws(() =>
+    trackerListFrom("f", () => {
+      throw new Error("ENOENT");
+    }),
+  );
+  t.is((unreadable as SwarmError).code, "ERR_USAGE");
+  t.is(unreadable?.message, "cannot read the trackers file f: ENOENT");
+  t.is((t.throws(() => trackerListFrom("f", () => "# nothing\n")) as SwarmError).code, "ERR_USAGE");
 });
 
 /** Two trackers' swarms joined by replaying each other's changes, as the live log does. */
@@ -103,6 +155,13 @@ test("two trackers: a dead tracker's clients vanish; a client that moves keeps i
   two.login(a.peerId, { id: 1, name: "a" }, ["g"]);
   sync();
   t.deepEqual(sent, [], "no left/joined churn: the pair keys stay valid");
+  // Introductions the old tracker sent may have been lost with it: the new one sends them again, to a only.
+  two.reintroduce(a.peerId);
+  t.deepEqual(
+    sent.map(([tr, to, kind, v]) => [tr, to, kind, (v as { peerId?: number }).peerId]),
+    [["two", a.peerId, "joined", b.peerId]],
+  );
+  sent.length = 0;
   t.deepEqual([...two.onlineSharers(7)], [1], "its share moved with it");
   // Tracker one's late "offline" for a is ignored: a is tracker two's now.
   one.close(a.peerId);
