@@ -6,7 +6,7 @@ import { networkInterfaces } from "node:os";
 import { join, relative } from "node:path";
 import { hashFileAsync } from "../sync/hash-file.js";
 import { sameSig } from "../sync/watch-core.js";
-import { parseRuns, runsOf } from "../transfer/bitmap.js";
+import { Bitmap, parseRuns, runsOf } from "../transfer/bitmap.js";
 import { type DatagramPort, TransferEngine, type TransferOptions } from "../transfer/engine.js";
 import { type Clock, RealClock, type TimerHandle } from "../util/clock.js";
 import { ExitStatus, errorMessage, exitStatusFor, exitStatusForSignal, SwarmError } from "../util/errors.js";
@@ -15,6 +15,7 @@ import { SeededRandom } from "../util/random.js";
 import { writeBlock } from "../util/stdout.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { CHUNK_SIZE, CHUNKS_PER_BLOCK, CHUNKS_PER_PIECE } from "../wire/limits.js";
+import { encodeReceipts, type ReceiptEntry } from "../wire/receipts.js";
 import {
   type CheckedManifest,
   checkManifest,
@@ -129,6 +130,8 @@ export class Peer {
   /** Whether ./Shared was there before this peer (it is not left behind if the tracker cannot be reached). */
   readonly #sharedExisted: boolean;
   readonly #pendingHave = new Map<number, Array<[number, number]>>();
+  /** The receipts of the pieces in #pendingHave (Have.receipts), per file. */
+  readonly #pendingReceipts = new Map<number, ReceiptEntry[]>();
   #haveTimer: TimerHandle | undefined;
   #progress: ProgressDisplay | undefined;
   /** Files this peer offered from ./Shared (the others it fetched or ignores). */
@@ -147,6 +150,8 @@ export class Peer {
     { readonly key: string; readonly done: Promise<void>; held: udpswarm.IHoldersChanged[] }
   >();
   readonly #resumed = resumeCounters();
+  /** RESUME (§12): the chunk runs our earlier life had reported, per file (Welcome.resumable). */
+  readonly #resumable = new Map<number, readonly number[] | Bitmap | "complete">();
   /** Completion reports wait for the staging records that cover them (see FileStore.checkpoint). */
   readonly #reports: CheckpointGate<udpswarm.IHave>;
   /** Files whose lack of a serving holder was reported (once each). */
@@ -200,8 +205,9 @@ export class Peer {
         store: this.#sync?.guard(this.#store) ?? this.#store,
         random: new SeededRandom(config.faults.seed ^ process.pid),
         defer: (fn) => setImmediate(fn),
+        receiptSecret: () => this.#secret,
         events: {
-          acquired: (fileId, first, count) => this.#onAcquired(fileId, first, count),
+          acquired: (fileId, first, count, receipts) => this.#onAcquired(fileId, first, count, receipts),
           fileComplete: (fileId) => this.#onFileComplete(fileId),
           fatal: (err) => {
             if (this.#sync?.onFatal(err) !== true) this.#fail(err);
@@ -291,9 +297,14 @@ export class Peer {
       },
     });
     if (this.#ended) return;
+    // RESUME (§12): the earlier life whose partials are here, so that its reports carry over.
+    const earlier = this.#store.earlierLife();
+    const resume = earlier === undefined ? {} : { resumePeerId: earlier.peerId, resumeSecret: earlier.secret };
     if (syncOffers !== undefined) {
       // SYNC (§9): versions from the watcher's first listing; never asks to leave.
-      this.#tracker.send({ hello: { udpPort, addresses: [...this.#localAddresses], offers: syncOffers, sync: true } });
+      this.#tracker.send({
+        hello: { udpPort, addresses: [...this.#localAddresses], offers: syncOffers, sync: true, ...resume },
+      });
       this.#reportStats();
       return;
     }
@@ -301,6 +312,7 @@ export class Peer {
       hello: {
         udpPort,
         addresses: [...this.#localAddresses],
+        ...resume,
         offers: [
           ...[...this.#local.values()].map(offerOf),
           ...[...this.#unhashed.values()].map((f) => ({
@@ -452,6 +464,7 @@ export class Peer {
       this.#resuming.delete(fileId);
       this.#sync.fileRemoved(fileId);
       this.#pendingHave.delete(fileId);
+      this.#pendingReceipts.delete(fileId);
       return;
     }
     const file = this.#engine.file(fileId);
@@ -464,6 +477,7 @@ export class Peer {
     this.#resuming.delete(fileId);
     this.#engine.removeFile(fileId);
     this.#pendingHave.delete(fileId);
+    this.#pendingReceipts.delete(fileId);
     this.#downloadStarted.delete(fileId);
     this.#downloadCompleted.delete(fileId);
   }
@@ -483,6 +497,10 @@ export class Peer {
   #onWelcome(w: udpswarm.IWelcome): void {
     this.#peerId = w.peerId ?? 0;
     this.#secret = w.secret ?? new Uint8Array(0);
+    this.#store.owner = { peerId: this.#peerId, secret: this.#secret };
+    for (const h of w.resumable ?? []) {
+      this.#resumable.set(h.fileId ?? 0, h.complete === true ? "complete" : [...(h.runs ?? [])]);
+    }
     for (const r of w.refused ?? []) {
       this.#log(
         `peer ${this.#peerId}: the tracker refused ${JSON.stringify(r.fileName ?? "")}: ${r.detail ?? "conflict"}; keeping the local file, not fetching the other`,
@@ -554,12 +572,33 @@ export class Peer {
     const state = {
       key,
       held: [] as udpswarm.IHoldersChanged[],
-      done: this.#store.resumeDownload(id, manifest).then(
-        (result) => this.#onResumeChecked(id, manifest, result, sync),
-        (err: unknown) => this.#fail(err),
-      ),
+      done: this.#store
+        .resumeDownload(id, manifest, "", (piece) => this.#mayReport(id, manifest, piece))
+        .then(
+          (result) => this.#onResumeChecked(id, manifest, result, sync),
+          (err: unknown) => this.#fail(err),
+        ),
     };
     this.#resuming.set(id, state);
+  }
+
+  /**
+   * RESUME (§12): whether a kept piece may be reported without receipts: the tracker said
+   * our earlier life had reported all its chunks (Welcome.resumable). Any other is fetched.
+   */
+  #mayReport(fileId: number, manifest: CheckedManifest, piece: number): boolean {
+    let held = this.#resumable.get(fileId);
+    if (held === undefined) return false;
+    if (held === "complete") return true;
+    if (!(held instanceof Bitmap)) {
+      const bits = new Bitmap(manifest.chunks);
+      for (const [first, count] of parseRuns(held, manifest.chunks) ?? []) bits.setRange(first, count);
+      this.#resumable.set(fileId, bits);
+      held = bits;
+    }
+    const first = piece * manifest.chunksPerPiece;
+    const end = Math.min(manifest.chunks, first + manifest.chunksPerPiece);
+    return held.nextClear(first) >= end;
   }
 
   #onResumeChecked(id: number, manifest: CheckedManifest, result: ResumeResult, sync?: SyncResume): void {
@@ -633,7 +672,12 @@ export class Peer {
 
   // ------------------------------------------------------------------ progress reports
 
-  #onAcquired(fileId: number, first: number, count: number): void {
+  #onAcquired(fileId: number, first: number, count: number, receipts?: readonly ReceiptEntry[]): void {
+    if (receipts !== undefined && receipts.length > 0) {
+      const pending = this.#pendingReceipts.get(fileId);
+      if (pending === undefined) this.#pendingReceipts.set(fileId, [...receipts]);
+      else pending.push(...receipts);
+    }
     let runs = this.#pendingHave.get(fileId);
     if (runs === undefined) {
       runs = [];
@@ -658,8 +702,10 @@ export class Peer {
     const haves: udpswarm.IHave[] = [];
     for (const [fileId, runs] of this.#pendingHave) {
       if (onlyFile !== undefined && fileId !== onlyFile) continue;
-      haves.push({ fileId, runs: runs.flat() });
+      const receipts = this.#pendingReceipts.get(fileId);
+      haves.push({ fileId, runs: runs.flat(), ...(receipts && { receipts: encodeReceipts(receipts) }) });
       this.#pendingHave.delete(fileId);
+      this.#pendingReceipts.delete(fileId);
     }
     this.#reports.push(haves, onlyFile !== undefined);
   }

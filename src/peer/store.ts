@@ -25,7 +25,14 @@ import type { CheckedManifest } from "../wire/tracker-frame.js";
 import { FdPool } from "./fd-pool.js";
 import { verifyPieces } from "./piece-check.js";
 import { StagingArea } from "./staging.js";
-import { identityOf, piecesOf, type StagingIdentity, type StagingRecord, stagingKey } from "./staging-record.js";
+import {
+  identityOf,
+  piecesOf,
+  type RecordOwner,
+  type StagingIdentity,
+  type StagingRecord,
+  stagingKey,
+} from "./staging-record.js";
 
 /** A file being downloaded into staging. */
 type Download = {
@@ -63,6 +70,11 @@ export type ResumeResult = {
   readonly failed: number;
   /** "ok": the record told which pieces to check; "missing": it was lost or damaged, every piece was checked. */
   readonly record: "ok" | "missing";
+  /**
+   * Pieces left out because the tracker did not let this life report them without receipts
+   * (they were not among what the earlier life had reported: RESUME §12): fetched again.
+   */
+  readonly unrecognised?: number;
 };
 
 /**
@@ -227,7 +239,12 @@ export class FileStore implements PieceStore {
    * keeps those that match the manifest, and brings the file back to its full size. Other
    * versions of the same name are removed. Runs in the background.
    */
-  async resumeDownload(fileId: number, manifest: CheckedManifest, tag = ""): Promise<ResumeResult> {
+  async resumeDownload(
+    fileId: number,
+    manifest: CheckedManifest,
+    tag = "",
+    allowed: (piece: number) => boolean = () => true,
+  ): Promise<ResumeResult> {
     const identity = identityOf(manifest, tag);
     const partial = this.#staging.claim(identity);
     if (partial === undefined) {
@@ -243,8 +260,15 @@ export class FileStore implements PieceStore {
     const pieceBytes = manifest.chunksPerPiece * CHUNK_SIZE;
     const pieces = piecesOf(manifest.size, manifest.chunksPerPiece);
     const candidates: number[] = [];
+    let unrecognised = 0;
+    let listed = 0;
     for (let p = 0; p < pieces; p++) {
       if (usable && !record.verified.has(p)) continue;
+      if (!allowed(p)) {
+        unrecognised++;
+        continue;
+      }
+      listed++;
       if (Math.min(manifest.size, (p + 1) * pieceBytes) <= partial.partSize) candidates.push(p);
     }
     const kept = await this.#jobs.add(() => verifyPieces(partial.partPath, manifest, candidates));
@@ -254,9 +278,23 @@ export class FileStore implements PieceStore {
     }
     const written = new Bitmap(pieces);
     for (const p of kept) written.set(p);
-    const failed = usable ? record.verified.count - kept.length : 0;
-    this.#addDownload(identity, fileId, manifest, partial.key, partial.partPath, written, usable && failed === 0);
-    return { kept, checked: candidates.length, failed, record: usable ? "ok" : "missing" };
+    const failed = usable ? listed - kept.length : 0;
+    this.#addDownload(
+      identity,
+      fileId,
+      manifest,
+      partial.key,
+      partial.partPath,
+      written,
+      usable && failed === 0 && unrecognised === 0,
+    );
+    return {
+      kept,
+      checked: candidates.length,
+      failed,
+      record: usable ? "ok" : "missing",
+      ...(unrecognised > 0 && { unrecognised }),
+    };
   }
 
   #addDownload(
@@ -345,7 +383,24 @@ export class FileStore implements PieceStore {
       chunksPerPiece: d.manifest.chunksPerPiece,
       chunksPerBlock: d.manifest.chunksPerBlock,
       verified: d.written,
+      owner: this.owner,
     };
+  }
+
+  /** Who we are on the swarm, written into every record (RESUME §12); set at the Welcome. */
+  owner: RecordOwner | undefined;
+
+  /**
+   * The identity of the latest earlier life whose partials are in staging (the highest peer
+   * id among the records: ids grow per tracker), to present in the Hello.
+   */
+  earlierLife(): RecordOwner | undefined {
+    let best: RecordOwner | undefined;
+    for (const p of this.#staging.found()) {
+      const o = p.record?.owner;
+      if (o !== undefined && (best === undefined || o.peerId > best.peerId)) best = o;
+    }
+    return best;
   }
 
   /** The same, synchronously, for the exit paths. Returns the first failure, if any. */

@@ -1,7 +1,14 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { errorMessage } from "../util/errors.js";
 import { TokenBucket } from "../util/token-bucket.js";
-import { PROOF_HASH_REQUEST, PROOF_REQUEST, requestProof } from "../wire/auth.js";
+import {
+  PROOF_HASH_REQUEST,
+  PROOF_REQUEST,
+  RECEIPT_SHARE_STRIDE,
+  receiptKey,
+  receiptShares,
+  requestProof,
+} from "../wire/auth.js";
 import { CHUNK_SIZE, chunkLength } from "../wire/limits.js";
 import {
   CHUNK_HEADER_BYTES,
@@ -47,6 +54,8 @@ type Admitted = {
 export class ServedClient {
   readonly host: string;
   readonly port: number;
+  /** Its peer id: the receipts of what we send it are bound to it (0: none, tests). */
+  readonly peerId: number;
   /** Key of this peer's request proofs (undefined: not checked, tests). */
   readonly #key: Buffer | undefined;
   readonly #replay = new ReplayWindow();
@@ -62,9 +71,10 @@ export class ServedClient {
   unvalidatedOut = 0;
   readonly hashReplies = new TokenBucket(HASH_REPLIES_PER_SECOND, HASH_REPLY_BURST, HASH_REPLIES_AT_START);
 
-  constructor(host: string, port: number, key?: Uint8Array) {
+  constructor(host: string, port: number, key?: Uint8Array, peerId = 0) {
     this.host = host;
     this.port = port;
+    this.peerId = peerId;
     this.#key = key === undefined ? undefined : Buffer.from(key);
     this.validated = key === undefined;
   }
@@ -103,6 +113,8 @@ export type ChunkServerDeps = {
   readonly fatal: (err: unknown) => void;
   /** Key of the address cookies (random when not given). */
   readonly cookieSecret?: Uint8Array;
+  /** Our tracker-issued secret: the key of our chunks' receipt shares (empty: zero shares). */
+  readonly receiptSecret?: () => Uint8Array;
 };
 
 /**
@@ -177,6 +189,7 @@ export class ChunkServer {
     const chunks = req.chunks;
     const last = chunks[chunks.length - 1] ?? -1;
     if (last >= file.chunks) return "range";
+    const shares = this.#receiptShares(client, file, chunks);
     let answered = 0;
     // Answer in maximal runs of consecutive chunks we hold: one read per run.
     let i = 0;
@@ -201,7 +214,17 @@ export class ChunkServer {
         const len = chunkLength(file.manifest.size, chunk);
         const bytes = CHUNK_HEADER_BYTES + len;
         const out = Buffer.allocUnsafe(bytes);
-        writeChunkHeader(out, 0, this.#datagramSeq++, req.seq, req.token, file.id, chunk);
+        writeChunkHeader(
+          out,
+          0,
+          this.#datagramSeq++,
+          req.seq,
+          req.token,
+          file.id,
+          chunk,
+          shares,
+          (i + k) * RECEIPT_SHARE_STRIDE,
+        );
         data.copy(out, CHUNK_HEADER_BYTES, k * CHUNK_SIZE, k * CHUNK_SIZE + len);
         this.#deps.send(out, client);
         c.chunksSent++;
@@ -210,6 +233,34 @@ export class ChunkServer {
       i = j;
     }
     return answered === 0 ? "not-held" : undefined;
+  }
+
+  /**
+   * The receipt shares of a request's chunks (share i at i * RECEIPT_SHARE_STRIDE): one HMAC
+   * and one cipher call per piece the request touches (one, for our own requests), none per
+   * chunk. Undefined without a secret (tests, before the Welcome): shares are zeros.
+   */
+  #receiptShares(client: ServedClient, file: FileState, chunks: readonly number[]): Buffer | undefined {
+    const secret = this.#deps.receiptSecret?.();
+    if (secret === undefined || secret.length === 0) return undefined;
+    const per = file.manifest.chunksPerPiece;
+    const firstPiece = Math.floor((chunks[0] ?? 0) / per);
+    if (Math.floor((chunks[chunks.length - 1] ?? 0) / per) === firstPiece) {
+      return receiptShares(receiptKey(secret, client.peerId, file.id, firstPiece), chunks);
+    }
+    const out = Buffer.alloc(chunks.length * RECEIPT_SHARE_STRIDE);
+    let from = 0;
+    while (from < chunks.length) {
+      const piece = Math.floor((chunks[from] ?? 0) / per);
+      let to = from + 1;
+      while (to < chunks.length && Math.floor((chunks[to] ?? 0) / per) === piece) to++;
+      receiptShares(receiptKey(secret, client.peerId, file.id, piece), chunks, from, to).copy(
+        out,
+        from * RECEIPT_SHARE_STRIDE,
+      );
+      from = to;
+    }
+    return out;
   }
 
   onHashRequest(client: ServedClient, d: HashRequestDatagram, received: number): Drop | undefined {
