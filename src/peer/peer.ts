@@ -29,6 +29,7 @@ import { type DownloadView, ProgressDisplay } from "./progress.js";
 import { addRemoteFrom } from "./remote-address.js";
 import { countResumed, interruptedDownloads, resumeCounters, resumedLine } from "./resume-report.js";
 import { type LocalFile, readProblem, scanShared, type UnhashedFile } from "./scan.js";
+import type { RecordOwner } from "./staging-record.js";
 import { identityOf, stagingKey } from "./staging-record.js";
 import { FileStore, type ResumeResult } from "./store.js";
 import { SyncPeer, type SyncResume } from "./sync-peer.js";
@@ -99,6 +100,13 @@ const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Completion reports are batched for this long (ms) so the tracker link stays light. */
 const HAVE_FLUSH_MS = 20;
 /**
+ * Receipts of the pieces verified last kept per file, and written into its staging record
+ * (~17 bytes each): the record is written before their Have goes, so after a kill -9 the
+ * restart reports those pieces with them (RESUME §12). 512 pieces are 32 MiB, several
+ * record intervals even at loopback rates.
+ */
+const RECENT_RECEIPTS = 512;
+/**
  * Completion reports wait for the staging records that list their pieces; those are
  * written at most this often (ms), as each costs a write, an fsync and a rename
  * (measured on 64 MiB: one per 20 ms flush cost the downloader 12% more CPU).
@@ -152,6 +160,12 @@ export class Peer {
   readonly #resumed = resumeCounters();
   /** RESUME (§12): the chunk runs our earlier life had reported, per file (Welcome.resumable). */
   readonly #resumable = new Map<number, readonly number[] | Bitmap | "complete">();
+  /** RESUME (§12): the earlier life presented in the Hello, once the Welcome said it was recognised. */
+  #earlier: RecordOwner | undefined;
+  /** Receipts of the pieces verified last, per file: written into its staging record (RECENT_RECEIPTS at most). */
+  readonly #recentReceipts = new Map<number, ReceiptEntry[]>();
+  /** Receipts of kept pieces addressed to the earlier life (Have.earlier_receipts), per file. */
+  readonly #pendingEarlierReceipts = new Map<number, ReceiptEntry[]>();
   /** Completion reports wait for the staging records that cover them (see FileStore.checkpoint). */
   readonly #reports: CheckpointGate<udpswarm.IHave>;
   /** Files whose lack of a serving holder was reported (once each). */
@@ -299,6 +313,7 @@ export class Peer {
     if (this.#ended) return;
     // RESUME (§12): the earlier life whose partials are here, so that its reports carry over.
     const earlier = this.#store.earlierLife();
+    this.#earlier = earlier;
     const resume = earlier === undefined ? {} : { resumePeerId: earlier.peerId, resumeSecret: earlier.secret };
     if (syncOffers !== undefined) {
       // SYNC (§9): versions from the watcher's first listing; never asks to leave.
@@ -465,6 +480,8 @@ export class Peer {
       this.#sync.fileRemoved(fileId);
       this.#pendingHave.delete(fileId);
       this.#pendingReceipts.delete(fileId);
+      this.#pendingEarlierReceipts.delete(fileId);
+      this.#recentReceipts.delete(fileId);
       return;
     }
     const file = this.#engine.file(fileId);
@@ -478,6 +495,8 @@ export class Peer {
     this.#engine.removeFile(fileId);
     this.#pendingHave.delete(fileId);
     this.#pendingReceipts.delete(fileId);
+    this.#pendingEarlierReceipts.delete(fileId);
+    this.#recentReceipts.delete(fileId);
     this.#downloadStarted.delete(fileId);
     this.#downloadCompleted.delete(fileId);
   }
@@ -498,6 +517,11 @@ export class Peer {
     this.#peerId = w.peerId ?? 0;
     this.#secret = w.secret ?? new Uint8Array(0);
     this.#store.owner = { peerId: this.#peerId, secret: this.#secret };
+    this.#store.recentReceipts = (fileId) => {
+      const recent = this.#recentReceipts.get(fileId);
+      return recent === undefined ? undefined : encodeReceipts(recent);
+    };
+    if (w.resumed !== true) this.#earlier = undefined;
     for (const h of w.resumable ?? []) {
       this.#resumable.set(h.fileId ?? 0, h.complete === true ? "complete" : [...(h.runs ?? [])]);
     }
@@ -573,7 +597,14 @@ export class Peer {
       key,
       held: [] as udpswarm.IHoldersChanged[],
       done: this.#store
-        .resumeDownload(id, manifest, "", (piece) => this.#mayReport(id, manifest, piece))
+        .resumeDownload(
+          id,
+          manifest,
+          "",
+          (piece, receipted, owner) =>
+            this.#mayReport(id, manifest, piece) ||
+            (receipted && owner !== undefined && owner.peerId === this.#earlier?.peerId),
+        )
         .then(
           (result) => this.#onResumeChecked(id, manifest, result, sync),
           (err: unknown) => this.#fail(err),
@@ -587,6 +618,7 @@ export class Peer {
    * our earlier life had reported all its chunks (Welcome.resumable). Any other is fetched.
    */
   #mayReport(fileId: number, manifest: CheckedManifest, piece: number): boolean {
+    if (this.#earlier === undefined) return false;
     let held = this.#resumable.get(fileId);
     if (held === undefined) return false;
     if (held === "complete") return true;
@@ -598,7 +630,7 @@ export class Peer {
     }
     const first = piece * manifest.chunksPerPiece;
     const end = Math.min(manifest.chunks, first + manifest.chunksPerPiece);
-    return held.nextClear(first) >= end;
+    return held.hasAll(first, end - first);
   }
 
   #onResumeChecked(id: number, manifest: CheckedManifest, result: ResumeResult, sync?: SyncResume): void {
@@ -614,6 +646,11 @@ export class Peer {
     for (const [firstChunk, chunks] of countResumed(this.#resumed, manifest, result)) {
       this.#onAcquired(id, firstChunk, chunks);
     }
+    // RESUME (§12): kept pieces the tracker had not heard of go with the earlier life's receipts.
+    const earlier = (result.receipts ?? []).filter(
+      (e) => result.owner?.peerId === this.#earlier?.peerId && !this.#mayReport(id, manifest, e.piece),
+    );
+    if (earlier.length > 0) this.#pendingEarlierReceipts.set(id, earlier);
     const cpp = manifest.chunksPerPiece;
     for (const [first, count] of runsOf(more)) {
       const firstChunk = first * cpp;
@@ -677,6 +714,10 @@ export class Peer {
       const pending = this.#pendingReceipts.get(fileId);
       if (pending === undefined) this.#pendingReceipts.set(fileId, [...receipts]);
       else pending.push(...receipts);
+      const recent = this.#recentReceipts.get(fileId) ?? [];
+      recent.push(...receipts);
+      if (recent.length > RECENT_RECEIPTS) recent.splice(0, recent.length - RECENT_RECEIPTS);
+      this.#recentReceipts.set(fileId, recent);
     }
     let runs = this.#pendingHave.get(fileId);
     if (runs === undefined) {
@@ -703,9 +744,16 @@ export class Peer {
     for (const [fileId, runs] of this.#pendingHave) {
       if (onlyFile !== undefined && fileId !== onlyFile) continue;
       const receipts = this.#pendingReceipts.get(fileId);
-      haves.push({ fileId, runs: runs.flat(), ...(receipts && { receipts: encodeReceipts(receipts) }) });
+      const earlier = this.#pendingEarlierReceipts.get(fileId);
+      haves.push({
+        fileId,
+        runs: runs.flat(),
+        ...(receipts && { receipts: encodeReceipts(receipts) }),
+        ...(earlier && { earlierReceipts: encodeReceipts(earlier) }),
+      });
       this.#pendingHave.delete(fileId);
       this.#pendingReceipts.delete(fileId);
+      this.#pendingEarlierReceipts.delete(fileId);
     }
     this.#reports.push(haves, onlyFile !== undefined);
   }

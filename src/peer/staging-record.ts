@@ -28,6 +28,8 @@ export type StagingRecord = {
   readonly verified: Bitmap;
   /** The peer id and secret of the life that wrote it (RESUME §12: presented again in the Hello). */
   readonly owner?: RecordOwner | undefined;
+  /** Receipts of the pieces its owner verified last (Have.receipts format, addressed to the owner). */
+  readonly receipts?: Uint8Array | undefined;
 };
 
 export type RecordOwner = { readonly peerId: number; readonly secret: Uint8Array };
@@ -73,6 +75,7 @@ export function encodeStagingRecord(r: StagingRecord): Buffer {
     verified: r.verified.toBytes(),
     tag: r.identity.tag,
     ...(r.owner !== undefined && { ownerPeerId: r.owner.peerId, ownerSecret: r.owner.secret }),
+    ...(r.receipts !== undefined && r.receipts.length > 0 && { receipts: r.receipts }),
   }).finish();
   return frameChecked(MAGIC, body);
 }
@@ -110,6 +113,7 @@ export function decodeStagingRecord(bytes: Uint8Array): DecodedRecord {
       verified,
       ...(m.ownerPeerId > 0 &&
         m.ownerSecret.length > 0 && { owner: { peerId: m.ownerPeerId, secret: Buffer.from(m.ownerSecret) } }),
+      ...(m.receipts.length > 0 && { receipts: Buffer.from(m.receipts) }),
     },
   };
 }

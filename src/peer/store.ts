@@ -21,6 +21,7 @@ import { Bitmap } from "../transfer/bitmap.js";
 import type { PieceStore } from "../transfer/engine.js";
 import { SwarmError } from "../util/errors.js";
 import { CHUNK_SIZE } from "../wire/limits.js";
+import { decodeReceipts, type ReceiptEntry } from "../wire/receipts.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
 import { FdPool } from "./fd-pool.js";
 import { verifyPieces } from "./piece-check.js";
@@ -36,6 +37,7 @@ import {
 
 /** A file being downloaded into staging. */
 type Download = {
+  readonly fileId: number;
   readonly key: string;
   readonly identity: StagingIdentity;
   readonly manifest: CheckedManifest;
@@ -75,6 +77,10 @@ export type ResumeResult = {
    * (they were not among what the earlier life had reported: RESUME §12): fetched again.
    */
   readonly unrecognised?: number;
+  /** Receipts the record kept (its owner's: see StagingRecord.receipts), for pieces kept only. */
+  readonly receipts?: readonly ReceiptEntry[];
+  /** The life that wrote the record. */
+  readonly owner?: RecordOwner;
 };
 
 /**
@@ -243,7 +249,8 @@ export class FileStore implements PieceStore {
     fileId: number,
     manifest: CheckedManifest,
     tag = "",
-    allowed: (piece: number) => boolean = () => true,
+    /** Whether a piece may be kept; `receipted`: the record has its owner's receipt for it. */
+    allowed: (piece: number, receipted: boolean, owner: RecordOwner | undefined) => boolean = () => true,
   ): Promise<ResumeResult> {
     const identity = identityOf(manifest, tag);
     const partial = this.#staging.claim(identity);
@@ -260,11 +267,14 @@ export class FileStore implements PieceStore {
     const pieceBytes = manifest.chunksPerPiece * CHUNK_SIZE;
     const pieces = piecesOf(manifest.size, manifest.chunksPerPiece);
     const candidates: number[] = [];
+    const receipts = usable && record.receipts !== undefined ? (decodeReceipts(record.receipts) ?? []) : [];
+    const receipted = new Set(receipts.map((e) => e.piece));
+    const owner = record?.owner;
     let unrecognised = 0;
     let listed = 0;
     for (let p = 0; p < pieces; p++) {
       if (usable && !record.verified.has(p)) continue;
-      if (!allowed(p)) {
+      if (!allowed(p, receipted.has(p), owner)) {
         unrecognised++;
         continue;
       }
@@ -294,6 +304,8 @@ export class FileStore implements PieceStore {
       failed,
       record: usable ? "ok" : "missing",
       ...(unrecognised > 0 && { unrecognised }),
+      ...(owner !== undefined && { owner }),
+      ...(receipts.length > 0 && { receipts: receipts.filter((e) => written.has(e.piece)) }),
     };
   }
 
@@ -307,6 +319,7 @@ export class FileStore implements PieceStore {
     recordUpToDate: boolean,
   ): void {
     const download: Download = {
+      fileId,
       key,
       identity,
       manifest,
@@ -384,8 +397,12 @@ export class FileStore implements PieceStore {
       chunksPerBlock: d.manifest.chunksPerBlock,
       verified: d.written,
       owner: this.owner,
+      receipts: this.recentReceipts?.(d.fileId),
     };
   }
+
+  /** RESUME (§12): receipts of the pieces of a file verified last, written into its record. */
+  recentReceipts: ((fileId: number) => Uint8Array | undefined) | undefined;
 
   /** Who we are on the swarm, written into every record (RESUME §12); set at the Welcome. */
   owner: RecordOwner | undefined;

@@ -135,6 +135,8 @@ type PeerRecord = {
    * report those chunks again without receipts.
    */
   inherited: Map<number, Bitmap | "complete"> | undefined;
+  /** ...and that life's peer id: receipts addressed to it (Have.earlier_receipts) count too. */
+  earlierId: number | undefined;
   /** SYNC (§9): manifests of the last versions of each name it held whole (by name key). */
   readonly syncHeld: Map<string, CheckedManifest[]>;
   /** Chunks it claimed without a valid receipt (not recorded, not printed). */
@@ -344,6 +346,7 @@ export class Registry {
       hashing: new Map(),
       formerlyHeld: new Set(),
       inherited: undefined,
+      earlierId: undefined,
       syncHeld: new Map(),
       unreceipted: 0,
     };
@@ -367,7 +370,10 @@ export class Registry {
     const superseded: number[] = [];
     this.#peers.set(peer.id, peer);
     if (!peer.sync) this.#staying++;
-    if (resume !== undefined) peer.inherited = this.#inherit(resume.peerId, resume.secret);
+    if (resume !== undefined) {
+      peer.inherited = this.#inherit(resume.peerId, resume.secret);
+      if (peer.inherited !== undefined) peer.earlierId = resume.peerId;
+    }
     // Files it lacks among those already there (its own offers are settled below).
     const before = [...this.#files.values()];
     for (const [i, offer] of offers.entries()) {
@@ -628,6 +634,7 @@ export class Registry {
     fileId: number,
     flatRuns: readonly number[],
     receipts: Uint8Array = NO_RECEIPTS,
+    earlierReceipts: Uint8Array = NO_RECEIPTS,
   ): string | undefined {
     const peer = this.#peers.get(peerId);
     if (peer === undefined) return "unknown peer";
@@ -636,7 +643,8 @@ export class Registry {
     const chunks = file.manifest.chunks;
     const claimed = parseRuns(flatRuns, chunks);
     if (claimed === undefined) return `bad chunk runs for file ${fileId}`;
-    const runs = this.#limits.requireReceipts === true ? this.#received(peer, file, claimed, receipts) : claimed;
+    const runs =
+      this.#limits.requireReceipts === true ? this.#received(peer, file, claimed, receipts, earlierReceipts) : claimed;
     if (typeof runs === "string") return runs;
     if (peer.refused.has(file.key)) return `report for refused file ${file.manifest.name}`;
     if (peer.withdrawn.has(file.key)) return `report for withdrawn file ${file.manifest.name}`;
@@ -926,9 +934,16 @@ export class Registry {
     file: FileRecord,
     claimed: ReadonlyArray<readonly [number, number]>,
     receiptBytes: Uint8Array,
+    earlierBytes: Uint8Array,
   ): Array<[number, number]> | string {
-    const entries = receiptBytes.length === 0 ? [] : decodeReceipts(receiptBytes);
-    if (entries === undefined) return `malformed receipts for file ${file.id}`;
+    const mine = receiptBytes.length === 0 ? [] : decodeReceipts(receiptBytes);
+    const earlier = earlierBytes.length === 0 ? [] : decodeReceipts(earlierBytes);
+    if (mine === undefined || earlier === undefined) return `malformed receipts for file ${file.id}`;
+    const earlierId = peer.earlierId;
+    const entries = [
+      ...mine.map((e) => ({ ...e, to: peer.id })),
+      ...(earlierId === undefined ? [] : earlier.map((e) => ({ ...e, to: earlierId }))),
+    ];
     const m = file.manifest;
     const per = m.chunksPerPiece;
     /** Per piece: true (all its chunks proven) or the mask of those proven. */
@@ -945,9 +960,14 @@ export class Registry {
         secret === undefined ||
         chunks.length === 0 ||
         e.receipt.length !== RECEIPT_BYTES ||
-        !timingSafeEqual(receiptOf(receiptKey(secret, peer.id, file.id, e.piece), chunks), e.receipt)
+        !timingSafeEqual(receiptOf(receiptKey(secret, e.to, file.id, e.piece), chunks), e.receipt)
       ) {
         bad++;
+        if (process.env.DEBUG_RECEIPTS)
+          this.#sink.log(
+            `DEBUG bad receipt peer ${peer.id} file ${file.id} piece ${e.piece} holder ${e.holder} secret ${secret !== undefined} mask ${e.mask === undefined ? "-" : Buffer.from(e.mask).toString("hex")} live ${this.#peers.has(e.holder)} holding ${JSON.stringify(this.holding(e.holder, file.id))}`,
+            `dbg${Math.random()}`,
+          );
         continue;
       }
       const had = proven.get(e.piece);
@@ -1021,11 +1041,11 @@ export class Registry {
     first: number,
     n: number,
   ): Buffer | undefined {
-    if (holderId === claimant.id) return undefined;
+    if (holderId === claimant.id || holderId === claimant.earlierId) return undefined;
     const live = this.#peers.get(holderId);
     if (live !== undefined) {
       const h = live.holdings.get(file.id);
-      if (h?.complete === true || (h?.bits !== undefined && h.bits.nextClear(first) >= first + n)) return live.secret;
+      if (h?.complete === true || h?.bits?.hasAll(first, n) === true) return live.secret;
       return live.formerlyHeld.has(file.id) ? live.secret : undefined;
     }
     const gone = this.#departed.get(holderId);
@@ -1071,7 +1091,8 @@ export class Registry {
         bits += h.bits.size;
       }
     }
-    if (holdings.size === 0 || bits > RESUMABLE_BITS_KEPT) return;
+    // A granted departure had everything (its staging is emptied); a lost or killed peer may come back.
+    if (peer.state === "leaving" || bits > RESUMABLE_BITS_KEPT) return;
     this.#resumable.set(peer.id, { secret: peer.secret, holdings, bits });
     this.#resumableBits += bits;
     for (const [id, r] of this.#resumable) {
@@ -1403,6 +1424,7 @@ export class Registry {
       secret: peer.secret,
     };
     if (peer.inherited !== undefined) {
+      welcome.resumed = true;
       welcome.resumable = [...peer.inherited].flatMap(([fileId, h]) => {
         const f = this.#files.get(fileId);
         if (f === undefined || !this.#sees(peer, f)) return [];

@@ -416,7 +416,14 @@ export class TrackerServer {
       case "have": {
         const runs = frame.have?.runs ?? [];
         if (!this.#claim(conn, runs)) return;
-        const problem = this.registry.have(peerId, frame.have?.fileId ?? 0, runs, frame.have?.receipts ?? undefined);
+        const have = frame.have;
+        const problem = this.registry.have(
+          peerId,
+          have?.fileId ?? 0,
+          runs,
+          have?.receipts ?? undefined,
+          have?.earlierReceipts ?? undefined,
+        );
         if (problem !== undefined) {
           this.counters.badFrames++;
           this.log.line("ignored-report", `peer ${peerId}: ignored report: ${problem}`);
