@@ -963,11 +963,6 @@ export class Registry {
         !timingSafeEqual(receiptOf(receiptKey(secret, e.to, file.id, e.piece), chunks), e.receipt)
       ) {
         bad++;
-        if (process.env.DEBUG_RECEIPTS)
-          this.#sink.log(
-            `DEBUG bad receipt peer ${peer.id} file ${file.id} piece ${e.piece} holder ${e.holder} secret ${secret !== undefined} mask ${e.mask === undefined ? "-" : Buffer.from(e.mask).toString("hex")} live ${this.#peers.has(e.holder)} holding ${JSON.stringify(this.holding(e.holder, file.id))}`,
-            `dbg${Math.random()}`,
-          );
         continue;
       }
       const had = proven.get(e.piece);
