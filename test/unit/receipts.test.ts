@@ -223,6 +223,33 @@ test("a granted departure leaves nothing to inherit", (t) => {
   t.is(sink.welcomeOf(3)?.resumed ?? false, false);
 });
 
+test("sync: a piece copied from the local file counts when its hash is in a version of that name the peer held whole", (t) => {
+  const sink = new Sink();
+  let draws = 0;
+  const registry = new Registry(sink, (n) => Buffer.alloc(n, ++draws), {
+    maxFilesPerPeer: 100,
+    maxManifestBytesPerPeer: 1 << 30,
+    maxManifestBytes: 1 << 30,
+    requireReceipts: true,
+  });
+  const v1Bytes = randomBytes(21, 3 * CHUNKS_PER_PIECE * CHUNK_SIZE);
+  const v2Bytes = Buffer.from(v1Bytes);
+  v2Bytes.fill(0x42, 2 * CHUNKS_PER_PIECE * CHUNK_SIZE); // the third piece edited
+  const v1 = manifestOf("doc.txt", v1Bytes);
+  const v2 = manifestOf("doc.txt", v2Bytes);
+  const sync = (tag: number) => ({ tags: [{ mtimeMs: tag, ancestry: [] }] });
+  const a = registry.join("10.0.0.1", 7001, [v1], undefined, [], [], sync(100)).peerId;
+  const b = registry.join("10.0.0.2", 7002, [v1], undefined, [], [], sync(100)).peerId; // holds v1 whole
+  const c = registry.join("10.0.0.3", 7003, [], undefined, [], [], { tags: [] }).peerId; // holds nothing
+  t.is(registry.update(a, v2, { mtimeMs: 200, ancestry: [v1.sha256] }), undefined);
+  registry.flush();
+  const v2Id = registry.snapshot().files.find((f) => f.name === "doc.txt" && f.completeHolders === 1)?.id ?? 0;
+  registry.have(b, v2Id, [0, 3 * CHUNKS_PER_PIECE]);
+  t.is(sink.acquiredBy(b).length, 2 * CHUNKS_PER_PIECE, "the two pieces v1 has in common, not the edited one");
+  registry.have(c, v2Id, [0, 3 * CHUNKS_PER_PIECE]);
+  t.deepEqual(sink.acquiredBy(c), [], "a sync peer that held no version of the name");
+});
+
 // ------------------------------------------------------------------ wire
 
 test("receipt entries round-trip; a cut or an over-long mask is malformed", (t) => {
