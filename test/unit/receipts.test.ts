@@ -49,15 +49,20 @@ const MANIFEST: CheckedManifest = manifestOf("shared.bin", FILE_BYTES);
 /** Peer n's secret (the registry's injected random hands out 16 bytes of n, per join). */
 const secretOf = (n: number): Buffer => Buffer.alloc(16, n);
 
-function setup(): { registry: Registry; sink: Sink; fileId: number } {
-  const sink = new Sink();
+/** A registry that requires receipts; peer n gets secretOf(n). */
+function checking(sink: Sink): Registry {
   let draws = 0;
-  const registry = new Registry(sink, (n) => Buffer.alloc(n, ++draws), {
+  return new Registry(sink, (n) => Buffer.alloc(n, ++draws), {
     maxFilesPerPeer: 100,
     maxManifestBytesPerPeer: 1 << 30,
     maxManifestBytes: 1 << 30,
     requireReceipts: true,
   });
+}
+
+function setup(): { registry: Registry; sink: Sink; fileId: number } {
+  const sink = new Sink();
+  const registry = checking(sink);
   registry.join("10.0.0.1", 7001, [MANIFEST]); // peer 1: the seeder
   registry.join("10.0.0.2", 7002, []); // peer 2: a downloader
   registry.flush();
@@ -225,13 +230,7 @@ test("a granted departure leaves nothing to inherit", (t) => {
 
 test("sync: a piece copied from the local file counts when its hash is in a version of that name the peer held whole", (t) => {
   const sink = new Sink();
-  let draws = 0;
-  const registry = new Registry(sink, (n) => Buffer.alloc(n, ++draws), {
-    maxFilesPerPeer: 100,
-    maxManifestBytesPerPeer: 1 << 30,
-    maxManifestBytes: 1 << 30,
-    requireReceipts: true,
-  });
+  const registry = checking(sink);
   const v1Bytes = randomBytes(21, 3 * CHUNKS_PER_PIECE * CHUNK_SIZE);
   const v2Bytes = Buffer.from(v1Bytes);
   v2Bytes.fill(0x42, 2 * CHUNKS_PER_PIECE * CHUNK_SIZE); // the third piece edited
