@@ -960,7 +960,7 @@ export class Registry {
         secret === undefined ||
         chunks.length === 0 ||
         e.receipt.length !== RECEIPT_BYTES ||
-        !timingSafeEqual(receiptOf(receiptKey(secret, e.to, file.id, e.piece), chunks), e.receipt)
+        !timingSafeEqual(receiptOf(receiptKey(secret, e.to, file.id), chunks), e.receipt)
       ) {
         bad++;
         continue;

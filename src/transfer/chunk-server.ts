@@ -5,8 +5,8 @@ import {
   PROOF_HASH_REQUEST,
   PROOF_REQUEST,
   RECEIPT_SHARE_STRIDE,
+  ReceiptCipher,
   receiptKey,
-  receiptShares,
   requestProof,
 } from "../wire/auth.js";
 import { CHUNK_SIZE, chunkLength } from "../wire/limits.js";
@@ -34,6 +34,16 @@ const HASH_REPLIES_AT_START = 10;
 /** A cookie is accepted in the time window it was made in and the next one (ms). */
 export const COOKIE_WINDOW_MS = 60_000;
 const COOKIE_BYTES = 16;
+/** Receipt ciphers (files) and share tables (pieces) kept per client, each (1 KiB a table). */
+const RECEIPT_CACHE = 16;
+
+/** Sets `key` in `map`, dropping the oldest entry beyond RECEIPT_CACHE. */
+function bounded<K, V>(map: Map<K, V>, key: K, value: V): void {
+  map.set(key, value);
+  if (map.size <= RECEIPT_CACHE) return;
+  const oldest = map.keys().next();
+  if (oldest.done !== true) map.delete(oldest.value);
+}
 /** A file we offered is checked against the disk at most this often while it is served (ms). */
 export const SEED_CHECK_MS = 100;
 
@@ -70,6 +80,10 @@ export class ServedClient {
   unvalidatedIn = 0;
   unvalidatedOut = 0;
   readonly hashReplies = new TokenBucket(HASH_REPLIES_PER_SECOND, HASH_REPLY_BURST, HASH_REPLIES_AT_START);
+  /** Receipt ciphers of the files it asks for, by file id (RECEIPT_CACHE at most). */
+  readonly #receiptCiphers = new Map<number, ReceiptCipher>();
+  /** Receipt shares of the pieces it asked for last, by "file:piece" (RECEIPT_CACHE at most). */
+  readonly #shareTables = new Map<string, Buffer>();
 
   constructor(host: string, port: number, key?: Uint8Array, peerId = 0) {
     this.host = host;
@@ -88,6 +102,35 @@ export class ServedClient {
     if (!this.#replay.accept(d.seq)) return "replay";
     this.proven = true;
     return undefined;
+  }
+
+  /**
+   * The cipher of this client's receipt shares for `fileId` under `secret`: made once per
+   * file (an HMAC and a cipher set-up), kept for its next requests.
+   */
+  receiptCipher(secret: Uint8Array, fileId: number): ReceiptCipher {
+    let cipher = this.#receiptCiphers.get(fileId);
+    if (cipher === undefined) {
+      cipher = new ReceiptCipher(receiptKey(secret, this.peerId, fileId));
+      bounded(this.#receiptCiphers, fileId, cipher);
+    }
+    return cipher;
+  }
+
+  /**
+   * The receipt shares of every chunk of a piece (chunks [first, first + count), share i at
+   * i * RECEIPT_SHARE_STRIDE): one cipher call per piece, however many requests ask for it.
+   */
+  shareTable(secret: Uint8Array, fileId: number, piece: number, first: number, count: number): Buffer {
+    const key = `${fileId}:${piece}`;
+    let table = this.#shareTables.get(key);
+    if (table === undefined) {
+      const chunks = new Array<number>(count);
+      for (let i = 0; i < count; i++) chunks[i] = first + i;
+      table = this.receiptCipher(secret, fileId).shares(chunks);
+      bounded(this.#shareTables, key, table);
+    }
+    return table;
   }
 
   /** Bytes we may still send to the address before it is validated. */
@@ -222,8 +265,8 @@ export class ChunkServer {
           req.token,
           file.id,
           chunk,
-          shares,
-          (i + k) * RECEIPT_SHARE_STRIDE,
+          shares?.table,
+          shares === undefined ? 0 : (chunk - shares.base) * RECEIPT_SHARE_STRIDE,
         );
         data.copy(out, CHUNK_HEADER_BYTES, k * CHUNK_SIZE, k * CHUNK_SIZE + len);
         this.#deps.send(out, client);
@@ -236,31 +279,28 @@ export class ChunkServer {
   }
 
   /**
-   * The receipt shares of a request's chunks (share i at i * RECEIPT_SHARE_STRIDE): one HMAC
-   * and one cipher call per piece the request touches (one, for our own requests), none per
-   * chunk. Undefined without a secret (tests, before the Welcome): shares are zeros.
+   * The receipt shares of a request's chunks: the share of chunk c is at
+   * (c - base) * RECEIPT_SHARE_STRIDE of `table`. A request within one piece (all of ours)
+   * uses the piece's table, made once; no crypto per chunk. Undefined without a secret
+   * (tests, before the Welcome): shares are zeros.
    */
-  #receiptShares(client: ServedClient, file: FileState, chunks: readonly number[]): Buffer | undefined {
+  #receiptShares(
+    client: ServedClient,
+    file: FileState,
+    chunks: readonly number[],
+  ): { readonly table: Buffer; readonly base: number } | undefined {
     const secret = this.#deps.receiptSecret?.();
     if (secret === undefined || secret.length === 0) return undefined;
-    const per = file.manifest.chunksPerPiece;
-    const firstPiece = Math.floor((chunks[0] ?? 0) / per);
-    if (Math.floor((chunks[chunks.length - 1] ?? 0) / per) === firstPiece) {
-      return receiptShares(receiptKey(secret, client.peerId, file.id, firstPiece), chunks);
+    const first = chunks[0] ?? 0;
+    const last = chunks[chunks.length - 1] ?? 0;
+    const piece = file.pieceOf(first);
+    if (file.pieceOf(last) === piece) {
+      const base = file.firstChunkOf(piece);
+      return { table: client.shareTable(secret, file.id, piece, base, file.chunksIn(piece)), base };
     }
-    const out = Buffer.alloc(chunks.length * RECEIPT_SHARE_STRIDE);
-    let from = 0;
-    while (from < chunks.length) {
-      const piece = Math.floor((chunks[from] ?? 0) / per);
-      let to = from + 1;
-      while (to < chunks.length && Math.floor((chunks[to] ?? 0) / per) === piece) to++;
-      receiptShares(receiptKey(secret, client.peerId, file.id, piece), chunks, from, to).copy(
-        out,
-        from * RECEIPT_SHARE_STRIDE,
-      );
-      from = to;
-    }
-    return out;
+    // A request across pieces (not one of ours): the shares of its span, once.
+    const span = Array.from({ length: last - first + 1 }, (_, k) => first + k);
+    return { table: client.receiptCipher(secret, file.id).shares(span), base: first };
   }
 
   onHashRequest(client: ServedClient, d: HashRequestDatagram, received: number): Drop | undefined {

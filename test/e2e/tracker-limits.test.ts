@@ -86,7 +86,7 @@ test.serial(
     const first100 = Array.from({ length: 100 }, (_, i) => i);
     const mask = Buffer.alloc(16);
     for (const c of first100) mask[c >> 3] = (mask[c >> 3] ?? 0) | (1 << (c & 7));
-    const receipt = receiptOf(receiptKey(a.secret, b.id, fileId, 0), first100);
+    const receipt = receiptOf(receiptKey(a.secret, b.id, fileId), first100);
     b.client.send({
       have: { fileId, runs: [0, 100], receipts: encodeReceipts([{ piece: 0, holder: a.id, receipt, mask }]) },
     });
