@@ -3,7 +3,8 @@
  * spends per chunk, sender and receiver together, with no socket and no kernel in the way.
  * Two engines in one process, wired back to back on a manual clock (a datagram sent is
  * delivered in the next round; each round moves the clock 0.1 ms, so RTTs are real
- * numbers); pieces live in memory; requests carry the proofs the tracker's keys demand.
+ * numbers); pieces live in memory; requests carry the proofs the tracker's keys demand, and
+ * answers the receipt shares (one HMAC and one cipher call per request).
  * process.cpuUsage() over the transfer, divided by the chunks delivered. The real peer
  * spends this plus the kernel's send and receive (the raw UDP ceiling), so this is the part
  * our code decides. Each run checks the copy byte for byte.
@@ -89,6 +90,8 @@ async function runOnce(
       store,
       random: new SeededRandom(seed + i),
       defer: (fn) => deferred.push(fn),
+      // Receipt shares in every chunk, as the tracker's secrets make a real peer send them.
+      receiptSecret: () => secrets[i] as Buffer,
       events: {
         acquired: () => {},
         fileComplete: () => {

@@ -7,7 +7,7 @@ import { join, relative } from "node:path";
 import { firstThatAnswers, type TrackerAddress, type TrackerList } from "../client/tracker-list.js";
 import { hashFileAsync } from "../sync/hash-file.js";
 import { sameSig } from "../sync/watch-core.js";
-import { parseRuns, runsOf } from "../transfer/bitmap.js";
+import { Bitmap, parseRuns, runsOf } from "../transfer/bitmap.js";
 import { type DatagramPort, TransferEngine, type TransferOptions } from "../transfer/engine.js";
 import { type Clock, RealClock, type TimerHandle } from "../util/clock.js";
 import { ExitStatus, errorMessage, exitStatusFor, exitStatusForSignal, SwarmError } from "../util/errors.js";
@@ -16,6 +16,7 @@ import { SeededRandom } from "../util/random.js";
 import { writeBlock } from "../util/stdout.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { CHUNK_SIZE, CHUNKS_PER_BLOCK, CHUNKS_PER_PIECE } from "../wire/limits.js";
+import { encodeReceipts, type ReceiptEntry } from "../wire/receipts.js";
 import {
   type CheckedManifest,
   checkManifest,
@@ -29,6 +30,7 @@ import { type DownloadView, ProgressDisplay } from "./progress.js";
 import { addRemoteFrom } from "./remote-address.js";
 import { countResumed, interruptedDownloads, resumeCounters, resumedLine } from "./resume-report.js";
 import { type LocalFile, readProblem, scanShared, type UnhashedFile } from "./scan.js";
+import type { RecordOwner } from "./staging-record.js";
 import { identityOf, stagingKey } from "./staging-record.js";
 import { FileStore, type ResumeResult } from "./store.js";
 import { SyncPeer, type SyncResume } from "./sync-peer.js";
@@ -104,6 +106,13 @@ const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Completion reports are batched for this long (ms) so the tracker link stays light. */
 const HAVE_FLUSH_MS = 20;
 /**
+ * Receipts of the pieces verified last kept per file, and written into its staging record
+ * (~17 bytes each): the record is written before their Have goes, so after a kill -9 the
+ * restart reports those pieces with them (RESUME §12). 512 pieces are 32 MiB, several
+ * record intervals even at loopback rates.
+ */
+const RECENT_RECEIPTS = 512;
+/**
  * Completion reports wait for the staging records that list their pieces; those are
  * written at most this often (ms). A record is one positional write (~12 µs, no fsync:
  * see StagingArea.writeRecord); when it was a write, an fsync and a rename, one per 20 ms
@@ -142,6 +151,8 @@ export class Peer {
   /** Whether ./Shared was there before this peer (it is not left behind if the tracker cannot be reached). */
   readonly #sharedExisted: boolean;
   readonly #pendingHave = new Map<number, Array<[number, number]>>();
+  /** The receipts of the pieces in #pendingHave (Have.receipts), per file. */
+  readonly #pendingReceipts = new Map<number, ReceiptEntry[]>();
   #haveTimer: TimerHandle | undefined;
   #progress: ProgressDisplay | undefined;
   /** Files this peer offered from ./Shared (the others it fetched or ignores). */
@@ -160,6 +171,14 @@ export class Peer {
     { readonly key: string; readonly done: Promise<void>; held: udpswarm.IHoldersChanged[] }
   >();
   readonly #resumed = resumeCounters();
+  /** RESUME (§12): the chunk runs our earlier life had reported, per file (Welcome.resumable). */
+  readonly #resumable = new Map<number, readonly number[] | Bitmap | "complete">();
+  /** RESUME (§12): the earlier life presented in the Hello, once the Welcome said it was recognised. */
+  #earlier: RecordOwner | undefined;
+  /** Receipts of the pieces verified last, per file: written into its staging record (RECENT_RECEIPTS at most). */
+  readonly #recentReceipts = new Map<number, ReceiptEntry[]>();
+  /** Receipts of kept pieces addressed to the earlier life (Have.earlier_receipts), per file. */
+  readonly #pendingEarlierReceipts = new Map<number, ReceiptEntry[]>();
   /** Completion reports wait for the staging records that cover them (see FileStore.checkpoint). */
   readonly #reports: CheckpointGate<{ readonly session: number; readonly have: udpswarm.IHave }>;
   /** Files whose lack of a serving holder was reported (once each). */
@@ -213,8 +232,9 @@ export class Peer {
         store: this.#sync?.guard(this.#store) ?? this.#store,
         random: new SeededRandom(config.faults.seed ^ process.pid),
         defer: (fn) => setImmediate(fn),
+        receiptSecret: () => this.#secret,
         events: {
-          acquired: (fileId, first, count) => this.#onAcquired(fileId, first, count),
+          acquired: (fileId, first, count, receipts) => this.#onAcquired(fileId, first, count, receipts),
           fileComplete: (fileId) => this.#onFileComplete(fileId),
           fatal: (err) => {
             if (this.#sync?.onFatal(err) !== true) this.#fail(err);
@@ -300,9 +320,13 @@ export class Peer {
     if (this.#config.trackers !== undefined) await this.#reach(undefined);
     else this.#tracker = await this.#connect(this.#config.trackerHost, this.#config.trackerPort);
     if (this.#ended || this.#tracker === undefined) return;
+    // RESUME (§12): the earlier life whose partials are here, so that its reports carry over.
+    const earlier = this.#store.earlierLife();
+    this.#earlier = earlier;
+    const resume = earlier === undefined ? {} : { resumePeerId: earlier.peerId, resumeSecret: earlier.secret };
     if (syncOffers !== undefined) {
       // SYNC (§9): versions from the watcher's first listing; never asks to leave.
-      this.#helloSync(syncOffers);
+      this.#helloSync(syncOffers, resume);
       this.#reportStats();
       return;
     }
@@ -310,6 +334,7 @@ export class Peer {
       hello: {
         udpPort,
         addresses: [...this.#localAddresses],
+        ...resume,
         offers: [
           ...[...this.#local.values()].map(offerOf),
           ...[...this.#unhashed.values()].map((f) => ({
@@ -354,9 +379,10 @@ export class Peer {
     });
   }
 
-  #helloSync(offers: udpswarm.IManifest[]): void {
+  /** `resume`: the earlier life's identity (first Hello only: another tracker would not know it). */
+  #helloSync(offers: udpswarm.IManifest[], resume: { resumePeerId?: number; resumeSecret?: Uint8Array } = {}): void {
     this.#tracker?.send({
-      hello: { udpPort: this.#udpPort, addresses: [...this.#localAddresses], offers, sync: true },
+      hello: { udpPort: this.#udpPort, addresses: [...this.#localAddresses], offers, sync: true, ...resume },
     });
   }
 
@@ -423,6 +449,12 @@ export class Peer {
   #dropSession(): void {
     this.#session++;
     this.#pendingHave.clear();
+    // Receipts and the earlier life's reports are the lost tracker's: another cannot check them.
+    this.#pendingReceipts.clear();
+    this.#pendingEarlierReceipts.clear();
+    this.#recentReceipts.clear();
+    this.#resumable.clear();
+    this.#earlier = undefined;
     if (this.#haveTimer !== undefined) this.#clock.clearTimer(this.#haveTimer);
     this.#haveTimer = undefined;
     for (const r of this.#engine.remoteStats()) this.#engine.removeRemote(Number(r.peer));
@@ -570,6 +602,9 @@ export class Peer {
       this.#resuming.delete(fileId);
       this.#sync.fileRemoved(fileId);
       this.#pendingHave.delete(fileId);
+      this.#pendingReceipts.delete(fileId);
+      this.#pendingEarlierReceipts.delete(fileId);
+      this.#recentReceipts.delete(fileId);
       return;
     }
     const file = this.#engine.file(fileId);
@@ -582,6 +617,9 @@ export class Peer {
     this.#resuming.delete(fileId);
     this.#engine.removeFile(fileId);
     this.#pendingHave.delete(fileId);
+    this.#pendingReceipts.delete(fileId);
+    this.#pendingEarlierReceipts.delete(fileId);
+    this.#recentReceipts.delete(fileId);
     this.#downloadStarted.delete(fileId);
     this.#downloadCompleted.delete(fileId);
   }
@@ -601,6 +639,15 @@ export class Peer {
   #onWelcome(w: udpswarm.IWelcome): void {
     this.#peerId = w.peerId ?? 0;
     this.#secret = w.secret ?? new Uint8Array(0);
+    this.#store.owner = { peerId: this.#peerId, secret: this.#secret };
+    this.#store.recentReceipts = (fileId) => {
+      const recent = this.#recentReceipts.get(fileId);
+      return recent === undefined ? undefined : encodeReceipts(recent);
+    };
+    if (w.resumed !== true) this.#earlier = undefined;
+    for (const h of w.resumable ?? []) {
+      this.#resumable.set(h.fileId ?? 0, h.complete === true ? "complete" : [...(h.runs ?? [])]);
+    }
     for (const r of w.refused ?? []) {
       this.#log(
         `peer ${this.#peerId}: the tracker refused ${JSON.stringify(r.fileName ?? "")}: ${r.detail ?? "conflict"}; keeping the local file, not fetching the other`,
@@ -672,12 +719,41 @@ export class Peer {
     const state = {
       key,
       held: [] as udpswarm.IHoldersChanged[],
-      done: this.#store.resumeDownload(id, manifest).then(
-        (result) => this.#onResumeChecked(id, manifest, result, sync),
-        (err: unknown) => this.#fail(err),
-      ),
+      done: this.#store
+        .resumeDownload(
+          id,
+          manifest,
+          "",
+          (piece, receipted, owner) =>
+            this.#mayReport(id, manifest, piece) ||
+            (receipted && owner !== undefined && owner.peerId === this.#earlier?.peerId),
+        )
+        .then(
+          (result) => this.#onResumeChecked(id, manifest, result, sync),
+          (err: unknown) => this.#fail(err),
+        ),
     };
     this.#resuming.set(id, state);
+  }
+
+  /**
+   * RESUME (§12): whether a kept piece may be reported without receipts: the tracker said
+   * our earlier life had reported all its chunks (Welcome.resumable). Any other is fetched.
+   */
+  #mayReport(fileId: number, manifest: CheckedManifest, piece: number): boolean {
+    if (this.#earlier === undefined) return false;
+    let held = this.#resumable.get(fileId);
+    if (held === undefined) return false;
+    if (held === "complete") return true;
+    if (!(held instanceof Bitmap)) {
+      const bits = new Bitmap(manifest.chunks);
+      for (const [first, count] of parseRuns(held, manifest.chunks) ?? []) bits.setRange(first, count);
+      this.#resumable.set(fileId, bits);
+      held = bits;
+    }
+    const first = piece * manifest.chunksPerPiece;
+    const end = Math.min(manifest.chunks, first + manifest.chunksPerPiece);
+    return held.hasAll(first, end - first);
   }
 
   #onResumeChecked(id: number, manifest: CheckedManifest, result: ResumeResult, sync?: SyncResume): void {
@@ -693,6 +769,11 @@ export class Peer {
     for (const [firstChunk, chunks] of countResumed(this.#resumed, manifest, result)) {
       this.#onAcquired(id, firstChunk, chunks);
     }
+    // RESUME (§12): kept pieces the tracker had not heard of go with the earlier life's receipts.
+    const earlier = (result.receipts ?? []).filter(
+      (e) => result.owner?.peerId === this.#earlier?.peerId && !this.#mayReport(id, manifest, e.piece),
+    );
+    if (earlier.length > 0) this.#pendingEarlierReceipts.set(id, earlier);
     const cpp = manifest.chunksPerPiece;
     for (const [first, count] of runsOf(more)) {
       const firstChunk = first * cpp;
@@ -751,7 +832,16 @@ export class Peer {
 
   // ------------------------------------------------------------------ progress reports
 
-  #onAcquired(fileId: number, first: number, count: number): void {
+  #onAcquired(fileId: number, first: number, count: number, receipts?: readonly ReceiptEntry[]): void {
+    if (receipts !== undefined && receipts.length > 0) {
+      const pending = this.#pendingReceipts.get(fileId);
+      if (pending === undefined) this.#pendingReceipts.set(fileId, [...receipts]);
+      else pending.push(...receipts);
+      const recent = this.#recentReceipts.get(fileId) ?? [];
+      recent.push(...receipts);
+      if (recent.length > RECENT_RECEIPTS) recent.splice(0, recent.length - RECENT_RECEIPTS);
+      this.#recentReceipts.set(fileId, recent);
+    }
     let runs = this.#pendingHave.get(fileId);
     if (runs === undefined) {
       runs = [];
@@ -776,8 +866,17 @@ export class Peer {
     const haves: udpswarm.IHave[] = [];
     for (const [fileId, runs] of this.#pendingHave) {
       if (onlyFile !== undefined && fileId !== onlyFile) continue;
-      haves.push({ fileId, runs: runs.flat() });
+      const receipts = this.#pendingReceipts.get(fileId);
+      const earlier = this.#pendingEarlierReceipts.get(fileId);
+      haves.push({
+        fileId,
+        runs: runs.flat(),
+        ...(receipts && { receipts: encodeReceipts(receipts) }),
+        ...(earlier && { earlierReceipts: encodeReceipts(earlier) }),
+      });
       this.#pendingHave.delete(fileId);
+      this.#pendingReceipts.delete(fileId);
+      this.#pendingEarlierReceipts.delete(fileId);
     }
     this.#reports.push(
       haves.map((have) => ({ session: this.#session, have })),

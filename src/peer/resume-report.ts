@@ -43,7 +43,10 @@ export function resumedLine(name: string, pieces: number, result: ResumeResult):
       ? ""
       : `; ${n} kept piece${n === 1 ? " failed its check and is" : "s failed their check and are"} fetched again`;
   const lost = result.record === "missing" ? " (its record was missing or damaged: every piece was checked)" : "";
-  return `resuming ${JSON.stringify(name)}: ${result.kept.length} of ${pieces} pieces kept from an earlier run${failed}${lost}`;
+  const u = result.unrecognised ?? 0;
+  const unrecognised =
+    u === 0 ? "" : `; ${u} piece${u === 1 ? "" : "s"} the tracker does not know this peer had, fetched again`;
+  return `resuming ${JSON.stringify(name)}: ${result.kept.length} of ${pieces} pieces kept from an earlier run${failed}${unrecognised}${lost}`;
 }
 
 /** What an interruption left, in words: "nothing was being downloaded", "2 partial downloads kept in DIR for the next start: a, b". */

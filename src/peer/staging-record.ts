@@ -26,7 +26,13 @@ export type StagingRecord = {
   readonly chunksPerBlock: number;
   /** Pieces verified and written into the staging file. */
   readonly verified: Bitmap;
+  /** The peer id and secret of the life that wrote it (RESUME §12: presented again in the Hello). */
+  readonly owner?: RecordOwner | undefined;
+  /** Receipts of the pieces its owner verified last (Have.receipts format, addressed to the owner). */
+  readonly receipts?: Uint8Array | undefined;
 };
+
+export type RecordOwner = { readonly peerId: number; readonly secret: Uint8Array };
 
 const MAGIC = Buffer.from("USWR", "latin1");
 /** A record of a 64 GiB file is ~128 KiB; anything much larger is not one of ours. */
@@ -68,6 +74,8 @@ export function encodeStagingRecord(r: StagingRecord): Buffer {
     chunksPerBlock: r.chunksPerBlock,
     verified: r.verified.toBytes(),
     tag: r.identity.tag,
+    ...(r.owner !== undefined && { ownerPeerId: r.owner.peerId, ownerSecret: r.owner.secret }),
+    ...(r.receipts !== undefined && r.receipts.length > 0 && { receipts: r.receipts }),
   }).finish();
   return frameChecked(MAGIC, body);
 }
@@ -103,6 +111,9 @@ export function decodeStagingRecord(bytes: Uint8Array): DecodedRecord {
       chunksPerPiece: m.chunksPerPiece,
       chunksPerBlock: m.chunksPerBlock,
       verified,
+      ...(m.ownerPeerId > 0 &&
+        m.ownerSecret.length > 0 && { owner: { peerId: m.ownerPeerId, secret: Buffer.from(m.ownerSecret) } }),
+      ...(m.receipts.length > 0 && { receipts: Buffer.from(m.receipts) }),
     },
   };
 }

@@ -21,14 +21,23 @@ import { Bitmap } from "../transfer/bitmap.js";
 import type { PieceStore } from "../transfer/engine.js";
 import { SwarmError } from "../util/errors.js";
 import { CHUNK_SIZE } from "../wire/limits.js";
+import { decodeReceipts, type ReceiptEntry } from "../wire/receipts.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
 import { FdPool } from "./fd-pool.js";
 import { verifyPieces } from "./piece-check.js";
 import { StagingArea } from "./staging.js";
-import { identityOf, piecesOf, type StagingIdentity, type StagingRecord, stagingKey } from "./staging-record.js";
+import {
+  identityOf,
+  piecesOf,
+  type RecordOwner,
+  type StagingIdentity,
+  type StagingRecord,
+  stagingKey,
+} from "./staging-record.js";
 
 /** A file being downloaded into staging. */
 type Download = {
+  readonly fileId: number;
   readonly key: string;
   readonly identity: StagingIdentity;
   readonly manifest: CheckedManifest;
@@ -80,6 +89,15 @@ export type ResumeResult = {
   readonly failed: number;
   /** "ok": the record told which pieces to check; "missing": it was lost or damaged, every piece was checked. */
   readonly record: "ok" | "missing";
+  /**
+   * Pieces left out because the tracker did not let this life report them without receipts
+   * (they were not among what the earlier life had reported: RESUME §12): fetched again.
+   */
+  readonly unrecognised?: number;
+  /** Receipts the record kept (its owner's: see StagingRecord.receipts), for pieces kept only. */
+  readonly receipts?: readonly ReceiptEntry[];
+  /** The life that wrote the record. */
+  readonly owner?: RecordOwner;
 };
 
 /**
@@ -244,7 +262,13 @@ export class FileStore implements PieceStore {
    * keeps those that match the manifest, and brings the file back to its full size. Other
    * versions of the same name are removed. Runs in the background.
    */
-  async resumeDownload(fileId: number, manifest: CheckedManifest, tag = ""): Promise<ResumeResult> {
+  async resumeDownload(
+    fileId: number,
+    manifest: CheckedManifest,
+    tag = "",
+    /** Whether a piece may be kept; `receipted`: the record has its owner's receipt for it. */
+    allowed: (piece: number, receipted: boolean, owner: RecordOwner | undefined) => boolean = () => true,
+  ): Promise<ResumeResult> {
     const identity = identityOf(manifest, tag);
     const partial = this.#staging.claim(identity);
     if (partial === undefined) {
@@ -260,8 +284,18 @@ export class FileStore implements PieceStore {
     const pieceBytes = manifest.chunksPerPiece * CHUNK_SIZE;
     const pieces = piecesOf(manifest.size, manifest.chunksPerPiece);
     const candidates: number[] = [];
+    const receipts = usable && record.receipts !== undefined ? (decodeReceipts(record.receipts) ?? []) : [];
+    const receipted = new Set(receipts.map((e) => e.piece));
+    const owner = record?.owner;
+    let unrecognised = 0;
+    let listed = 0;
     for (let p = 0; p < pieces; p++) {
       if (usable && !record.verified.has(p)) continue;
+      if (!allowed(p, receipted.has(p), owner)) {
+        unrecognised++;
+        continue;
+      }
+      listed++;
       if (Math.min(manifest.size, (p + 1) * pieceBytes) <= partial.partSize) candidates.push(p);
     }
     const kept = await this.#jobs.add(() => verifyPieces(partial.partPath, manifest, candidates));
@@ -271,9 +305,25 @@ export class FileStore implements PieceStore {
     }
     const written = new Bitmap(pieces);
     for (const p of kept) written.set(p);
-    const failed = usable ? record.verified.count - kept.length : 0;
-    this.#addDownload(identity, fileId, manifest, partial.key, partial.partPath, written, usable && failed === 0);
-    return { kept, checked: candidates.length, failed, record: usable ? "ok" : "missing" };
+    const failed = usable ? listed - kept.length : 0;
+    this.#addDownload(
+      identity,
+      fileId,
+      manifest,
+      partial.key,
+      partial.partPath,
+      written,
+      usable && failed === 0 && unrecognised === 0,
+    );
+    return {
+      kept,
+      checked: candidates.length,
+      failed,
+      record: usable ? "ok" : "missing",
+      ...(unrecognised > 0 && { unrecognised }),
+      ...(owner !== undefined && { owner }),
+      ...(receipts.length > 0 && { receipts: receipts.filter((e) => written.has(e.piece)) }),
+    };
   }
 
   #addDownload(
@@ -286,6 +336,7 @@ export class FileStore implements PieceStore {
     recordUpToDate: boolean,
   ): void {
     const download: Download = {
+      fileId,
       key,
       identity,
       manifest,
@@ -403,7 +454,28 @@ export class FileStore implements PieceStore {
       chunksPerPiece: d.manifest.chunksPerPiece,
       chunksPerBlock: d.manifest.chunksPerBlock,
       verified: d.written,
+      owner: this.owner,
+      receipts: this.recentReceipts?.(d.fileId),
     };
+  }
+
+  /** RESUME (§12): receipts of the pieces of a file verified last, written into its record. */
+  recentReceipts: ((fileId: number) => Uint8Array | undefined) | undefined;
+
+  /** Who we are on the swarm, written into every record (RESUME §12); set at the Welcome. */
+  owner: RecordOwner | undefined;
+
+  /**
+   * The identity of the latest earlier life whose partials are in staging (the highest peer
+   * id among the records: ids grow per tracker), to present in the Hello.
+   */
+  earlierLife(): RecordOwner | undefined {
+    let best: RecordOwner | undefined;
+    for (const p of this.#staging.found()) {
+      const o = p.record?.owner;
+      if (o !== undefined && (best === undefined || o.peerId > best.peerId)) best = o;
+    }
+    return best;
   }
 
   /** The same, synchronously, for the exit paths. Returns the first failure, if any. */

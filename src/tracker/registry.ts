@@ -1,8 +1,9 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { byNameBytes } from "../util/output-lines.js";
-import { SECRET_BYTES } from "../wire/auth.js";
+import { RECEIPT_BYTES, receiptKey, receiptOf, SECRET_BYTES } from "../wire/auth.js";
 import { Bitmap, flattenRuns, parseRuns } from "../wire/bitmap.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
+import { decodeReceipts } from "../wire/receipts.js";
 import {
   type CheckedManifest,
   type FrameBody,
@@ -61,6 +62,11 @@ export type OfferLimits = {
   readonly maxFilesPerPeer: number;
   readonly maxManifestBytesPerPeer: number;
   readonly maxManifestBytes: number;
+  /**
+   * Chunk reports must show the chunks were received (Have.receipts, issue 15 6b). The
+   * tracker always sets it; unit tests of other rules leave it out and report freely.
+   */
+  readonly requireReceipts?: boolean;
 };
 
 const NO_LIMITS: OfferLimits = {
@@ -122,7 +128,32 @@ type PeerRecord = {
    * CONNECT block, told to nobody, and holding every departure back until settled.
    */
   readonly hashing: Map<string, PendingOffer>;
+  /** Files it held and no longer holds (withdrawn, superseded): receipts it gave for them still count. */
+  readonly formerlyHeld: Set<number>;
+  /**
+   * RESUME (§12): what its earlier life (Hello.resume_peer_id) had reported, per file: it may
+   * report those chunks again without receipts.
+   */
+  inherited: Map<number, Bitmap | "complete"> | undefined;
+  /** ...and that life's peer id: receipts addressed to it (Have.earlier_receipts) count too. */
+  earlierId: number | undefined;
+  /** SYNC (§9): manifests of the last versions of each name it held whole (by name key). */
+  readonly syncHeld: Map<string, CheckedManifest[]>;
+  /** Chunks it claimed without a valid receipt (not recorded, not printed). */
+  unreceipted: number;
 };
+
+/** Departed peers whose secrets are kept so that receipts they gave, still in flight, count. */
+export const DEPARTED_KEPT = 4096;
+/** ...and the file ids kept with them, in all. */
+const DEPARTED_FILES_KEPT = 1 << 20;
+/** Earlier lives kept for a restart in the same folder (RESUME §12), at most... */
+export const RESUMABLE_KEPT = 256;
+/** ...with at most this many chunk bits of holdings in all (32 MiB). */
+export const RESUMABLE_BITS_KEPT = 1 << 28;
+/** Versions per name a sync peer's unreceipted claims may match piece hashes against. */
+const SYNC_HELD_VERSIONS = 2;
+const NO_RECEIPTS = new Uint8Array(0);
 
 /** Totals a peer reports about its own transfers (PeerStats). */
 export type PeerTransferStats = {
@@ -292,6 +323,8 @@ export class Registry {
     classicTags?: readonly VersionTag[],
     /** A classic peer's offers still being hashed (see hashed). */
     hashing: readonly PendingOffer[] = [],
+    /** RESUME (§12): the id and secret of this peer's earlier life (Hello.resume_peer_id). */
+    resume?: { readonly peerId: number; readonly secret: Uint8Array },
   ): JoinResult {
     const peer: PeerRecord = {
       id: this.#nextPeerId++,
@@ -311,6 +344,11 @@ export class Registry {
       stats: undefined,
       sync: sync !== undefined,
       hashing: new Map(),
+      formerlyHeld: new Set(),
+      inherited: undefined,
+      earlierId: undefined,
+      syncHeld: new Map(),
+      unreceipted: 0,
     };
     const refusals: udpswarm.IRefusal[] = [];
     const overLimit: FrameBody[] = [];
@@ -332,6 +370,10 @@ export class Registry {
     const superseded: number[] = [];
     this.#peers.set(peer.id, peer);
     if (!peer.sync) this.#staying++;
+    if (resume !== undefined) {
+      peer.inherited = this.#inherit(resume.peerId, resume.secret);
+      if (peer.inherited !== undefined) peer.earlierId = resume.peerId;
+    }
     // Files it lacks among those already there (its own offers are settled below).
     const before = [...this.#files.values()];
     for (const [i, offer] of offers.entries()) {
@@ -557,6 +599,7 @@ export class Registry {
     for (const p of this.#peers.values()) {
       if (!p.sync) continue;
       if (p.holdings.delete(old.id)) {
+        p.formerlyHeld.add(old.id);
         old.holders.delete(p.id);
         old.completeHolders.delete(p.id);
       }
@@ -586,14 +629,23 @@ export class Registry {
    * The peer reports chunks it has verified and stored. Prints one ACQUIRED line per
    * newly held chunk and tells the other peers. Returns a reason when the report is bad.
    */
-  have(peerId: number, fileId: number, flatRuns: readonly number[]): string | undefined {
+  have(
+    peerId: number,
+    fileId: number,
+    flatRuns: readonly number[],
+    receipts: Uint8Array = NO_RECEIPTS,
+    earlierReceipts: Uint8Array = NO_RECEIPTS,
+  ): string | undefined {
     const peer = this.#peers.get(peerId);
     if (peer === undefined) return "unknown peer";
     const file = this.#files.get(fileId);
     if (file === undefined) return undefined; // a file removed meanwhile: stale, not bad
     const chunks = file.manifest.chunks;
-    const runs = parseRuns(flatRuns, chunks);
-    if (runs === undefined) return `bad chunk runs for file ${fileId}`;
+    const claimed = parseRuns(flatRuns, chunks);
+    if (claimed === undefined) return `bad chunk runs for file ${fileId}`;
+    const runs =
+      this.#limits.requireReceipts === true ? this.#received(peer, file, claimed, receipts, earlierReceipts) : claimed;
+    if (typeof runs === "string") return runs;
     if (peer.refused.has(file.key)) return `report for refused file ${file.manifest.name}`;
     if (peer.withdrawn.has(file.key)) return `report for withdrawn file ${file.manifest.name}`;
     // Granted peers held everything they had reported when they were granted.
@@ -618,6 +670,7 @@ export class Registry {
       holding.complete = true;
       holding.bits = undefined;
       file.completeHolders.add(peer.id);
+      this.#noteSyncHeld(peer, file);
       if (!peer.offered.has(fileId)) peer.receivedWhole.add(file.manifest.name);
       if (this.#counts(peer, file)) this.#removeLacker(file);
     }
@@ -698,6 +751,7 @@ export class Registry {
     }
     peer.holdings.delete(fileId);
     peer.offered.delete(fileId);
+    peer.formerlyHeld.add(fileId);
     file.holders.delete(peer.id);
     file.completeHolders.delete(peer.id);
     this.#noteWithdrawn(peer.id, fileId);
@@ -736,6 +790,7 @@ export class Registry {
     this.#hashingOffers -= peer.hashing.size;
     peer.hashing.clear();
     this.#sink.print(disconnectBlock(peer.id, peer.receivedWhole));
+    this.#retire(peer);
     if (peer.state !== "leaving") {
       for (const file of this.#files.values()) if (this.#lacks(peer, file)) this.#removeLacker(file);
       this.#stopStaying(peer);
@@ -854,6 +909,203 @@ export class Registry {
     return { complete: h.complete, runs: h.complete ? [] : (h.bits?.runs() ?? []) };
   }
 
+  // ---------------------------------------------------------------- receipts (issue 15, 6b)
+
+  /** Chunks claimed without a valid receipt, in all (not recorded, not printed). */
+  unreceiptedChunks = 0;
+  /** Departed peers: secret and the files they held, oldest first (see DEPARTED_KEPT). */
+  readonly #departed = new Map<number, { readonly secret: Buffer; readonly files: ReadonlySet<number> }>();
+  #departedFiles = 0;
+  /** Earlier lives of peers that left without completing everything (RESUME §12), oldest first. */
+  readonly #resumable = new Map<
+    number,
+    { readonly secret: Buffer; readonly holdings: Map<number, Bitmap | "complete">; readonly bits: number }
+  >();
+  #resumableBits = 0;
+
+  /**
+   * The part of `claimed` the peer can show it received: chunks of pieces covered by a
+   * valid receipt from a holder of them, chunks its earlier life had reported (inherited),
+   * and, for a sync peer, pieces whose hash is in a version of that name it held whole (it
+   * copied them from its local file). The rest is counted and logged, never recorded.
+   */
+  #received(
+    peer: PeerRecord,
+    file: FileRecord,
+    claimed: ReadonlyArray<readonly [number, number]>,
+    receiptBytes: Uint8Array,
+    earlierBytes: Uint8Array,
+  ): Array<[number, number]> | string {
+    const mine = receiptBytes.length === 0 ? [] : decodeReceipts(receiptBytes);
+    const earlier = earlierBytes.length === 0 ? [] : decodeReceipts(earlierBytes);
+    if (mine === undefined || earlier === undefined) return `malformed receipts for file ${file.id}`;
+    const earlierId = peer.earlierId;
+    const entries = [
+      ...mine.map((e) => ({ ...e, to: peer.id })),
+      ...(earlierId === undefined ? [] : earlier.map((e) => ({ ...e, to: earlierId }))),
+    ];
+    const m = file.manifest;
+    const per = m.chunksPerPiece;
+    /** Per piece: true (all its chunks proven) or the mask of those proven. */
+    const proven = new Map<number, true | Uint8Array>();
+    let bad = 0;
+    for (const e of entries) {
+      const first = e.piece * per;
+      const n = Math.min(per, m.chunks - first);
+      const secret = first < m.chunks ? this.#holderSecret(peer, e.holder, file, first, n) : undefined;
+      const chunks: number[] = [];
+      for (let i = 0; i < n; i++)
+        if (e.mask === undefined || ((e.mask[i >> 3] ?? 0) >> (i & 7)) & 1) chunks.push(first + i);
+      if (
+        secret === undefined ||
+        chunks.length === 0 ||
+        e.receipt.length !== RECEIPT_BYTES ||
+        !timingSafeEqual(receiptOf(receiptKey(secret, e.to, file.id), chunks), e.receipt)
+      ) {
+        bad++;
+        continue;
+      }
+      const had = proven.get(e.piece);
+      if (had === true) continue;
+      if (e.mask === undefined || chunks.length === n) {
+        proven.set(e.piece, true);
+        continue;
+      }
+      const mask = had ?? new Uint8Array(Math.ceil(per / 8));
+      for (const c of chunks) mask[(c - first) >> 3] = (mask[(c - first) >> 3] ?? 0) | (1 << ((c - first) & 7));
+      proven.set(e.piece, mask);
+    }
+    const inherited = peer.inherited?.get(file.id);
+    const localHashes = peer.sync ? this.#syncHashes(peer, file) : undefined;
+    const out: Array<[number, number]> = [];
+    let refused = 0;
+    const accept = (c: number): void => {
+      const last = out[out.length - 1];
+      if (last !== undefined && last[0] + last[1] === c) last[1]++;
+      else out.push([c, 1]);
+    };
+    /** The sync rule, decided once per piece. */
+    let localPiece = -1;
+    let localOk = false;
+    const local = (piece: number): boolean => {
+      if (localHashes === undefined) return false;
+      if (piece !== localPiece) {
+        localPiece = piece;
+        localOk = localHashes.has(hashKey(m.pieceSha256[piece]));
+      }
+      return localOk;
+    };
+    for (const [start, count] of claimed) {
+      for (let c = start; c < start + count; c++) {
+        const piece = Math.floor(c / per);
+        const p = proven.get(piece);
+        const ok =
+          p === true ||
+          (p !== undefined && ((p[(c - piece * per) >> 3] ?? 0) >> ((c - piece * per) & 7)) & 1) === 1 ||
+          inherited === "complete" ||
+          inherited?.has(c) === true ||
+          local(piece);
+        if (ok) accept(c);
+        else refused++;
+      }
+    }
+    if (refused > 0 || bad > 0) {
+      this.unreceiptedChunks += refused;
+      const firstTime = peer.unreceipted === 0;
+      peer.unreceipted += refused;
+      if (firstTime) {
+        this.#sink.log(
+          `peer ${peer.id}: ${refused} chunks of ${JSON.stringify(m.name)} claimed without a valid receipt ` +
+            `(${bad} bad receipts): not recorded, not printed; later ones from it are counted only`,
+          "unreceipted",
+        );
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The secret of `holderId` if it may have sent `claimant` chunks [first, first + n) of
+   * `file`: a live holder of them, one that held the file and withdrew it, or a departed
+   * holder of the file (receipts in flight when it left). Never the claimant itself.
+   */
+  #holderSecret(
+    claimant: PeerRecord,
+    holderId: number,
+    file: FileRecord,
+    first: number,
+    n: number,
+  ): Buffer | undefined {
+    if (holderId === claimant.id || holderId === claimant.earlierId) return undefined;
+    const live = this.#peers.get(holderId);
+    if (live !== undefined) {
+      const h = live.holdings.get(file.id);
+      if (h?.complete === true || h?.bits?.hasAll(first, n) === true) return live.secret;
+      return live.formerlyHeld.has(file.id) ? live.secret : undefined;
+    }
+    const gone = this.#departed.get(holderId);
+    return gone?.files.has(file.id) === true ? gone.secret : undefined;
+  }
+
+  /** SYNC (§9): the piece hashes of the other versions of `file`'s name the peer held whole. */
+  #syncHashes(peer: PeerRecord, file: FileRecord): Set<string> | undefined {
+    const held = peer.syncHeld.get(file.key)?.filter((m) => m !== file.manifest);
+    if (held === undefined || held.length === 0) return undefined;
+    return new Set(held.flatMap((m) => m.pieceSha256.map(hashKey)));
+  }
+
+  #noteSyncHeld(peer: PeerRecord, file: FileRecord): void {
+    if (!peer.sync) return;
+    const list = peer.syncHeld.get(file.key) ?? [];
+    if (list.includes(file.manifest)) return;
+    list.push(file.manifest);
+    if (list.length > SYNC_HELD_VERSIONS) list.shift();
+    peer.syncHeld.set(file.key, list);
+  }
+
+  /**
+   * A peer leaves: its secret is kept (bounded) so that receipts it gave still count, and
+   * what it had fetched, for a restart in the same folder (RESUME §12).
+   */
+  #retire(peer: PeerRecord): void {
+    const files = new Set([...peer.holdings.keys(), ...peer.formerlyHeld]);
+    this.#departed.set(peer.id, { secret: peer.secret, files });
+    this.#departedFiles += files.size;
+    for (const [id, d] of this.#departed) {
+      if (this.#departed.size <= DEPARTED_KEPT && this.#departedFiles <= DEPARTED_FILES_KEPT) break;
+      this.#departed.delete(id);
+      this.#departedFiles -= d.files.size;
+    }
+    const holdings = new Map<number, Bitmap | "complete">();
+    let bits = 0;
+    for (const [fileId, h] of peer.holdings) {
+      if (peer.offered.has(fileId)) continue;
+      if (h.complete) holdings.set(fileId, "complete");
+      else if (h.bits !== undefined && h.bits.count > 0) {
+        holdings.set(fileId, h.bits);
+        bits += h.bits.size;
+      }
+    }
+    // A granted departure had everything (its staging is emptied); a lost or killed peer may come back.
+    if (peer.state === "leaving" || bits > RESUMABLE_BITS_KEPT) return;
+    this.#resumable.set(peer.id, { secret: peer.secret, holdings, bits });
+    this.#resumableBits += bits;
+    for (const [id, r] of this.#resumable) {
+      if (this.#resumable.size <= RESUMABLE_KEPT && this.#resumableBits <= RESUMABLE_BITS_KEPT) break;
+      this.#resumable.delete(id);
+      this.#resumableBits -= r.bits;
+    }
+  }
+
+  /** RESUME (§12): the holdings of an earlier life, once, if its secret matches. */
+  #inherit(oldId: number, secret: Uint8Array): Map<number, Bitmap | "complete"> | undefined {
+    const r = this.#resumable.get(oldId);
+    if (r === undefined || secret.length !== r.secret.length || !timingSafeEqual(secret, r.secret)) return undefined;
+    this.#resumable.delete(oldId);
+    this.#resumableBits -= r.bits;
+    return r.holdings;
+  }
+
   // ---------------------------------------------------------------- files and holders
 
   #fileByKey(key: string): FileRecord | undefined {
@@ -908,6 +1160,7 @@ export class Registry {
   }
 
   #holdWhole(peer: PeerRecord, file: FileRecord): void {
+    this.#noteSyncHeld(peer, file);
     peer.holdings.set(file.id, { bits: undefined, complete: true });
     file.holders.add(peer.id);
     file.completeHolders.add(peer.id);
@@ -1165,8 +1418,25 @@ export class Registry {
       }),
       secret: peer.secret,
     };
+    if (peer.inherited !== undefined) {
+      welcome.resumed = true;
+      welcome.resumable = [...peer.inherited].flatMap(([fileId, h]) => {
+        const f = this.#files.get(fileId);
+        if (f === undefined || !this.#sees(peer, f)) return [];
+        return [
+          h === "complete"
+            ? { peerId: peer.id, fileId, runs: [], complete: true }
+            : { peerId: peer.id, fileId, runs: flattenRuns(h.runs()), complete: false },
+        ];
+      });
+    }
     return { welcome, holders };
   }
+}
+
+/** A piece hash as a map key. */
+function hashKey(hash: Uint8Array | undefined): string {
+  return hash === undefined ? "" : Buffer.from(hash.buffer, hash.byteOffset, hash.length).toString("latin1");
 }
 
 /** Holder entries in groups of at most HOLDER_RUNS_PER_FRAME runs (a long entry is split: holdings add up). */

@@ -168,7 +168,7 @@ export class TrackerServer {
       pending: () => this.#scheduleFlush(),
       log: (line, reason) => this.log.line(reason ?? "registry", line),
     };
-    this.registry = new Registry(sink, undefined, this.#options);
+    this.registry = new Registry(sink, undefined, { ...this.#options, requireReceipts: true });
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
   }
 
@@ -406,6 +406,8 @@ export class TrackerServer {
         frame.hello.offers ?? [],
         frame.hello.addresses ?? [],
         frame.hello.sync === true,
+        frame.hello.resumePeerId ?? 0,
+        frame.hello.resumeSecret ?? new Uint8Array(0),
       );
       return;
     }
@@ -414,7 +416,14 @@ export class TrackerServer {
       case "have": {
         const runs = frame.have?.runs ?? [];
         if (!this.#claim(conn, runs)) return;
-        const problem = this.registry.have(peerId, frame.have?.fileId ?? 0, runs);
+        const have = frame.have;
+        const problem = this.registry.have(
+          peerId,
+          have?.fileId ?? 0,
+          runs,
+          have?.receipts ?? undefined,
+          have?.earlierReceipts ?? undefined,
+        );
         if (problem !== undefined) {
           this.counters.badFrames++;
           this.log.line("ignored-report", `peer ${peerId}: ignored report: ${problem}`);
@@ -482,6 +491,8 @@ export class TrackerServer {
     offers: readonly udpswarm.IManifest[],
     addresses: readonly string[],
     sync = false,
+    resumePeerId = 0,
+    resumeSecret: Uint8Array = new Uint8Array(0),
   ): void {
     if (!Number.isInteger(udpPort) || udpPort <= 0 || udpPort > 65535) {
       this.counters.badFrames++;
@@ -544,6 +555,7 @@ export class TrackerServer {
       sync ? { tags } : undefined,
       sync ? undefined : tags,
       hashing,
+      resumePeerId > 0 && resumeSecret.length > 0 ? { peerId: resumePeerId, secret: resumeSecret } : undefined,
     );
   }
 

@@ -1,7 +1,14 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { errorMessage } from "../util/errors.js";
 import { TokenBucket } from "../util/token-bucket.js";
-import { PROOF_HASH_REQUEST, PROOF_REQUEST, requestProof } from "../wire/auth.js";
+import {
+  PROOF_HASH_REQUEST,
+  PROOF_REQUEST,
+  RECEIPT_SHARE_STRIDE,
+  ReceiptCipher,
+  receiptKey,
+  requestProof,
+} from "../wire/auth.js";
 import { CHUNK_SIZE, chunkLength } from "../wire/limits.js";
 import {
   CHUNK_HEADER_BYTES,
@@ -27,6 +34,16 @@ const HASH_REPLIES_AT_START = 10;
 /** A cookie is accepted in the time window it was made in and the next one (ms). */
 export const COOKIE_WINDOW_MS = 60_000;
 const COOKIE_BYTES = 16;
+/** Receipt ciphers (files) and share tables (pieces) kept per client, each (1 KiB a table). */
+const RECEIPT_CACHE = 16;
+
+/** Sets `key` in `map`, dropping the oldest entry beyond RECEIPT_CACHE. */
+function bounded<K, V>(map: Map<K, V>, key: K, value: V): void {
+  map.set(key, value);
+  if (map.size <= RECEIPT_CACHE) return;
+  const oldest = map.keys().next();
+  if (oldest.done !== true) map.delete(oldest.value);
+}
 /** A file we offered is checked against the disk at most this often while it is served (ms). */
 export const SEED_CHECK_MS = 100;
 
@@ -47,6 +64,8 @@ type Admitted = {
 export class ServedClient {
   readonly host: string;
   readonly port: number;
+  /** Its peer id: the receipts of what we send it are bound to it (0: none, tests). */
+  readonly peerId: number;
   /** Key of this peer's request proofs (undefined: not checked, tests). */
   readonly #key: Buffer | undefined;
   readonly #replay = new ReplayWindow();
@@ -61,10 +80,15 @@ export class ServedClient {
   unvalidatedIn = 0;
   unvalidatedOut = 0;
   readonly hashReplies = new TokenBucket(HASH_REPLIES_PER_SECOND, HASH_REPLY_BURST, HASH_REPLIES_AT_START);
+  /** Receipt ciphers of the files it asks for, by file id (RECEIPT_CACHE at most). */
+  readonly #receiptCiphers = new Map<number, ReceiptCipher>();
+  /** Receipt shares of the pieces it asked for last, by "file:piece" (RECEIPT_CACHE at most). */
+  readonly #shareTables = new Map<string, Buffer>();
 
-  constructor(host: string, port: number, key?: Uint8Array) {
+  constructor(host: string, port: number, key?: Uint8Array, peerId = 0) {
     this.host = host;
     this.port = port;
+    this.peerId = peerId;
     this.#key = key === undefined ? undefined : Buffer.from(key);
     this.validated = key === undefined;
   }
@@ -78,6 +102,35 @@ export class ServedClient {
     if (!this.#replay.accept(d.seq)) return "replay";
     this.proven = true;
     return undefined;
+  }
+
+  /**
+   * The cipher of this client's receipt shares for `fileId` under `secret`: made once per
+   * file (an HMAC and a cipher set-up), kept for its next requests.
+   */
+  receiptCipher(secret: Uint8Array, fileId: number): ReceiptCipher {
+    let cipher = this.#receiptCiphers.get(fileId);
+    if (cipher === undefined) {
+      cipher = new ReceiptCipher(receiptKey(secret, this.peerId, fileId));
+      bounded(this.#receiptCiphers, fileId, cipher);
+    }
+    return cipher;
+  }
+
+  /**
+   * The receipt shares of every chunk of a piece (chunks [first, first + count), share i at
+   * i * RECEIPT_SHARE_STRIDE): one cipher call per piece, however many requests ask for it.
+   */
+  shareTable(secret: Uint8Array, fileId: number, piece: number, first: number, count: number): Buffer {
+    const key = `${fileId}:${piece}`;
+    let table = this.#shareTables.get(key);
+    if (table === undefined) {
+      const chunks = new Array<number>(count);
+      for (let i = 0; i < count; i++) chunks[i] = first + i;
+      table = this.receiptCipher(secret, fileId).shares(chunks);
+      bounded(this.#shareTables, key, table);
+    }
+    return table;
   }
 
   /** Bytes we may still send to the address before it is validated. */
@@ -103,6 +156,8 @@ export type ChunkServerDeps = {
   readonly fatal: (err: unknown) => void;
   /** Key of the address cookies (random when not given). */
   readonly cookieSecret?: Uint8Array;
+  /** Our tracker-issued secret: the key of our chunks' receipt shares (empty: zero shares). */
+  readonly receiptSecret?: () => Uint8Array;
 };
 
 /**
@@ -177,6 +232,7 @@ export class ChunkServer {
     const chunks = req.chunks;
     const last = chunks[chunks.length - 1] ?? -1;
     if (last >= file.chunks) return "range";
+    const shares = this.#receiptShares(client, file, chunks);
     let answered = 0;
     // Answer in maximal runs of consecutive chunks we hold: one read per run.
     let i = 0;
@@ -201,7 +257,17 @@ export class ChunkServer {
         const len = chunkLength(file.manifest.size, chunk);
         const bytes = CHUNK_HEADER_BYTES + len;
         const out = Buffer.allocUnsafe(bytes);
-        writeChunkHeader(out, 0, this.#datagramSeq++, req.seq, req.token, file.id, chunk);
+        writeChunkHeader(
+          out,
+          0,
+          this.#datagramSeq++,
+          req.seq,
+          req.token,
+          file.id,
+          chunk,
+          shares?.table,
+          shares === undefined ? 0 : (chunk - shares.base) * RECEIPT_SHARE_STRIDE,
+        );
         data.copy(out, CHUNK_HEADER_BYTES, k * CHUNK_SIZE, k * CHUNK_SIZE + len);
         this.#deps.send(out, client);
         c.chunksSent++;
@@ -210,6 +276,31 @@ export class ChunkServer {
       i = j;
     }
     return answered === 0 ? "not-held" : undefined;
+  }
+
+  /**
+   * The receipt shares of a request's chunks: the share of chunk c is at
+   * (c - base) * RECEIPT_SHARE_STRIDE of `table`. A request within one piece (all of ours)
+   * uses the piece's table, made once; no crypto per chunk. Undefined without a secret
+   * (tests, before the Welcome): shares are zeros.
+   */
+  #receiptShares(
+    client: ServedClient,
+    file: FileState,
+    chunks: readonly number[],
+  ): { readonly table: Buffer; readonly base: number } | undefined {
+    const secret = this.#deps.receiptSecret?.();
+    if (secret === undefined || secret.length === 0) return undefined;
+    const first = chunks[0] ?? 0;
+    const last = chunks[chunks.length - 1] ?? 0;
+    const piece = file.pieceOf(first);
+    if (file.pieceOf(last) === piece) {
+      const base = file.firstChunkOf(piece);
+      return { table: client.shareTable(secret, file.id, piece, base, file.chunksIn(piece)), base };
+    }
+    // A request across pieces (not one of ours): the shares of its span, once.
+    const span = Array.from({ length: last - first + 1 }, (_, k) => first + k);
+    return { table: client.receiptCipher(secret, file.id).shares(span), base: first };
   }
 
   onHashRequest(client: ServedClient, d: HashRequestDatagram, received: number): Drop | undefined {

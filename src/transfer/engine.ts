@@ -1,5 +1,5 @@
 import { TimerTable } from "../util/timer-table.js";
-import { PROOF_HASH_REQUEST, PROOF_REQUEST, requestProof } from "../wire/auth.js";
+import { PROOF_HASH_REQUEST, PROOF_REQUEST, RECEIPT_BYTES, requestProof } from "../wire/auth.js";
 import type { Bitmap } from "../wire/bitmap.js";
 import { CHUNK_SIZE, chunkLength, MAX_CHUNKS_PER_REQUEST } from "../wire/limits.js";
 import {
@@ -8,22 +8,45 @@ import {
   decodePeerDatagram,
   encodeHashRequest,
   encodeRequest,
+  RECEIPT_SHARE_OFFSET,
 } from "../wire/peer-datagram.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
 import { AddressTable } from "./address-table.js";
 import { BlockRepair } from "./block-repair.js";
 import { ChunkServer, ServedClient } from "./chunk-server.js";
 import { countDrop, type Drop, newCounters, type TransferCounters } from "./counters.js";
-import { type FileMode, FileState } from "./file-state.js";
-import type { DatagramPort, PieceStore, RemoteAuth, TransferDeps, TransferEvents, TransferOptions } from "./io.js";
+import { type FileMode, FileState, type PieceAssembly } from "./file-state.js";
+import type {
+  DatagramPort,
+  PieceReceipt,
+  PieceStore,
+  RemoteAuth,
+  TransferDeps,
+  TransferEvents,
+  TransferOptions,
+} from "./io.js";
 import type { DownloadingPiece, Pick } from "./piece-picker.js";
 import { type LossReason, type RemoteOptions, RemotePeer, type Request } from "./remote.js";
 import { RequestScheduler } from "./request-scheduler.js";
 import { RequestTracker, type TrackerEvents } from "./request-tracker.js";
 
-export type { DatagramPort, PieceStore, RemoteAuth, TransferDeps, TransferEvents, TransferOptions };
+export type { DatagramPort, PieceReceipt, PieceStore, RemoteAuth, TransferDeps, TransferEvents, TransferOptions };
 
 type Plan = { readonly file: FileState; readonly pick: Pick };
+
+/** The XOR of the first `count` receipt shares in `shares`. */
+function xorShares(shares: Buffer, count: number): Buffer {
+  let hi = 0;
+  let lo = 0;
+  for (let i = 0; i < count; i++) {
+    hi ^= shares.readUInt32BE(i * RECEIPT_BYTES);
+    lo ^= shares.readUInt32BE(i * RECEIPT_BYTES + 4);
+  }
+  const out = Buffer.allocUnsafe(RECEIPT_BYTES);
+  out.writeUInt32BE(hi >>> 0, 0);
+  out.writeUInt32BE(lo >>> 0, 4);
+  return out;
+}
 
 /**
  * Requests for one file to one holder that got no answer at all, in a row, after which it is
@@ -123,6 +146,7 @@ export class TransferEngine {
         now: () => deps.clock.now(),
         withdraw: (file, why) => this.#withdraw(file, why),
         fatal: (err) => deps.events.fatal(err),
+        ...(deps.receiptSecret && { receiptSecret: deps.receiptSecret }),
       },
       deps.random.u32(),
     );
@@ -208,7 +232,7 @@ export class TransferEngine {
         ...(this.#remoteOptions.rtt && { rtt: this.#remoteOptions.rtt }),
       }),
       queue: this.#scheduler.newQueue(() => this.#schedulePump()),
-      client: new ServedClient(host, port, auth?.inbound),
+      client: new ServedClient(host, port, auth?.inbound, id),
       outboundAuth: auth?.outbound ?? new Uint8Array(0),
       ...(this.#remoteOptions.window && { window: this.#remoteOptions.window }),
     });
@@ -415,7 +439,7 @@ export class TransferEngine {
         break;
     }
     remote.window.onAck(1);
-    if (kind !== "abandoned") this.#accept(file, remote, d.chunk, d.data);
+    if (kind !== "abandoned") this.#accept(file, remote, d);
     tracker.detectLosses(now, o);
     this.#schedulePump();
     // An answer to a request given up with its file: nothing of it is used.
@@ -445,13 +469,21 @@ export class TransferEngine {
     return key.length === 0 ? key : requestProof(key, kind, seq, token, fileId);
   }
 
-  #accept(file: FileState, remote: RemotePeer, chunk: number, data: Buffer): void {
+  #accept(file: FileState, remote: RemotePeer, d: ChunkDatagram): void {
+    const chunk = d.chunk;
     if (!file.picker.markReceived(chunk, remote.id)) {
       this.counters.duplicates++;
       return;
     }
     const p = file.pieceOf(chunk);
-    data.copy(file.assembly(p).data, (chunk - file.firstChunkOf(p)) * CHUNK_SIZE);
+    const assembly = file.assembly(p);
+    const local = chunk - file.firstChunkOf(p);
+    d.data.copy(assembly.data, local * CHUNK_SIZE);
+    // Byte moves: V8 inlines them; a copy() or readInt32 call per chunk costs more.
+    const dg = d.datagram;
+    const shares = assembly.shares;
+    const to = local * RECEIPT_BYTES;
+    for (let b = 0; b < RECEIPT_BYTES; b++) shares[to + b] = dg[RECEIPT_SHARE_OFFSET + b] as number;
     remote.trust.chunksFrom++;
     this.counters.chunksReceived++;
     const piece = file.picker.activePiece(p);
@@ -475,12 +507,41 @@ export class TransferEngine {
       const remote = this.#remotes.get(id);
       if (remote !== undefined) remote.source(file.id).goodPieces++;
     }
+    const receipts = this.#receiptsOf(file, piece, assembly);
     file.picker.markVerified(piece);
     file.dropAssembly(piece.piece);
     this.counters.piecesVerified++;
     this.counters.chunksAcquired += piece.chunkCount;
-    this.#deps.events.acquired(file.id, piece.firstChunk, piece.chunkCount);
+    this.#deps.events.acquired(file.id, piece.firstChunk, piece.chunkCount, receipts);
     if (file.done.complete) this.#completeFile(file);
+  }
+
+  /**
+   * The receipts of a verified piece: per holder that sent chunks of it, the XOR of their
+   * shares, with the mask of which chunks when there were several holders (see Have.receipts).
+   */
+  #receiptsOf(file: FileState, piece: DownloadingPiece, assembly: PieceAssembly): PieceReceipt[] {
+    const picker = file.picker;
+    const first = picker.sourceOf(piece, 0);
+    let single = true;
+    for (let i = 1; i < piece.chunkCount && single; i++) single = picker.sourceOf(piece, i) === first;
+    const shares = assembly.shares;
+    if (single) {
+      return [{ piece: piece.piece, holder: first, receipt: xorShares(shares, piece.chunkCount), mask: undefined }];
+    }
+    const byHolder = new Map<number, { receipt: Buffer; mask: Buffer }>();
+    for (let i = 0; i < piece.chunkCount; i++) {
+      const holder = picker.sourceOf(piece, i);
+      let entry = byHolder.get(holder);
+      if (entry === undefined) {
+        entry = { receipt: Buffer.alloc(RECEIPT_BYTES), mask: Buffer.alloc(Math.ceil(piece.chunkCount / 8)) };
+        byHolder.set(holder, entry);
+      }
+      for (let b = 0; b < RECEIPT_BYTES; b++)
+        entry.receipt[b] = (entry.receipt[b] ?? 0) ^ (shares[i * RECEIPT_BYTES + b] ?? 0);
+      entry.mask[i >> 3] = (entry.mask[i >> 3] ?? 0) | (1 << (i & 7));
+    }
+    return [...byHolder].map(([holder, e]) => ({ piece: piece.piece, holder, receipt: e.receipt, mask: e.mask }));
   }
 
   /** The peers that sent chunks of `piece`. */

@@ -1,3 +1,4 @@
+import { RECEIPT_BYTES } from "../wire/auth.js";
 import { CHUNK_SIZE, CHUNKS_PER_PIECE, chunkLength, SHA256_BYTES } from "../wire/limits.js";
 import type { CheckedManifest } from "../wire/tracker-frame.js";
 import type { Bitmap } from "./bitmap.js";
@@ -30,6 +31,8 @@ export type FileMode = "seeding" | "downloading" | "ignored";
 export class PieceAssembly {
   readonly piece: number;
   readonly data: Buffer;
+  /** The receipt share of each chunk as it arrived (RECEIPT_BYTES each, in chunk order). */
+  readonly shares: Buffer;
   /** Block hashes of the last copy that failed verification. */
   localBlocks: Buffer | undefined;
   /** Block hashes a holder sent, checked against the manifest: they pinpoint bad blocks. */
@@ -39,6 +42,7 @@ export class PieceAssembly {
   constructor(piece: number, bytes: number) {
     this.piece = piece;
     this.data = takePieceBuffer(bytes);
+    this.shares = Buffer.alloc(Math.ceil(bytes / CHUNK_SIZE) * RECEIPT_BYTES);
   }
 }
 

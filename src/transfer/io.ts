@@ -24,9 +24,23 @@ export interface PieceStore {
   writePiece(fileId: number, piece: number, firstChunk: number, data: Buffer): void;
 }
 
+/**
+ * Proof that `holder` sent us chunks of piece `piece` (see Have.receipts): the XOR of their
+ * receipt shares; `mask` (bit i = the piece's chunk i) says which, undefined: all of them.
+ */
+export type PieceReceipt = {
+  readonly piece: number;
+  readonly holder: number;
+  readonly receipt: Buffer;
+  readonly mask: Buffer | undefined;
+};
+
 export interface TransferEvents {
-  /** Chunks [firstChunk, firstChunk + count) were verified and stored. */
-  acquired(fileId: number, firstChunk: number, count: number): void;
+  /**
+   * Chunks [firstChunk, firstChunk + count) were verified and stored; `receipts` prove a
+   * fetched piece was received (none for pieces kept from an earlier run or copied locally).
+   */
+  acquired(fileId: number, firstChunk: number, count: number, receipts?: readonly PieceReceipt[]): void;
   /** Every piece of the file is verified and stored. */
   fileComplete(fileId: number): void;
   /** Storage failed: the peer cannot go on. */
@@ -76,6 +90,8 @@ export type TransferDeps = {
    * group is one the tracker listed for that peer). Absent: every listed peer may.
    */
   readonly mayServe?: (fileId: number, peerId: number) => boolean;
+  /** Our tracker-issued secret, once known: the key of the receipt shares of the chunks we send. */
+  readonly receiptSecret?: () => Uint8Array;
 };
 
 /** Authentication of one remote peer's requests (values from the tracker). */

@@ -1,4 +1,4 @@
-import { createHmac } from "node:crypto";
+import { type Cipher, createCipheriv, createHmac } from "node:crypto";
 
 /** Bytes of a peer's secret (tracker-issued), of a pair key, and of a request's proof of origin. */
 export const SECRET_BYTES = 16;
@@ -34,4 +34,63 @@ export function requestProof(key: Uint8Array, kind: number, seq: number, token: 
   msg.writeUInt32BE(token >>> 0, 5);
   msg.writeUInt32BE(fileId >>> 0, 9);
   return createHmac("sha256", key).update(msg).digest().subarray(0, PROOF_BYTES);
+}
+
+/** Bytes of a chunk's receipt share and of a piece's receipt (their XOR). */
+export const RECEIPT_BYTES = 8;
+const RECEIPT_LABEL = Buffer.from("udpswarm receipt");
+const AES_BLOCK = 16;
+
+/**
+ * The key of the receipt shares `secret`'s owner puts in the chunks of `fileId` it sends to
+ * `toPeerId` (see ChunkHeader in proto/swarm.proto). The tracker knows every peer's secret,
+ * so it can check a receipt; the receiver cannot make one.
+ */
+export function receiptKey(secret: Uint8Array, toPeerId: number, fileId: number): Buffer {
+  const msg = Buffer.allocUnsafe(RECEIPT_LABEL.length + 8);
+  RECEIPT_LABEL.copy(msg, 0);
+  msg.writeUInt32BE(toPeerId >>> 0, RECEIPT_LABEL.length);
+  msg.writeUInt32BE(fileId >>> 0, RECEIPT_LABEL.length + 4);
+  return createHmac("sha256", secret).update(msg).digest().subarray(0, 16);
+}
+
+/**
+ * The receipt shares of `chunks` (0-based chunk indices) under `key`: share i is at
+ * `i * 16` of the result (its first RECEIPT_BYTES bytes count). One cipher call for all.
+ */
+export function receiptShares(key: Uint8Array, chunks: ArrayLike<number>, from = 0, to = chunks.length): Buffer {
+  return new ReceiptCipher(key).shares(chunks, from, to);
+}
+
+/**
+ * The shares of one (receiver, file) key: the cipher is kept for the file's next requests
+ * (ECB has no state between blocks, so it can be reused).
+ */
+export class ReceiptCipher {
+  readonly #cipher: Cipher;
+
+  constructor(key: Uint8Array) {
+    this.#cipher = createCipheriv("aes-128-ecb", key, null);
+    this.#cipher.setAutoPadding(false);
+  }
+
+  /** As receiptShares. */
+  shares(chunks: ArrayLike<number>, from = 0, to = chunks.length): Buffer {
+    const plain = Buffer.alloc((to - from) * AES_BLOCK);
+    for (let i = from; i < to; i++) plain.writeUInt32BE((chunks[i] ?? 0) >>> 0, (i - from) * AES_BLOCK + 12);
+    return this.#cipher.update(plain);
+  }
+}
+
+/** Stride of receiptShares' result. */
+export const RECEIPT_SHARE_STRIDE = AES_BLOCK;
+
+/** The receipt of `chunks` under `key`: the XOR of their shares. */
+export function receiptOf(key: Uint8Array, chunks: ArrayLike<number>): Buffer {
+  const shares = receiptShares(key, chunks);
+  const out = Buffer.alloc(RECEIPT_BYTES);
+  for (let i = 0; i < chunks.length; i++) {
+    for (let b = 0; b < RECEIPT_BYTES; b++) out[b] = (out[b] ?? 0) ^ (shares[i * AES_BLOCK + b] ?? 0);
+  }
+  return out;
 }

@@ -123,6 +123,19 @@ export class Bitmap {
     this.#count = 0;
   }
 
+  /** Whether every index in [first, first + count) is set (and inside the bitmap). */
+  hasAll(first: number, count: number): boolean {
+    if (first < 0 || first + count > this.size) return false;
+    for (let i = first; i < first + count; i++) {
+      if ((i & 7) === 0 && i + 8 <= first + count && this.#bits[i >> 3] === 0xff) {
+        i += 7;
+        continue;
+      }
+      if (!this.has(i)) return false;
+    }
+    return true;
+  }
+
   /** First clear index at or after `from`, or -1. */
   nextClear(from = 0): number {
     for (let i = Math.max(0, from); i < this.size; i++) {

@@ -2,11 +2,13 @@ import { udpswarm } from "./gen/swarm.js";
 import { CHUNK_SIZE, MAX_CHUNKS_PER_REQUEST, MAX_DATAGRAM_BYTES, MAX_REQUEST_SPAN, SHA256_BYTES } from "./limits.js";
 
 /** Peer-link datagram layout; see proto/swarm.proto (DatagramKind, ChunkHeader). */
-export const PROTOCOL_VERSION = udpswarm.ProtocolVersion.PEER_LINK_VERSION;
+export const PROTOCOL_VERSION = udpswarm.ProtocolVersion.RECEIPTS_PEER_LINK;
 export const KIND_MESSAGE = udpswarm.DatagramKind.KIND_MESSAGE;
 export const KIND_CHUNK = udpswarm.DatagramKind.KIND_CHUNK;
 /** Fixed chunk header: see ChunkHeader in proto/swarm.proto. */
-export const CHUNK_HEADER_BYTES = 24;
+export const CHUNK_HEADER_BYTES = 32;
+/** Offset of the chunk's receipt share (RECEIPT_BYTES) in a chunk datagram. */
+export const RECEIPT_SHARE_OFFSET = 24;
 /** Offset of the chunk bytes inside a chunk datagram. */
 export const CHUNK_DATA_OFFSET = CHUNK_HEADER_BYTES;
 
@@ -19,6 +21,8 @@ export type ChunkDatagram = {
   readonly chunk: number;
   /** A view into the datagram: copy it before the datagram buffer is reused. */
   readonly data: Buffer;
+  /** The whole datagram (its receipt share is at RECEIPT_SHARE_OFFSET): no view is made per chunk. */
+  readonly datagram: Buffer;
 };
 
 export type RequestDatagram = {
@@ -67,7 +71,10 @@ export type DecodeFailure = { readonly kind: "invalid"; readonly reason: DropRea
 /** Why an incoming datagram was dropped (each is a counter). */
 export type DropReason = "short" | "oversize" | "kind" | "version" | "malformed" | "range";
 
-/** Writes the 24-byte chunk header at `offset` of `out`; the chunk bytes go right after it. */
+/**
+ * Writes the 32-byte chunk header at `offset` of `out`; the chunk bytes go right after it.
+ * The receipt share is the first 8 bytes at `shareAt` of `shares` (zeros without).
+ */
 export function writeChunkHeader(
   out: Buffer,
   offset: number,
@@ -76,6 +83,8 @@ export function writeChunkHeader(
   token: number,
   fileId: number,
   chunk: number,
+  shares?: Buffer,
+  shareAt = 0,
 ): void {
   out[offset] = KIND_CHUNK;
   out[offset + 1] = PROTOCOL_VERSION;
@@ -86,6 +95,10 @@ export function writeChunkHeader(
   out.writeUInt32BE(token >>> 0, offset + 12);
   out.writeUInt32BE(fileId >>> 0, offset + 16);
   out.writeUInt32BE(chunk >>> 0, offset + 20);
+  // Byte moves: V8 inlines them; a copy() or readInt32 call per chunk costs more.
+  const at = offset + RECEIPT_SHARE_OFFSET;
+  if (shares === undefined) for (let b = 0; b < 8; b++) out[at + b] = 0;
+  else for (let b = 0; b < 8; b++) out[at + b] = shares[shareAt + b] as number;
 }
 
 /** Encodes one chunk datagram (header + data) into a fresh buffer. */
@@ -96,9 +109,10 @@ export function encodeChunk(
   fileId: number,
   chunk: number,
   data: Uint8Array,
+  share?: Buffer,
 ): Buffer {
   const out = Buffer.allocUnsafe(CHUNK_HEADER_BYTES + data.length);
-  writeChunkHeader(out, 0, seq, requestSeq, token, fileId, chunk);
+  writeChunkHeader(out, 0, seq, requestSeq, token, fileId, chunk, share);
   out.set(data, CHUNK_HEADER_BYTES);
   return out;
 }
@@ -221,6 +235,7 @@ export function decodePeerDatagram(buf: Buffer): PeerDatagram | DecodeFailure {
       fileId: buf.readUInt32BE(16),
       chunk: buf.readUInt32BE(20),
       data: buf.subarray(CHUNK_DATA_OFFSET),
+      datagram: buf,
     };
   }
   if (kind === KIND_MESSAGE) {

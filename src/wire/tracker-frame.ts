@@ -5,7 +5,7 @@ import { checkFileName } from "./names.js";
 
 export type TrackerFrame = udpswarm.TrackerFrame;
 export type Manifest = udpswarm.IManifest;
-export const TRACKER_PROTOCOL_VERSION = udpswarm.ProtocolVersion.PROTOCOL_VERSION;
+export const TRACKER_PROTOCOL_VERSION = udpswarm.ProtocolVersion.RECEIPTS_TRACKER_LINK;
 /** Why the tracker refuses an offer or a peer: the wire carries the code, the text is for people. */
 export const RefusalReason = udpswarm.RefusalReason;
 export type RefusalReason = udpswarm.RefusalReason;

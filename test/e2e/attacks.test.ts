@@ -27,6 +27,7 @@ import {
   KIND_MESSAGE,
   PROTOCOL_VERSION,
 } from "../../src/wire/peer-datagram.js";
+import { encodeReceipts } from "../../src/wire/receipts.js";
 import { encodeTrackerFrame, udpswarm } from "../../src/wire/tracker-frame.js";
 import { FakePeer, HandClient, linesOf, manifestOf, UdpEnd, within } from "../helpers/hand-client.js";
 import { contentOf, type FileSpec, type Peer, readShared, Swarm } from "../helpers/swarm.js";
@@ -940,3 +941,55 @@ test.serial("a holder that offers a file and never serves it: dropped, said once
   t.deepEqual(result.has(d), ["d small", "real.bin"], `peer d ${SEEDED}`);
   t.is(receivedFromD, before, `nothing more asked of it ${SEEDED}`);
 });
+
+test.serial(
+  "a client claims every chunk of a legit file it never fetched: no ACQUIRED, no false DISCONNECT",
+  async (t) => {
+    const swarm = await Swarm.start(t, { timeoutMs: 60_000 });
+    const gate = await swarm.gate(2);
+    const legit = { name: "legit.bin", size: 2 * MiB + 7 };
+    const small = { name: "d small", size: 900 };
+    const [s, d] = await Promise.all([
+      swarm.startPeer({ label: "seed", files: [legit], gate }),
+      swarm.startPeer({ label: "d", files: [small], gate }),
+    ]);
+    const [sid, did] = await Promise.all([s, d].map((p) => swarm.idOf(p)));
+    if (sid === undefined || did === undefined) throw new Error("unreachable");
+    const fake = await FakePeer.join(swarm.port);
+    t.teardown(() => fake.close());
+    swarm.foreign(fake.id);
+    const rng = new SeededRandom(SEED ^ 0x6c);
+    let claimed = 0;
+    for (const info of fake.welcome.files ?? []) {
+      const chunks = chunkCount(Number(info.manifest?.size ?? 0));
+      const fileId = info.fileId ?? 0;
+      const holder = info.manifest?.name === legit.name ? sid : did;
+      // No receipt at all; then made-up receipts from the real holder for every piece; then
+      // receipts naming the attacker itself as the holder.
+      fake.client.send({ have: { fileId, runs: [0, chunks] } });
+      for (const who of [holder, fake.id]) {
+        const entries = [];
+        for (let piece = 0; piece * 128 < chunks; piece++) {
+          entries.push({ piece, holder: who, receipt: randomBytes(rng, 8), mask: undefined });
+        }
+        fake.client.send({ have: { fileId, runs: [0, chunks], receipts: encodeReceipts(entries) } });
+      }
+      claimed += chunks;
+    }
+    t.true(claimed > 4000, `precondition: the attacker claimed ${claimed} chunks of the legit files ${SEEDED}`);
+    await fake.client.leave(); // its frames are handled in order, before its DISCONNECT block
+    const result = await swarm.finish();
+    swarm.logSummary(result);
+    t.deepEqual(
+      linesOf(swarm.tracker.stdout(), fake.id),
+      [`PEER ${fake.id} CONNECT: OFFERS 0`, `PEER ${fake.id} DISCONNECT: RECEIVED 0`],
+      `the attacker's whole transcript ${SEEDED}`,
+    );
+    t.regex(
+      swarm.tracker.stderr().toString(),
+      new RegExp(`peer ${fake.id}: \\d+ chunks of .* without a valid receipt`),
+    );
+    t.deepEqual(result.has(d), [small.name, legit.name], `peer d ${SEEDED}`);
+    t.deepEqual(result.has(s), [small.name, legit.name], `peer seed ${SEEDED}`);
+  },
+);

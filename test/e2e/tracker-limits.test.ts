@@ -14,6 +14,8 @@ import { createServer as createHttpServer } from "node:http";
 import net from "node:net";
 import path from "node:path";
 import test, { type ExecutionContext } from "ava";
+import { receiptKey, receiptOf } from "../../src/wire/auth.js";
+import { encodeReceipts } from "../../src/wire/receipts.js";
 import { RefusalReason } from "../../src/wire/tracker-frame.js";
 import { FakePeer, HandClient, linesOf, manifestOf, within } from "../helpers/hand-client.js";
 import { contentOf, type FileSpec, makeContent, PEER_SH, runToExit, Swarm, tempDir } from "../helpers/swarm.js";
@@ -86,7 +88,14 @@ test.serial(
     const chunks = (8 * GiB) / 512;
     b.client.send({ have: { fileId, runs: [0, chunks] } });
     // A plausible report after it: once its line is out, the big one was handled before it.
-    b.client.send({ have: { fileId, runs: [0, 100] } });
+    // It carries the receipt `a` (the holder) would have put in those 100 chunks sent to `b`.
+    const first100 = Array.from({ length: 100 }, (_, i) => i);
+    const mask = Buffer.alloc(16);
+    for (const c of first100) mask[c >> 3] = (mask[c >> 3] ?? 0) | (1 << (c & 7));
+    const receipt = receiptOf(receiptKey(a.secret, b.id, fileId), first100);
+    b.client.send({
+      have: { fileId, runs: [0, 100], receipts: encodeReceipts([{ piece: 0, holder: a.id, receipt, mask }]) },
+    });
     await swarm.waitFor("the tracker to print the plausible report", () => swarm.acquired(b.id) >= 100);
     t.is(swarm.acquired(b.id), 100, "the implausible claim printed nothing");
     await b.client.leave();

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type FaultConfig, type FaultCounters, FaultInjector, NO_FAULTS } from "../../src/peer/faults.js";
 import { hashFile } from "../../src/peer/scan.js";
-import type { PieceStore, TransferOptions } from "../../src/transfer/engine.js";
+import type { PieceReceipt, PieceStore, TransferOptions } from "../../src/transfer/engine.js";
 import { TransferEngine } from "../../src/transfer/engine.js";
 import { ManualClock } from "../../src/util/clock.js";
 import { SeededRandom } from "../../src/util/random.js";
@@ -98,6 +98,10 @@ export class FakeNode {
   readonly completed = new Set<number>();
   /** Chunks acquired (verified) per file, from the engine's events. */
   readonly acquiredChunks = new Map<number, number>();
+  /** Receipts of the pieces acquired, per file, in order (Have.receipts). */
+  readonly receipts = new Map<number, PieceReceipt[]>();
+  /** Its tracker-issued secret (made up: 16 bytes of its index): the key of its receipt shares. */
+  readonly secret: Buffer;
   readonly fatal: unknown[] = [];
   /** Detached nodes neither send nor receive (the process is gone). */
   detached = false;
@@ -106,6 +110,7 @@ export class FakeNode {
     this.index = index;
     this.host = `10.0.0.${index}`;
     this.port = 1000 + index;
+    this.secret = Buffer.alloc(16, index);
     this.engine = new TransferEngine(
       {
         clock: net.clock,
@@ -113,9 +118,12 @@ export class FakeNode {
         store: this.store,
         random: new SeededRandom((net.seed ^ Math.imul(index, 0x85ebca6b)) >>> 0),
         defer: (fn) => net.defer(fn),
+        receiptSecret: () => this.secret,
         events: {
-          acquired: (fileId, _first, count) =>
-            this.acquiredChunks.set(fileId, (this.acquiredChunks.get(fileId) ?? 0) + count),
+          acquired: (fileId, _first, count, receipts) => {
+            this.acquiredChunks.set(fileId, (this.acquiredChunks.get(fileId) ?? 0) + count);
+            if (receipts !== undefined) this.receipts.set(fileId, [...(this.receipts.get(fileId) ?? []), ...receipts]);
+          },
           fileComplete: (fileId) => this.completed.add(fileId),
           fatal: (err) => this.fatal.push(err),
         },

@@ -25,6 +25,7 @@ import {
   KIND_MESSAGE,
   type PeerDatagram,
   PROTOCOL_VERSION,
+  RECEIPT_SHARE_OFFSET,
   writeChunkHeader,
 } from "../../src/wire/peer-datagram.js";
 import { checkProperty } from "../helpers/property.js";
@@ -38,9 +39,10 @@ const BLOCKS_PER_PIECE = CHUNKS_PER_PIECE / 4;
 test("constants match proto/swarm.proto", (t) => {
   t.is(KIND_MESSAGE, 1);
   t.is(KIND_CHUNK, 2);
-  t.is(PROTOCOL_VERSION, 2);
-  t.is(CHUNK_HEADER_BYTES, 24);
-  t.is(CHUNK_DATA_OFFSET, 24);
+  t.is(PROTOCOL_VERSION, 4);
+  t.is(CHUNK_HEADER_BYTES, 32);
+  t.is(CHUNK_DATA_OFFSET, 32);
+  t.is(RECEIPT_SHARE_OFFSET, 24);
   t.is(MAX_DATAGRAM_BYTES, 1200);
   t.true(CHUNK_HEADER_BYTES + CHUNK_SIZE <= MAX_DATAGRAM_BYTES);
   t.is(AUTH_BYTES, 8);
@@ -49,40 +51,78 @@ test("constants match proto/swarm.proto", (t) => {
 
 // ------------------------------------------------------------------ chunk datagrams
 
-test("encodeChunk: fixed 24-byte header, big-endian, then the data", (t) => {
-  const out = encodeChunk(0x01020304, 0x05060708, 0x090a0b0c, 0x0d0e0f10, 0x11121314, Uint8Array.of(0xaa, 0xbb, 0xcc));
+test("encodeChunk: fixed 32-byte header, big-endian, then the data", (t) => {
+  const share = Buffer.from("a1a2a3a4a5a6a7a8", "hex");
+  const out = encodeChunk(
+    0x01020304,
+    0x05060708,
+    0x090a0b0c,
+    0x0d0e0f10,
+    0x11121314,
+    Uint8Array.of(0xaa, 0xbb, 0xcc),
+    share,
+  );
   t.is(
     hex(out),
-    // kind ver  flags rsvd  seq       request_seq token     file_id   chunk     data
-    "02" + "02" + "00" + "00" + "01020304" + "05060708" + "090a0b0c" + "0d0e0f10" + "11121314" + "aabbcc",
+    // kind ver  flags rsvd  seq       request_seq token     file_id   chunk     receipt share       data
+    "02" +
+      "04" +
+      "00" +
+      "00" +
+      "01020304" +
+      "05060708" +
+      "090a0b0c" +
+      "0d0e0f10" +
+      "11121314" +
+      "a1a2a3a4a5a6a7a8" +
+      "aabbcc",
   );
-  t.is(out.length, 27);
+  t.is(out.length, 35);
 });
 
 test("encodeChunk: all-zero fields and a full 512-byte chunk", (t) => {
   const data = Buffer.alloc(CHUNK_SIZE, 0x7e);
   const out = encodeChunk(0, 0, 0, 0, 0, data);
-  t.is(out.length, 24 + 512);
-  t.is(hex(out.subarray(0, 24)), "020200000000000000000000000000000000000000000000");
-  t.true(out.subarray(24).equals(data));
+  t.is(out.length, 32 + 512);
+  t.is(hex(out.subarray(0, 32)), "0204000000000000000000000000000000000000000000000000000000000000");
+  t.true(out.subarray(32).equals(data));
 });
 
 test("encodeChunk: 32-bit maxima and negative numbers are written as unsigned", (t) => {
   const out = encodeChunk(0xffffffff, -1, 0x80000000, 0xfffffffe, 0x7fffffff, Uint8Array.of(1));
-  t.is(hex(out), "02020000" + "ffffffff" + "ffffffff" + "80000000" + "fffffffe" + "7fffffff" + "01");
+  t.is(
+    hex(out),
+    "02040000" + "ffffffff" + "ffffffff" + "80000000" + "fffffffe" + "7fffffff" + "0000000000000000" + "01",
+  );
 });
 
-test("writeChunkHeader: writes exactly 24 bytes at the offset and nothing else", (t) => {
-  const out = Buffer.alloc(40, 0xee);
-  writeChunkHeader(out, 8, 1, 2, 3, 4, 5);
+test("writeChunkHeader: writes exactly 32 bytes at the offset and nothing else; the share from its offset", (t) => {
+  const out = Buffer.alloc(48, 0xee);
+  const shares = Buffer.from("00000000000000000000000000000000" + "b1b2b3b4b5b6b7b8ffffffffffffffff", "hex");
+  writeChunkHeader(out, 8, 1, 2, 3, 4, 5, shares, 16);
   t.is(hex(out.subarray(0, 8)), "eeeeeeeeeeeeeeee");
-  t.is(hex(out.subarray(8, 32)), "02020000" + "00000001" + "00000002" + "00000003" + "00000004" + "00000005");
-  t.is(hex(out.subarray(32)), "eeeeeeeeeeeeeeee");
+  t.is(
+    hex(out.subarray(8, 40)),
+    "02040000" + "00000001" + "00000002" + "00000003" + "00000004" + "00000005" + "b1b2b3b4b5b6b7b8",
+  );
+  t.is(hex(out.subarray(40)), "eeeeeeeeeeeeeeee");
+  writeChunkHeader(out, 8, 1, 2, 3, 4, 5);
+  t.is(hex(out.subarray(32, 40)), "0000000000000000", "no shares: zeros");
 });
 
 test("decodePeerDatagram: decodes the fixed chunk vector", (t) => {
   const bytes = Buffer.from(
-    "02" + "02" + "00" + "00" + "01020304" + "05060708" + "090a0b0c" + "0d0e0f10" + "11121314" + "aabbcc",
+    "02" +
+      "04" +
+      "00" +
+      "00" +
+      "01020304" +
+      "05060708" +
+      "090a0b0c" +
+      "0d0e0f10" +
+      "11121314" +
+      "a1a2a3a4a5a6a7a8" +
+      "aabbcc",
     "hex",
   );
   t.deepEqual(decodePeerDatagram(bytes), {
@@ -93,15 +133,19 @@ test("decodePeerDatagram: decodes the fixed chunk vector", (t) => {
     fileId: 0x0d0e0f10,
     chunk: 0x11121314,
     data: Buffer.from("aabbcc", "hex"),
+    datagram: bytes,
   });
+  t.is(hex(bytes.subarray(RECEIPT_SHARE_OFFSET, RECEIPT_SHARE_OFFSET + 8)), "a1a2a3a4a5a6a7a8");
 });
 
 test("decodePeerDatagram: chunk round-trip for 1-byte and 512-byte chunks", (t) => {
   for (const length of [1, 2, 511, 512]) {
     const data = Buffer.alloc(length);
     for (let i = 0; i < length; i++) data[i] = (i * 13 + length) & 0xff;
-    const decoded = decodePeerDatagram(encodeChunk(4000000000, 17, 0xdeadbeef, 3, 99999, data));
+    const wire = encodeChunk(4000000000, 17, 0xdeadbeef, 3, 99999, data);
+    const decoded = decodePeerDatagram(wire);
     t.deepEqual(decoded, {
+      datagram: wire,
       kind: "chunk",
       seq: 4000000000,
       requestSeq: 17,
@@ -128,7 +172,12 @@ test("property: chunk datagrams round-trip", (t) => {
       (c) => {
         const wire = encodeChunk(c.seq, c.requestSeq, c.token, c.fileId, c.chunk, c.data);
         assert.equal(wire.length, CHUNK_HEADER_BYTES + c.data.length);
-        assert.deepEqual(decodePeerDatagram(wire), { ...c, kind: "chunk", data: Buffer.from(c.data) });
+        assert.deepEqual(decodePeerDatagram(wire), {
+          ...c,
+          kind: "chunk",
+          data: Buffer.from(c.data),
+          datagram: wire,
+        });
       },
     ),
   );
@@ -140,16 +189,16 @@ test("encodeRequest: fixed protobuf bytes after the kind byte", (t) => {
   // kind 01 | PeerMessage: version(1)=2, seq(2)=5, request(3)=LEN 9 {
   //   file_id(1)=7, first(2)=10, mask(3)=LEN 1 [0b101], token(4)=9 }
   const out = encodeRequest(5, 7, 10, [10, 12], 9);
-  t.is(hex(out), "01" + "0802" + "1005" + "1a09" + "0807" + "100a" + "1a0105" + "2009");
+  t.is(hex(out), "01" + "0804" + "1005" + "1a09" + "0807" + "100a" + "1a0105" + "2009");
 });
 
 test("encodeRequest: the mask is as long as the highest bit needs", (t) => {
   // chunks first+0 and first+9: mask [0x01, 0x02]
   const out = encodeRequest(1, 2, 100, [100, 109], 3);
-  t.is(hex(out), "01" + "0802" + "1001" + "1a0a" + "0802" + "1064" + "1a020102" + "2003");
+  t.is(hex(out), "01" + "0804" + "1001" + "1a0a" + "0802" + "1064" + "1a020102" + "2003");
   // chunk first+63: an 8-byte mask with only bit 7 of byte 7 set
   const last = encodeRequest(1, 2, 0, [63], 3);
-  t.is(hex(last), "01" + "0802" + "1001" + "1a0e" + "0802" + "1a080000000000000080" + "2003");
+  t.is(hex(last), "01" + "0804" + "1001" + "1a0e" + "0802" + "1a080000000000000080" + "2003");
 });
 
 test("encodeRequest: refuses a chunk outside the 128-chunk span, and more than 64 chunks", (t) => {
@@ -164,14 +213,14 @@ test("decodePeerDatagram: a request may span a whole piece (16-byte mask) but na
   const spanning = decodePeerDatagram(encodeRequest(3, 1, 128, [128, 200, 255], 7));
   t.like(spanning, { kind: "request", first: 128, chunks: [128, 200, 255] });
   const all = Uint8Array.from({ length: 16 }, () => 0xff);
-  t.like(decodePeerDatagram(message({ version: 2, seq: 1, request: { fileId: 1, mask: all, token: 1 } })), {
+  t.like(decodePeerDatagram(message({ version: 4, seq: 1, request: { fileId: 1, mask: all, token: 1 } })), {
     kind: "invalid",
     reason: "range",
   });
 });
 
 test("decodePeerDatagram: decodes the fixed request vector", (t) => {
-  const bytes = Buffer.from("01" + "0802" + "1005" + "1a09" + "0807" + "100a" + "1a0105" + "2009", "hex");
+  const bytes = Buffer.from("01" + "0804" + "1005" + "1a09" + "0807" + "100a" + "1a0105" + "2009", "hex");
   t.deepEqual(decodePeerDatagram(bytes), {
     kind: "request",
     seq: 5,
@@ -247,14 +296,14 @@ test("encodeRequest: the auth is field 5 of ChunkRequest, after the token", (t) 
   // kind 01 | PeerMessage: version(1)=2, seq(2)=5, request(3)=LEN 19 {
   //   file_id(1)=7, first(2)=10, mask(3)=LEN 1 [0b101], token(4)=9, auth(5)=LEN 8 [01..08] }
   const out = encodeRequest(5, 7, 10, [10, 12], 9, Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8));
-  t.is(hex(out), "01" + "0802" + "1005" + "1a13" + "0807" + "100a" + "1a0105" + "2009" + "2a080102030405060708");
+  t.is(hex(out), "01" + "0804" + "1005" + "1a13" + "0807" + "100a" + "1a0105" + "2009" + "2a080102030405060708");
   // An empty auth is the proto3 default: not on the wire, the same bytes as no auth.
   t.is(hex(encodeRequest(5, 7, 10, [10, 12], 9, new Uint8Array(0))), hex(encodeRequest(5, 7, 10, [10, 12], 9)));
 });
 
 test("decodePeerDatagram: decodes the fixed authenticated request vector", (t) => {
   const bytes = Buffer.from(
-    "01" + "0802" + "1005" + "1a13" + "0807" + "100a" + "1a0105" + "2009" + "2a080102030405060708",
+    "01" + "0804" + "1005" + "1a13" + "0807" + "100a" + "1a0105" + "2009" + "2a080102030405060708",
     "hex",
   );
   t.deepEqual(decodePeerDatagram(bytes), {
@@ -344,16 +393,16 @@ test("encodeHashRequest: fixed protobuf bytes after the kind byte", (t) => {
   // kind 01 | PeerMessage: version(1)=2, seq(2)=5, hash_request(4)=LEN 16 {
   //   file_id(1)=7, piece(2)=3, token(3)=9, auth(4)=LEN 8 [01..08] }
   const out = encodeHashRequest(5, 7, 3, 9, Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8));
-  t.is(hex(out), "01" + "0802" + "1005" + "2210" + "0807" + "1003" + "1809" + "22080102030405060708");
+  t.is(hex(out), "01" + "0804" + "1005" + "2210" + "0807" + "1003" + "1809" + "22080102030405060708");
   // Without auth, and with zero values (proto3 defaults, not on the wire): an empty body.
-  t.is(hex(encodeHashRequest(5, 7, 3, 9)), "01" + "0802" + "1005" + "2206" + "0807" + "1003" + "1809");
-  t.is(hex(encodeHashRequest(0, 0, 0, 0)), "01" + "0802" + "2200");
+  t.is(hex(encodeHashRequest(5, 7, 3, 9)), "01" + "0804" + "1005" + "2206" + "0807" + "1003" + "1809");
+  t.is(hex(encodeHashRequest(0, 0, 0, 0)), "01" + "0804" + "2200");
 });
 
 test("decodePeerDatagram: decodes the fixed hash request vectors", (t) => {
   t.deepEqual(
     decodePeerDatagram(
-      Buffer.from("01" + "0802" + "1005" + "2210" + "0807" + "1003" + "1809" + "22080102030405060708", "hex"),
+      Buffer.from("01" + "0804" + "1005" + "2210" + "0807" + "1003" + "1809" + "22080102030405060708", "hex"),
     ),
     {
       kind: "hash-request",
@@ -365,7 +414,7 @@ test("decodePeerDatagram: decodes the fixed hash request vectors", (t) => {
       cookie: NO_AUTH,
     },
   );
-  t.deepEqual(decodePeerDatagram(Buffer.from("01" + "0802" + "2200", "hex")), {
+  t.deepEqual(decodePeerDatagram(Buffer.from("01" + "0804" + "2200", "hex")), {
     kind: "hash-request",
     seq: 0,
     fileId: 0,
@@ -380,12 +429,12 @@ test("encodeHashReply: fixed protobuf bytes after the kind byte", (t) => {
   // kind 01 | PeerMessage: version(1)=2, seq(2)=5, hash_reply(5)=LEN 40 {
   //   file_id(1)=7, piece(2)=3, token(3)=9, hashes(4)=LEN 32 [ab x 32] }
   const out = encodeHashReply(5, 7, 3, 9, Buffer.alloc(32, 0xab));
-  t.is(hex(out), "01" + "0802" + "1005" + "2a28" + "0807" + "1003" + "1809" + "2220" + "ab".repeat(32));
+  t.is(hex(out), "01" + "0804" + "1005" + "2a28" + "0807" + "1003" + "1809" + "2220" + "ab".repeat(32));
 });
 
 test("decodePeerDatagram: decodes the fixed hash reply vector", (t) => {
   const bytes = Buffer.from(
-    "01" + "0802" + "1005" + "2a28" + "0807" + "1003" + "1809" + "2220" + "ab".repeat(32),
+    "01" + "0804" + "1005" + "2a28" + "0807" + "1003" + "1809" + "2220" + "ab".repeat(32),
     "hex",
   );
   t.deepEqual(decodePeerDatagram(bytes), {
@@ -503,7 +552,7 @@ const INVALID: ReadonlyArray<readonly [string, Buffer, DropReason]> = [
   ["one byte (message kind)", Buffer.of(KIND_MESSAGE), "short"],
   ["chunk header without data", encodeChunk(1, 2, 3, 4, 5, new Uint8Array(0)), "short"],
   ["chunk header cut at 23 bytes", encodeChunk(1, 2, 3, 4, 5, Uint8Array.of(1)).subarray(0, 23), "short"],
-  ["1201 bytes of chunk", encodeChunk(1, 2, 3, 4, 5, new Uint8Array(1201 - 24)), "oversize"],
+  ["1201 bytes of chunk", encodeChunk(1, 2, 3, 4, 5, new Uint8Array(1201 - 32)), "oversize"],
   ["1201 bytes of message kind", Buffer.concat([Buffer.of(KIND_MESSAGE), Buffer.alloc(1200)]), "oversize"],
   ["1201 bytes of unknown kind", Buffer.alloc(1201, 9), "oversize"],
   ["a valid request grown to 1201 bytes", requestOfLength(1201), "oversize"],
@@ -511,8 +560,21 @@ const INVALID: ReadonlyArray<readonly [string, Buffer, DropReason]> = [
   ["kind 0", Buffer.concat([Buffer.of(0), encodeChunk(1, 2, 3, 4, 5, Uint8Array.of(1)).subarray(1)]), "kind"],
   ["kind 3", Buffer.concat([Buffer.of(3), encodeChunk(1, 2, 3, 4, 5, Uint8Array.of(1)).subarray(1)]), "kind"],
   ["kind 255", Buffer.of(0xff, 0x01), "kind"],
-  ["chunk version 0", Buffer.from("0200000000000001000000020000000300000004000000057f", "hex"), "version"],
-  ["chunk version 3", Buffer.from("0203000000000001000000020000000300000004000000057f", "hex"), "version"],
+  [
+    "chunk version 0",
+    Buffer.from("02000000000000010000000200000003000000040000000500000000000000007f", "hex"),
+    "version",
+  ],
+  [
+    "chunk version 3",
+    Buffer.from("02030000000000010000000200000003000000040000000500000000000000007f", "hex"),
+    "version",
+  ],
+  [
+    "chunk version 2 (a peer from before receipts)",
+    Buffer.from("02020000000000010000000200000003000000040000000500000000000000007f", "hex"),
+    "version",
+  ],
   [
     "request version 3",
     message({ version: 3, seq: 1, request: { fileId: 1, first: 0, mask: Uint8Array.of(1), token: 1 } }),
@@ -523,21 +585,21 @@ const INVALID: ReadonlyArray<readonly [string, Buffer, DropReason]> = [
     message({ seq: 1, request: { fileId: 1, first: 0, mask: Uint8Array.of(1), token: 1 } }),
     "version",
   ],
-  ["message without a body", message({ version: 2, seq: 3 }), "malformed"],
+  ["message without a body", message({ version: 4, seq: 3 }), "malformed"],
   // field 7 (LEN, empty) is no body this version knows: skipped, so no body at all
-  ["message with only an unknown body", Buffer.from("01" + "0802" + "1003" + "3a00", "hex"), "malformed"],
+  ["message with only an unknown body", Buffer.from("01" + "0804" + "1003" + "3a00", "hex"), "malformed"],
   ["message of garbage", Buffer.of(KIND_MESSAGE, 0xff), "malformed"],
-  ["message with a truncated field", Buffer.from("01080210051a09080710", "hex"), "malformed"],
-  ["request with empty mask", message({ version: 2, seq: 1, request: { fileId: 1, first: 0, token: 1 } }), "range"],
+  ["message with a truncated field", Buffer.from("01080410051a09080710", "hex"), "malformed"],
+  ["request with empty mask", message({ version: 4, seq: 1, request: { fileId: 1, first: 0, token: 1 } }), "range"],
   [
     "request with all-zero mask",
-    message({ version: 2, seq: 1, request: { fileId: 1, mask: Uint8Array.of(0, 0), token: 1 } }),
+    message({ version: 4, seq: 1, request: { fileId: 1, mask: Uint8Array.of(0, 0), token: 1 } }),
     "range",
   ],
   [
     "request with a 17-byte mask",
     message({
-      version: 2,
+      version: 4,
       seq: 1,
       request: { fileId: 1, mask: Uint8Array.of(1, ...new Array<number>(16).fill(0)), token: 1 },
     }),
@@ -553,7 +615,7 @@ const INVALID: ReadonlyArray<readonly [string, Buffer, DropReason]> = [
     message({ seq: 1, hashReply: { fileId: 1, piece: 0, token: 1, hashes: new Uint8Array(32) } }),
     "version",
   ],
-  ["hash reply without hashes", message({ version: 2, seq: 1, hashReply: { fileId: 1, piece: 2, token: 1 } }), "range"],
+  ["hash reply without hashes", message({ version: 4, seq: 1, hashReply: { fileId: 1, piece: 2, token: 1 } }), "range"],
   ["hash reply with no hashes (encodeHashReply)", encodeHashReply(1, 1, 2, 1, new Uint8Array(0)), "range"],
   ["hash reply of 1 byte", encodeHashReply(1, 1, 2, 1, new Uint8Array(1)), "range"],
   ["hash reply of 31 bytes", encodeHashReply(1, 1, 2, 1, new Uint8Array(31)), "range"],
@@ -748,7 +810,8 @@ test("property: bit flips of valid datagrams never throw, and a flipped chunk he
               token: bytes.readUInt32BE(12),
               fileId: bytes.readUInt32BE(16),
               chunk: bytes.readUInt32BE(20),
-              data: bytes.subarray(24),
+              data: bytes.subarray(CHUNK_DATA_OFFSET),
+              datagram: bytes,
             });
         }
       },

@@ -80,10 +80,31 @@ function plain(v: unknown): unknown {
 /** One frame of each kind, every field set to a non-default value (defaults are not sent). */
 type Kind = NonNullable<udpswarm.TrackerFrame["body"]>;
 const FRAMES: ReadonlyArray<readonly [Kind, FrameBody]> = [
-  ["hello", { hello: { udpPort: 40001, offers: [MANIFEST], addresses: ["192.0.2.7", "10.1.2.3"], sync: true } }],
+  [
+    "hello",
+    {
+      hello: {
+        udpPort: 40001,
+        offers: [MANIFEST],
+        addresses: ["192.0.2.7", "10.1.2.3"],
+        sync: true,
+        resumePeerId: 7,
+        resumeSecret: Buffer.alloc(16, 0x5a),
+      },
+    },
+  ],
   ["update", { update: { manifest: MANIFEST } }],
   ["withdraw", { withdraw: { fileId: 12 } }],
-  ["have", { have: { fileId: 3, runs: [0, 10, 20, 5] } }],
+  [
+    "have",
+    {
+      have: {
+        fileId: 3,
+        runs: [0, 10, 20, 5],
+        receipts: Buffer.from("00000000000000020102030405060708" + "00", "hex"),
+      },
+    },
+  ],
   ["readyToLeave", { readyToLeave: {} }],
   ["goodbye", { goodbye: {} }],
   ["ping", { ping: { nonce: 123456789012 } }],
@@ -122,6 +143,7 @@ const FRAMES: ReadonlyArray<readonly [Kind, FrameBody]> = [
         refused: [{ reason: udpswarm.RefusalReason.REASON_NAME_CONFLICT, detail: "taken", fileName: "a.txt" }],
         accepted: [{ fileId: 9, manifest: manifestOf("b.bin", Buffer.from("hello")) }],
         secret: Buffer.from("00112233445566778899aabbccddeeff", "hex"),
+        resumable: [{ peerId: 4, fileId: 2, runs: [0, 128], complete: true }],
       },
     },
   ],
@@ -194,7 +216,7 @@ for (const [kind, body] of FRAMES) {
     }
     t.is(decoded.frame.version, TRACKER_PROTOCOL_VERSION);
     t.is(decoded.frame.body, kind);
-    t.deepEqual(plain(decoded.frame), plain({ version: 1, ...body }));
+    t.deepEqual(plain(decoded.frame), plain({ version: TRACKER_PROTOCOL_VERSION, ...body }));
   });
 }
 
@@ -292,18 +314,24 @@ test("decodeTrackerFrame: another version is refused with reason 'version' and t
 });
 
 test("decodeTrackerFrame: a frame with no body is 'empty'; garbage is 'malformed'", (t) => {
-  t.deepEqual(decodeTrackerFrame(udpswarm.TrackerFrame.encode({ version: 1 }).finish()), {
+  t.deepEqual(decodeTrackerFrame(udpswarm.TrackerFrame.encode({ version: TRACKER_PROTOCOL_VERSION }).finish()), {
     ok: false,
     reason: "empty",
   });
   t.deepEqual(decodeTrackerFrame(Uint8Array.of(0xff)), { ok: false, reason: "malformed" });
   // hello with a length running past the end
-  t.deepEqual(decodeTrackerFrame(Uint8Array.of(0x08, 0x01, 0x12, 0x10, 0x08)), { ok: false, reason: "malformed" });
-  // a name that is not valid UTF-8 (hello.offers[0].name = ff fe)
-  t.deepEqual(decodeTrackerFrame(Uint8Array.of(0x08, 0x01, 0x12, 0x06, 0x12, 0x04, 0x0a, 0x02, 0xff, 0xfe)), {
+  t.deepEqual(decodeTrackerFrame(Uint8Array.of(0x08, TRACKER_PROTOCOL_VERSION, 0x12, 0x10, 0x08)), {
     ok: false,
     reason: "malformed",
   });
+  // a name that is not valid UTF-8 (hello.offers[0].name = ff fe)
+  t.deepEqual(
+    decodeTrackerFrame(Uint8Array.of(0x08, TRACKER_PROTOCOL_VERSION, 0x12, 0x06, 0x12, 0x04, 0x0a, 0x02, 0xff, 0xfe)),
+    {
+      ok: false,
+      reason: "malformed",
+    },
+  );
 });
 
 const REASONS = new Set(["malformed", "version", "empty"]);

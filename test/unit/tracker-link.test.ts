@@ -1,7 +1,13 @@
 import test from "ava";
 import { ManualClock } from "../../src/util/clock.js";
 import { encodeFrame, FrameDecoder } from "../../src/wire/framing.js";
-import { decodeTrackerFrame, encodeTrackerFrame, type TrackerFrame, udpswarm } from "../../src/wire/tracker-frame.js";
+import {
+  decodeTrackerFrame,
+  encodeTrackerFrame,
+  TRACKER_PROTOCOL_VERSION,
+  type TrackerFrame,
+  udpswarm,
+} from "../../src/wire/tracker-frame.js";
 import { FramedLink, type LinkFailure } from "../../src/wire/tracker-link.js";
 
 /** A link on a manual clock that records everything it does. */
@@ -79,7 +85,7 @@ test("link: a ping every interval; silence beyond the idle timeout fails once, a
 test("link: another version fails as version; a bad frame is counted and the link goes on", (t) => {
   const h = harness();
   h.link.receive(encodeFrame(Buffer.from([0xff, 0xff, 0xff])));
-  h.link.receive(encodeFrame(udpswarm.TrackerFrame.encode({ version: 1 }).finish()));
+  h.link.receive(encodeFrame(udpswarm.TrackerFrame.encode({ version: TRACKER_PROTOCOL_VERSION }).finish()));
   t.deepEqual(h.bad, ["malformed", "empty"]);
   h.link.receive(encodeTrackerFrame({ goodbye: {} }));
   t.deepEqual(

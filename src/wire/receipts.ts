@@ -1,0 +1,52 @@
+import { RECEIPT_BYTES } from "./auth.js";
+import { MAX_REQUEST_SPAN } from "./limits.js";
+
+/** One entry of Have.receipts (see proto/swarm.proto): `mask` undefined means every chunk of the piece. */
+export type ReceiptEntry = {
+  readonly piece: number;
+  readonly holder: number;
+  readonly receipt: Uint8Array;
+  readonly mask: Uint8Array | undefined;
+};
+
+const FIXED = 4 + 4 + RECEIPT_BYTES + 1;
+/** A piece has at most this many chunks on the wire (a mask of 16 bytes). */
+const MAX_MASK_BYTES = MAX_REQUEST_SPAN / 8;
+
+/** Have.receipts of `entries`, back to back. */
+export function encodeReceipts(entries: readonly ReceiptEntry[]): Buffer {
+  let bytes = 0;
+  for (const e of entries) bytes += FIXED + (e.mask?.length ?? 0);
+  const out = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  for (const e of entries) {
+    at = out.writeUInt32BE(e.piece >>> 0, at);
+    at = out.writeUInt32BE(e.holder >>> 0, at);
+    out.set(e.receipt.subarray(0, RECEIPT_BYTES), at);
+    at += RECEIPT_BYTES;
+    const mask = e.mask ?? new Uint8Array(0);
+    out[at++] = mask.length;
+    out.set(mask, at);
+    at += mask.length;
+  }
+  return out;
+}
+
+/** The entries of Have.receipts, or undefined when they are malformed (cut short, a mask too long). */
+export function decodeReceipts(bytes: Uint8Array): ReceiptEntry[] | undefined {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const out: ReceiptEntry[] = [];
+  let at = 0;
+  while (at < buf.length) {
+    if (at + FIXED > buf.length) return undefined;
+    const piece = buf.readUInt32BE(at);
+    const holder = buf.readUInt32BE(at + 4);
+    const receipt = buf.subarray(at + 8, at + 8 + RECEIPT_BYTES);
+    const len = buf[at + FIXED - 1] ?? 0;
+    at += FIXED;
+    if (len > MAX_MASK_BYTES || at + len > buf.length) return undefined;
+    out.push({ piece, holder, receipt, mask: len === 0 ? undefined : buf.subarray(at, at + len) });
+    at += len;
+  }
+  return out;
+}
