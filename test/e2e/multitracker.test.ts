@@ -128,6 +128,8 @@ for (const store of STORES) {
       await x.ok("upload_file x.txt g", /^uploaded x\.txt/u);
       // Live state crosses trackers: s1 (tracker 2) sees x (tracker 1) online.
       await until(s1, "list_files g", /^x\.txt\s/u, /^x\.txt\s+11 B\s+1\s+1\s+xen$/u);
+      // And d sees both sharers online (the sharers' uploads may have gone through other trackers).
+      await until(d, "list_files g", /^big\.bin\s/u, /^big\.bin\s+.*\s2\s+2\s+sone$/u);
 
       await d.ok("download_file g big.bin ./in", /^downloading big\.bin from 2 sharers into /u);
       const killedAt = Date.now();
