@@ -284,7 +284,7 @@ export async function tempDir(t: ExecutionContext, prefix = "udpswarm-e2e-"): Pr
 
 /**
  * Machine-wide slots so that swarms do not compete for the two cores, whatever test file
- * or ava worker they are in (ava runs four files at once). There are two half slots: a
+ * or ava worker they are in (ava runs two files at once). There are two half slots: a
  * swarm that moves real data takes both (the whole machine); a light one (a few hundred
  * KiB, its time spent waiting on timers) takes either, so two light swarms may run side by
  * side. A slot is a listening Unix socket (abstract on Linux): whoever binds it holds it;
