@@ -8,7 +8,7 @@ import { firstThatAnswers, type TrackerAddress, type TrackerList } from "../clie
 import { hashFileAsync } from "../sync/hash-file.js";
 import { sameSig } from "../sync/watch-core.js";
 import { Bitmap, parseRuns, runsOf } from "../transfer/bitmap.js";
-import { type DatagramPort, TransferEngine, type TransferOptions } from "../transfer/engine.js";
+import { type DatagramPort, type HolderFailure, TransferEngine, type TransferOptions } from "../transfer/engine.js";
 import { type Clock, RealClock, type TimerHandle } from "../util/clock.js";
 import { ExitStatus, errorMessage, exitStatusFor, exitStatusForSignal, SwarmError } from "../util/errors.js";
 import { byNameBytes, shutdownBlock } from "../util/output-lines.js";
@@ -239,8 +239,7 @@ export class Peer {
           fatal: (err) => {
             if (this.#sync?.onFatal(err) !== true) this.#fail(err);
           },
-          holderFailed: (fileId, peerId, why, dropped, holdersLeft, retryInMs) =>
-            this.#onHolderFailed(fileId, peerId, why, dropped, holdersLeft, retryInMs),
+          holderFailed: (failure) => this.#onHolderFailed(failure),
           withdrawn: (fileId, why) => {
             const name = this.#engine.file(fileId)?.manifest.name ?? `file ${fileId}`;
             this.#log(`"${name}" changed on disk since it was offered (${why}): no longer serving it`);
@@ -807,14 +806,7 @@ export class Peer {
   }
 
   /** Says once per file that no holder serves it any more (and once per holder dropped). */
-  #onHolderFailed(
-    fileId: number,
-    peerId: number,
-    why: string,
-    dropped: boolean,
-    holdersLeft: number,
-    retryInMs?: number,
-  ): void {
+  #onHolderFailed({ fileId, peerId, why, dropped, holdersLeft, retryInMs }: HolderFailure): void {
     const name = JSON.stringify(this.#engine.file(fileId)?.manifest.name ?? `file ${fileId}`);
     if (dropped && retryInMs !== undefined) {
       this.#log(`peer ${peerId} not asked for ${name} for ${Math.round(retryInMs / 1000)} s: ${why}`);

@@ -16,21 +16,13 @@ import { BlockRepair } from "./block-repair.js";
 import { ChunkServer, ServedClient } from "./chunk-server.js";
 import { countDrop, type Drop, newCounters, type TransferCounters } from "./counters.js";
 import { type FileMode, FileState, type PieceAssembly } from "./file-state.js";
-import type {
-  DatagramPort,
-  PieceReceipt,
-  PieceStore,
-  RemoteAuth,
-  TransferDeps,
-  TransferEvents,
-  TransferOptions,
-} from "./io.js";
+import type { PieceReceipt, RemoteAuth, TransferDeps, TransferOptions } from "./io.js";
 import type { DownloadingPiece, Pick } from "./piece-picker.js";
 import { type LossReason, type RemoteOptions, RemotePeer, type Request } from "./remote.js";
 import { RequestScheduler } from "./request-scheduler.js";
 import { RequestTracker, type TrackerEvents } from "./request-tracker.js";
 
-export type { DatagramPort, PieceReceipt, PieceStore, RemoteAuth, TransferDeps, TransferEvents, TransferOptions };
+export type * from "./io.js";
 
 type Plan = { readonly file: FileState; readonly pick: Pick };
 
@@ -566,7 +558,14 @@ export class TransferEngine {
       this.#reinstating.push({ at: this.#deps.clock.now() + retryInMs, remote, file, held });
       this.#armReinstate();
     }
-    this.#deps.events.holderFailed?.(file.id, remote.id, why, true, file.holders.size, retryInMs);
+    this.#deps.events.holderFailed?.({
+      fileId: file.id,
+      peerId: remote.id,
+      why,
+      dropped: true,
+      holdersLeft: file.holders.size,
+      ...(retryInMs !== undefined && { retryInMs }),
+    });
     this.#schedulePump();
   }
 
@@ -614,7 +613,7 @@ export class TransferEngine {
     if (others || !remote.client.validated) this.#dropHolder(remote, file, why, remote.client.validated);
     else if (!src.reported) {
       src.reported = true;
-      this.#deps.events.holderFailed?.(file.id, remote.id, why, false, 0);
+      this.#deps.events.holderFailed?.({ fileId: file.id, peerId: remote.id, why, dropped: false, holdersLeft: 0 });
     }
   }
 

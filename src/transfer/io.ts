@@ -35,6 +35,20 @@ export type PieceReceipt = {
   readonly mask: Buffer | undefined;
 };
 
+/**
+ * A holder of a file we fetch was dropped (`dropped`), or, the only holder, does not answer
+ * (not dropped: still asked, rarely); `holdersLeft` other holders remain. A holder dropped
+ * for its silence is asked again after `retryInMs` (undefined: never).
+ */
+export type HolderFailure = {
+  readonly fileId: number;
+  readonly peerId: number;
+  readonly why: string;
+  readonly dropped: boolean;
+  readonly holdersLeft: number;
+  readonly retryInMs?: number;
+};
+
 export interface TransferEvents {
   /**
    * Chunks [firstChunk, firstChunk + count) were verified and stored; `receipts` prove a
@@ -45,19 +59,8 @@ export interface TransferEvents {
   fileComplete(fileId: number): void;
   /** Storage failed: the peer cannot go on. */
   fatal(err: unknown): void;
-  /**
-   * A holder of a file we fetch was dropped (`dropped`), or, the only holder, does not
-   * answer (not dropped: still asked, rarely); `holdersLeft` other holders remain. A holder
-   * dropped for its silence is asked again after `retryInMs` (undefined: never).
-   */
-  holderFailed?(
-    fileId: number,
-    peerId: number,
-    why: string,
-    dropped: boolean,
-    holdersLeft: number,
-    retryInMs?: number,
-  ): void;
+  /** A holder of a file we fetch failed (see HolderFailure). */
+  holderFailed?(failure: HolderFailure): void;
   /** A file we served changed or became unreadable on disk: it is no longer served. */
   withdrawn?(fileId: number, why: string): void;
 }

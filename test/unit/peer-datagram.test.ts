@@ -51,6 +51,21 @@ test("constants match proto/swarm.proto", (t) => {
 
 // ------------------------------------------------------------------ chunk datagrams
 
+/** One chunk datagram, field by field: the encoder's output and the decoder's input. */
+const CHUNK_VECTOR =
+  // kind ver  flags rsvd  seq       request_seq token     file_id   chunk     receipt share       data
+  "02" +
+  "04" +
+  "00" +
+  "00" +
+  "01020304" +
+  "05060708" +
+  "090a0b0c" +
+  "0d0e0f10" +
+  "11121314" +
+  "a1a2a3a4a5a6a7a8" +
+  "aabbcc";
+
 test("encodeChunk: fixed 32-byte header, big-endian, then the data", (t) => {
   const share = Buffer.from("a1a2a3a4a5a6a7a8", "hex");
   const out = encodeChunk(
@@ -62,21 +77,7 @@ test("encodeChunk: fixed 32-byte header, big-endian, then the data", (t) => {
     Uint8Array.of(0xaa, 0xbb, 0xcc),
     share,
   );
-  t.is(
-    hex(out),
-    // kind ver  flags rsvd  seq       request_seq token     file_id   chunk     receipt share       data
-    "02" +
-      "04" +
-      "00" +
-      "00" +
-      "01020304" +
-      "05060708" +
-      "090a0b0c" +
-      "0d0e0f10" +
-      "11121314" +
-      "a1a2a3a4a5a6a7a8" +
-      "aabbcc",
-  );
+  t.is(hex(out), CHUNK_VECTOR);
   t.is(out.length, 35);
 });
 
@@ -111,20 +112,7 @@ test("writeChunkHeader: writes exactly 32 bytes at the offset and nothing else; 
 });
 
 test("decodePeerDatagram: decodes the fixed chunk vector", (t) => {
-  const bytes = Buffer.from(
-    "02" +
-      "04" +
-      "00" +
-      "00" +
-      "01020304" +
-      "05060708" +
-      "090a0b0c" +
-      "0d0e0f10" +
-      "11121314" +
-      "a1a2a3a4a5a6a7a8" +
-      "aabbcc",
-    "hex",
-  );
+  const bytes = Buffer.from(CHUNK_VECTOR, "hex");
   t.deepEqual(decodePeerDatagram(bytes), {
     kind: "chunk",
     seq: 0x01020304,
