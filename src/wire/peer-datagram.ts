@@ -215,6 +215,42 @@ function decodeRequest(msg: udpswarm.PeerMessage): RequestDatagram | DecodeFailu
   };
 }
 
+/** Why `buf`, a datagram of KIND_CHUNK, is no valid chunk datagram (undefined: it is one). */
+function chunkDatagramFault(buf: Buffer): DropReason | undefined {
+  if (buf.length < CHUNK_DATA_OFFSET + 1) return "short";
+  if (buf[1] !== PROTOCOL_VERSION) return "version";
+  if (buf.length > CHUNK_DATA_OFFSET + CHUNK_SIZE) return "oversize";
+  return undefined;
+}
+
+/**
+ * The header of a chunk datagram, read in place into this one reused object: the receive
+ * path reads one per chunk, so it makes neither a decoded object nor a view of the data
+ * per datagram (decodePeerDatagram makes both). The fields hold the last datagram read.
+ */
+export class ChunkHeader {
+  seq = 0;
+  requestSeq = 0;
+  token = 0;
+  fileId = 0;
+  chunk = 0;
+  /** Bytes of chunk data, at CHUNK_DATA_OFFSET of the datagram. */
+  dataLength = 0;
+
+  /** Reads `buf`, a datagram of KIND_CHUNK; returns why it is invalid (then the fields are stale), or undefined. */
+  read(buf: Buffer): DropReason | undefined {
+    const fault = chunkDatagramFault(buf);
+    if (fault !== undefined) return fault;
+    this.seq = buf.readUInt32BE(4);
+    this.requestSeq = buf.readUInt32BE(8);
+    this.token = buf.readUInt32BE(12);
+    this.fileId = buf.readUInt32BE(16);
+    this.chunk = buf.readUInt32BE(20);
+    this.dataLength = buf.length - CHUNK_DATA_OFFSET;
+    return undefined;
+  }
+}
+
 /**
  * Decodes one datagram; never throws. Range checks that need swarm state (is the file
  * known, is the chunk inside it) are the caller's.
@@ -224,9 +260,8 @@ export function decodePeerDatagram(buf: Buffer): PeerDatagram | DecodeFailure {
   if (buf.length > MAX_DATAGRAM_BYTES) return { kind: "invalid", reason: "oversize" };
   const kind = buf[0];
   if (kind === KIND_CHUNK) {
-    if (buf.length < CHUNK_DATA_OFFSET + 1) return { kind: "invalid", reason: "short" };
-    if (buf[1] !== PROTOCOL_VERSION) return { kind: "invalid", reason: "version" };
-    if (buf.length > CHUNK_DATA_OFFSET + CHUNK_SIZE) return { kind: "invalid", reason: "oversize" };
+    const fault = chunkDatagramFault(buf);
+    if (fault !== undefined) return { kind: "invalid", reason: fault };
     return {
       kind: "chunk",
       seq: buf.readUInt32BE(4),
