@@ -115,6 +115,8 @@ export class TransferEngine {
   #closed = false;
   /** The header of the chunk datagram being handled (one object, reused). */
   readonly #chunkHeader = new ChunkHeader();
+  /** #pump as one function: a pump is asked for per chunk received, and no closure is made for it. */
+  readonly #pumpNow = (): void => this.#pump();
 
   constructor(deps: TransferDeps, options: TransferOptions = {}) {
     this.#deps = deps;
@@ -705,7 +707,7 @@ export class TransferEngine {
   }
 
   #schedulePump(): void {
-    if (!this.#closed) this.#scheduler.schedule(() => this.#pump());
+    if (!this.#closed) this.#scheduler.schedule(this.#pumpNow);
   }
 
   /** Fills every peer's window with requests; a peer that sent mostly bad data only while no trustworthy one is left. */
