@@ -47,6 +47,29 @@ function bounded<K, V>(map: Map<K, V>, key: K, value: V): void {
 /** A file we offered is checked against the disk at most this often while it is served (ms). */
 export const SEED_CHECK_MS = 100;
 
+/** Chunk k of a run goes out at k * DATAGRAM_STRIDE of the run's datagram buffer. */
+const DATAGRAM_STRIDE = CHUNK_HEADER_BYTES + CHUNK_SIZE;
+
+/**
+ * One buffer for the datagrams of a run of `count` chunks read as `data`: chunk k's bytes
+ * at k * DATAGRAM_STRIDE + CHUNK_HEADER_BYTES, its header to be written before them. One
+ * copy of the run, then the chunks are moved apart within the buffer (last first, as they
+ * only move up): no buffer nor view per chunk but the datagram itself.
+ */
+function datagramsOf(data: Buffer, count: number): Buffer {
+  const out = Buffer.allocUnsafe(count * DATAGRAM_STRIDE);
+  out.set(data, CHUNK_HEADER_BYTES);
+  for (let k = count - 1; k > 0; k--) {
+    const from = CHUNK_HEADER_BYTES + k * CHUNK_SIZE;
+    out.copyWithin(
+      k * DATAGRAM_STRIDE + CHUNK_HEADER_BYTES,
+      from,
+      Math.min(data.length + CHUNK_HEADER_BYTES, from + CHUNK_SIZE),
+    );
+  }
+  return out;
+}
+
 /** What a request carries that admission looks at. */
 type Admitted = {
   readonly seq: number;
@@ -252,14 +275,13 @@ export class ChunkServer {
         this.#readFailed(file, err);
         return answered === 0 ? "not-held" : undefined;
       }
+      const out = datagramsOf(data, count);
       for (let k = 0; k < count; k++) {
         const chunk = start + k;
-        const len = chunkLength(file.manifest.size, chunk);
-        const bytes = CHUNK_HEADER_BYTES + len;
-        const out = Buffer.allocUnsafe(bytes);
+        const at = k * DATAGRAM_STRIDE;
         writeChunkHeader(
           out,
-          0,
+          at,
           this.#datagramSeq++,
           req.seq,
           req.token,
@@ -268,8 +290,7 @@ export class ChunkServer {
           shares?.table,
           shares === undefined ? 0 : (chunk - shares.base) * RECEIPT_SHARE_STRIDE,
         );
-        data.copy(out, CHUNK_HEADER_BYTES, k * CHUNK_SIZE, k * CHUNK_SIZE + len);
-        this.#deps.send(out, client);
+        this.#deps.send(out.subarray(at, at + CHUNK_HEADER_BYTES + chunkLength(file.manifest.size, chunk)), client);
         c.chunksSent++;
         answered++;
       }

@@ -17,7 +17,12 @@ import { FileState } from "../../src/transfer/file-state.js";
 import { TokenBucket } from "../../src/util/token-bucket.js";
 import { PROOF_HASH_REQUEST, PROOF_REQUEST, requestProof } from "../../src/wire/auth.js";
 import { CHUNK_SIZE } from "../../src/wire/limits.js";
-import { decodePeerDatagram, type HashRequestDatagram, type RequestDatagram } from "../../src/wire/peer-datagram.js";
+import {
+  CHUNK_HEADER_BYTES,
+  decodePeerDatagram,
+  type HashRequestDatagram,
+  type RequestDatagram,
+} from "../../src/wire/peer-datagram.js";
 import type { CheckedManifest } from "../../src/wire/tracker-frame.js";
 
 const KEY = Buffer.from("0123456789abcdef", "hex");
@@ -43,6 +48,8 @@ function setup(
     unvalidated?: boolean;
     changed?: () => string | undefined;
     readFails?: boolean;
+    /** The file's bytes: reads return them as a real store does (the last chunk short). */
+    content?: Buffer;
   } = {},
 ) {
   const withdrawn: string[] = [];
@@ -57,6 +64,8 @@ function setup(
         read: (_id, first, count) => {
           if (options.readFails === true) throw new Error("file is shorter than expected");
           reads.push([first, count]);
+          if (options.content !== undefined)
+            return options.content.subarray(first * CHUNK_SIZE, (first + count) * CHUNK_SIZE);
           return Buffer.alloc(count * CHUNK_SIZE, first & 0xff);
         },
         writePiece: () => {},
@@ -129,6 +138,27 @@ test("server: a proven request gets one datagram per chunk, one read per run of 
   t.true(s.client.proven);
   t.is(s.counters.chunksSent, 5);
   t.is(s.counters.unprovenRequests, 0);
+});
+
+test("server: each datagram of a run carries its own chunk's bytes, the file's short last chunk too", (t) => {
+  const content = Buffer.from(Array.from({ length: 299 * CHUNK_SIZE + 100 }, (_, i) => (i * 7 + (i >> 9)) & 0xff));
+  const s = setup({ content });
+  const chunks = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 290, 291, 292, 293, 294, 295, 296, 297, 298, 299];
+  t.is(s.server.onRequest(s.client, request(chunks), 40), undefined);
+  t.deepEqual(s.reads, [
+    [0, 10],
+    [290, 10],
+  ]);
+  t.deepEqual(
+    s.sent.map((b) => {
+      const d = decodePeerDatagram(b);
+      return d.kind === "chunk"
+        ? [d.chunk, d.data.equals(content.subarray(d.chunk * CHUNK_SIZE, (d.chunk + 1) * CHUNK_SIZE))]
+        : d.kind;
+    }),
+    chunks.map((c) => [c, true]),
+  );
+  t.is(s.sent.at(-1)?.length, CHUNK_HEADER_BYTES + 100);
 });
 
 test("server: a wrong proof, a proof of another request, and a replay get nothing", (t) => {
