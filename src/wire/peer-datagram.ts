@@ -217,6 +217,8 @@ function decodeRequest(msg: udpswarm.PeerMessage): RequestDatagram | DecodeFailu
 
 /** Why `buf`, a datagram of KIND_CHUNK, is no valid chunk datagram (undefined: it is one). */
 function chunkDatagramFault(buf: Buffer): DropReason | undefined {
+  // In decodePeerDatagram's order: a datagram too long for any kind is "oversize" first.
+  if (buf.length > MAX_DATAGRAM_BYTES) return "oversize";
   if (buf.length < CHUNK_DATA_OFFSET + 1) return "short";
   if (buf[1] !== PROTOCOL_VERSION) return "version";
   if (buf.length > CHUNK_DATA_OFFSET + CHUNK_SIZE) return "oversize";

@@ -14,6 +14,7 @@ import {
 import {
   CHUNK_DATA_OFFSET,
   CHUNK_HEADER_BYTES,
+  ChunkHeader,
   type DropReason,
   decodePeerDatagram,
   encodeChunk,
@@ -166,6 +167,51 @@ test("property: chunk datagrams round-trip", (t) => {
           data: Buffer.from(c.data),
           datagram: wire,
         });
+      },
+    ),
+  );
+});
+
+test("property: ChunkHeader.read, the receive path's, agrees with decodePeerDatagram on any chunk-kind datagram", (t) => {
+  const header = new ChunkHeader();
+  checkProperty(
+    t,
+    fc.property(
+      fc.record({
+        version: fc.oneof(fc.constant(PROTOCOL_VERSION), fc.nat({ max: 255 })),
+        length: fc.oneof(
+          fc.nat({ max: CHUNK_HEADER_BYTES + 2 }),
+          fc.integer({ min: CHUNK_HEADER_BYTES + CHUNK_SIZE - 1, max: CHUNK_HEADER_BYTES + CHUNK_SIZE + 1 }),
+          fc.integer({ min: MAX_DATAGRAM_BYTES - 1, max: MAX_DATAGRAM_BYTES + 1 }),
+          fc.nat({ max: MAX_DATAGRAM_BYTES + 100 }),
+        ),
+        seed: fc.nat({ max: 255 }),
+      }),
+      ({ version, length, seed }) => {
+        const wire = Buffer.from(Array.from({ length: Math.max(1, length) }, (_, i) => (i * 31 + seed) & 0xff));
+        wire[0] = KIND_CHUNK;
+        if (wire.length > 1) wire[1] = version;
+        const d = decodePeerDatagram(wire);
+        const fault = header.read(wire);
+        if (d.kind === "invalid") {
+          assert.equal(fault, d.reason);
+          return;
+        }
+        assert.equal(fault, undefined);
+        assert.equal(d.kind, "chunk");
+        if (d.kind !== "chunk") return;
+        const { seq, requestSeq, token, fileId, chunk, dataLength } = header;
+        assert.deepEqual(
+          { seq, requestSeq, token, fileId, chunk, dataLength },
+          {
+            seq: d.seq,
+            requestSeq: d.requestSeq,
+            token: d.token,
+            fileId: d.fileId,
+            chunk: d.chunk,
+            dataLength: d.data.length,
+          },
+        );
       },
     ),
   );
