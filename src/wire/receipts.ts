@@ -13,10 +13,15 @@ const FIXED = 4 + 4 + RECEIPT_BYTES + 1;
 /** A piece has at most this many chunks on the wire (a mask of 16 bytes). */
 const MAX_MASK_BYTES = MAX_REQUEST_SPAN / 8;
 
+/** Bytes of one entry in Have.receipts. */
+export function encodedReceiptBytes(e: ReceiptEntry): number {
+  return FIXED + (e.mask?.length ?? 0);
+}
+
 /** Have.receipts of `entries`, back to back. */
 export function encodeReceipts(entries: readonly ReceiptEntry[]): Buffer {
   let bytes = 0;
-  for (const e of entries) bytes += FIXED + (e.mask?.length ?? 0);
+  for (const e of entries) bytes += encodedReceiptBytes(e);
   const out = Buffer.allocUnsafe(bytes);
   let at = 0;
   for (const e of entries) {
