@@ -27,7 +27,6 @@ import {
 import { CheckpointGate } from "./checkpoint-gate.js";
 import { type FaultConfig, FaultInjector, hasFaults } from "./faults.js";
 import { type DownloadView, ProgressDisplay } from "./progress.js";
-import { RecentReceipts } from "./recent-receipts.js";
 import { addRemoteFrom } from "./remote-address.js";
 import { countResumed, interruptedDownloads, resumeCounters, resumedLine } from "./resume-report.js";
 import { type LocalFile, readProblem, scanShared, type UnhashedFile } from "./scan.js";
@@ -178,7 +177,7 @@ export class Peer {
   /** RESUME (§12): the earlier life presented in the Hello, once the Welcome said it was recognised. */
   #earlier: RecordOwner | undefined;
   /** Receipts of the pieces verified last, per file: written into its staging record (RECENT_RECEIPTS at most). */
-  readonly #recentReceipts = new Map<number, RecentReceipts>();
+  readonly #recentReceipts = new Map<number, ReceiptEntry[]>();
   /** Receipts of kept pieces addressed to the earlier life (Have.earlier_receipts), per file. */
   readonly #pendingEarlierReceipts = new Map<number, ReceiptEntry[]>();
   /** Completion reports wait for the staging records that cover them (see FileStore.checkpoint). */
@@ -641,7 +640,10 @@ export class Peer {
     this.#peerId = w.peerId ?? 0;
     this.#secret = w.secret ?? new Uint8Array(0);
     this.#store.owner = { peerId: this.#peerId, secret: this.#secret };
-    this.#store.recentReceipts = (fileId) => this.#recentReceipts.get(fileId)?.encoded();
+    this.#store.recentReceipts = (fileId) => {
+      const recent = this.#recentReceipts.get(fileId);
+      return recent === undefined ? undefined : encodeReceipts(recent);
+    };
     if (w.resumed !== true) this.#earlier = undefined;
     for (const h of w.resumable ?? []) {
       this.#resumable.set(h.fileId ?? 0, h.complete === true ? "complete" : [...(h.runs ?? [])]);
@@ -828,12 +830,10 @@ export class Peer {
       const pending = this.#pendingReceipts.get(fileId);
       if (pending === undefined) this.#pendingReceipts.set(fileId, [...receipts]);
       else pending.push(...receipts);
-      let recent = this.#recentReceipts.get(fileId);
-      if (recent === undefined) {
-        recent = new RecentReceipts(RECENT_RECEIPTS);
-        this.#recentReceipts.set(fileId, recent);
-      }
-      recent.add(receipts);
+      const recent = this.#recentReceipts.get(fileId) ?? [];
+      recent.push(...receipts);
+      if (recent.length > RECENT_RECEIPTS) recent.splice(0, recent.length - RECENT_RECEIPTS);
+      this.#recentReceipts.set(fileId, recent);
     }
     let runs = this.#pendingHave.get(fileId);
     if (runs === undefined) {

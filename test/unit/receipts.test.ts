@@ -3,7 +3,6 @@
  * client can show it received, and the data path carries what it needs to show it.
  */
 import test from "ava";
-import { RecentReceipts } from "../../src/peer/recent-receipts.js";
 import { acquiredLine } from "../../src/tracker/output.js";
 import { Registry, type RegistrySink } from "../../src/tracker/registry.js";
 import { RECEIPT_BYTES, receiptKey, receiptOf, receiptShares } from "../../src/wire/auth.js";
@@ -269,23 +268,6 @@ test("receipt entries round-trip; a cut or an over-long mask is malformed", (t) 
   long[16] = 17;
   t.is(decodeReceipts(long), undefined);
   t.deepEqual(decodeReceipts(new Uint8Array(0)), []);
-});
-
-test("recent receipts: the last `limit` entries, encoded as encodeReceipts would, however they arrived", (t) => {
-  const entry = (piece: number): ReceiptEntry => ({
-    piece,
-    holder: 1 + (piece % 3),
-    receipt: Buffer.alloc(RECEIPT_BYTES, piece),
-    mask: piece % 2 === 0 ? undefined : Uint8Array.of(piece, 0xff),
-  });
-  const recent = new RecentReceipts(4);
-  const all: ReceiptEntry[] = [];
-  for (const batch of [[0], [1, 2], [], [3, 4, 5], [6]]) {
-    recent.add(batch.map(entry));
-    all.push(...batch.map(entry));
-    t.deepEqual(recent.encoded(), encodeReceipts(all.slice(-4)), `after ${all.length} entries`);
-    t.is(recent.encoded(), recent.encoded(), "encoded once until the next add");
-  }
 });
 
 test("a receipt is the XOR of its chunks' shares: shares of chunks not sent cannot be derived from those sent", (t) => {
