@@ -1,7 +1,7 @@
 # `make` installs and builds (cheap when nothing changed); `make test` runs every test.
 SHELL := /bin/sh
 NPM ?= npm
-SOURCES := $(shell find src test bench proto scripts -type f \( -name '*.ts' -o -name '*.proto' -o -name '*.mjs' \) ! -path 'src/wire/gen/*' 2>/dev/null)
+SOURCES := $(shell find src test bench proto scripts -type f \( -name '*.ts' -o -name '*.proto' -o -name '*.mjs' -o -name '*.cjs' \) ! -path 'src/wire/gen/*' 2>/dev/null)
 
 .PHONY: all build test test-scale lint demo bench clean
 

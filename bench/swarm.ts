@@ -50,6 +50,8 @@ export type SwarmPlan = {
   readonly netns?: string | undefined;
   /** Bound on everything up to t1. */
   readonly timeoutMs: number;
+  /** Told the pid of the tracker ("tracker") and of each peer as it starts (cpu-breakdown.ts). */
+  readonly onStart?: (label: string, pid: number) => void;
 };
 
 /** The counters of a peer's `--stats FILE` that the benchmark reads. */
@@ -210,6 +212,7 @@ export async function runSwarm(plan: SwarmPlan): Promise<SwarmResult> {
     netns: plan.netns,
     onStdout: (chunk) => counter.feed(chunk),
   });
+  plan.onStart?.("tracker", tracker.pid);
   const sampler = new ProcSampler(() => started.map((s) => s.proc));
   const arrivals = new Arrivals();
   let trackerStopping = false;
@@ -249,6 +252,7 @@ export async function runSwarm(plan: SwarmPlan): Promise<SwarmResult> {
     const args = [PEER_SH, "127.0.0.1", port, String(peer.minAlive), "--stats", path.join(dir, "stats.json")];
     const proc = new Proc(peer.label, "sh", [...args, ...(peer.args ?? [])], { cwd: dir, env, netns: plan.netns });
     started.push({ peer, proc, dir, timed });
+    plan.onStart?.(peer.label, proc.pid);
     watchPeer(proc);
   };
   const race = <T>(p: Promise<T>, what: string) => withTimeout(Promise.race([p, failure]), left(), what);

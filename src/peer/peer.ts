@@ -155,6 +155,7 @@ export class Peer {
   /** The receipts of the pieces in #pendingHave (Have.receipts), per file. */
   readonly #pendingReceipts = new Map<number, ReceiptEntry[]>();
   #haveTimer: TimerHandle | undefined;
+  #lastHaveFlush = Number.NEGATIVE_INFINITY;
   #progress: ProgressDisplay | undefined;
   /** Files this peer offered from ./Shared (the others it fetched or ignores). */
   readonly #offered = new Set<number>();
@@ -845,7 +846,11 @@ export class Peer {
     if (last !== undefined && last[0] + last[1] === first) last[1] += count;
     else runs.push([first, count]);
     if (this.#haveTimer === undefined) {
-      this.#haveTimer = this.#clock.setTimer(HAVE_FLUSH_MS, () => {
+      // At most one flush per HAVE_FLUSH_MS, the first at once: a swarm's first ACQUIRED
+      // line is not held back by the batching that keeps a busy link light.
+      const wait = Math.max(0, this.#lastHaveFlush + HAVE_FLUSH_MS - this.#clock.now());
+      this.#haveTimer = this.#clock.setTimer(wait, () => {
+        this.#lastHaveFlush = this.#clock.now();
         this.#haveTimer = undefined;
         this.#flushHave();
       });

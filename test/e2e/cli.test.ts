@@ -96,6 +96,19 @@ for (const [program, script] of [
   }
 }
 
+// The build writes V8's code cache under the node flags of peer.sh's exec line; V8 refuses a
+// cache made under other flags, and the peer would silently start slower.
+test("peer.sh starts the bundle from the code cache the build wrote", async (t) => {
+  const dir = await tempDir(t);
+  const run = await runToExit("peer", "sh", [PEER_SH, "--version"], {
+    cwd: dir,
+    env: { ...process.env, UDPSWARM_DEBUG_CODE_CACHE: "1" },
+  });
+  t.is(run.exit.code, 0);
+  t.is(run.stderr.toString("utf8"), "udpswarm peer: code cache accepted\n");
+  t.regex(run.stdout.toString("utf8"), /^udpswarm peer \d+\.\d+\.\d+\n$/);
+});
+
 const badOptions: Array<[string, "peer" | "tracker", string[], RegExp]> = [
   [
     "--port 99999",
