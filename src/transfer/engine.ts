@@ -377,8 +377,6 @@ export class TransferEngine {
       case "request":
         drop = this.#forbidden(d.fileId, remote) ?? this.#server.onRequest(remote.client, d, bytes.length);
         break;
-      case "chunk": // read above
-        break;
       case "hash-request":
         drop = this.#forbidden(d.fileId, remote) ?? this.#server.onHashRequest(remote.client, d, bytes.length);
         break;
