@@ -51,8 +51,13 @@ export interface RegistrySink {
     shared: udpswarm.IUpdates,
     own: ReadonlyMap<number, udpswarm.IUpdates>,
   ): void;
-  /** Changes wait for `flush()`: the owner calls it soon (once per burst is enough). */
-  pending(): void;
+  /**
+   * Changes wait for `flush()`: the owner calls it soon (once per burst is enough), and
+   * sooner when `urgent` (a peer or file came or went, a copy is whole), than when the
+   * batch holds only progress (chunks acquired): that is most of the traffic, and every
+   * report of it goes to every peer.
+   */
+  pending(urgent: boolean): void;
   /** One diagnostic line (stderr); `reason` groups lines for throttling. */
   log(line: string, reason?: string): void;
 }
@@ -269,6 +274,7 @@ export class Registry {
   #hashingOffers = 0;
   #batch: Batch = emptyBatch();
   #batchPending = false;
+  #batchUrgent = false;
   #nextPeerId = 1;
   #nextFileId = 1;
 
@@ -676,7 +682,7 @@ export class Registry {
     }
     if (newRuns.length > 0 || nowComplete) {
       this.#noteHolding(peer.id, fileId, flattenRuns(newRuns), nowComplete);
-      this.#markPending();
+      this.#markPending(!nowComplete);
     }
     if (nowComplete) this.#evaluateDepartures();
     return undefined;
@@ -809,6 +815,7 @@ export class Registry {
     const batch = this.#batch;
     this.#batch = emptyBatch();
     this.#batchPending = false;
+    this.#batchUrgent = false;
     const joined = [...batch.joined].flatMap((id) => {
       const p = this.#peers.get(id);
       return p !== undefined && p.state !== "leaving" ? [p] : [];
@@ -1353,10 +1360,13 @@ export class Registry {
 
   // ---------------------------------------------------------------- updates for the others
 
-  #markPending(): void {
-    if (this.#batchPending) return;
+  /** `progressOnly`: the change is chunks acquired, which may wait a little longer. */
+  #markPending(progressOnly = false): void {
+    const urgent = !progressOnly;
+    if (this.#batchPending && (this.#batchUrgent || !urgent)) return;
     this.#batchPending = true;
-    this.#sink.pending();
+    if (urgent) this.#batchUrgent = true;
+    this.#sink.pending(urgent);
   }
 
   #noteHolding(peerId: number, fileId: number, runs: number[], complete: boolean): void {

@@ -19,6 +19,7 @@ import {
   type TrackerFrame,
 } from "../wire/tracker-frame.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, FramedLink, type LinkFailure } from "../wire/tracker-link.js";
+import { FlushSchedule } from "./flush-schedule.js";
 import { DEFAULT_LIMITS, PRE_HELLO_FRAME_BYTES, type TrackerLimits } from "./limits.js";
 import { ThrottledLog } from "./log-throttle.js";
 import { Registry, type RegistrySink } from "./registry.js";
@@ -37,6 +38,12 @@ export type TrackerOptions = Partial<TrackerLimits> & {
   readonly maxPendingLines?: number;
   /** Changes for the peers are gathered this long before they go out in one Updates frame (ms). @default 10 */
   readonly flushMs?: number;
+  /**
+   * When the changes are only chunks acquired, this long (ms): with N peers each report
+   * goes to N - 1 of them (10 -> 50: 8 x 4 MiB swarm 5-20% less CPU, see FlushSchedule's
+   * commit). @default 50
+   */
+  readonly progressFlushMs?: number;
   /** ACCOUNTS (§10): takes the connections that open with ClientHello (--store only). */
   readonly accounts?: ClientConnections;
 };
@@ -129,9 +136,8 @@ export class TrackerServer {
   readonly #output: TrackerOutput;
   /** Hello budget in use (bytes). */
   #helloBytes = 0;
-  #flushTimer: TimerHandle | undefined;
+  readonly #flushes: FlushSchedule;
   #idleTimer: TimerHandle | undefined;
-  #lastFlush = Number.NEGATIVE_INFINITY;
 
   constructor(
     clock: Clock,
@@ -148,6 +154,7 @@ export class TrackerServer {
       maxIdleTimeoutMs: 60_000,
       maxPendingLines: 1_000_000,
       flushMs: 10,
+      progressFlushMs: 50,
       ...options,
     };
     this.#output = output;
@@ -165,9 +172,12 @@ export class TrackerServer {
       },
       send: (peerId, body) => this.#send(peerId, body),
       sendUpdates: (receivers, shared, own) => this.#sendUpdates(receivers, shared, own),
-      pending: () => this.#scheduleFlush(),
+      pending: (urgent) => this.#flushes.request(urgent),
       log: (line, reason) => this.log.line(reason ?? "registry", line),
     };
+    this.#flushes = new FlushSchedule(clock, this.#options.flushMs, this.#options.progressFlushMs, () =>
+      this.registry.flush(),
+    );
     this.registry = new Registry(sink, undefined, { ...this.#options, requireReceipts: true });
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
   }
@@ -212,8 +222,7 @@ export class TrackerServer {
   close(): void {
     this.#server.close();
     this.log.flush();
-    if (this.#flushTimer !== undefined) this.#clock.clearTimer(this.#flushTimer);
-    this.#flushTimer = undefined;
+    this.#flushes.close();
     if (this.#idleTimer !== undefined) this.#clock.clearTimer(this.#idleTimer);
     this.#idleTimer = undefined;
     for (const conn of this.#connections) this.#drop(conn, undefined, false);
@@ -572,16 +581,6 @@ export class TrackerServer {
   }
 
   // ---------------------------------------------------------------- frames out
-
-  #scheduleFlush(): void {
-    if (this.#flushTimer !== undefined) return;
-    const wait = Math.max(0, this.#lastFlush + this.#options.flushMs - this.#clock.now());
-    this.#flushTimer = this.#clock.setTimer(wait, () => {
-      this.#flushTimer = undefined;
-      this.#lastFlush = this.#clock.now();
-      this.registry.flush();
-    });
-  }
 
   /** ACCOUNTS (§10): the connection is a client's from now on. */
   #openClient(conn: Connection, accounts: ClientConnections, hello: udpswarm.IClientHello): void {

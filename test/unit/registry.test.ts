@@ -173,7 +173,12 @@ class RecordingSink implements RegistrySink {
     }
   }
 
-  pending(): void {}
+  /** The `urgent` flag of every pending() call, in order. */
+  readonly pendings: boolean[] = [];
+
+  pending(urgent: boolean): void {
+    this.pendings.push(urgent);
+  }
 
   log(line: string): void {
     this.effects.push({ kind: "log", line });
@@ -337,6 +342,18 @@ test("join: CONNECT block lists the offers sorted by UTF-8 byte order, four spac
   join(manifest("b", 10), manifest("B", 10));
   join();
   t.deepEqual(sink.blocks(), [["PEER 2 CONNECT: OFFERS 2", "2    B 1", "2    b 1"], ["PEER 3 CONNECT: OFFERS 0"]]);
+});
+
+test("chunks acquired are news that may wait (pending not urgent); joins and whole copies are urgent", (t) => {
+  const { sink, registry, join } = setup();
+  const a = manifest("a", 1500); // 3 chunks
+  join(a);
+  t.deepEqual(sink.pendings, [true]);
+  join();
+  t.is(registry.have(2, 1, [0, 2]), undefined);
+  t.is(registry.have(2, 1, [0, 2]), undefined); // nothing new: no flush asked
+  t.is(registry.have(2, 1, [2, 1]), undefined); // the copy is whole
+  t.deepEqual(sink.pendings, [true, true, false, true]);
 });
 
 test("join: the welcome carries files, live peers, holders and the accepted ids; others hear of the newcomer", (t) => {
