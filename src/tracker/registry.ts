@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { byNameBytes } from "../util/output-lines.js";
-import { RECEIPT_BYTES, receiptKey, receiptOf, SECRET_BYTES } from "../wire/auth.js";
+import { RECEIPT_BYTES, SECRET_BYTES } from "../wire/auth.js";
 import { Bitmap, flattenRuns, parseRuns } from "../wire/bitmap.js";
 import type { udpswarm } from "../wire/gen/swarm.js";
 import { decodeReceipts } from "../wire/receipts.js";
@@ -14,6 +14,7 @@ import {
 import { manifestBytes } from "./limits.js";
 import { connectBlock, disconnectBlock, updateBlock } from "./output.js";
 import { announcedAddresses, isLoopback, peerAddress } from "./peer-address.js";
+import { ReceiptCiphers } from "./receipt-ciphers.js";
 import { CLASSIC_TAG, tagToWire, VersionBook, type VersionTag, versionFrom } from "./versions.js";
 
 /**
@@ -929,6 +930,7 @@ export class Registry {
     { readonly secret: Buffer; readonly holdings: Map<number, Bitmap | "complete">; readonly bits: number }
   >();
   #resumableBits = 0;
+  readonly #receiptCiphers = new ReceiptCiphers();
 
   /**
    * The part of `claimed` the peer can show it received: chunks of pieces covered by a
@@ -967,7 +969,7 @@ export class Registry {
         secret === undefined ||
         chunks.length === 0 ||
         e.receipt.length !== RECEIPT_BYTES ||
-        !timingSafeEqual(receiptOf(receiptKey(secret, e.to, file.id), chunks), e.receipt)
+        !timingSafeEqual(this.#receiptCiphers.get(secret, e.to, file.id).receipt(chunks), e.receipt)
       ) {
         bad++;
         continue;

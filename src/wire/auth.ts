@@ -80,6 +80,16 @@ export class ReceiptCipher {
     for (let i = from; i < to; i++) plain.writeUInt32BE((chunks[i] ?? 0) >>> 0, (i - from) * AES_BLOCK + 12);
     return this.#cipher.update(plain);
   }
+
+  /** As receiptOf. */
+  receipt(chunks: ArrayLike<number>): Buffer {
+    const shares = this.shares(chunks);
+    const out = Buffer.alloc(RECEIPT_BYTES);
+    for (let i = 0; i < chunks.length; i++) {
+      for (let b = 0; b < RECEIPT_BYTES; b++) out[b] = (out[b] ?? 0) ^ (shares[i * AES_BLOCK + b] ?? 0);
+    }
+    return out;
+  }
 }
 
 /** Stride of receiptShares' result. */
@@ -87,10 +97,5 @@ export const RECEIPT_SHARE_STRIDE = AES_BLOCK;
 
 /** The receipt of `chunks` under `key`: the XOR of their shares. */
 export function receiptOf(key: Uint8Array, chunks: ArrayLike<number>): Buffer {
-  const shares = receiptShares(key, chunks);
-  const out = Buffer.alloc(RECEIPT_BYTES);
-  for (let i = 0; i < chunks.length; i++) {
-    for (let b = 0; b < RECEIPT_BYTES; b++) out[b] = (out[b] ?? 0) ^ (shares[i * AES_BLOCK + b] ?? 0);
-  }
-  return out;
+  return new ReceiptCipher(key).receipt(chunks);
 }
