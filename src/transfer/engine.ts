@@ -1,5 +1,5 @@
 import { TimerTable } from "../util/timer-table.js";
-import { PROOF_HASH_REQUEST, PROOF_REQUEST, RECEIPT_BYTES, requestProof } from "../wire/auth.js";
+import { PROOF_HASH_REQUEST, PROOF_REQUEST, RECEIPT_BYTES, requestProof, xorShares } from "../wire/auth.js";
 import type { Bitmap } from "../wire/bitmap.js";
 import { CHUNK_SIZE, chunkLength, MAX_CHUNKS_PER_REQUEST } from "../wire/limits.js";
 import {
@@ -27,20 +27,6 @@ import { RequestTracker, type TrackerEvents } from "./request-tracker.js";
 export type * from "./io.js";
 
 type Plan = { readonly file: FileState; readonly pick: Pick };
-
-/** The XOR of the first `count` receipt shares in `shares`. */
-function xorShares(shares: Buffer, count: number): Buffer {
-  let hi = 0;
-  let lo = 0;
-  for (let i = 0; i < count; i++) {
-    hi ^= shares.readUInt32BE(i * RECEIPT_BYTES);
-    lo ^= shares.readUInt32BE(i * RECEIPT_BYTES + 4);
-  }
-  const out = Buffer.allocUnsafe(RECEIPT_BYTES);
-  out.writeUInt32BE(hi >>> 0, 0);
-  out.writeUInt32BE(lo >>> 0, 4);
-  return out;
-}
 
 /**
  * Requests for one file to one holder that got no answer at all, in a row, after which it is
@@ -530,7 +516,7 @@ export class TransferEngine {
     for (let i = 1; i < piece.chunkCount && single; i++) single = picker.sourceOf(piece, i) === first;
     const shares = assembly.shares;
     if (single) {
-      return [{ piece: piece.piece, holder: first, receipt: xorShares(shares, piece.chunkCount), mask: undefined }];
+      return [{ piece: piece.piece, holder: first, receipt: xorShares(shares, piece.chunkCount, RECEIPT_BYTES), mask: undefined }];
     }
     const byHolder = new Map<number, { receipt: Buffer; mask: Buffer }>();
     for (let i = 0; i < piece.chunkCount; i++) {
