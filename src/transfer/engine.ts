@@ -516,7 +516,14 @@ export class TransferEngine {
     for (let i = 1; i < piece.chunkCount && single; i++) single = picker.sourceOf(piece, i) === first;
     const shares = assembly.shares;
     if (single) {
-      return [{ piece: piece.piece, holder: first, receipt: xorShares(shares, piece.chunkCount, RECEIPT_BYTES), mask: undefined }];
+      return [
+        {
+          piece: piece.piece,
+          holder: first,
+          receipt: xorShares(shares, piece.chunkCount, RECEIPT_BYTES),
+          mask: undefined,
+        },
+      ];
     }
     const byHolder = new Map<number, { receipt: Buffer; mask: Buffer }>();
     for (let i = 0; i < piece.chunkCount; i++) {
