@@ -91,7 +91,7 @@ export class TransferEngine {
   readonly #repair: BlockRepair<RemotePeer>;
   readonly #trackerEvents: TrackerEvents<Request> = {
     lost: (o, i, why) => this.#onLost(o, i, why),
-    timedOut: (o, unanswered) => this.#onTimedOut(o, unanswered),
+    timedOut: (o, unanswered, probe) => this.#onTimedOut(o, unanswered, probe),
     retired: (o) => this.#scheduler.finish(o),
   };
   #requestSeq: number;
@@ -645,12 +645,18 @@ export class TransferEngine {
     o.file.picker.markLost(o.chunks[i] ?? -1);
   }
 
-  /** A whole request timed out; one that got no answer at all backs off and shrinks the window. */
-  #onTimedOut(o: Request, unanswered: boolean): void {
+  /**
+   * A whole request timed out. One that got no answer at all counts against its holder of
+   * that file, probe or not: a peer that answers requests for other files can still hold
+   * nothing it serves of this one. Only one that was not a probe backs off and shrinks the
+   * window (a probe's timeout is too short to say the path is congested).
+   */
+  #onTimedOut(o: Request, unanswered: boolean, probe: boolean): void {
     this.counters.timeouts++;
     if (!unanswered) return;
     const remote = o.remote;
     this.#silent(remote, o.file);
+    if (probe) return;
     const rtt = remote.tracker.rtt;
     remote.window.onTimeout(rtt.smoothed ?? rtt.rto(), this.#deps.clock.now());
     remote.consecutiveTimeouts++;

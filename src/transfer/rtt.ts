@@ -90,6 +90,17 @@ export class RttEstimator {
   }
 
   /**
+   * The probe timeout (RFC 9002 §6.2): the RTO's formula without its floor, at least
+   * `floorMs`, doubled once per probe `inARow`, never above the RTO; before any sample,
+   * the RTO.
+   */
+  probeTimeout(floorMs: number, inARow: number): number {
+    if (this.#srtt === undefined) return this.rto();
+    const pto = Math.max(floorMs, this.#srtt + Math.max(4 * this.#rttvar, this.#granularity));
+    return Math.min(this.rto(), pto * 2 ** Math.min(inARow, 8));
+  }
+
+  /**
    * A timer expired with no progress. The backoff stops at 16× the base timeout: on a
    * lossy LAN a run of lost requests is likelier than a congested path, and a peer that is
    * really gone is reported by the tracker.

@@ -365,6 +365,54 @@ test("holders that do not serve: a silent one is dropped while another serves; a
   }
 });
 
+test("a holder that answers for one file but never for another is dropped as holder of that one, though its answers keep it probed", async (t) => {
+  for (const seed of SEEDS) {
+    const net = new FakeNetwork(seed, { delayMs: DELAY_MS });
+    const liar = net.addNode();
+    const honest = net.addNode();
+    // At most one request's chunks in flight to a peer: every request to a peer that answers is a probe.
+    const b = net.addNode({ remote: { window: { initial: 64, min: 64, max: 64 } } });
+    const served = { id: 1, data: randomBytes(seed, 4 * 1024 * 1024) };
+    const claimed = { id: 2, data: randomBytes(seed + 1, SMALL) };
+    for (const [node, f] of [
+      [liar, served],
+      [honest, claimed],
+    ] as const) {
+      node.store.seed(f.id, Buffer.from(f.data));
+      node.engine.addFile(f.id, manifestOf(`f${f.id}`, f.data), "seeding");
+    }
+    for (const f of [served, claimed]) {
+      b.store.startDownload(f.id, f.data.length);
+      b.engine.addFile(f.id, manifestOf(`f${f.id}`, f.data), "downloading");
+    }
+    for (const [x, y] of [
+      [b, liar],
+      [b, honest],
+      [liar, honest],
+    ] as const) {
+      x.engine.addRemote(y.index, y.host, y.port);
+      y.engine.addRemote(x.index, x.host, x.port);
+    }
+    b.engine.holdersChanged(liar.index, served.id, [], true);
+    b.engine.holdersChanged(honest.index, claimed.id, [], true);
+    // Both slow (RTTs of 200 ms and 4 s): the liar answers `served` for over 20 s, and
+    // `claimed` is far from done after MIN_SILENT_MS.
+    net.setFaults(liar, b, { delayMs: 100 });
+    net.setFaults(honest, b, { delayMs: 2000 });
+    await net.runUntil(() => (b.acquiredChunks.get(served.id) ?? 0) >= 256);
+    // Then the liar is listed as a holder of `claimed`, which it does not have: it drops those requests.
+    const liedAt = net.clock.now();
+    b.engine.holdersChanged(liar.index, claimed.id, [], true);
+    await net.runUntil(() => b.engine.counters.holdersDropped > 0, { maxVirtualMs: 60_000 });
+    const at = `seed ${seed}`;
+    t.true(net.clock.now() - liedAt >= MIN_SILENT_MS, `${at}: not dropped before MIN_SILENT_MS`);
+    t.false(b.completed.has(served.id), `${at}: dropped while the liar still answered the other file`);
+    await net.runUntil(() => b.completed.has(served.id) && b.completed.has(claimed.id));
+    for (const f of [served, claimed]) t.true(b.store.bytes(f.id).equals(f.data), `${at}: file ${f.id} byte-identical`);
+    t.is(b.engine.counters.holdersDropped, 1, `${at}: only the liar, only for the file it does not serve`);
+  }
+});
+
 test("a holder starved of CPU for seconds (silent, then serving again) is not dropped", async (t) => {
   for (const seed of SEEDS) {
     const s = makeSwarm(seed, { seeders: 2, size: LARGE });

@@ -22,7 +22,7 @@ type Step =
 type Row = {
   readonly name: string;
   readonly steps: readonly Step[];
-  /** Events in order: "lost S.I why", "timeout S [unanswered]", "retired S". */
+  /** Events in order: "lost S.I why", "timeout S [unanswered] [probe]", "retired S". */
   readonly events: readonly string[];
   /** What each answer was, in order. */
   readonly kinds?: readonly AnswerKind[];
@@ -53,7 +53,8 @@ function run(row: Row) {
   const tracker = new RequestTracker<Req>(
     {
       lost: (o, i, why) => events.push(`lost ${o.seq}.${i} ${why}`),
-      timedOut: (o, unanswered) => events.push(`timeout ${o.seq}${unanswered ? " unanswered" : ""}`),
+      timedOut: (o, unanswered, probe) =>
+        events.push(`timeout ${o.seq}${unanswered ? " unanswered" : ""}${probe ? " probe" : ""}`),
       retired: (o) => events.push(`retired ${o.seq}`),
     },
     // RTO = srtt + max(4 rttvar, 4), in [30, 1000]; 100 before any sample.
@@ -134,11 +135,12 @@ const ROWS: readonly Row[] = [
     steps: [
       { send: 1, chunks: 2, at: 0 },
       { answer: 1, index: 0, at: 10 },
-      // srtt 10, rttvar 5: RTO 30, counted from the last answer at 10: due at 40.
+      // srtt 10, rttvar 5: RTO 30, counted from the last answer at 10: due at 40 (the
+      // probe timeout, 10 + 4 x 5, is the RTO here).
       { timer: 39 },
       { timer: 40 },
     ],
-    events: ["timeout 1", "lost 1.1 timeout", "retired 1"],
+    events: ["timeout 1 probe", "lost 1.1 timeout", "retired 1"],
     inflight: 0,
     rto: 30,
   },
@@ -241,6 +243,89 @@ const ROWS: readonly Row[] = [
     events: ["retired 1"],
     samples: [20, -1],
     inflight: 0,
+  },
+  {
+    name: "tail: the last chunk of a peer that answers is probed after srtt + 4 rttvar, not the 30 ms floor",
+    steps: [
+      { send: 1, chunks: 2, at: 0 },
+      // srtt 2, rttvar 1: RTO 30 (its floor), probe timeout max(10, 2 + 4) = 10, from 2.
+      { answer: 1, index: 0, at: 2 },
+      { timer: 11 },
+      { timer: 12 },
+    ],
+    events: ["timeout 1 probe", "lost 1.1 timeout", "retired 1"],
+    inflight: 0,
+    rto: 30,
+  },
+  {
+    name: "tail: a lost last request is probed too: reported unanswered (the holder accounting), but the RTO does not back off",
+    steps: [
+      { send: 1, chunks: 1, at: 0 },
+      { answer: 1, index: 0, at: 2 },
+      { send: 2, chunks: 1, at: 2 },
+      { timer: 12 },
+    ],
+    events: ["retired 1", "timeout 2 unanswered probe", "lost 2.0 timeout", "retired 2"],
+    inflight: 0,
+    rto: 30,
+  },
+  {
+    name: "tail: probes in a row double the probe timeout; an answer resets it",
+    steps: [
+      { send: 1, chunks: 1, at: 0 },
+      { answer: 1, index: 0, at: 2 },
+      { send: 2, chunks: 1, at: 2 },
+      { timer: 12 }, // probe timeout 10 from 2
+      { send: 3, chunks: 1, at: 12 },
+      { timer: 31 },
+      { timer: 32 }, // 20 from 12
+      { send: 4, chunks: 1, at: 32 },
+      { answer: 4, index: 0, at: 33 },
+      { send: 5, chunks: 1, at: 33 },
+      { timer: 43 }, // 10 again
+    ],
+    events: [
+      "retired 1",
+      "timeout 2 unanswered probe",
+      "lost 2.0 timeout",
+      "retired 2",
+      "timeout 3 unanswered probe",
+      "lost 3.0 timeout",
+      "retired 3",
+      "retired 4",
+      "timeout 5 unanswered probe",
+      "lost 5.0 timeout",
+      "retired 5",
+    ],
+    inflight: 0,
+    rto: 30,
+  },
+  {
+    name: "tail: a peer silent for 8 base RTOs before the request gets the RTO again, backing off",
+    steps: [
+      { send: 1, chunks: 1, at: 0 },
+      { answer: 1, index: 0, at: 2 },
+      // Sent at 250, more than 8 x 30 after the last answer: due at 250 + 30.
+      { send: 2, chunks: 1, at: 250 },
+      { timer: 279 },
+      { timer: 280 },
+    ],
+    events: ["retired 1", "timeout 2 unanswered", "lost 2.0 timeout", "retired 2"],
+    inflight: 0,
+    rto: 60,
+  },
+  {
+    name: "tail: with more than one request's chunks in flight, the RTO as before",
+    steps: [
+      { send: 1, chunks: 70, at: 0 },
+      { answer: 1, index: 0, at: 2 },
+      // 69 chunks in flight: due at 2 + 30, not 2 + 10.
+      { timer: 31 },
+      { timer: 32 },
+    ],
+    events: ["timeout 1", ...Array.from({ length: 69 }, (_, i) => `lost 1.${i + 1} timeout`), "retired 1"],
+    inflight: 0,
+    rto: 30,
   },
 ];
 
