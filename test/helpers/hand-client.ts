@@ -218,6 +218,8 @@ export class FakePeer {
   /** The address cookie each real peer gave this fake. */
   readonly cookies = new Map<number, Buffer>();
   #seq = 1;
+  /** Probes made so far: each has its own token (see probe). */
+  #probes = 0;
 
   private constructor(client: HandClient, udp: UdpEnd, welcome: udpswarm.IWelcome) {
     this.client = client;
@@ -256,10 +258,12 @@ export class FakePeer {
    * number each time), echoing the address cookie the peer answers with, re-sending every
    * 100 ms until the chunk comes back: then the peer knows this fake, and everything sent
    * to it from this socket before has been handled (one socket, one queue). Returns the
-   * number of requests sent.
+   * number of requests sent. Each probe has its own token: a slow peer still answers the
+   * re-sent requests of an earlier probe, and such a late chunk must not end this one
+   * before the peer has handled what was sent in between.
    */
   async probe(id: number, port: number, fileId: number): Promise<number> {
-    const token = (0x70000000 + id) >>> 0;
+    const token = (0x70000000 + this.#probes++ * 0x10000 + id) >>> 0;
     const key = requestAuth(this.secret, id);
     let sent = 0;
     let timer: NodeJS.Timeout | undefined;
