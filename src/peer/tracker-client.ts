@@ -24,6 +24,8 @@ export type TrackerClientOptions = {
   readonly pingIntervalMs?: number;
   /** Silence tolerated from the tracker at least (ms); more when its round trips or our stalls explain it. @default 15000 */
   readonly idleTimeoutMs?: number;
+  /** Starts one TCP connection attempt (tests: attempts that never connect). @default node:net connect */
+  readonly connectAttempt?: (host: string, port: number) => Socket;
 };
 
 export type TrackerClientHandlers = {
@@ -35,6 +37,10 @@ export type TrackerClientHandlers = {
 };
 
 export const DEFAULT_GREETING_TIMEOUT_MS = 2000;
+/** A new connection attempt while none is established after this long (ms)... */
+const CONNECT_RACE_MS = 400;
+/** ...with at most this many at once. */
+const CONNECT_RACE_MAX = 6;
 /**
  * SEVERAL TRACKERS (§11): the link of a client or sync peer that can move to another
  * tracker. A tracker that dies closes the connection (seen at once); one that is alive but
@@ -110,29 +116,52 @@ export class TrackerClient {
   ): Promise<TrackerClient> {
     const socket = await TrackerClient.#tcp(host, port, options);
     const client = new TrackerClient(socket, clock, handlers, options, `${host}:${port}`);
+    // Our first bytes at once, a keepalive (a tracker answers it before any Hello): if the
+    // last packet of the handshake was lost, the tracker has not accepted the connection
+    // yet and would greet us only after re-sending its SYN-ACK a second later, and again
+    // two seconds after that; data of ours completes the handshake at our own TCP's pace.
+    client.#link.ping();
     await client.#awaitGreeting(options.greetingTimeoutMs ?? DEFAULT_GREETING_TIMEOUT_MS);
     return client;
   }
 
+  /**
+   * A TCP connection to the tracker. While none is established, another attempt starts
+   * every CONNECT_RACE_MS (CONNECT_RACE_MAX at most at once) and the first to connect
+   * wins: on a lossy link a lost SYN or SYN-ACK is re-sent only after 1, then 2, then 4 s,
+   * and at 30% loss each way one peer in thirty could not connect within 5 s. A refusal
+   * (nothing listens there) ends every attempt at once.
+   */
   static #tcp(host: string, port: number, options: TrackerClientOptions): Promise<Socket> {
+    const open = options.connectAttempt ?? ((h, p) => connect({ host: h, port: p, family: 4, noDelay: true }));
     return new Promise((resolve, reject) => {
-      const socket = connect({ host, port, family: 4, noDelay: true });
-      const timeout = setTimeout(() => {
-        socket.destroy();
-        reject(new SwarmError("ERR_TRACKER_UNREACHABLE", `cannot reach the tracker at ${host}:${port}: timed out`));
-      }, options.connectTimeoutMs ?? 5000);
-      socket.once("error", (err) => {
+      const attempts = new Set<Socket>();
+      let race: NodeJS.Timeout | undefined;
+      const end = (): void => {
         clearTimeout(timeout);
-        reject(
-          new SwarmError("ERR_TRACKER_UNREACHABLE", `cannot reach the tracker at ${host}:${port}: ${err.message}`),
-        );
-      });
-      socket.once("connect", () => {
-        clearTimeout(timeout);
-        socket.removeAllListeners("error");
-        socket.setKeepAlive(true, 1000);
-        resolve(socket);
-      });
+        clearTimeout(race);
+        for (const s of attempts) s.destroy();
+        attempts.clear();
+      };
+      const fail = (detail: string): void => {
+        end();
+        reject(new SwarmError("ERR_TRACKER_UNREACHABLE", `cannot reach the tracker at ${host}:${port}: ${detail}`));
+      };
+      const attempt = (): void => {
+        const socket = open(host, port);
+        attempts.add(socket);
+        socket.once("error", (err) => fail(err.message));
+        socket.once("connect", () => {
+          attempts.delete(socket);
+          end();
+          socket.removeAllListeners("error");
+          socket.setKeepAlive(true, 1000);
+          resolve(socket);
+        });
+        if (attempts.size < CONNECT_RACE_MAX) race = setTimeout(attempt, CONNECT_RACE_MS);
+      };
+      const timeout = setTimeout(() => fail("timed out"), options.connectTimeoutMs ?? 5000);
+      attempt();
     });
   }
 
