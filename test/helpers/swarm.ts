@@ -554,13 +554,17 @@ function listen(server: net.Server, host: string): Promise<void> {
 /** A keepalive, as a tracker greets a new connection. */
 const GATE_GREETING = encodeTrackerFrame({ ping: { nonce: 0x6a7e } });
 
-/** A peer's first bytes without its answer to the gate's greeting (a pong, when whole). */
+/**
+ * A peer's first bytes without the keepalives before its Hello: its answer to the gate's
+ * greeting (a pong) and the ping it sends as soon as it connects (the gate's greeting
+ * already proved a tracker-like end; the tracker answers the peer's later pings).
+ */
 function withoutGreetingReply(chunks: Buffer[]): Buffer[] {
   const buf = Buffer.concat(chunks);
   const split = splitFirstFrame(buf);
   if (split === undefined) return chunks;
   const decoded = decodeTrackerFrame(split.first.subarray(split.first.length - frameBodyLength(split.first)));
-  if (!decoded.ok || decoded.frame.body !== "pong") return [buf];
+  if (!decoded.ok || (decoded.frame.body !== "pong" && decoded.frame.body !== "ping")) return [buf];
   return split.rest.length > 0 ? withoutGreetingReply([split.rest]) : [];
 }
 
