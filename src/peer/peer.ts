@@ -107,13 +107,6 @@ const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Completion reports are batched for this long (ms) so the tracker link stays light. */
 const HAVE_FLUSH_MS = 20;
 /**
- * ...except a file's last pieces, each reported as it verifies (its staging record written
- * at once, past CHECKPOINT_EVERY_MS too): batching a handful saves a few frames and
- * record writes, and held each of the file's last ACQUIRED lines up to 20 ms twice (the
- * 99% -> 100% tail of a 64 MiB download, 10 pieces, was 2-3 such flushes).
- */
-const REPORT_AT_ONCE_PIECES = 16;
-/**
  * Receipts of the pieces verified last kept per file, and written into its staging record
  * (~17 bytes each): the record is written before their Have goes, so after a kill -9 the
  * restart reports those pieces with them (RESUME §12). 512 pieces are 32 MiB, several
@@ -862,29 +855,23 @@ export class Peer {
     const last = runs[runs.length - 1];
     if (last !== undefined && last[0] + last[1] === first) last[1] += count;
     else runs.push([first, count]);
-    const file = this.#engine.file(fileId);
-    if (file !== undefined && file.pieces - file.done.count <= REPORT_AT_ONCE_PIECES) this.#flushHaveNow(true);
-    else if (this.#haveTimer === undefined) {
+    if (this.#haveTimer === undefined) {
       // At most one flush per HAVE_FLUSH_MS, the first at once: a swarm's first ACQUIRED
       // line is not held back by the batching that keeps a busy link light.
       const wait = Math.max(0, this.#lastHaveFlush + HAVE_FLUSH_MS - this.#clock.now());
-      this.#haveTimer = this.#clock.setTimer(wait, () => this.#flushHaveNow());
+      this.#haveTimer = this.#clock.setTimer(wait, () => {
+        this.#lastHaveFlush = this.#clock.now();
+        this.#haveTimer = undefined;
+        this.#flushHave();
+      });
     }
-  }
-
-  /** `urgent`: past the checkpoint gate's batching too (the next checkpoint starts at once). */
-  #flushHaveNow(urgent = false): void {
-    if (this.#haveTimer !== undefined) this.#clock.clearTimer(this.#haveTimer);
-    this.#haveTimer = undefined;
-    this.#lastHaveFlush = this.#clock.now();
-    this.#flushHave(undefined, urgent);
   }
 
   /**
    * Reports the chunks acquired so far, once the staging records list their pieces: what
    * the tracker prints as ACQUIRED is never lost by a crash.
    */
-  #flushHave(onlyFile?: number, urgent = onlyFile !== undefined): void {
+  #flushHave(onlyFile?: number): void {
     const haves: udpswarm.IHave[] = [];
     for (const [fileId, runs] of this.#pendingHave) {
       if (onlyFile !== undefined && fileId !== onlyFile) continue;
@@ -902,7 +889,7 @@ export class Peer {
     }
     this.#reports.push(
       haves.map((have) => ({ session: this.#session, have })),
-      urgent,
+      onlyFile !== undefined,
     );
   }
 
