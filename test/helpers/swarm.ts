@@ -470,7 +470,7 @@ export class Gate {
   }
 
   #maybeRelease(): void {
-    for (const p of this.#pending) p.chunks = withoutGreetingReply(p.chunks);
+    for (const p of this.#pending) p.chunks = withoutLeadingKeepalives(p.chunks);
     if (this.#state !== "holding" || this.#pending.length < this.#count) return;
     if (!this.#pending.every((p) => splitFirstFrame(Buffer.concat(p.chunks)) !== undefined)) return;
     this.#state = "waiting for CONNECT blocks";
@@ -559,13 +559,13 @@ const GATE_GREETING = encodeTrackerFrame({ ping: { nonce: 0x6a7e } });
  * greeting (a pong) and the ping it sends as soon as it connects (the gate's greeting
  * already proved a tracker-like end; the tracker answers the peer's later pings).
  */
-function withoutGreetingReply(chunks: Buffer[]): Buffer[] {
+function withoutLeadingKeepalives(chunks: Buffer[]): Buffer[] {
   const buf = Buffer.concat(chunks);
   const split = splitFirstFrame(buf);
   if (split === undefined) return chunks;
   const decoded = decodeTrackerFrame(split.first.subarray(split.first.length - frameBodyLength(split.first)));
   if (!decoded.ok || (decoded.frame.body !== "pong" && decoded.frame.body !== "ping")) return [buf];
-  return split.rest.length > 0 ? withoutGreetingReply([split.rest]) : [];
+  return split.rest.length > 0 ? withoutLeadingKeepalives([split.rest]) : [];
 }
 
 /** Body bytes of one whole frame (varint length + body). */
