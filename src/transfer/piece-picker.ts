@@ -22,6 +22,8 @@ export class DownloadingPiece {
   readonly requests: Uint8Array;
   /** The peer each chunk was last asked of; once received, the peer it came from (for blame). */
   readonly peer: Int32Array;
+  /** When each chunk was last asked for (ms, the engine's clock): the endgame's "is it late?". */
+  readonly askedAt: Float64Array;
   /** Sum of `requests`. */
   requestsTotal = 0;
   received = 0;
@@ -38,6 +40,7 @@ export class DownloadingPiece {
     this.state = new Uint8Array(chunkCount);
     this.requests = new Uint8Array(chunkCount);
     this.peer = new Int32Array(chunkCount).fill(-1);
+    this.askedAt = new Float64Array(chunkCount);
     this.owner = owner;
   }
 
@@ -45,6 +48,14 @@ export class DownloadingPiece {
     return this.received === this.chunkCount;
   }
 }
+
+/**
+ * Whether a chunk already asked of `holder` at `askedAt` is worth asking of another peer too
+ * (the endgame); the engine decides from both peers' round-trip times.
+ */
+export type SecondAsk = (holder: number, askedAt: number) => boolean;
+
+const ALWAYS: SecondAsk = () => true;
 
 /** What to ask one peer for: chunks of one piece, ascending, within one request's span. */
 export type Pick = {
@@ -177,10 +188,11 @@ export class PiecePicker {
 
   /**
    * Endgame: nothing is left to start, so the chunks still in flight elsewhere are asked of
-   * `remote` too (at most two requests per chunk); the first answer wins, the other is a
-   * counted duplicate. Keeps a transfer from hanging on one slow peer at 99%.
+   * `remote` too (at most two requests per chunk) when `worthAsking` says so; the first
+   * answer wins, the other is a counted duplicate. Keeps a transfer from hanging on one slow
+   * peer at 99%.
    */
-  pickEndgame(remote: number, budget: number): Pick | undefined {
+  pickEndgame(remote: number, budget: number, worthAsking: SecondAsk = ALWAYS): Pick | undefined {
     if (!this.inEndgame) return undefined;
     for (const piece of this.#active.values()) {
       if (!this.holds(remote, piece.piece)) continue;
@@ -188,7 +200,9 @@ export class PiecePicker {
       for (let i = 0; i < piece.chunkCount && chunks.length < budget; i++) {
         const requests = piece.requests[i] ?? 0;
         if (piece.state[i] === ChunkState.received || requests >= 2) continue;
-        if (piece.peer[i] === remote && requests > 0) continue;
+        if (requests > 0 && (piece.peer[i] === remote || !worthAsking(piece.peer[i] ?? -1, piece.askedAt[i] ?? 0))) {
+          continue;
+        }
         const chunk = piece.firstChunk + i;
         if (chunks.length > 0 && chunk - (chunks[0] ?? chunk) >= MAX_REQUEST_SPAN) break;
         chunks.push(chunk);
@@ -281,13 +295,14 @@ export class PiecePicker {
 
   // ------------------------------------------------------------------ verbs
 
-  /** A request to `remote` names `chunks` (of `piece`): they are in flight. */
-  markRequested(piece: DownloadingPiece, chunks: readonly number[], remote: number): void {
+  /** A request to `remote` names `chunks` (of `piece`), sent at `now`: they are in flight. */
+  markRequested(piece: DownloadingPiece, chunks: readonly number[], remote: number, now: number): void {
     for (const chunk of chunks) {
       const i = chunk - piece.firstChunk;
       piece.requests[i] = (piece.requests[i] ?? 0) + 1;
       piece.requestsTotal++;
       piece.peer[i] = remote;
+      piece.askedAt[i] = now;
       const state = piece.state[i];
       if (state === ChunkState.lost) this.#unlose(piece);
       if (state !== ChunkState.received) piece.state[i] = ChunkState.requested;

@@ -26,7 +26,7 @@ function setup(peers: Peer[], source: number) {
   const pick = file.picker.pick(source, 128, { u32: () => 0 });
   if (pick === undefined) throw new Error("nothing to pick");
   const piece: DownloadingPiece = pick.piece;
-  file.picker.markRequested(piece, pick.chunks, source);
+  file.picker.markRequested(piece, pick.chunks, source, 0);
   const assembly = file.assembly(0);
   data.copy(assembly.data);
   assembly.data[9 * CHUNK_SIZE] = (assembly.data[9 * CHUNK_SIZE] ?? 0) ^ 1;

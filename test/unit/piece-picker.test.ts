@@ -18,7 +18,7 @@ function picker(): PiecePicker {
 /** A picks, and the picked chunks are marked requested of A. */
 function take(p: PiecePicker, remote: number, budget: number) {
   const pick = p.pick(remote, budget, ZERO);
-  if (pick !== undefined) p.markRequested(pick.piece, pick.chunks, remote);
+  if (pick !== undefined) p.markRequested(pick.piece, pick.chunks, remote, 0);
   return pick;
 }
 
@@ -99,7 +99,7 @@ test("picker: a chunk named by two requests is lost only when both are over", (t
   p.addHolder(B, [], true);
   const pick = take(p, A, 8);
   if (pick === undefined) throw new Error("nothing picked");
-  p.markRequested(pick.piece, [5], B);
+  p.markRequested(pick.piece, [5], B, 0);
   p.markLost(5);
   t.is(pick.piece.state[5], ChunkState.requested);
   p.markLost(5);
@@ -130,11 +130,35 @@ test("picker: endgame asks a second peer for what is still in flight, never the 
   t.is(p.pickEndgame(A, 8), undefined, "A has them all in flight already");
   const dup = p.pickEndgame(B, 8);
   t.deepEqual(dup?.chunks, [0, 1, 2, 3, 4, 5, 6, 7]);
-  if (dup !== undefined) p.markRequested(dup.piece, dup.chunks, B);
+  if (dup !== undefined) p.markRequested(dup.piece, dup.chunks, B, 0);
   t.is(p.pickEndgame(A, 8), undefined, "two requests per chunk at most");
   p.markLost(3); // A's request for it is over; B's still names it
   t.is(dup?.piece.state[3], ChunkState.requested);
   t.is(p.lostChunks, 0);
+});
+
+test("picker: endgame asks again only what the engine says is worth it, and never-asked chunks always", (t) => {
+  const p = new PiecePicker({ chunks: 8, chunksPerPiece: 8 }, false);
+  p.addHolder(A, [], true);
+  p.addHolder(B, [], true);
+  const first = p.pick(A, 4, ZERO);
+  if (first !== undefined) p.markRequested(first.piece, [0, 1], A, 100);
+  if (first !== undefined) p.markRequested(first.piece, [2, 3], A, 200);
+  p.pick(A, 4, ZERO); // chunks 4-7 reserved for A (the piece's owner) but never sent
+  t.true(p.inEndgame);
+  const asked: [number, number][] = [];
+  const late = (holder: number, askedAt: number): boolean => {
+    asked.push([holder, askedAt]);
+    return askedAt < 150;
+  };
+  t.deepEqual(p.pickEndgame(B, 8, late)?.chunks, [0, 1, 4, 5, 6, 7], "chunks 2 and 3 were asked too recently");
+  t.deepEqual(asked, [
+    [A, 100],
+    [A, 100],
+    [A, 200],
+    [A, 200],
+  ]);
+  t.is(p.pickEndgame(B, 8, () => false)?.chunks.join(), "4,5,6,7", "nothing in flight is asked again");
 });
 
 test("picker: no endgame while chunks are lost or pieces are not started", (t) => {
