@@ -739,9 +739,13 @@ export class TransferEngine {
       const pick = file?.picker.pick(remote.id, budget, this.#deps.random);
       if (file !== undefined && pick !== undefined) return { file, pick };
     }
-    const now = this.#deps.clock.now();
-    const worthAsking: SecondAsk = (holder, askedAt) => this.#worthAsking(remote, holder, askedAt, now);
+    let worthAsking: SecondAsk | undefined;
     for (const file of files) {
+      if (!file.picker.inEndgame) continue;
+      if (worthAsking === undefined) {
+        const now = this.#deps.clock.now();
+        worthAsking = (holder, askedAt) => this.#worthAsking(remote, holder, askedAt, now);
+      }
       const pick = file.picker.pickEndgame(remote.id, budget, worthAsking);
       if (pick !== undefined) return { file, pick };
     }
@@ -751,11 +755,11 @@ export class TransferEngine {
   /**
    * The endgame asks `asker` for a chunk already asked of `holder` at `askedAt` only when
    * the holder is late (its srtt + 4·rttvar has passed since the chunk was asked, or since
-   * the holder was last heard from) or `asker` would answer within half the time the
-   * holder still needs. Asking every idle peer for everything in flight made
-   * the end of each file a burst of duplicates: 2.5% of the chunk datagrams of an 8-peer
-   * swarm, where queueing makes every round trip ~300 ms and the first answer is rarely
-   * much sooner than the one already coming.
+   * the holder was last heard from: at once if it never was) or `asker` would answer within
+   * half the time the holder still needs. Asking every idle peer for everything in flight
+   * made the end of each file a burst of duplicates: 2.3% of the chunk datagrams of an
+   * 8-peer swarm, where queueing makes every round trip ~300 ms and the first answer is
+   * rarely much sooner than the one already coming.
    */
   #worthAsking(asker: RemotePeer, holderId: number, askedAt: number, now: number): boolean {
     const holder = this.#remotes.get(holderId);
