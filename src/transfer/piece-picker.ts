@@ -55,8 +55,6 @@ export class DownloadingPiece {
  */
 export type SecondAsk = (holder: number, askedAt: number) => boolean;
 
-const ALWAYS: SecondAsk = () => true;
-
 /** What to ask one peer for: chunks of one piece, ascending, within one request's span. */
 export type Pick = {
   readonly piece: DownloadingPiece;
@@ -192,7 +190,7 @@ export class PiecePicker {
    * answer wins, the other is a counted duplicate. Keeps a transfer from hanging on one slow
    * peer at 99%.
    */
-  pickEndgame(remote: number, budget: number, worthAsking: SecondAsk = ALWAYS): Pick | undefined {
+  pickEndgame(remote: number, budget: number, worthAsking: SecondAsk): Pick | undefined {
     if (!this.inEndgame) return undefined;
     for (const piece of this.#active.values()) {
       if (!this.holds(remote, piece.piece)) continue;

@@ -8,6 +8,8 @@ import { ChunkState, PiecePicker } from "../../src/transfer/piece-picker.js";
 
 const A = 1;
 const B = 2;
+/** The endgame's engine side, when any second request is worth it. */
+const ALWAYS = (): boolean => true;
 /** Cursor at piece 0: new pieces are scanned from the start. */
 const ZERO = { u32: () => 0 };
 
@@ -127,11 +129,11 @@ test("picker: endgame asks a second peer for what is still in flight, never the 
   take(p, A, 8);
   t.true(p.inEndgame);
   t.is(p.pick(B, 8, ZERO), undefined, "nothing new, nothing lost");
-  t.is(p.pickEndgame(A, 8), undefined, "A has them all in flight already");
-  const dup = p.pickEndgame(B, 8);
+  t.is(p.pickEndgame(A, 8, ALWAYS), undefined, "A has them all in flight already");
+  const dup = p.pickEndgame(B, 8, ALWAYS);
   t.deepEqual(dup?.chunks, [0, 1, 2, 3, 4, 5, 6, 7]);
   if (dup !== undefined) p.markRequested(dup.piece, dup.chunks, B, 0);
-  t.is(p.pickEndgame(A, 8), undefined, "two requests per chunk at most");
+  t.is(p.pickEndgame(A, 8, ALWAYS), undefined, "two requests per chunk at most");
   p.markLost(3); // A's request for it is over; B's still names it
   t.is(dup?.piece.state[3], ChunkState.requested);
   t.is(p.lostChunks, 0);
@@ -166,7 +168,7 @@ test("picker: no endgame while chunks are lost or pieces are not started", (t) =
   p.addHolder(A, [], true);
   take(p, A, 8);
   t.false(p.inEndgame);
-  t.is(p.pickEndgame(A, 8), undefined);
+  t.is(p.pickEndgame(A, 8, ALWAYS), undefined);
 });
 
 test("picker: bad blocks are fetched again, and a whole failed piece from anyone", (t) => {
