@@ -792,8 +792,9 @@ export class TransferEngine {
       finish: undefined,
     };
     this.#requestSeq = (this.#requestSeq + 1) >>> 0;
-    remote.tracker.sent(o, this.#deps.clock.now());
-    plan.file.picker.markRequested(piece, chunks, remote.id, this.#deps.clock.now());
+    const now = this.#deps.clock.now();
+    remote.tracker.sent(o, now);
+    plan.file.picker.markRequested(piece, chunks, remote.id, now);
     return o;
   }
 
